@@ -1,0 +1,39 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"ta-defender-alerts/app/version"
+)
+
+func TestRun(t *testing.T) {
+	tests := []struct {
+		name     string
+		give     []string
+		wantCode int
+		wantOut  string
+		wantErr  string
+	}{
+		{name: "version", give: []string{"version"}, wantOut: "defender_alerts " + version.Version + "\n"},
+		{name: "help", give: []string{"help"}, wantOut: "Usage:"},
+		{name: "unknown", give: []string{"frobnicate"}, wantCode: 2, wantErr: `unknown command "frobnicate"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(context.Background(), tt.give, strings.NewReader(""), &out, &errb)
+			if code != tt.wantCode {
+				t.Errorf("exit code %d, want %d", code, tt.wantCode)
+			}
+			if !strings.Contains(out.String(), tt.wantOut) {
+				t.Errorf("stdout %q does not contain %q", out.String(), tt.wantOut)
+			}
+			if !strings.Contains(errb.String(), tt.wantErr) {
+				t.Errorf("stderr %q does not contain %q", errb.String(), tt.wantErr)
+			}
+		})
+	}
+}

@@ -1,0 +1,335 @@
+package defender
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"ta-defender-alerts/app/secret"
+)
+
+// MaxPageSize is the API's largest $top.
+const MaxPageSize = 10000
+
+// Config says which tenant to read and how. Start from zero values; New applies defaults and
+// validates once. FieldError.Field names the Config field.
+type Config struct {
+	TenantID       string        // GUID or domain name (contoso.onmicrosoft.com)
+	ClientID       string        // application (client) id, a GUID
+	ClientSecret   secret.String // exactly one of ClientSecret and CertificatePEM
+	CertificatePEM secret.String // PEM holding the certificate and its private key
+
+	Cloud    Cloud  // commercial (default), gcc, gcc-high, dod
+	Region   string // commercial only: us, eu, uk, au, swa, ina
+	APIURL   string // overrides the API base URL (keeps the cloud's token scope)
+	LoginURL string // overrides the Entra ID login base URL
+	ProxyURL string // explicit proxy; else HTTPS_PROXY/NO_PROXY
+	CAFile   string // extra CA certificates (PEM) for the Microsoft side
+
+	PageSize         int           // $top, default and at most 10,000
+	Limits           Limits        // default DefaultLimits
+	MaxAttempts      int           // tries per call for transient errors, default 6
+	MaxThrottleWaits int           // 429 replies tolerated per call, default 30
+	BackoffInitial   time.Duration // default 1s
+	BackoffMax       time.Duration // default 60s
+	RequestTimeout   time.Duration // whole call including the body, default 5m
+	UserAgent        string
+
+	// Now is the clock for windows and token lifetimes; default time.Now. Tests inject one.
+	Now func() time.Time
+	// Sleep waits between retries; default a timer. Tests may inject one.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Client reads alerts. It is safe for concurrent use, though one drain at a time is the norm.
+type Client struct {
+	cfg    Config
+	ep     Endpoints
+	hc     *http.Client
+	tokens *tokenCache
+	lim    *limiter
+
+	mu    sync.Mutex
+	stats Stats
+}
+
+// Stats counts a client's work since it was made.
+type Stats struct {
+	Calls          int         // API calls sent (not token requests)
+	CallsByStatus  map[int]int // by HTTP status; 0 = no reply (network error)
+	Retries        int         // calls repeated after a transient error
+	Throttled      int         // 429 replies
+	Renewals       int         // tokens renewed after a 401
+	TokenFetches   int
+	LimiterWaits   int           // times the client-side limiter held a call back
+	LimiterWaiting time.Duration // total time held back (includes Retry-After)
+}
+
+// New validates cfg and builds a client. Errors are *FieldError naming the field.
+func New(cfg Config) (*Client, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	ep, err := resolveEndpoints(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	var proxy *url.URL
+	if cfg.ProxyURL != "" {
+		if proxy, err = parseProxyURL(cfg.ProxyURL); err != nil {
+			return nil, err
+		}
+	}
+	roots, err := rootCAs("CAFile", cfg.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	hc := &http.Client{Transport: newTransport(proxy, roots), Timeout: cfg.RequestTimeout}
+	c := &Client{cfg: cfg, ep: ep, hc: hc}
+	tokenHTTP := &http.Client{Transport: hc.Transport, Timeout: time.Minute}
+	switch {
+	case !cfg.ClientSecret.IsZero():
+		c.tokens = &tokenCache{fetch: secretFetcher(ep, cfg.ClientID, cfg.ClientSecret.Reveal(), tokenHTTP), now: cfg.Now}
+	default:
+		cert, err := ParseCertificate([]byte(cfg.CertificatePEM.Reveal()))
+		if err != nil {
+			return nil, &FieldError{Field: "CertificatePEM", Msg: "cannot be used", Err: err}
+		}
+		if err := cert.check(cfg.Now()); err != nil {
+			return nil, &FieldError{Field: "CertificatePEM", Msg: "cannot be used", Err: err}
+		}
+		c.tokens = &tokenCache{fetch: certFetcher(ep, cfg.ClientID, cert, tokenHTTP, cfg.Now), now: cfg.Now}
+	}
+	c.lim = newLimiter(cfg.Limits, time.Now, cfg.Sleep)
+	return c, nil
+}
+
+func (cfg *Config) setDefaults() error {
+	if !validTenant(cfg.TenantID) {
+		if cfg.TenantID == "" {
+			return &FieldError{Field: "TenantID", Msg: "is required (the Entra tenant id, a GUID, or its domain such as contoso.onmicrosoft.com)"}
+		}
+		return &FieldError{Field: "TenantID", Value: cfg.TenantID, Msg: "is neither a GUID nor a domain name such as contoso.onmicrosoft.com"}
+	}
+	if !IsGUID(cfg.ClientID) {
+		if cfg.ClientID == "" {
+			return &FieldError{Field: "ClientID", Msg: "is required (the application (client) id of the Entra app, a GUID)"}
+		}
+		return &FieldError{Field: "ClientID", Value: cfg.ClientID, Msg: "is not a GUID (the application (client) id of the Entra app)"}
+	}
+	switch {
+	case cfg.ClientSecret.IsZero() && cfg.CertificatePEM.IsZero():
+		return &FieldError{Field: "ClientSecret", Msg: "or a certificate is required (set exactly one)"}
+	case !cfg.ClientSecret.IsZero() && !cfg.CertificatePEM.IsZero():
+		return &FieldError{Field: "ClientSecret", Msg: "and a certificate are both set; set exactly one"}
+	}
+	if cfg.PageSize == 0 {
+		cfg.PageSize = MaxPageSize
+	}
+	if cfg.PageSize < 1 || cfg.PageSize > MaxPageSize {
+		return &FieldError{Field: "PageSize", Value: fmt.Sprint(cfg.PageSize), Msg: "must be between 1 and 10000 (the API's largest $top)"}
+	}
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits
+	}
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = 6
+	}
+	if cfg.MaxThrottleWaits == 0 {
+		cfg.MaxThrottleWaits = 30
+	}
+	if cfg.BackoffInitial == 0 {
+		cfg.BackoffInitial = time.Second
+	}
+	if cfg.BackoffMax == 0 {
+		cfg.BackoffMax = time.Minute
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 5 * time.Minute
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "TA-defender-alerts"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleepCtx
+	}
+	return nil
+}
+
+// Endpoints returns the resolved addresses.
+func (c *Client) Endpoints() Endpoints { return c.ep }
+
+// Stats returns a copy of the counters.
+func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	s := c.stats
+	s.CallsByStatus = make(map[int]int, len(c.stats.CallsByStatus))
+	for k, v := range c.stats.CallsByStatus {
+		s.CallsByStatus[k] = v
+	}
+	c.mu.Unlock()
+	s.TokenFetches = c.tokens.Fetches()
+	s.LimiterWaits, s.LimiterWaiting = c.lim.stats()
+	return s
+}
+
+func (c *Client) count(f func(s *Stats)) {
+	c.mu.Lock()
+	f(&c.stats)
+	c.mu.Unlock()
+}
+
+// CheckToken gets an access token, for a configuration check.
+func (c *Client) CheckToken(ctx context.Context) error {
+	_, err := c.tokens.Token(ctx)
+	return err
+}
+
+// callbackError marks an error returned by the caller's handler: never retried.
+type callbackError struct{ err error }
+
+func (e *callbackError) Error() string { return e.err.Error() }
+func (e *callbackError) Unwrap() error { return e.err }
+
+// get calls the alerts endpoint with rawQuery and hands a 200 body to handle, retrying per
+// the error's Kind. handle may be called more than once (after a cut-off body).
+func (c *Client) get(ctx context.Context, rawQuery string, handle func(body io.Reader) error) error {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = c.cfg.BackoffInitial
+	bo.MaxInterval = c.cfg.BackoffMax
+	bo.MaxElapsedTime = 0
+	bo.RandomizationFactor = 0.5
+	bo.Reset()
+	attempts, throttles, renewed := 0, 0, false
+	for {
+		access, err := c.try(ctx, rawQuery, handle)
+		if err == nil {
+			return nil
+		}
+		var cbe *callbackError
+		if errors.As(err, &cbe) {
+			return cbe.err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		switch kind := ErrorKind(err); kind {
+		case Unauthorized:
+			if renewed || access == "" {
+				var ae *APIError
+				if errors.As(err, &ae) {
+					ae.Kind = Permanent
+				}
+				return fmt.Errorf("reading alerts: the API refused a freshly issued token: %w", err)
+			}
+			renewed = true
+			c.tokens.Invalidate(access)
+			c.count(func(s *Stats) { s.Renewals++ })
+		case Throttled:
+			throttles++
+			if throttles > c.cfg.MaxThrottleWaits {
+				return fmt.Errorf("reading alerts: still throttled after %d waits: %w", throttles-1, err)
+			}
+			var ae *APIError
+			errors.As(err, &ae)
+			wait := ae.RetryAfter
+			if wait <= 0 {
+				wait = bo.NextBackOff()
+			}
+			c.lim.Block(wait)
+		case Transient:
+			attempts++
+			if attempts >= c.cfg.MaxAttempts {
+				return fmt.Errorf("reading alerts: giving up after %d attempts: %w", attempts, err)
+			}
+			wait := bo.NextBackOff()
+			var ae *APIError
+			if errors.As(err, &ae) && ae.RetryAfter > wait {
+				wait = ae.RetryAfter
+			}
+			c.count(func(s *Stats) { s.Retries++ })
+			if err := c.cfg.Sleep(ctx, wait); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("reading alerts: %w", err)
+		}
+	}
+}
+
+// try makes one call. It returns the access token it used, for a renewal after a 401.
+func (c *Client) try(ctx context.Context, rawQuery string, handle func(io.Reader) error) (string, error) {
+	access, err := c.tokens.Token(ctx)
+	if err != nil {
+		return "", err
+	}
+	if err := c.lim.Wait(ctx); err != nil {
+		return access, err
+	}
+	u := *c.ep.API
+	u.Path = strings.TrimRight(u.Path, "/") + "/api/alerts"
+	u.RawQuery = rawQuery
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return access, err
+	}
+	req.Header.Set("Authorization", "Bearer "+access)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.count(func(s *Stats) { s.Calls++; s.addStatus(0) })
+		return access, &APIError{Kind: Transient, Err: cleanURLError(err)}
+	}
+	defer resp.Body.Close()
+	c.count(func(s *Stats) {
+		s.Calls++
+		s.addStatus(resp.StatusCode)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			s.Throttled++
+		}
+	})
+	if resp.StatusCode != http.StatusOK {
+		return access, classifyResponse(resp, time.Now())
+	}
+	if err := handle(resp.Body); err != nil {
+		var cbe *callbackError
+		var de *DecodeError
+		switch {
+		case errors.As(err, &cbe), errors.As(err, &de):
+			return access, err
+		case ctx.Err() != nil:
+			return access, ctx.Err()
+		default: // cut off, reset or timed out while reading the body
+			return access, &APIError{Kind: Transient, Status: resp.StatusCode, Message: "the reply was cut off", Err: cleanURLError(err)}
+		}
+	}
+	return access, nil
+}
+
+func (s *Stats) addStatus(code int) {
+	if s.CallsByStatus == nil {
+		s.CallsByStatus = map[int]int{}
+	}
+	s.CallsByStatus[code]++
+}
+
+// cleanURLError drops the request URL from a *url.Error: it is long and says nothing new.
+func cleanURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

@@ -1,0 +1,167 @@
+package defender
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Kind says what a caller can do about an error.
+type Kind int
+
+const (
+	// Permanent errors do not go away by retrying: fix the configuration or the app registration.
+	Permanent Kind = iota
+	// Transient errors (5xx, timeouts, resets, cut-off bodies) are retried with backoff.
+	Transient
+	// Throttled errors (429) are retried after Retry-After.
+	Throttled
+	// Unauthorized (401) renews the token once, then becomes Permanent.
+	Unauthorized
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Transient:
+		return "transient"
+	case Throttled:
+		return "throttled"
+	case Unauthorized:
+		return "unauthorized"
+	default:
+		return "permanent"
+	}
+}
+
+// APIError is a failed call to the Alert API, classified once where the status code is seen.
+type APIError struct {
+	Kind       Kind
+	Status     int    // HTTP status, 0 for network errors
+	Code       string // the API's error code, e.g. "Forbidden"
+	Message    string // the API's message
+	Hint       string // what the admin can do
+	RetryAfter time.Duration
+	Err        error // the network or decoding error, if any
+}
+
+func (e *APIError) Error() string {
+	var b strings.Builder
+	b.WriteString("Defender API")
+	if e.Status != 0 {
+		fmt.Fprintf(&b, ": HTTP %d", e.Status)
+	}
+	if e.Code != "" {
+		fmt.Fprintf(&b, " %s", e.Code)
+	}
+	if e.Message != "" {
+		fmt.Fprintf(&b, ": %s", e.Message)
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	if e.Hint != "" {
+		fmt.Fprintf(&b, " (%s)", e.Hint)
+	}
+	return b.String()
+}
+
+func (e *APIError) Unwrap() error { return e.Err }
+
+// ErrorKind returns the kind of err: the Kind of an *APIError or *TokenError in its chain,
+// else Permanent.
+func ErrorKind(err error) Kind {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Kind
+	}
+	var te *TokenError
+	if errors.As(err, &te) {
+		if te.Transient {
+			return Transient
+		}
+	}
+	return Permanent
+}
+
+const hintForbidden = "the app lacks the Alert.Read.All application permission or admin consent: " +
+	"in Entra ID → App registrations → your app → API permissions, add WindowsDefenderATP → " +
+	"Application permissions → Alert.Read.All, then Grant admin consent"
+
+// classifyResponse turns a non-200 reply into an *APIError. It reads at most 64 KiB of body.
+func classifyResponse(resp *http.Response, now time.Time) *APIError {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	e := &APIError{Status: resp.StatusCode}
+	var doc struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &doc) == nil {
+		e.Code, e.Message = doc.Error.Code, oneLine(doc.Error.Message, 300)
+	}
+	switch s := resp.StatusCode; {
+	case s == http.StatusTooManyRequests:
+		e.Kind = Throttled
+		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
+		e.Hint = "Microsoft's rate limit: 100 calls per minute and 1,500 per hour per application"
+	case s == http.StatusUnauthorized:
+		e.Kind = Unauthorized
+		e.Hint = "the API refused the access token; check that the app registration belongs to this tenant and cloud"
+	case s == http.StatusForbidden:
+		e.Kind = Permanent
+		e.Hint = hintForbidden
+	case s == http.StatusBadRequest:
+		e.Kind = Permanent
+		e.Hint = "the API rejected the query; this is a bug in defender_alerts, please report it with this message"
+	case s == http.StatusNotFound:
+		e.Kind = Permanent
+		e.Hint = "no alerts endpoint at this address; check the API URL, cloud and region"
+	case s == http.StatusRequestTimeout || s >= 500:
+		e.Kind = Transient
+		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
+	default:
+		e.Kind = Permanent
+	}
+	if e.Message == "" && e.Code == "" {
+		e.Message = http.StatusText(resp.StatusCode)
+	}
+	return e
+}
+
+// parseRetryAfter reads Retry-After as seconds or an HTTP date; 0 when absent or unreadable.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
+		if n > 24*3600 {
+			n = 24 * 3600
+		}
+		return time.Duration(n * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// oneLine shortens a server message to its first line, at most n bytes.
+func oneLine(s string, n int) string {
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		s = s[:i]
+	}
+	s = strings.TrimSpace(s)
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
+}

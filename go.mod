@@ -1,0 +1,11 @@
+module ta-defender-alerts
+
+go 1.26.0
+
+require (
+	github.com/cenkalti/backoff/v4 v4.3.0
+	golang.org/x/net v0.62.0
+	golang.org/x/oauth2 v0.38.0
+)
+
+require golang.org/x/text v0.43.0 // indirect
