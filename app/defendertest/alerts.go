@@ -50,11 +50,11 @@ var tmplParts = func() [][]byte {
 	var parts [][]byte
 	for _, cut := range [][]byte{
 		[]byte(`"da637472900382838869_1364969609"`), // id
-		[]byte(`1126093`),                           // incidentId
-		[]byte(`"New"`),                             // status
-		[]byte(`low-reputation arbitrary code`),     // description padding point
-		[]byte(`"2021-01-26T20:33:57.7220239Z"`),    // alertCreationTime
-		[]byte(`"2021-01-26T20:33:59.2Z"`),          // lastUpdateTime
+		[]byte(`1126093`),                        // incidentId
+		[]byte(`"New"`),                          // status
+		[]byte(`low-reputation arbitrary code`),  // description padding point
+		[]byte(`"2021-01-26T20:33:57.7220239Z"`), // alertCreationTime
+		[]byte(`"2021-01-26T20:33:59.2Z"`),       // lastUpdateTime
 	} {
 		i := bytes.Index(s, cut)
 		if i < 0 {
@@ -96,4 +96,6 @@ func render(dst []byte, a *alert, v Version) []byte {
 func FormatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.9999999Z") }
 
 // AlertID makes an id of the API's shape.
-func AlertID(n int) string { return fmt.Sprintf("da%018d_%d", 637000000000000000+int64(n), 1000000000+n) }
+func AlertID(n int) string {
+	return fmt.Sprintf("da%018d_%d", 637000000000000000+int64(n), 1000000000+n)
+}
