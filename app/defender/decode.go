@@ -47,10 +47,17 @@ type pageDecoder struct {
 
 func newPageDecoder() *pageDecoder { return &pageDecoder{buf: make([]byte, 256<<10)} }
 
+// fields are what the drain needs of an alert.
+type fields struct {
+	id      string
+	lut     time.Time
+	created time.Time // alertCreationTime; zero when absent or unreadable
+}
+
 // decode reads one page and calls fn for each alert with its exact bytes (valid only during
-// the call), its id and lastUpdateTime. It returns the number of alerts. A reply that ends
+// the call), its id, lastUpdateTime and alertCreationTime. It returns the number of alerts. A reply that ends
 // early gives io.ErrUnexpectedEOF; bad JSON gives *DecodeError; fn's error is returned as is.
-func (d *pageDecoder) decode(r io.Reader, fn func(raw []byte, id string, lut time.Time) error) (int, error) {
+func (d *pageDecoder) decode(r io.Reader, fn func(raw []byte, f fields) error) (int, error) {
 	d.r, d.pos, d.end, d.base, d.eof, d.rerr = r, 0, 0, 0, false, nil
 	defer func() { d.r = nil }()
 	n := 0
@@ -120,7 +127,7 @@ func (d *pageDecoder) decode(r io.Reader, fn func(raw []byte, id string, lut tim
 	return n, nil
 }
 
-func (d *pageDecoder) values(fn func([]byte, string, time.Time) error) (int, error) {
+func (d *pageDecoder) values(fn func([]byte, fields) error) (int, error) {
 	if err := d.expect('[', -1); err != nil {
 		return 0, err
 	}
@@ -147,11 +154,11 @@ func (d *pageDecoder) values(fn func([]byte, string, time.Time) error) (int, err
 		}
 		// scanComposite may have moved the data; the record starts endRel bytes before d.pos.
 		raw := d.buf[d.pos-endRel : d.pos]
-		id, lut, msg := parseAlert(raw)
+		f, msg := parseAlert(raw)
 		if msg != "" {
-			return n, &DecodeError{Offset: d.base + int64(d.pos-endRel), Record: n, ID: id, Msg: msg}
+			return n, &DecodeError{Offset: d.base + int64(d.pos-endRel), Record: n, ID: f.id, Msg: msg}
 		}
-		if err := fn(raw, id, lut); err != nil {
+		if err := fn(raw, f); err != nil {
 			return n, err
 		}
 		n++
@@ -411,28 +418,28 @@ func (d *pageDecoder) errAt(rec int, msg string) error {
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
-// parseAlert checks that raw is one valid JSON object and returns its top-level "id" and
-// "lastUpdateTime". msg is empty when all is well.
-func parseAlert(raw []byte) (id string, lut time.Time, msg string) {
+// parseAlert checks that raw is one valid JSON object and returns its top-level "id",
+// "lastUpdateTime" and "alertCreationTime". msg is empty when all is well.
+func parseAlert(raw []byte) (f fields, msg string) {
 	i := 1 // raw[0] == '{'
-	var idRaw, lutRaw []byte
-	var idEsc, lutEsc bool
+	var idRaw, lutRaw, crRaw []byte
+	var idEsc, lutEsc, crEsc bool
 	i = skipWS(raw, i)
 	if i < len(raw) && raw[i] == '}' {
 		i++
 	} else {
 		for {
 			if i >= len(raw) || raw[i] != '"' {
-				return "", time.Time{}, "want a member name"
+				return f, "want a member name"
 			}
 			kEnd, kEsc, m := scanString(raw, i)
 			if m != "" {
-				return "", time.Time{}, m
+				return f, m
 			}
 			key := raw[i+1 : kEnd-1]
 			i = skipWS(raw, kEnd)
 			if i >= len(raw) || raw[i] != ':' {
-				return "", time.Time{}, "want : after a member name"
+				return f, "want : after a member name"
 			}
 			i = skipWS(raw, i+1)
 			vStart := i
@@ -444,7 +451,7 @@ func parseAlert(raw []byte) (id string, lut time.Time, msg string) {
 				vEnd, m = validValue(raw, i, 1)
 			}
 			if m != "" {
-				return "", time.Time{}, m
+				return f, m
 			}
 			if !kEsc {
 				switch string(key) {
@@ -456,44 +463,64 @@ func parseAlert(raw []byte) (id string, lut time.Time, msg string) {
 					if lutRaw == nil {
 						lutRaw, lutEsc = raw[vStart:vEnd], vEsc
 					}
+				case "alertCreationTime":
+					if crRaw == nil {
+						crRaw, crEsc = raw[vStart:vEnd], vEsc
+					}
 				}
 			}
 			i = skipWS(raw, vEnd)
 			if i >= len(raw) {
-				return "", time.Time{}, "alert object not closed"
+				return f, "alert object not closed"
 			}
 			if raw[i] == '}' {
 				i++
 				break
 			}
 			if raw[i] != ',' {
-				return "", time.Time{}, "want , or } in the alert"
+				return f, "want , or } in the alert"
 			}
 			i = skipWS(raw, i+1)
 		}
 	}
 	if i != len(raw) {
-		return "", time.Time{}, "bad alert object"
+		return f, "bad alert object"
 	}
 	if idRaw == nil || idRaw[0] != '"' {
-		return "", time.Time{}, `the alert has no "id" string`
+		return f, `the alert has no "id" string`
 	}
 	id, ok := unquote(idRaw, idEsc)
 	if !ok || id == "" {
-		return "", time.Time{}, `the alert's "id" is empty or unreadable`
+		return f, `the alert's "id" is empty or unreadable`
 	}
+	f.id = id
 	if lutRaw == nil || lutRaw[0] != '"' {
-		return id, time.Time{}, `the alert has no "lastUpdateTime" string`
+		return f, `the alert has no "lastUpdateTime" string`
 	}
-	ls, ok := unquote(lutRaw, lutEsc)
+	t, ok := timeValue(lutRaw, lutEsc)
 	if !ok {
-		return id, time.Time{}, `the alert's "lastUpdateTime" is unreadable`
+		return f, fmt.Sprintf(`the alert's "lastUpdateTime" %s is not a UTC ISO-8601 time`, lutRaw)
 	}
-	t, err := ParseTime(ls)
-	if err != nil {
-		return id, time.Time{}, fmt.Sprintf(`the alert's "lastUpdateTime" %q is not a UTC ISO-8601 time`, ls)
+	f.lut = t
+	if crRaw != nil && crRaw[0] == '"' {
+		f.created, _ = timeValue(crRaw, crEsc)
 	}
-	return id, t, ""
+	return f, ""
+}
+
+// timeValue reads a JSON string holding a time, without allocating in the usual case.
+func timeValue(raw []byte, esc bool) (time.Time, bool) {
+	if !esc {
+		if t, ok := parseZ(raw[1 : len(raw)-1]); ok {
+			return t, true
+		}
+	}
+	s, ok := unquote(raw, esc)
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := ParseTime(s)
+	return t, err == nil
 }
 
 func unquote(raw []byte, esc bool) (string, bool) {

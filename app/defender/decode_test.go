@@ -23,8 +23,8 @@ func decodeAll(t testing.TB, r io.Reader) ([]decoded, error) {
 	t.Helper()
 	var out []decoded
 	d := newPageDecoder()
-	_, err := d.decode(r, func(raw []byte, id string, lut time.Time) error {
-		out = append(out, decoded{string(raw), id, lut})
+	_, err := d.decode(r, func(raw []byte, f fields) error {
+		out = append(out, decoded{string(raw), f.id, f.lut})
 		return nil
 	})
 	return out, err
@@ -226,7 +226,7 @@ func BenchmarkDecodePage10000(b *testing.B) {
 	b.ResetTimer()
 	n := 0
 	for i := 0; i < b.N; i++ {
-		c, err := d.decode(bytes.NewReader(page), func([]byte, string, time.Time) error { return nil })
+		c, err := d.decode(bytes.NewReader(page), func([]byte, fields) error { return nil })
 		if err != nil || c != 10000 {
 			b.Fatal(c, err)
 		}

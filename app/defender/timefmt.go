@@ -14,7 +14,7 @@ func FilterTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05
 // ParseTime reads the API's UTC times ("2021-01-26T20:33:59.2Z", 0 to 9 fractional digits),
 // with a fast path for that exact shape and RFC 3339 for anything else.
 func ParseTime(s string) (time.Time, error) {
-	if t, ok := parseZ(s); ok {
+	if t, ok := parseZ([]byte(s)); ok {
 		return t, nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
@@ -24,7 +24,7 @@ func ParseTime(s string) (time.Time, error) {
 	return t.UTC(), nil
 }
 
-func parseZ(s string) (time.Time, bool) {
+func parseZ(s []byte) (time.Time, bool) {
 	if len(s) < 20 || s[len(s)-1] != 'Z' || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
 		return time.Time{}, false
 	}
@@ -50,7 +50,7 @@ func parseZ(s string) (time.Time, bool) {
 	}
 	ns := 0
 	rest := s[19 : len(s)-1]
-	if rest != "" {
+	if len(rest) > 0 {
 		if rest[0] != '.' || len(rest) < 2 || len(rest) > 10 {
 			return time.Time{}, false
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -103,6 +104,7 @@ type drain struct {
 
 	pageKeys []key            // versions handed on during the page query in progress
 	seen     map[key]struct{} // versions handed on that no checked cursor covers yet
+	sample   []int64          // times seen in the last range reply (split points)
 }
 
 // ReadWindow hands every alert version with lastUpdateTime in [w.From, w.To) to fn, newest
@@ -210,7 +212,8 @@ func (d *drain) readOrderedPage(ctx context.Context) (pageResult, error) {
 		}
 		r = pageResult{sorted: true}
 		var prev time.Time
-		_, err := d.dec.decode(body, func(raw []byte, id string, t time.Time) error {
+		_, err := d.dec.decode(body, func(raw []byte, f fields) error {
+			id, t := f.id, f.lut
 			if r.n == 0 {
 				r.first = t
 			}
@@ -282,9 +285,7 @@ func (d *drain) rememberPageKeys() {
 	d.pageKeys = d.pageKeys[:0]
 }
 
-// bisect reads the rest of the window without relying on any order: a range whose reply is
-// not a full page is complete; a full one is split in two, newer half first. Versions handed
-// on from full pages are remembered until the range that holds them is done.
+// bisect reads the rest of the window without relying on any order.
 func (d *drain) bisect(ctx context.Context) error {
 	d.st.Unordered = true
 	d.rememberPageKeys()
@@ -293,77 +294,154 @@ func (d *drain) bisect(ctx context.Context) error {
 	if d.page.Inclusive {
 		hi = hi.Add(Tick)
 	}
-	type span struct{ lo, hi time.Time }
-	stack := []span{{d.from, hi}}
+	return d.split(ctx, span{d.from, hi}, nil)
+}
+
+// span is a half-open time range; a zero bound is unbounded (alertCreationTime only).
+type span struct{ lo, hi time.Time }
+
+func (s span) oneTick() bool { return !s.lo.IsZero() && !s.hi.IsZero() && s.hi.Sub(s.lo) <= Tick }
+
+func (s span) has(t time.Time) bool {
+	return (s.lo.IsZero() || !t.Before(s.lo)) && (s.hi.IsZero() || t.Before(s.hi))
+}
+
+// split reads a span of lastUpdateTime (tie == nil) or, within the versions at exactly *tie,
+// a span of alertCreationTime. A reply that is not a full page holds all of its span; a full
+// one is cut at the median of the values it showed, that value's tick read on its own. Newer
+// parts go first, so that the checked cursor can follow. Versions handed on from full pages
+// are remembered until a checked cursor covers them.
+func (d *drain) split(ctx context.Context, whole span, tie *time.Time) error {
+	stack := []span{whole}
 	for len(stack) > 0 {
 		s := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		n, err := d.readRange(ctx, s.lo, s.hi, 0)
+		if !s.lo.IsZero() && !s.hi.IsZero() && !s.lo.Before(s.hi) {
+			continue
+		}
+		if s.oneTick() && tie != nil {
+			if err := d.skipPasses(ctx, *tie, s); err != nil {
+				return err
+			}
+			continue
+		}
+		r, err := d.readRange(ctx, s, tie, 0)
 		if err != nil {
 			return err
 		}
-		if n < d.c.cfg.PageSize {
-			d.setChecked(Cursor{Upper: s.lo})
+		if r.n < d.c.cfg.PageSize {
+			if tie == nil {
+				d.setChecked(Cursor{Upper: s.lo})
+			}
 			continue
 		}
 		d.rememberPageKeys()
-		if s.hi.Sub(s.lo) <= Tick {
+		if s.oneTick() { // a full page at one lastUpdateTime
 			if err := d.tieGroup(ctx, s.lo); err != nil {
 				return err
 			}
 			d.setChecked(Cursor{Upper: s.lo})
 			continue
 		}
-		mid := s.lo.Add(s.hi.Sub(s.lo) / 2).Truncate(Tick)
-		if !mid.After(s.lo) {
-			mid = s.lo.Add(Tick)
+		if tie == nil && len(d.sample) == 0 {
+			return &APIError{Kind: Permanent, Message: "a full page held nothing inside the requested range",
+				Hint: "the API seems to ignore the lastUpdateTime filter; please report this"}
 		}
-		stack = append(stack, span{s.lo, mid}, span{mid, s.hi})
+		if r.noCreated || len(d.sample) == 0 {
+			// Versions without alertCreationTime cannot be split by it.
+			return d.skipPasses(ctx, *tie, whole)
+		}
+		// Cut at the median; when the median is the span's lower edge, cut that tick off.
+		m := median(d.sample).Truncate(Tick)
+		if !s.hi.IsZero() && !m.Before(s.hi) {
+			m = s.hi.Add(-Tick)
+		}
+		if !s.lo.IsZero() && !m.After(s.lo) {
+			m = s.lo.Add(Tick)
+		}
+		stack = append(stack, span{s.lo, m}, span{m, s.hi})
 	}
 	return nil
 }
 
-// readRange reads [lo, hi) once at $skip and hands on what is new. It returns the reply's size.
-func (d *drain) readRange(ctx context.Context, lo, hi time.Time, skip int) (int, error) {
-	q := d.query(lo, Cursor{Upper: hi}, skip)
-	var n int
+func median(v []int64) time.Time {
+	sorted := append([]int64(nil), v...)
+	slices.Sort(sorted)
+	return time.Unix(0, sorted[len(sorted)/2]).UTC()
+}
+
+type rangeResult struct {
+	n         int
+	noCreated bool // a version in the tie had no alertCreationTime
+}
+
+// readRange reads a span once at $skip and hands on what is new. d.sample receives the values
+// (lastUpdateTime, or alertCreationTime within a tie) of the versions in the span.
+func (d *drain) readRange(ctx context.Context, s span, tie *time.Time, skip int) (rangeResult, error) {
+	q := d.rangeQuery(s, tie, skip)
+	var r rangeResult
 	attempt := 0
 	err := d.c.get(ctx, q, func(body io.Reader) error {
 		attempt++
 		if attempt > 1 {
 			d.rememberPageKeys()
 		}
+		r = rangeResult{}
+		d.sample = d.sample[:0]
 		var err error
-		n, err = d.dec.decode(body, func(raw []byte, id string, t time.Time) error {
-			if t.Before(lo) || !t.Before(hi) || d.page.covers(id, t) {
+		r.n, err = d.dec.decode(body, func(raw []byte, f fields) error {
+			if tie == nil {
+				if !s.has(f.lut) || f.lut.Before(d.from) {
+					return nil
+				}
+				d.sample = append(d.sample, f.lut.UnixNano())
+			} else {
+				if !f.lut.Equal(*tie) {
+					return nil
+				}
+				if f.created.IsZero() {
+					r.noCreated = true
+				} else if !s.has(f.created) {
+					return nil
+				} else {
+					d.sample = append(d.sample, f.created.UnixNano())
+				}
+			}
+			if d.page.covers(f.id, f.lut) {
 				return nil
 			}
-			return d.handOn(raw, id, t)
+			return d.handOn(raw, f.id, f.lut)
 		})
 		return err
 	})
 	if err == nil {
 		d.st.Pages++
 	}
-	return n, err
+	return r, err
 }
 
-// tieGroup reads every version at exactly t when a full page shares it: $skip pages over
-// [t, t+Tick), repeated until a whole pass finds nothing new, since an alert updated meanwhile
-// leaves the group and shifts the later pages.
+// tieGroup reads every version at exactly t when a full page shares it, by splitting on
+// alertCreationTime (bulk updates touch alerts created at different times).
 func (d *drain) tieGroup(ctx context.Context, t time.Time) error {
 	d.st.TieGroups++
 	d.rememberPageKeys()
+	return d.split(ctx, span{}, &t)
+}
+
+// skipPasses is the last resort for more than a page of versions that share both times:
+// $skip pages, repeated until a whole pass finds nothing new, since an alert updated meanwhile
+// leaves the group and shifts the later pages.
+func (d *drain) skipPasses(ctx context.Context, t time.Time, s span) error {
 	const maxPasses = 4
 	for pass := 0; pass < maxPasses; pass++ {
 		before := d.st.Alerts
 		for skip := 0; ; skip += d.c.cfg.PageSize {
-			n, err := d.readRange(ctx, t, t.Add(Tick), skip)
+			r, err := d.readRange(ctx, s, &t, skip)
 			if err != nil {
 				return err
 			}
 			d.rememberPageKeys()
-			if n < d.c.cfg.PageSize {
+			if r.n < d.c.cfg.PageSize {
 				break
 			}
 		}
@@ -374,13 +452,33 @@ func (d *drain) tieGroup(ctx context.Context, t time.Time) error {
 	return nil
 }
 
-// query builds the $filter for [lo, upper) or [lo, upper] and the paging options.
+// rangeQuery builds the query for a span (see split).
+func (d *drain) rangeQuery(s span, tie *time.Time, skip int) string {
+	var f string
+	if tie == nil {
+		f = "lastUpdateTime ge " + FilterTime(s.lo) + " and lastUpdateTime lt " + FilterTime(s.hi)
+	} else {
+		f = "lastUpdateTime ge " + FilterTime(*tie) + " and lastUpdateTime lt " + FilterTime(tie.Add(Tick))
+		if !s.lo.IsZero() {
+			f += " and alertCreationTime ge " + FilterTime(s.lo)
+		}
+		if !s.hi.IsZero() {
+			f += " and alertCreationTime lt " + FilterTime(s.hi)
+		}
+	}
+	return d.encode(f, skip)
+}
+
+// query builds the ordered page query: [lo, upper) or [lo, upper].
 func (d *drain) query(lo time.Time, upper Cursor, skip int) string {
 	op := " lt "
 	if upper.Inclusive {
 		op = " le "
 	}
-	filter := "lastUpdateTime ge " + FilterTime(lo) + " and lastUpdateTime" + op + FilterTime(upper.Upper)
+	return d.encode("lastUpdateTime ge "+FilterTime(lo)+" and lastUpdateTime"+op+FilterTime(upper.Upper), skip)
+}
+
+func (d *drain) encode(filter string, skip int) string {
 	var b strings.Builder
 	b.WriteString("$filter=")
 	b.WriteString(escape(filter))

@@ -25,7 +25,8 @@ import (
 type Order int
 
 const (
-	NewestFirst Order = iota // what the real API does (ties in random order)
+	NewestFirst     Order = iota // what the real API does; ties in a stable order
+	NewestFirstTies              // newest first, ties in a new random order on every call
 	OldestFirst
 	Shuffled
 )
@@ -72,6 +73,8 @@ type Server struct {
 	order          Order
 	fail500        float64
 	cutRate        float64
+	stallRate      float64
+	stallFor       time.Duration
 	storm          int
 	stormAfter     time.Duration
 	updatesPerCall int
@@ -174,6 +177,19 @@ func (s *Server) updateLocked(n int) {
 	}
 }
 
+// UpdateAt gives each of ids a new version stamped t (a bulk action: many alerts share t).
+func (s *Server) UpdateAt(ids []string, t time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t = t.UTC().Truncate(100 * time.Nanosecond)
+	for _, id := range ids {
+		if a := s.byID[id]; a != nil {
+			a.versions = append(a.versions, Version{LastUpdate: t, VisibleAt: t.Add(s.delayLocked()), Status: "Resolved"})
+			s.stats.Updates++
+		}
+	}
+}
+
 // StartUpdates updates perSecond random alerts a second (real time) until the returned stop.
 func (s *Server) StartUpdates(perSecond int) (stop func()) {
 	done := make(chan struct{})
@@ -248,6 +264,13 @@ func (s *Server) SetFailures(rate500, rateCut float64) {
 	s.mu.Unlock()
 }
 
+// SetStalls makes this share of API calls wait d before answering (a client times out).
+func (s *Server) SetStalls(rate float64, d time.Duration) {
+	s.mu.Lock()
+	s.stallRate, s.stallFor = rate, d
+	s.mu.Unlock()
+}
+
 // Throttle answers the next n API calls with 429 and Retry-After: after.
 func (s *Server) Throttle(n int, after time.Duration) {
 	s.mu.Lock()
@@ -313,6 +336,17 @@ func apiError(w http.ResponseWriter, status int, code, msg string) {
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
+	s.mu.Lock()
+	stall := s.stallRate > 0 && s.rng.Float64() < s.stallRate
+	d := s.stallFor
+	s.mu.Unlock()
+	if stall {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(d):
+		}
+	}
 	status, page, cut := s.admit(w, r, now)
 	if status != 0 {
 		return
@@ -415,6 +449,8 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, now time.Time) (i
 	}
 	switch s.order {
 	case NewestFirst:
+		sort.SliceStable(page, func(i, j int) bool { return page[i].v.LastUpdate.After(page[j].v.LastUpdate) })
+	case NewestFirstTies:
 		s.rng.Shuffle(len(page), func(i, j int) { page[i], page[j] = page[j], page[i] })
 		sort.SliceStable(page, func(i, j int) bool { return page[i].v.LastUpdate.After(page[j].v.LastUpdate) })
 	case OldestFirst:

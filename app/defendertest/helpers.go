@@ -1,0 +1,46 @@
+package defendertest
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"testing"
+)
+
+// TokenFor gets an access token from the stand-in with a client secret.
+func TokenFor(t testing.TB, s *Server, tenant, client, secret string) string {
+	t.Helper()
+	resp, err := http.PostForm(s.URL+"/"+tenant+"/oauth2/v2.0/token", url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {client}, "client_secret": {secret},
+		"scope": {Resource + "/.default"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
+		t.Fatalf("token: %v (status %d)", err, resp.StatusCode)
+	}
+	return tok.AccessToken
+}
+
+// GetStatus makes a GET with a bearer token and returns the status.
+func GetStatus(t testing.TB, u, token string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
