@@ -317,3 +317,23 @@ func hasDuplicateKeys(page []byte) bool {
 		strings.Count(strings.ToLower(s), `"lastupdatetime"`) != strings.Count(s, `"lastUpdateTime"`) ||
 		strings.Contains(s, `\u`)
 }
+
+// FuzzParseTime checks the fast path against time.Parse: same instant whenever both accept.
+func FuzzParseTime(f *testing.F) {
+	for _, s := range []string{"2021-01-26T20:33:59.2Z", "2021-01-26T20:33:59Z", "2024-02-29T23:59:59.1234567Z", "2023-02-29T00:00:00Z", "2021-01-26T20:33:59.123456789Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseTime(s)
+		want, werr := time.Parse(time.RFC3339Nano, s)
+		if err == nil && werr == nil && !got.Equal(want) {
+			t.Fatalf("ParseTime(%q) = %v, time.Parse = %v", s, got, want)
+		}
+		if err == nil && got.Location() != time.UTC {
+			t.Fatalf("ParseTime(%q) is not UTC", s)
+		}
+		if werr == nil && err != nil {
+			t.Fatalf("ParseTime(%q) rejected what time.Parse reads: %v", s, err)
+		}
+	})
+}

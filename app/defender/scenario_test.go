@@ -111,6 +111,11 @@ func drainWindow(t *testing.T, c *defender.Client, now func() time.Time, from, t
 // (in that run or before); every version read is real and inside the window; none twice.
 func check(t *testing.T, srv *defendertest.Server, runs []drainRun, l *ledger) {
 	t.Helper()
+	pm, ph := srv.QuotaPeaks()
+	qm, qh := srv.Quotas()
+	if pm > qm || ph > qh {
+		t.Errorf("calls broke the quota: %d in a minute window (max %d), %d in an hour window (max %d)", pm, qm, ph, qh)
+	}
 	for v, n := range l.seen {
 		if n > 1 {
 			t.Errorf("%v handed on %d times", v, n)

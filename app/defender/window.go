@@ -42,17 +42,6 @@ func (c Cursor) clone() Cursor {
 	return c
 }
 
-// covers reports whether the cursor says the version (id, t) is already done.
-func (c Cursor) covers(id string, t time.Time) bool {
-	if t.After(c.Upper) {
-		return true
-	}
-	if t.Equal(c.Upper) {
-		return !c.Inclusive || contains(c.Done, id)
-	}
-	return false
-}
-
 // Position is how far a drain of one window got, for a checkpoint. Page is where the page in
 // progress began (a bound checked against the API's order); At is how far the hand-over got
 // within it. A resumed drain repeats the page query and drops what At covers.
@@ -182,8 +171,12 @@ func (d *drain) setChecked(c Cursor) {
 	d.page = c.clone()
 	d.at = c.clone()
 	d.pageKeys = d.pageKeys[:0]
+	if len(d.seen) == 0 {
+		return
+	}
+	done := newDoneSet(d.page)
 	for k := range d.seen {
-		if t := time.Unix(0, k.t).UTC(); d.page.covers(k.id, t) {
+		if done.covers(k.id, time.Unix(0, k.t).UTC()) {
 			delete(d.seen, k)
 		}
 	}
@@ -199,9 +192,9 @@ type pageResult struct {
 // stays newest first.
 func (d *drain) readOrderedPage(ctx context.Context) (pageResult, error) {
 	q := d.query(d.from, d.page, 0)
-	skip := d.page
+	skip := newDoneSet(d.page)
 	if d.resumeAt != nil {
-		skip = *d.resumeAt
+		skip = newDoneSet(*d.resumeAt)
 	}
 	var r pageResult
 	attempt := 0
@@ -243,15 +236,44 @@ func (d *drain) readOrderedPage(ctx context.Context) (pageResult, error) {
 	return r, nil
 }
 
-// advance moves the progress cursor down to (id, t).
+// advance moves the progress cursor down to (id, t). An id met twice at the same time (a
+// retried reply) is listed twice; covers does not mind.
 func (d *drain) advance(id string, t time.Time) {
 	switch {
 	case t.Before(d.at.Upper) || (t.Equal(d.at.Upper) && !d.at.Inclusive):
 		d.at.Upper, d.at.Inclusive = t, true
 		d.at.Done = append(d.at.Done[:0], id)
-	case t.Equal(d.at.Upper) && !contains(d.at.Done, id):
+	case t.Equal(d.at.Upper):
 		d.at.Done = append(d.at.Done, id)
 	}
+}
+
+// doneSet indexes a cursor's Done list for a page's worth of covers checks.
+type doneSet struct {
+	c   Cursor
+	ids map[string]struct{}
+}
+
+func newDoneSet(c Cursor) doneSet {
+	ds := doneSet{c: c, ids: make(map[string]struct{}, len(c.Done))}
+	for _, id := range c.Done {
+		ds.ids[id] = struct{}{}
+	}
+	return ds
+}
+
+func (ds doneSet) covers(id string, t time.Time) bool {
+	if t.After(ds.c.Upper) {
+		return true
+	}
+	if t.Equal(ds.c.Upper) {
+		if !ds.c.Inclusive {
+			return true
+		}
+		_, ok := ds.ids[id]
+		return ok
+	}
+	return false
 }
 
 // handOn gives a version to the handler unless it was handed on before.
@@ -379,6 +401,7 @@ type rangeResult struct {
 // (lastUpdateTime, or alertCreationTime within a tie) of the versions in the span.
 func (d *drain) readRange(ctx context.Context, s span, tie *time.Time, skip int) (rangeResult, error) {
 	q := d.rangeQuery(s, tie, skip)
+	done := newDoneSet(d.page)
 	var r rangeResult
 	attempt := 0
 	err := d.c.get(ctx, q, func(body io.Reader) error {
@@ -407,7 +430,7 @@ func (d *drain) readRange(ctx context.Context, s span, tie *time.Time, skip int)
 					d.sample = append(d.sample, f.created.UnixNano())
 				}
 			}
-			if d.page.covers(f.id, f.lut) {
+			if done.covers(f.id, f.lut) {
 				return nil
 			}
 			return d.handOn(raw, f.id, f.lut)

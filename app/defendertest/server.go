@@ -310,6 +310,15 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
+// QuotaPeaks returns the most API calls seen in any span of the quota's short and long
+// windows, to compare with the quotas (PerMinute, PerHour).
+func (s *Server) QuotaPeaks() (perMinute, perHour int) {
+	return s.MaxCalls(s.opt.Minute), s.MaxCalls(s.opt.Hour)
+}
+
+// Quotas returns the quotas in force.
+func (s *Server) Quotas() (perMinute, perHour int) { return s.opt.PerMinute, s.opt.PerHour }
+
 // MaxCalls returns the largest number of API calls seen in any span of d.
 func (s *Server) MaxCalls(d time.Duration) int {
 	s.mu.Lock()
