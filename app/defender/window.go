@@ -53,9 +53,17 @@ type Position struct {
 // Progress lets a handler take a Position that includes the alert it was just given.
 type Progress struct{ d *drain }
 
-// Position returns a copy of the drain's position.
+// Position returns the drain's position. It is cheap (no copying): the lists it holds are
+// views that the drain never writes over, so a caller may take one after every alert.
 func (p *Progress) Position() Position {
-	return Position{Page: p.d.page.clone(), At: p.d.at.clone()}
+	d := p.d
+	d.atShared = true
+	return Position{Page: d.page.view(), At: d.at.view()}
+}
+
+func (c Cursor) view() Cursor {
+	c.Done = c.Done[:len(c.Done):len(c.Done)]
+	return c
 }
 
 // WindowStats counts one drain.
@@ -87,8 +95,9 @@ type drain struct {
 	dec  *pageDecoder
 	st   WindowStats
 
-	page     Cursor  // bound of the query in progress (checked)
-	at       Cursor  // hand-over progress within it
+	page     Cursor  // bound of the query in progress (checked); replaced, never changed in place
+	at       Cursor  // hand-over progress within it; Done only grows, or is replaced
+	atShared bool    // a Position holds a view of at.Done: replace it rather than reuse it
 	resumeAt *Cursor // first page of a resumed drain: At of the checkpoint (unchecked)
 
 	pageKeys []key            // versions handed on during the page query in progress
@@ -242,6 +251,9 @@ func (d *drain) advance(id string, t time.Time) {
 	switch {
 	case t.Before(d.at.Upper) || (t.Equal(d.at.Upper) && !d.at.Inclusive):
 		d.at.Upper, d.at.Inclusive = t, true
+		if d.atShared {
+			d.at.Done, d.atShared = make([]string, 0, 4), false
+		}
 		d.at.Done = append(d.at.Done[:0], id)
 	case t.Equal(d.at.Upper):
 		d.at.Done = append(d.at.Done, id)

@@ -1,0 +1,545 @@
+package hec
+
+import (
+	"bytes"
+	gzip "github.com/klauspost/compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Rejected is a record Splunk refused as malformed, whole, for the caller's dead-letter file.
+type Rejected struct {
+	ID       string // the record's ID
+	Envelope []byte // the whole envelope as sent
+	Code     int    // HEC's code (413 for a record too large for the server)
+	Text     string // HEC's text
+}
+
+// Outcome is what became of a batch. With Err nil, every record is confirmed (indexed, or
+// rejected and listed in Rejected); with Err set, the batch is not confirmed.
+type Outcome struct {
+	Batch    *Batch
+	Rejected []Rejected
+	// Resent counts records sent again after a reply or an ack was lost: Splunk may hold
+	// them twice.
+	Resent     int
+	AckLatency time.Duration // from the first send to the last ack, when acks are on
+	Err        error
+}
+
+// Stats counts a client's work.
+type Stats struct {
+	Requests    int // event requests sent
+	Batches     int // batches confirmed
+	Records     int // records confirmed (indexed)
+	Rejected    int
+	Resent      int // records sent again after a lost reply or ack
+	AckTimeouts int
+	Retries     int // requests repeated after a retryable failure
+	SetAside    int // times a URL was set aside after failing
+	BytesRaw    int64
+	BytesSent   int64
+	AckPolls    int
+}
+
+// Client sends batches to one or more HEC URLs.
+type Client struct {
+	cfg      Config
+	enc      *Encoder
+	hc       *http.Client
+	eps      []*endpoint
+	warnings []string
+	gz       sync.Pool
+
+	sem chan struct{}
+	wg  sync.WaitGroup
+
+	mu     sync.Mutex
+	fatal  error
+	acks   int // learned: -1 unknown, 0 off, 1 on
+	rr     int
+	health []epHealth
+	stats  Stats
+
+	ackMu   sync.Mutex
+	pending map[*endpoint]map[int64]chan struct{}
+	stopAck context.CancelFunc
+	ackDone chan struct{}
+}
+
+type epHealth struct {
+	downUntil time.Time
+	fails     int
+}
+
+// New validates cfg and makes a client. Call Close when done.
+func New(cfg Config) (*Client, error) {
+	warn, err := cfg.setDefaults()
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, warnings: warn, acks: -1, pending: map[*endpoint]map[int64]chan struct{}{}}
+	seen := map[string]bool{}
+	for _, raw := range cfg.URLs {
+		ep, w, err := parseURL(raw)
+		if err != nil {
+			return nil, err
+		}
+		if seen[ep.event] {
+			continue
+		}
+		seen[ep.event] = true
+		c.eps = append(c.eps, ep)
+		c.warnings = append(c.warnings, w...)
+	}
+	c.health = make([]epHealth, len(c.eps))
+	if c.hc, err = newHTTPClient(&c.cfg); err != nil {
+		return nil, err
+	}
+	c.enc = NewEncoder(cfg.Host, cfg.Source, cfg.Sourcetype, cfg.Index)
+	c.sem = make(chan struct{}, cfg.MaxInFlight)
+	level := cfg.GzipLevel
+	c.gz.New = func() any { w, _ := gzip.NewWriterLevel(nil, level); return w }
+	ctx, cancel := context.WithCancel(context.Background())
+	c.stopAck, c.ackDone = cancel, make(chan struct{})
+	go c.pollAcks(ctx)
+	return c, nil
+}
+
+// Warnings are things the caller should log once (plain http, verification off).
+func (c *Client) Warnings() []string { return append([]string(nil), c.warnings...) }
+
+// Encoder returns the client's envelope encoder.
+func (c *Client) Encoder() *Encoder { return c.enc }
+
+// Stats returns a copy of the counters.
+func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats
+}
+
+// AcksOn reports whether replies carried ack ids (known after the first delivery).
+func (c *Client) AcksOn() (on, known bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.acks == 1, c.acks >= 0
+}
+
+// Err returns the fatal error that stopped the client, if any.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fatal
+}
+
+// Submit sends b in the background and calls done once with its outcome. It blocks while
+// MaxInFlight batches are unconfirmed (backpressure), and fails at once after a fatal error.
+func (c *Client) Submit(ctx context.Context, b *Batch, done func(Outcome)) error {
+	if err := c.Err(); err != nil {
+		return err
+	}
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := c.Err(); err != nil {
+		<-c.sem
+		return err
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		out := c.deliver(ctx, b)
+		<-c.sem
+		done(out)
+	}()
+	return nil
+}
+
+// Wait blocks until every submitted batch has its outcome.
+func (c *Client) Wait() { c.wg.Wait() }
+
+// Close waits for submitted batches and stops the ack poller.
+func (c *Client) Close() {
+	c.wg.Wait()
+	c.stopAck()
+	<-c.ackDone
+	c.hc.CloseIdleConnections()
+}
+
+func (c *Client) count(f func(*Stats)) {
+	c.mu.Lock()
+	f(&c.stats)
+	c.mu.Unlock()
+}
+
+func (c *Client) setFatal(err error) {
+	c.mu.Lock()
+	if c.fatal == nil {
+		c.fatal = err
+	}
+	c.mu.Unlock()
+}
+
+// deliver sends a batch until every record is confirmed or delivery fails.
+func (c *Client) deliver(ctx context.Context, b *Batch) Outcome {
+	out := Outcome{Batch: b}
+	start := time.Now()
+	parts := []part{{b, 0, b.Len()}}
+	for len(parts) > 0 {
+		p := parts[0]
+		parts = parts[1:]
+		more, err := c.sendPart(ctx, p, &out, start)
+		if err != nil {
+			out.Err = err
+			return out
+		}
+		parts = append(more, parts...)
+	}
+	if on, _ := c.AcksOn(); on {
+		out.AckLatency = time.Since(start)
+	}
+	c.count(func(s *Stats) {
+		s.Batches++
+		s.Records += b.Len() - len(out.Rejected)
+		s.Rejected += len(out.Rejected)
+		s.Resent += out.Resent
+		s.BytesRaw += int64(b.Size())
+	})
+	return out
+}
+
+// sendPart sends records [p.lo, p.hi) until they are confirmed, rejected or split; it returns
+// the parts still to send.
+func (c *Client) sendPart(ctx context.Context, p part, out *Outcome, start time.Time) ([]part, error) {
+	body, err := c.compress(p.body())
+	if err != nil {
+		return nil, err
+	}
+	for {
+		if err := c.Err(); err != nil {
+			return nil, err
+		}
+		ep, i, err := c.pick(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r, herr := c.post(ctx, ep, body)
+		if herr == nil {
+			c.markUp(i)
+			if !r.ackPresent {
+				if c.cfg.Ack == AckOn {
+					err := &Error{Kind: Fatal, URL: ep.display, Status: 200, Code: r.Code, Text: r.Text,
+						Hint: "indexer acknowledgement is required (ack mode on) but this token has it disabled: enable it on the token, or set the ack mode to auto"}
+					c.setFatal(err)
+					return nil, err
+				}
+				c.learnAcks(false)
+				return nil, nil
+			}
+			c.learnAcks(true)
+			if c.cfg.Ack == AckOff {
+				return nil, nil // the caller chose HTTP 200 as proof
+			}
+			acked, err := c.waitAck(ctx, ep, *r.AckID)
+			if err != nil {
+				return nil, err
+			}
+			if acked {
+				return nil, nil
+			}
+			// Still not acknowledged after AckTimeout: the data may be lost; send it again.
+			out.Resent += p.n()
+			c.count(func(s *Stats) { s.AckTimeouts++; s.Retries++ })
+			continue
+		}
+		herr.URL = ep.display
+		switch herr.Kind {
+		case Retry:
+			if mayHaveIndexed(herr) {
+				out.Resent += p.n()
+			}
+			c.setAside(i, herr.RetryAfter)
+			c.count(func(s *Stats) { s.Retries++ })
+			if c.cfg.GiveUpAfter > 0 && time.Since(start) > c.cfg.GiveUpAfter {
+				return nil, fmt.Errorf("HEC delivery gave up after %v: %w", c.cfg.GiveUpAfter, herr)
+			}
+			continue
+		case Partial:
+			k := *r.InvalidAt
+			if k < 0 || k >= p.n() {
+				return c.isolate(p, out, herr), nil
+			}
+			out.Rejected = append(out.Rejected, c.reject(p.b, p.lo+k, herr))
+			if p.lo+k+1 < p.hi {
+				return []part{{p.b, p.lo + k + 1, p.hi}}, nil
+			}
+			return nil, nil
+		case Malformed, TooLarge:
+			return c.isolate(p, out, herr), nil
+		default:
+			c.setFatal(herr)
+			return nil, herr
+		}
+	}
+}
+
+// isolate splits a part in two to find the record HEC refuses, or rejects a single record.
+func (c *Client) isolate(p part, out *Outcome, herr *Error) []part {
+	if p.n() == 1 {
+		out.Rejected = append(out.Rejected, c.reject(p.b, p.lo, herr))
+		return nil
+	}
+	mid := p.lo + p.n()/2
+	return []part{{p.b, p.lo, mid}, {p.b, mid, p.hi}}
+}
+
+func (c *Client) reject(b *Batch, i int, herr *Error) Rejected {
+	code, text := herr.Code, herr.Text
+	if herr.Kind == TooLarge {
+		code, text = 413, "the record alone is larger than the HEC server accepts (max_content_length)"
+	}
+	env := bytes.TrimRight(b.record(i), "\n")
+	return Rejected{ID: b.ids[i], Envelope: append([]byte(nil), env...), Code: code, Text: text}
+}
+
+// mayHaveIndexed tells a lost reply (the request may have arrived) from a refused connection.
+func mayHaveIndexed(e *Error) bool {
+	if e.Status == http.StatusOK {
+		return true // a cut-off 200
+	}
+	if e.Status != 0 {
+		return false // HEC answered: 429 and 5xx index nothing
+	}
+	var oe *net.OpError
+	if errors.As(e.Err, &oe) && oe.Op == "dial" {
+		return false
+	}
+	return true
+}
+
+func (c *Client) learnAcks(on bool) {
+	c.mu.Lock()
+	if on {
+		c.acks = 1
+	} else {
+		c.acks = 0
+	}
+	c.mu.Unlock()
+}
+
+// pick returns the next URL not set aside, round robin; when all are, it waits for the first
+// to come back.
+func (c *Client) pick(ctx context.Context) (*endpoint, int, error) {
+	for {
+		c.mu.Lock()
+		now := time.Now()
+		n := len(c.eps)
+		soonest := -1
+		for k := 0; k < n; k++ {
+			j := (c.rr + k) % n
+			if !c.health[j].downUntil.After(now) {
+				c.rr = j + 1
+				c.mu.Unlock()
+				return c.eps[j], j, nil
+			}
+			if soonest < 0 || c.health[j].downUntil.Before(c.health[soonest].downUntil) {
+				soonest = j
+			}
+		}
+		wait := c.health[soonest].downUntil.Sub(now)
+		c.mu.Unlock()
+		if err := c.cfg.Sleep(ctx, wait); err != nil {
+			return nil, 0, err
+		}
+	}
+}
+
+// setAside rests a failing URL: exponential backoff with jitter, at least Retry-After.
+func (c *Client) setAside(i int, retryAfter time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := &c.health[i]
+	h.fails++
+	d := c.cfg.BackoffInitial << min(h.fails-1, 20)
+	d = min(d, c.cfg.SetAside, c.cfg.BackoffMax)
+	d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1)) // jitter: 50–100 %
+	d = max(d, retryAfter)
+	if until := time.Now().Add(d); until.After(h.downUntil) {
+		h.downUntil = until
+	}
+	c.stats.SetAside++
+}
+
+func (c *Client) markUp(i int) {
+	c.mu.Lock()
+	c.health[i] = epHealth{}
+	c.mu.Unlock()
+}
+
+func (c *Client) compress(raw []byte) ([]byte, error) {
+	if !*c.cfg.Gzip {
+		return raw, nil
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(raw)/4 + 64)
+	w := c.gz.Get().(*gzip.Writer)
+	defer c.gz.Put(w)
+	w.Reset(&buf)
+	if _, err := w.Write(raw); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// post sends one event request and classifies the reply.
+func (c *Client) post(ctx context.Context, ep *endpoint, body []byte) (reply, *Error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.event, bytes.NewReader(body))
+	if err != nil {
+		return reply{}, &Error{Kind: Fatal, URL: ep.display, Code: -1, Err: err}
+	}
+	c.headers(req, ep)
+	if *c.cfg.Gzip {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
+	c.count(func(s *Stats) { s.Requests++; s.BytesSent += int64(len(body)) })
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return reply{}, &Error{Kind: Fatal, URL: ep.display, Code: -1, Err: ctx.Err()}
+		}
+		return reply{}, &Error{Kind: Retry, URL: ep.display, Code: -1, Err: cleanURLError(err)}
+	}
+	defer resp.Body.Close()
+	return readReply(resp, c.cfg.Index)
+}
+
+func (c *Client) headers(req *http.Request, ep *endpoint) {
+	req.Header.Set("Authorization", "Splunk "+c.cfg.Token.Reveal())
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Splunk-Request-Channel", ep.channel)
+	req.Header.Set("User-Agent", "TA-defender-alerts")
+}
+
+func cleanURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// --- indexer acknowledgement ---
+
+func (c *Client) waitAck(ctx context.Context, ep *endpoint, id int64) (bool, error) {
+	ch := make(chan struct{})
+	c.ackMu.Lock()
+	if c.pending[ep] == nil {
+		c.pending[ep] = map[int64]chan struct{}{}
+	}
+	c.pending[ep][id] = ch
+	c.ackMu.Unlock()
+	t := time.NewTimer(c.cfg.AckTimeout)
+	defer t.Stop()
+	drop := func() {
+		c.ackMu.Lock()
+		delete(c.pending[ep], id)
+		c.ackMu.Unlock()
+	}
+	select {
+	case <-ch:
+		return true, nil
+	case <-t.C:
+		drop()
+		return false, nil
+	case <-ctx.Done():
+		drop()
+		return false, ctx.Err()
+	}
+}
+
+// pollAcks asks each URL about its pending ack ids every AckInterval.
+func (c *Client) pollAcks(ctx context.Context) {
+	defer close(c.ackDone)
+	t := time.NewTicker(c.cfg.AckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.ackMu.Lock()
+		work := map[*endpoint][]int64{}
+		for ep, ids := range c.pending {
+			for id := range ids {
+				work[ep] = append(work[ep], id)
+			}
+		}
+		c.ackMu.Unlock()
+		for ep, ids := range work {
+			done, err := c.queryAcks(ctx, ep, ids)
+			if err != nil {
+				if IsFatal(err) {
+					c.setFatal(err)
+				}
+				continue // the ack timeout decides
+			}
+			c.ackMu.Lock()
+			for _, id := range done {
+				if ch, ok := c.pending[ep][id]; ok {
+					close(ch)
+					delete(c.pending[ep], id)
+				}
+			}
+			c.ackMu.Unlock()
+		}
+	}
+}
+
+func (c *Client) queryAcks(ctx context.Context, ep *endpoint, ids []int64) ([]int64, error) {
+	body, _ := json.Marshal(map[string][]int64{"acks": ids})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.ack, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	c.headers(req, ep)
+	c.count(func(s *Stats) { s.AckPolls++ })
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, herr := readReply(resp, c.cfg.Index)
+		herr.URL = ep.display
+		return nil, herr
+	}
+	var r struct {
+		Acks map[string]bool `json:"acks"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return nil, err
+	}
+	var done []int64
+	for k, ok := range r.Acks {
+		if n, err := strconv.ParseInt(k, 10, 64); err == nil && ok {
+			done = append(done, n)
+		}
+	}
+	return done, nil
+}

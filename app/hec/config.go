@@ -1,0 +1,260 @@
+package hec
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"ta-defender-alerts/app/secret"
+)
+
+// AckMode says whether to use indexer acknowledgement.
+type AckMode string
+
+const (
+	AckAuto AckMode = "auto" // use acks when the replies carry an ackId
+	AckOn   AckMode = "on"   // require acks: fail if the token has none
+	AckOff  AckMode = "off"  // HTTP 200 counts as delivered
+)
+
+// Config says where and how to deliver. New applies defaults and validates once;
+// FieldError.Field names the Config field.
+type Config struct {
+	URLs  []string      // base URLs (https://host:8088) or full endpoint URLs
+	Token secret.String // the HEC token
+
+	Host       string // default: this machine's host name
+	Source     string // default "defender_alerts"
+	Sourcetype string // default "ms:defender:atp:alerts"
+	Index      string // empty: the token's default index
+
+	Ack         AckMode       // default auto
+	AckTimeout  time.Duration // an ack still false after this means: send again; default 2m
+	AckInterval time.Duration // how often pending acks are polled; default 1s
+
+	Gzip      *bool // default true
+	GzipLevel int   // default 1 (fastest)
+
+	BatchBytes  int // uncompressed body per request; default 1 MiB (Splunk Cloud)
+	BatchCount  int // records per request; default 10,000
+	MaxInFlight int // batches sent and not yet confirmed; default 8
+
+	CAFile             string
+	InsecureSkipVerify bool
+
+	BackoffInitial time.Duration // default 500ms
+	BackoffMax     time.Duration // default 30s
+	SetAside       time.Duration // how long a failing URL rests, at most; default 30s
+	RequestTimeout time.Duration // default 60s
+	// GiveUpAfter bounds how long one batch may keep failing with retryable errors before
+	// delivery fails; 0 retries until the context ends (the daemon: nothing is dropped).
+	GiveUpAfter time.Duration
+
+	Sleep func(ctx context.Context, d time.Duration) error // tests may inject
+}
+
+// FieldError names the setting that is wrong and why.
+type FieldError struct {
+	Field string
+	Value string // never a secret
+	Msg   string
+}
+
+func (e *FieldError) Error() string {
+	if e.Value != "" {
+		return fmt.Sprintf("%s %q %s", e.Field, e.Value, e.Msg)
+	}
+	return e.Field + " " + e.Msg
+}
+
+// endpoint is one HEC server.
+type endpoint struct {
+	event   string // …/services/collector/event
+	ack     string // …/services/collector/ack
+	health  string // …/services/collector/health
+	display string // for messages
+	channel string // this client's channel on that server
+}
+
+// parseURL accepts a base URL or the full endpoint URL.
+func parseURL(raw string) (*endpoint, []string, error) {
+	raw = strings.TrimSpace(raw)
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, nil, &FieldError{Field: "URLs", Value: raw, Msg: "is not an http(s) URL such as https://splunk.example.com:8088"}
+	}
+	if u.User != nil {
+		return nil, nil, &FieldError{Field: "URLs", Value: u.Redacted(), Msg: "must not carry credentials; the token goes in its own setting"}
+	}
+	var warn []string
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		warn = append(warn, fmt.Sprintf("HEC URL %s uses plain http: events and the token cross the network unencrypted", u.Redacted()))
+	}
+	path := strings.TrimRight(u.Path, "/")
+	for _, suffix := range []string{"/services/collector/event/1.0", "/services/collector/event", "/services/collector/raw", "/services/collector"} {
+		if strings.HasSuffix(path, suffix) {
+			path = strings.TrimSuffix(path, suffix)
+			break
+		}
+	}
+	base := u.Scheme + "://" + u.Host + path
+	return &endpoint{
+		event:   base + "/services/collector/event",
+		ack:     base + "/services/collector/ack",
+		health:  base + "/services/collector/health",
+		display: u.Scheme + "://" + u.Host,
+		channel: newGUID(),
+	}, warn, nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// newGUID makes a random (version 4) GUID for a request channel.
+func newGUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+func (c *Config) setDefaults() ([]string, error) {
+	var warn []string
+	if len(c.URLs) == 0 {
+		return nil, &FieldError{Field: "URLs", Msg: "is required (one or more HEC URLs, such as https://splunk.example.com:8088)"}
+	}
+	if c.Token.IsZero() {
+		return nil, &FieldError{Field: "Token", Msg: "is required (the HEC token from Settings → Data inputs → HTTP Event Collector)"}
+	}
+	if c.Host == "" {
+		c.Host, _ = os.Hostname()
+	}
+	if c.Source == "" {
+		c.Source = "defender_alerts"
+	}
+	if c.Sourcetype == "" {
+		c.Sourcetype = "ms:defender:atp:alerts"
+	}
+	switch c.Ack {
+	case "":
+		c.Ack = AckAuto
+	case AckAuto, AckOn, AckOff:
+	default:
+		return nil, &FieldError{Field: "Ack", Value: string(c.Ack), Msg: "must be auto, on or off"}
+	}
+	if c.AckTimeout == 0 {
+		c.AckTimeout = 2 * time.Minute
+	}
+	if c.AckInterval == 0 {
+		c.AckInterval = time.Second
+	}
+	if c.Gzip == nil {
+		on := true
+		c.Gzip = &on
+	}
+	if c.GzipLevel == 0 {
+		c.GzipLevel = 1
+	}
+	if c.GzipLevel < 1 || c.GzipLevel > 9 {
+		return nil, &FieldError{Field: "GzipLevel", Value: fmt.Sprint(c.GzipLevel), Msg: "must be 1 (fastest) to 9 (smallest)"}
+	}
+	if c.BatchBytes == 0 {
+		c.BatchBytes = 1 << 20
+	}
+	if c.BatchBytes < 1024 {
+		return nil, &FieldError{Field: "BatchBytes", Value: fmt.Sprint(c.BatchBytes), Msg: "must be at least 1024"}
+	}
+	if c.BatchCount == 0 {
+		c.BatchCount = 10000
+	}
+	if c.BatchCount < 1 {
+		return nil, &FieldError{Field: "BatchCount", Value: fmt.Sprint(c.BatchCount), Msg: "must be at least 1"}
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 8
+	}
+	if c.BackoffInitial == 0 {
+		c.BackoffInitial = 500 * time.Millisecond
+	}
+	if c.BackoffMax == 0 {
+		c.BackoffMax = 30 * time.Second
+	}
+	if c.SetAside == 0 {
+		c.SetAside = 30 * time.Second
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = time.Minute
+	}
+	if c.Sleep == nil {
+		c.Sleep = sleepCtx
+	}
+	if c.InsecureSkipVerify {
+		warn = append(warn, "HEC TLS certificate verification is off (insecure_skip_verify): anyone on the path can read the events and the token")
+	}
+	return warn, nil
+}
+
+func newHTTPClient(c *Config) (*http.Client, error) {
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // only when asked, and warned about
+	if c.CAFile != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		pemBytes, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, &FieldError{Field: "CAFile", Value: c.CAFile, Msg: "cannot be read: " + errText(err)}
+		}
+		if !pool.AppendCertsFromPEM(pemBytes) {
+			return nil, &FieldError{Field: "CAFile", Value: c.CAFile, Msg: "holds no PEM certificate"}
+		}
+		tlsCfg.RootCAs = pool
+	}
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsCfg,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ResponseHeaderTimeout: c.RequestTimeout,
+		MaxIdleConnsPerHost:   c.MaxInFlight + 2,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	return &http.Client{Transport: tr, Timeout: c.RequestTimeout}, nil
+}
+
+func errText(err error) string {
+	var pe *os.PathError
+	if ok := asPathError(err, &pe); ok {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

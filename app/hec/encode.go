@@ -1,0 +1,158 @@
+package hec
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+)
+
+// Record is one event to deliver.
+type Record struct {
+	Time  time.Time
+	Event []byte // a JSON object, sent as is (copied into the batch)
+	ID    string // the caller's name for it (an alert id), for rejections
+}
+
+// Batch is records encoded as one HEC request body: concatenated envelopes, one per line.
+type Batch struct {
+	body   []byte
+	starts []int // offset of each record's envelope in body
+	ids    []string
+	// Tag is the caller's, carried to the Outcome (e.g. the checkpoint position it completes).
+	Tag any
+}
+
+// Len is the number of records.
+func (b *Batch) Len() int { return len(b.starts) }
+
+// Size is the uncompressed body size in bytes.
+func (b *Batch) Size() int { return len(b.body) }
+
+// Body returns the uncompressed request body (for tests and golden files).
+func (b *Batch) Body() []byte { return b.body }
+
+// record returns record i's envelope and the event inside it.
+func (b *Batch) record(i int) []byte {
+	end := len(b.body)
+	if i+1 < len(b.starts) {
+		end = b.starts[i+1]
+	}
+	return b.body[b.starts[i]:end]
+}
+
+// part is records [lo, hi) of a batch.
+type part struct {
+	b      *Batch
+	lo, hi int
+}
+
+func (p part) n() int { return p.hi - p.lo }
+
+func (p part) body() []byte {
+	end := len(p.b.body)
+	if p.hi < len(p.b.starts) {
+		end = p.b.starts[p.hi]
+	}
+	return p.b.body[p.b.starts[p.lo]:end]
+}
+
+// Encoder writes envelopes: time, host, source, sourcetype, index, then the event object.
+type Encoder struct {
+	meta []byte // ,"host":…,"source":…,"sourcetype":…[,"index":…],"event":
+}
+
+// NewEncoder prepares the metadata every envelope carries.
+func NewEncoder(host, source, sourcetype, index string) *Encoder {
+	meta := []byte(`,"host":`)
+	meta = appendJSONString(meta, host)
+	meta = append(meta, `,"source":`...)
+	meta = appendJSONString(meta, source)
+	meta = append(meta, `,"sourcetype":`...)
+	meta = appendJSONString(meta, sourcetype)
+	if index != "" {
+		meta = append(meta, `,"index":`...)
+		meta = appendJSONString(meta, index)
+	}
+	meta = append(meta, `,"event":`...)
+	return &Encoder{meta: meta}
+}
+
+func appendJSONString(dst []byte, s string) []byte {
+	b, _ := json.Marshal(s) // cannot fail for a string
+	return append(dst, b...)
+}
+
+// Append adds r to b.
+func (e *Encoder) Append(b *Batch, r Record) {
+	b.starts = append(b.starts, len(b.body))
+	b.ids = append(b.ids, r.ID)
+	b.body = append(b.body, `{"time":`...)
+	b.body = AppendEpoch(b.body, r.Time)
+	b.body = append(b.body, e.meta...)
+	b.body = append(b.body, r.Event...)
+	b.body = append(b.body, "}\n"...)
+}
+
+// envelopeSize is what Append will add for r.
+func (e *Encoder) envelopeSize(r Record) int { return len(`{"time":`) + 20 + len(e.meta) + len(r.Event) + 2 }
+
+// AppendEpoch writes t as epoch seconds with microseconds (Splunk keeps microseconds).
+func AppendEpoch(dst []byte, t time.Time) []byte {
+	us := t.UnixMicro()
+	sec, frac := us/1e6, us%1e6
+	if frac < 0 {
+		sec, frac = sec-1, frac+1e6
+	}
+	dst = strconv.AppendInt(dst, sec, 10)
+	dst = append(dst, '.')
+	f := strconv.AppendInt(make([]byte, 0, 8), frac, 10)
+	for i := len(f); i < 6; i++ {
+		dst = append(dst, '0')
+	}
+	return append(dst, f...)
+}
+
+// Batcher fills batches up to a size and a count. A record larger than the size limit still
+// goes, alone in its batch.
+type Batcher struct {
+	enc      *Encoder
+	maxBytes int
+	maxCount int
+	cur      *Batch
+}
+
+// NewBatcher makes a batcher for the client's limits and metadata.
+func (c *Client) NewBatcher() *Batcher {
+	return &Batcher{enc: c.enc, maxBytes: c.cfg.BatchBytes, maxCount: c.cfg.BatchCount}
+}
+
+// Add appends r and returns a batch that is now full (sealed), or nil.
+func (bt *Batcher) Add(r Record) *Batch {
+	var sealed *Batch
+	if bt.cur != nil && (bt.cur.Size()+bt.enc.envelopeSize(r) > bt.maxBytes || bt.cur.Len() >= bt.maxCount) {
+		sealed, bt.cur = bt.cur, nil
+	}
+	if bt.cur == nil {
+		bt.cur = &Batch{body: make([]byte, 0, min(bt.maxBytes+bt.maxBytes/8, bt.enc.envelopeSize(r)*2+bt.maxBytes))}
+	}
+	bt.enc.Append(bt.cur, r)
+	if sealed == nil && (bt.cur.Size() >= bt.maxBytes || bt.cur.Len() >= bt.maxCount) {
+		sealed, bt.cur = bt.cur, nil
+	}
+	return sealed
+}
+
+// Flush seals the batch being filled, or returns nil if it is empty.
+func (bt *Batcher) Flush() *Batch {
+	b := bt.cur
+	bt.cur = nil
+	return b
+}
+
+// Pending is the number of records waiting in the batch being filled.
+func (bt *Batcher) Pending() int {
+	if bt.cur == nil {
+		return 0
+	}
+	return bt.cur.Len()
+}

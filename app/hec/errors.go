@@ -1,0 +1,178 @@
+package hec
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Kind says what the sender does about a reply.
+type Kind int
+
+const (
+	OK        Kind = iota
+	Retry          // 429, 5xx, network errors: back off and send again
+	Partial        // 400 code 6/12/13 with invalid-event-number: records before it are indexed
+	TooLarge       // 413: split the request
+	Fatal          // bad token, disabled token, wrong index, …: stop and say why
+	Malformed      // a single record Splunk will not take (code 6/12/13 without a position)
+)
+
+// reply is HEC's JSON answer.
+type reply struct {
+	Text        string `json:"text"`
+	Code        int    `json:"code"`
+	AckID       *int64 `json:"ackId"`
+	InvalidAt   *int   `json:"invalid-event-number"`
+	ackPresent  bool
+	status      int
+	retryAfter  time.Duration
+	bodyUnknown bool
+}
+
+// Error is a failed HEC request, classified once where the status code is seen. It never
+// carries the token.
+type Error struct {
+	Kind       Kind
+	URL        string // the HEC server (scheme://host:port)
+	Status     int    // 0 for network errors
+	Code       int    // HEC's code; -1 when the reply was not HEC's JSON
+	Text       string
+	Hint       string
+	RetryAfter time.Duration
+	Err        error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("HEC ")
+	b.WriteString(e.URL)
+	if e.Status != 0 {
+		fmt.Fprintf(&b, ": HTTP %d", e.Status)
+	}
+	if e.Code >= 0 && e.Status != 0 {
+		fmt.Fprintf(&b, " code %d", e.Code)
+	}
+	if e.Text != "" {
+		fmt.Fprintf(&b, " %q", e.Text)
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	if e.Hint != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Hint)
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// IsFatal reports whether err is an *Error that retrying cannot fix.
+func IsFatal(err error) bool {
+	var he *Error
+	return errors.As(err, &he) && he.Kind == Fatal
+}
+
+// readReply reads and classifies a reply to an event or ack request.
+func readReply(resp *http.Response, index string) (reply, *Error) {
+	body, rerr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	r := reply{status: resp.StatusCode, Code: -1}
+	if json.Unmarshal(body, &r) != nil {
+		r.Code, r.bodyUnknown = -1, true
+	}
+	r.ackPresent = r.AckID != nil
+	r.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
+	e := &Error{Status: resp.StatusCode, Code: r.Code, Text: printable(r.Text), RetryAfter: r.retryAfter}
+	if r.bodyUnknown && resp.StatusCode != http.StatusOK {
+		e.Text = printable(strings.TrimSpace(string(body[:min(len(body), 200)])))
+	}
+	switch s := resp.StatusCode; {
+	case s == http.StatusOK:
+		if rerr != nil || r.bodyUnknown {
+			// The events may have been indexed; the caller treats this like a lost reply.
+			e.Kind, e.Err = Retry, errors.New("the reply was cut off or is not HEC's")
+			return r, e
+		}
+		return r, nil
+	case s == http.StatusRequestEntityTooLarge:
+		e.Kind = TooLarge
+	case s == http.StatusTooManyRequests || s >= 500:
+		e.Kind = Retry
+	case s == http.StatusUnauthorized || s == http.StatusForbidden:
+		e.Kind = Fatal
+		switch r.Code {
+		case 1:
+			e.Hint = "the HEC token is disabled: enable it in Settings → Data inputs → HTTP Event Collector"
+		case 2:
+			e.Hint = "no token was sent"
+		default:
+			e.Hint = "the HEC token is not valid: check the token value and that HEC is enabled (Global Settings → All Tokens: Enabled)"
+		}
+	case s == http.StatusBadRequest:
+		switch r.Code {
+		case 6, 12, 13:
+			if r.InvalidAt != nil {
+				e.Kind = Partial
+			} else {
+				e.Kind = Malformed
+			}
+		case 22:
+			e.Kind, e.Hint = Fatal, "the HEC token is disabled: enable it in Settings → Data inputs → HTTP Event Collector"
+		case 21:
+			e.Kind, e.Hint = Fatal, "the HEC token is not valid"
+		case 7:
+			e.Kind = Fatal
+			if index != "" {
+				e.Hint = fmt.Sprintf("the HEC token may not write to index %q: add it to the token's allowed indexes, or change the index", index)
+			} else {
+				e.Hint = "the token's default index does not exist or is not allowed: set one in the token's settings"
+			}
+		case 10, 11:
+			e.Kind, e.Hint = Fatal, "HEC refused the request channel; this is a bug in defender_alerts, please report it"
+		case 14:
+			e.Kind, e.Hint = Fatal, "indexer acknowledgement is disabled on this token: enable it, or set the ack mode to auto or off"
+		default:
+			e.Kind = Fatal
+		}
+	default:
+		e.Kind = Fatal
+		if s == http.StatusNotFound {
+			e.Hint = "no HEC endpoint at this URL: check the URL and port (8088 by default) and that HEC is enabled"
+		}
+	}
+	return r, e
+}
+
+func parseRetryAfter(v string) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
+		return time.Duration(min(n, 3600) * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return min(d, time.Hour)
+		}
+	}
+	return 0
+}
+
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+func asPathError(err error, pe **os.PathError) bool { return errors.As(err, pe) }

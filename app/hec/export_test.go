@@ -1,0 +1,26 @@
+package hec
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+)
+
+// CompressForTest exposes compression to benchmarks.
+func CompressForTest(c *Client, b *Batch) []byte {
+	z, err := c.compress(b.body)
+	if err != nil {
+		panic(err)
+	}
+	return z
+}
+
+// ClassifyForTest runs the reply classifier on a status and body.
+func ClassifyForTest(status int, body []byte) (Kind, bool) {
+	resp := &http.Response{StatusCode: status, Header: http.Header{}, Body: io.NopCloser(bytes.NewReader(body))}
+	_, e := readReply(resp, "main")
+	if e == nil {
+		return OK, true
+	}
+	return e.Kind, true
+}
