@@ -2,11 +2,11 @@ package hec
 
 import (
 	"bytes"
-	gzip "github.com/klauspost/compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	gzip "github.com/klauspost/compress/gzip"
 	"math/rand/v2"
 	"net"
 	"net/http"

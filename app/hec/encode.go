@@ -94,7 +94,9 @@ func (e *Encoder) Append(b *Batch, r Record) {
 }
 
 // envelopeSize is what Append will add for r.
-func (e *Encoder) envelopeSize(r Record) int { return len(`{"time":`) + 20 + len(e.meta) + len(r.Event) + 2 }
+func (e *Encoder) envelopeSize(r Record) int {
+	return len(`{"time":`) + 20 + len(e.meta) + len(r.Event) + 2
+}
 
 // AppendEpoch writes t as epoch seconds with microseconds (Splunk keeps microseconds).
 func AppendEpoch(dst []byte, t time.Time) []byte {

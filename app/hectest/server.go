@@ -8,10 +8,10 @@ package hectest
 
 import (
 	"bytes"
-	gzip "github.com/klauspost/compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
+	gzip "github.com/klauspost/compress/gzip"
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
