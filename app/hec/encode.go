@@ -138,9 +138,6 @@ func (bt *Batcher) Add(r Record) *Batch {
 		bt.cur = &Batch{body: make([]byte, 0, min(bt.maxBytes+bt.maxBytes/8, bt.enc.envelopeSize(r)*2+bt.maxBytes))}
 	}
 	bt.enc.Append(bt.cur, r)
-	if sealed == nil && (bt.cur.Size() >= bt.maxBytes || bt.cur.Len() >= bt.maxCount) {
-		sealed, bt.cur = bt.cur, nil
-	}
 	return sealed
 }
 
