@@ -114,7 +114,6 @@ func (c *Client) ReadWindow(ctx context.Context, w Window, fn func(Alert, *Progr
 	d.from = w.From.UTC().Truncate(Tick)
 	d.to = w.To.UTC().Truncate(Tick)
 	before := c.Stats().Calls
-	defer func() { d.st.Calls = c.Stats().Calls - before }()
 	if !d.from.Before(d.to) {
 		return d.st, nil
 	}

@@ -236,6 +236,9 @@ func (c *Client) sendPart(ctx context.Context, p part, out *Outcome, start time.
 			return nil, err
 		}
 		r, herr := c.post(ctx, ep, body)
+		if ctx.Err() != nil {
+			return nil, ctx.Err() // stopping is not HEC's fault
+		}
 		if herr == nil {
 			c.markUp(i)
 			if !r.ackPresent {
@@ -419,9 +422,6 @@ func (c *Client) post(ctx context.Context, ep *endpoint, body []byte) (reply, *E
 	c.count(func(s *Stats) { s.Requests++; s.BytesSent += int64(len(body)) })
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		if ctx.Err() != nil {
-			return reply{}, &Error{Kind: Fatal, URL: ep.display, Code: -1, Err: ctx.Err()}
-		}
 		return reply{}, &Error{Kind: Retry, URL: ep.display, Code: -1, Err: cleanURLError(err)}
 	}
 	defer resp.Body.Close()

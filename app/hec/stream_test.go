@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -107,5 +108,30 @@ func TestTLSWithCAFile(t *testing.T) {
 				t.Errorf("health %+v, want ok=%v", h, tt.ok)
 			}
 		})
+	}
+}
+
+// Stopping (a cancelled context) fails the batches in flight without marking the client
+// fatal: the next run starts clean.
+func TestCancelIsNotFatal(t *testing.T) {
+	srv := newHEC(t, hectest.Options{Ack: true})
+	srv.SetAckDelay(time.Hour) // acks never arrive in time
+	c := newClient(t, nil, srv.URL)
+	ctx, cancel := context.WithCancel(context.Background())
+	res := &result{}
+	bt := c.NewBatcher()
+	bt.Add(alert(1, 100))
+	if err := c.Submit(ctx, bt.Flush(), res.done); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	c.Wait()
+	_, _, errs := res.sum()
+	if len(errs) != 1 || !errors.Is(errs[0], context.Canceled) {
+		t.Fatalf("errs = %v, want context.Canceled", errs)
+	}
+	if c.Err() != nil {
+		t.Errorf("client marked fatal by a cancel: %v", c.Err())
 	}
 }
