@@ -231,6 +231,10 @@ func TestLimiterSlidingWindows(t *testing.T) {
 	if m, h := maxIn(time.Minute), maxIn(time.Hour); m != 100 || h != 1500 {
 		t.Errorf("at most %d calls in a minute and %d in an hour, want exactly 100 and 1500", m, h)
 	}
+	// The margin: 100 calls never come closer than 63 s (60 s + 5 %).
+	if m := maxIn(63 * time.Second); m != 100 {
+		t.Errorf("%d calls within 63 s, want 100", m)
+	}
 	// 1,500 calls use the hour: the 1,501st waits until the first leaves the window.
 	if got := calls[1500].Sub(calls[0]); got < time.Hour {
 		t.Errorf("call 1501 came %v after the first", got)

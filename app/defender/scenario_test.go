@@ -328,13 +328,13 @@ func TestThrottleStormHonoursRetryAfter(t *testing.T) {
 	}
 }
 
-// With the quotas shrunk (10 per 400 ms, 25 per 4 s), the client's own limiter keeps every
+// With the quotas shrunk (8 per second, 20 per 4 s), the client's own limiter keeps every
 // call within them: the stand-in never has to answer 429.
 func TestCallsStayWithinQuotas(t *testing.T) {
-	lim := defender.Limits{PerMinute: 10, Minute: 400 * time.Millisecond, PerHour: 25, Hour: 4 * time.Second}
+	lim := defender.Limits{PerMinute: 8, Minute: time.Second, PerHour: 20, Hour: 4 * time.Second}
 	srv := newServer(t, defendertest.Options{PerMinute: lim.PerMinute, Minute: lim.Minute, PerHour: lim.PerHour, Hour: lim.Hour})
 	now := time.Now().UTC()
-	srv.AddAlerts(6000, spread(now, 6000))
+	srv.AddAlerts(5000, spread(now, 5000))
 	c := newClient(t, srv, func(c *defender.Config) { c.PageSize = 200; c.Limits = lim })
 	l := newLedger()
 	r, err := drainWindow(t, c, time.Now, now.Add(-25*time.Hour), now, l)
@@ -345,7 +345,7 @@ func TestCallsStayWithinQuotas(t *testing.T) {
 	st := srv.Stats()
 	perMin, perHour := srv.MaxCalls(lim.Minute), srv.MaxCalls(lim.Hour)
 	t.Logf("%d calls; at most %d in any %v and %d in any %v; limiter waits %d", st.APICalls, perMin, lim.Minute, perHour, lim.Hour, c.Stats().LimiterWaits)
-	if st.APICalls < 31 {
+	if st.APICalls < 21 {
 		t.Fatalf("only %d calls: the scenario did not reach the quotas", st.APICalls)
 	}
 	if perMin > lim.PerMinute || perHour > lim.PerHour || st.ByStatus[429] != 0 {
