@@ -1,0 +1,200 @@
+package checkpoint
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sample() *State {
+	t0 := time.Date(2026, 3, 1, 8, 0, 0, 123456700, time.UTC)
+	return &State{
+		Watermark: t0,
+		Delivered: []Key{{"da637000000000000001_1", t0.Add(-time.Minute)}, {"da637000000000000002_2", t0.Add(-2 * time.Second)}},
+		Window:    &Window{From: t0.Add(-10 * time.Minute), To: t0.Add(time.Hour), Position: json.RawMessage(`{"page":{"upper":"2026-03-01T08:30:00Z"}}`)},
+	}
+}
+
+func TestFirstRunSaveLoad(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	s, err := Open(dir, "tenant1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, err := s.Load()
+	if err != nil || st != nil {
+		t.Fatalf("first run: %v %v, want nil, nil", st, err)
+	}
+	want := sample()
+	if err := s.Save(want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Watermark.Equal(want.Watermark) || len(got.Delivered) != 2 || got.Delivered[1] != want.Delivered[1] ||
+		!got.Window.To.Equal(want.Window.To) || string(got.Window.Position) != string(want.Window.Position) {
+		t.Errorf("round trip changed the state:\n got %+v\nwant %+v", got, want)
+	}
+	fi, err := os.Stat(s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("temp file left behind: %s", e.Name())
+		}
+	}
+}
+
+func TestBadFilesAreLeftAlone(t *testing.T) {
+	tests := []struct {
+		name, give, want string
+	}{
+		{"garbage", "{not json", "is corrupt"},
+		{"empty", "", "is corrupt"},
+		{"truncated", `{"version":1,"watermark":"2026-03-01T08:00:00Z","deliv`, "is corrupt"},
+		{"future version", `{"version":2,"watermark":"2026-03-01T08:00:00Z"}`, "format version 2"},
+		{"no watermark", `{"version":1,"delivered":[]}`, "no watermark"},
+		{"bad key", `{"version":1,"watermark":"2026-03-01T08:00:00Z","delivered":[["x","yesterday"]]}`, "is corrupt"},
+		{"unknown field", `{"version":1,"watermark":"2026-03-01T08:00:00Z","cursor":5}`, "is corrupt"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := Open(dir, "in")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if err := os.WriteFile(s.Path(), []byte(tt.give), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err = s.Load()
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), s.Path()) {
+				t.Fatalf("err = %v, want %q naming the path", err, tt.want)
+			}
+			if !strings.Contains(err.Error(), "move") {
+				t.Errorf("the error does not say what to do: %v", err)
+			}
+			after, _ := os.ReadFile(s.Path())
+			if string(after) != tt.give {
+				t.Error("the bad file was changed")
+			}
+		})
+	}
+}
+
+func TestLockNamesTheHolder(t *testing.T) {
+	dir := t.TempDir()
+	a, err := Open(dir, "tenant1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(dir, "tenant1")
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("second open: %v, want ErrLocked naming pid %d", err, os.Getpid())
+	}
+	// Another input in the same folder (Splunk's shared checkpoint_dir) is not blocked.
+	b, err := Open(dir, "tenant2")
+	if err != nil {
+		t.Fatalf("another input: %v", err)
+	}
+	b.Close()
+	a.Close()
+	c, err := Open(dir, "tenant1")
+	if err != nil {
+		t.Fatalf("after close: %v", err)
+	}
+	c.Close()
+}
+
+func TestWriteFailureKeepsOldCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, "in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Save(sample()); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(s.Path())
+	orig := writeAtomic
+	defer func() { writeAtomic = orig }()
+	writeAtomic = func(path string, b []byte) error {
+		return fmt.Errorf("checkpoint %s cannot be written: %w", path, errors.New("no space left on device"))
+	}
+	next := sample()
+	next.Watermark = next.Watermark.Add(time.Hour)
+	if err := s.Save(next); err == nil || !strings.Contains(err.Error(), "no space left") {
+		t.Fatalf("err = %v", err)
+	}
+	after, _ := os.ReadFile(s.Path())
+	if string(after) != string(before) {
+		t.Error("a failed save changed the checkpoint")
+	}
+}
+
+func TestFolderThatCannotExist(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "plain-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(filepath.Join(file, "state"), "in")
+	if err == nil || !strings.Contains(err.Error(), "cannot be created") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestFileName(t *testing.T) {
+	tests := []struct{ give, want string }{
+		{"tenant1", "tenant1.json"},
+		{"contoso.onmicrosoft.com", "contoso.onmicrosoft.com.json"},
+	}
+	for _, tt := range tests {
+		if got := FileName(tt.give); got != tt.want {
+			t.Errorf("FileName(%q) = %q", tt.give, got)
+		}
+	}
+	for _, bad := range []string{"../../etc/passwd", "a/b", "", "tenant 1", strings.Repeat("x", 300)} {
+		got := FileName(bad)
+		if strings.ContainsAny(got, `/\ `) || strings.HasPrefix(got, ".") || len(got) > 120 || FileName(bad+"z") == got {
+			t.Errorf("FileName(%q) = %q is not a safe, distinct name", bad, got)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	b, _ := json.Marshal(sample())
+	f.Add(b)
+	f.Add([]byte(`{"version":1,"watermark":"2026-03-01T08:00:00Z","delivered":[]}`))
+	f.Add([]byte(`{"version":9}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := Parse(b)
+		if err != nil {
+			return
+		}
+		// What parses writes back and parses to the same state.
+		st.Version = Version
+		again, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st2, err := Parse(again)
+		if err != nil || !st2.Watermark.Equal(st.Watermark) || len(st2.Delivered) != len(st.Delivered) {
+			t.Fatalf("round trip failed: %v", err)
+		}
+	})
+}
