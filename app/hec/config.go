@@ -258,3 +258,17 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// Validate checks cfg as New would, without starting anything.
+func Validate(cfg Config) error {
+	if _, err := cfg.setDefaults(); err != nil {
+		return err
+	}
+	for _, raw := range cfg.URLs {
+		if _, _, err := parseURL(raw); err != nil {
+			return err
+		}
+	}
+	_, err := newHTTPClient(&cfg)
+	return err
+}
