@@ -1,0 +1,408 @@
+// Package bridge joins the Defender reader to a Splunk sink: read a window, shape events,
+// send, confirm, and only then commit the checkpoint. It is the only package that knows both
+// sides.
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"ta-defender-alerts/app/checkpoint"
+	"ta-defender-alerts/app/defender"
+	"ta-defender-alerts/app/hec"
+)
+
+// Sink takes records and confirms them later through the Outcome callback it was made with.
+type Sink interface {
+	// Add queues a record; it may block (backpressure).
+	Add(ctx context.Context, r hec.Record, tag any) error
+	// Flush sends what is queued.
+	Flush(ctx context.Context) error
+}
+
+// Reader is the Defender side (a *defender.Client).
+type Reader interface {
+	ReadWindow(ctx context.Context, w defender.Window, fn func(defender.Alert, *defender.Progress) error) (defender.WindowStats, error)
+}
+
+// Pump moves alerts from a Reader to a Sink for one input.
+type Pump struct {
+	Reader  Reader
+	Store   *checkpoint.Store
+	Log     *slog.Logger
+	Start   time.Duration // how far back a first run reads
+	Overlap time.Duration // how far back each window re-reads
+	Now     func() time.Time
+	// Grace is how long in-flight batches may take to confirm after a stop; default 5s.
+	Grace time.Duration
+	// DeadLetter is the file rejected records go to (JSON lines, 0600).
+	DeadLetter string
+
+	sink Sink
+
+	mu        sync.Mutex
+	cond      *sync.Cond
+	nextSeq   uint64            // seq of the next record added
+	frontier  uint64            // every record with seq <= frontier is confirmed
+	confirmed map[uint64]uint64 // first seq → last seq, of confirmed batches beyond the frontier
+	tags      map[uint64]*tag   // last seq of a confirmed batch → its tag
+	failed    error
+	stats     Stats
+
+	win     *checkpoint.Window
+	prior   []checkpoint.Key // delivered keys from earlier windows (lut >= window start)
+	recent  []seqKey         // keys handed on in this window, inside the next overlap
+	floor   time.Time        // next window's start: keys below it are not kept
+	dirty   bool             // a newer confirmed state awaits saving
+	saving  bool
+	saveErr error
+}
+
+type seqKey struct {
+	seq uint64
+	key checkpoint.Key
+}
+
+// tag travels with each record and comes back with its batch.
+type tag struct {
+	seq uint64
+	pos defender.Position
+}
+
+// Stats count a pump's work.
+type Stats struct {
+	Read       int // alerts handed on by the reader
+	Confirmed  int // alerts confirmed by the sink
+	Rejected   int // alerts Splunk refused, written to the dead-letter file
+	Resent     int // alerts sent again after a lost reply or ack
+	Skipped    int // versions dropped as delivered before (overlap)
+	Windows    int
+	Commits    int
+	LastCommit time.Time
+	Watermark  time.Time
+}
+
+// SetSink attaches the sink; make it with p.Outcome as its callback.
+func (p *Pump) SetSink(s Sink) { p.sink = s }
+
+// Stats returns a copy of the counters.
+func (p *Pump) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stats
+}
+
+// Outcome is the sink's callback for a batch.
+func (p *Pump) Outcome(o hec.Outcome) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if o.Err != nil {
+		if p.failed == nil {
+			p.failed = o.Err
+		}
+		p.cond.Broadcast()
+		return
+	}
+	if len(o.Rejected) > 0 {
+		if err := p.deadLetter(o.Rejected); err != nil {
+			if p.failed == nil {
+				p.failed = err
+			}
+			p.cond.Broadcast()
+			return
+		}
+		for _, r := range o.Rejected {
+			p.Log.Error("Splunk refused an alert as malformed; it was written to the dead-letter file",
+				"alert_id", r.ID, "hec_code", r.Code, "hec_text", r.Text, "file", p.DeadLetter)
+		}
+		p.stats.Rejected += len(o.Rejected)
+	}
+	t := o.Batch.Tag.(*tag)
+	last := t.seq
+	first := last - uint64(o.Batch.Len()) + 1
+	p.confirmed[first] = last
+	p.tags[last] = t
+	p.stats.Confirmed += o.Batch.Len() - len(o.Rejected)
+	p.stats.Resent += o.Resent
+	advanced := false
+	for {
+		l, ok := p.confirmed[p.frontier+1]
+		if !ok {
+			break
+		}
+		delete(p.confirmed, p.frontier+1)
+		p.frontier = l
+		advanced = true
+	}
+	if advanced {
+		p.stageLocked(p.tags[p.frontier])
+		for s := range p.tags {
+			if s <= p.frontier {
+				delete(p.tags, s)
+			}
+		}
+	}
+	p.cond.Broadcast()
+}
+
+// stageLocked records the state up to the frontier as the one to save next.
+func (p *Pump) stageLocked(t *tag) {
+	pos, _ := json.Marshal(t.pos)
+	p.win.Position = pos
+	p.dirty = true
+	if !p.saving {
+		p.saving = true
+		go p.saver()
+	}
+}
+
+// saver writes the newest staged state; states staged while it writes coalesce.
+func (p *Pump) saver() {
+	p.mu.Lock()
+	for p.dirty && p.saveErr == nil {
+		p.dirty = false
+		st := p.stateLocked(false)
+		p.mu.Unlock()
+		err := p.Store.Save(st)
+		p.mu.Lock()
+		if err != nil {
+			p.saveErr = err
+		} else {
+			p.stats.Commits++
+			p.stats.LastCommit = time.Now()
+		}
+	}
+	p.saving = false
+	p.cond.Broadcast()
+	p.mu.Unlock()
+}
+
+// stateLocked builds the checkpoint: done means the window is finished.
+func (p *Pump) stateLocked(done bool) *checkpoint.State {
+	st := &checkpoint.State{Watermark: p.stats.Watermark, Updated: p.Now().UTC()}
+	keep := p.win.From
+	if done {
+		keep = p.floor
+	}
+	for _, k := range p.prior {
+		if !k.LastUpdate.Before(keep) {
+			st.Delivered = append(st.Delivered, k)
+		}
+	}
+	for _, sk := range p.recent {
+		if sk.seq <= p.frontier && !sk.key.LastUpdate.Before(keep) {
+			st.Delivered = append(st.Delivered, sk.key)
+		}
+	}
+	if done {
+		st.Watermark = p.win.To
+	} else {
+		w := *p.win
+		st.Window = &w
+	}
+	return st
+}
+
+func (p *Pump) deadLetter(rs []hec.Rejected) error {
+	f, err := os.OpenFile(p.DeadLetter, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("dead-letter file %s cannot be opened: %w", p.DeadLetter, err)
+	}
+	for _, r := range rs {
+		line, _ := json.Marshal(struct {
+			Time     time.Time       `json:"time"`
+			ID       string          `json:"alert_id"`
+			Code     int             `json:"hec_code"`
+			Text     string          `json:"hec_text"`
+			Envelope json.RawMessage `json:"envelope"`
+		}{time.Now().UTC(), r.ID, r.Code, r.Text, r.Envelope})
+		if _, err := f.Write(append(line, '\n')); err != nil {
+			f.Close()
+			return fmt.Errorf("dead-letter file %s cannot be written: %w", p.DeadLetter, err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("dead-letter file %s cannot be written: %w", p.DeadLetter, err)
+	}
+	return f.Close()
+}
+
+// Drain reads everything up to now, delivers it, waits for confirmation and commits. A
+// window left part-way by an earlier run is finished first. On ctx's end it stops reading,
+// lets in-flight batches confirm for up to Grace, commits what was confirmed, and returns
+// ctx's error.
+func (p *Pump) Drain(ctx context.Context) error {
+	if p.cond == nil {
+		p.cond = sync.NewCond(&p.mu)
+	}
+	if p.Grace == 0 {
+		p.Grace = 5 * time.Second
+	}
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+	st, err := p.Store.Load()
+	if err != nil {
+		return err
+	}
+	if st == nil {
+		st = &checkpoint.State{Watermark: p.Now().UTC().Add(-p.Start).Truncate(defender.Tick)}
+		p.Log.Info("first run: reading alerts updated since the start time", "start", st.Watermark, "checkpoint", p.Store.Path())
+	}
+	for {
+		var w checkpoint.Window
+		var resume *defender.Position
+		fresh := st.Window == nil
+		if !fresh {
+			w = *st.Window
+			if len(w.Position) > 0 {
+				resume = new(defender.Position)
+				if err := json.Unmarshal(w.Position, resume); err != nil {
+					return fmt.Errorf("checkpoint %s: the saved position cannot be read (%v): move the file away to start over", p.Store.Path(), err)
+				}
+			}
+			p.Log.Info("finishing a window left part-way", "from", w.From, "to", w.To)
+		} else {
+			w = checkpoint.Window{From: st.Watermark.Add(-p.Overlap), To: p.Now().UTC().Truncate(defender.Tick)}
+		}
+		next, err := p.window(ctx, st, w, resume)
+		if err != nil {
+			return err
+		}
+		st = next
+		if fresh {
+			return nil // a fresh window reaching now is done
+		}
+	}
+}
+
+// window reads and delivers one window and returns the committed state after it.
+func (p *Pump) window(ctx context.Context, st *checkpoint.State, w checkpoint.Window, resume *defender.Position) (*checkpoint.State, error) {
+	p.mu.Lock()
+	p.nextSeq, p.frontier = 1, 0
+	p.confirmed, p.tags = map[uint64]uint64{}, map[uint64]*tag{}
+	p.failed, p.saveErr = nil, nil
+	p.win = &checkpoint.Window{From: w.From, To: w.To, Position: w.Position}
+	p.prior = st.Delivered
+	p.recent = p.recent[:0]
+	p.floor = w.To.Add(-p.Overlap)
+	p.stats.Watermark = st.Watermark
+	p.mu.Unlock()
+
+	type dk struct {
+		id string
+		t  int64
+	}
+	delivered := make(map[dk]struct{}, len(st.Delivered))
+	for _, k := range st.Delivered {
+		delivered[dk{k.ID, k.LastUpdate.UnixNano()}] = struct{}{}
+	}
+	readCtx, stopRead := context.WithCancel(ctx)
+	defer stopRead()
+	// Delivery outlives a stop by Grace, so that in-flight batches can confirm.
+	sendCtx, stopSend := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSend()
+	go func() {
+		select {
+		case <-ctx.Done():
+			t := time.NewTimer(p.Grace)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				stopSend()
+			case <-sendCtx.Done():
+			}
+		case <-sendCtx.Done():
+		}
+	}()
+	// A failed delivery stops the reading.
+	go func() {
+		p.mu.Lock()
+		for p.failed == nil && p.saveErr == nil && readCtx.Err() == nil {
+			p.cond.Wait()
+		}
+		p.mu.Unlock()
+		stopRead()
+	}()
+	// Wake the watcher when reading ends (the deferred stopRead guarantees it does).
+	context.AfterFunc(readCtx, func() { p.mu.Lock(); p.cond.Broadcast(); p.mu.Unlock() })
+
+	ws, readErr := p.Reader.ReadWindow(readCtx, defender.Window{
+		From: w.From, To: w.To, Resume: resume,
+		Delivered: func(id string, t time.Time) bool {
+			_, ok := delivered[dk{id, t.UnixNano()}]
+			return ok
+		},
+	}, func(a defender.Alert, pr *defender.Progress) error {
+		p.mu.Lock()
+		seq := p.nextSeq
+		p.nextSeq++
+		if !a.LastUpdate.Before(p.floor) {
+			p.recent = append(p.recent, seqKey{seq, checkpoint.Key{ID: a.ID, LastUpdate: a.LastUpdate}})
+		}
+		p.stats.Read++
+		p.mu.Unlock()
+		return p.sink.Add(sendCtx, hec.Record{Time: a.LastUpdate, Event: a.Raw, ID: a.ID}, &tag{seq: seq, pos: pr.Position()})
+	})
+	p.mu.Lock()
+	p.stats.Skipped += ws.Delivered
+	p.mu.Unlock()
+	flushErr := p.sink.Flush(sendCtx)
+
+	// Wait for every record handed on to be confirmed, or for a failure.
+	p.mu.Lock()
+	last := p.nextSeq - 1
+	for p.frontier < last && p.failed == nil && sendCtx.Err() == nil {
+		p.cond.Wait()
+	}
+	for p.saving {
+		p.cond.Wait()
+	}
+	failed, saveErr, complete := p.failed, p.saveErr, p.frontier == last
+	p.mu.Unlock()
+
+	switch {
+	case saveErr != nil:
+		return nil, saveErr
+	case failed != nil && !errors.Is(failed, context.Canceled):
+		return nil, fmt.Errorf("delivery failed: %w", failed)
+	case readErr != nil && ctx.Err() == nil && !errors.Is(readErr, context.Canceled):
+		return nil, readErr
+	case flushErr != nil && ctx.Err() == nil:
+		return nil, flushErr
+	case ctx.Err() != nil || !complete:
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, errors.New("delivery stopped before every alert was confirmed")
+	}
+	// The whole window is confirmed: move the watermark.
+	p.mu.Lock()
+	next := p.stateLocked(true)
+	p.mu.Unlock()
+	if err := p.Store.Save(next); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.stats.Windows++
+	p.stats.Commits++
+	p.stats.LastCommit = time.Now()
+	p.stats.Watermark = next.Watermark
+	p.mu.Unlock()
+	p.Log.Info("window delivered", "from", w.From, "to", w.To, "alerts", last, "calls", ws.Calls, "skipped_as_delivered", ws.Delivered)
+	return next, nil
+}
+
+// DeadLetterPath is the dead-letter file beside an input's checkpoint.
+func DeadLetterPath(stateDir, input string) string {
+	name := checkpoint.FileName(input)
+	return filepath.Join(stateDir, name[:len(name)-len(".json")]+".deadletter.jsonl")
+}
