@@ -48,7 +48,9 @@ func newRig(t *testing.T, ack bool, n int) *rig {
 	api := defendertest.New(defendertest.Options{TenantID: tenant, ClientID: client, ClientSecret: secretV})
 	t.Cleanup(api.Close)
 	now := time.Now()
-	api.AddAlerts(n, func(i int) time.Time { return now.Add(-23 * time.Hour).Add(time.Duration(i) * 22 * time.Hour / time.Duration(max(n, 1))) })
+	api.AddAlerts(n, func(i int) time.Time {
+		return now.Add(-23 * time.Hour).Add(time.Duration(i) * 22 * time.Hour / time.Duration(max(n, 1)))
+	})
 	h := hectest.New(hectest.Options{Token: hecToken, Ack: ack, Key: key})
 	t.Cleanup(h.Close)
 	rd, err := defender.New(defender.Config{TenantID: tenant, ClientID: client, ClientSecret: secretV, APIURL: api.URL, LoginURL: api.URL,
