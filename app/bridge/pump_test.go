@@ -65,7 +65,8 @@ func newRig(t *testing.T, ack bool, n int) *rig {
 func (r *rig) drain(ctx context.Context, mod func(*hec.Config)) (Stats, error) {
 	r.t.Helper()
 	cfg := hec.Config{URLs: []string{r.hec.URL}, Token: secret.String(hecToken), BatchBytes: 64 << 10,
-		AckInterval: 10 * time.Millisecond, AckTimeout: time.Second, BackoffInitial: 5 * time.Millisecond, BackoffMax: 50 * time.Millisecond, SetAside: 50 * time.Millisecond}
+		AckInterval: 10 * time.Millisecond, AckTimeout: time.Second, BackoffInitial: 5 * time.Millisecond, BackoffMax: 50 * time.Millisecond, SetAside: 50 * time.Millisecond,
+		MaxInFlight: 4}
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -78,12 +78,13 @@ type env struct {
 	HECHost               string        `envconfig:"HEC_HOST"`
 	HECAck                string        `envconfig:"HEC_ACK" default:"auto"`
 	HECAckTimeout         Duration      `envconfig:"HEC_ACK_TIMEOUT" default:"2m"`
+	HECAckInterval        Duration      `envconfig:"HEC_ACK_INTERVAL" default:"1s"`
 	HECCAFile             string        `envconfig:"HEC_CA_FILE"`
 	HECInsecureSkipVerify bool          `envconfig:"HEC_INSECURE_SKIP_VERIFY"`
 	HECBatchBytes         int           `envconfig:"HEC_BATCH_BYTES" default:"1048576"`
 	HECGzip               bool          `envconfig:"HEC_GZIP" default:"true"`
 	HECLinger             Duration      `envconfig:"HEC_LINGER" default:"2s"`
-	HECMaxInFlight        int           `envconfig:"HEC_MAX_IN_FLIGHT" default:"8"`
+	HECMaxInFlight        int           `envconfig:"HEC_MAX_IN_FLIGHT" default:"1"`
 
 	LogLevel    string `envconfig:"LOG_LEVEL" default:"info"`
 	LogFormat   string `envconfig:"LOG_FORMAT" default:"text"`
@@ -131,7 +132,7 @@ var (
 	HECVars = map[string]string{
 		"URLs": "DEFENDER_HEC_URL", "Token": "DEFENDER_HEC_TOKEN", "Ack": "DEFENDER_HEC_ACK",
 		"CAFile": "DEFENDER_HEC_CA_FILE", "BatchBytes": "DEFENDER_HEC_BATCH_BYTES", "GzipLevel": "DEFENDER_HEC_GZIP",
-		"BatchCount": "DEFENDER_HEC_BATCH_COUNT",
+		"BatchCount": "DEFENDER_HEC_BATCH_COUNT", "MaxInFlight": "DEFENDER_HEC_MAX_IN_FLIGHT",
 	}
 )
 
@@ -250,7 +251,7 @@ func (e *env) build() (*Config, error) {
 	gzip := e.HECGzip
 	c.HEC = hec.Config{
 		URLs: urls, Token: hecToken, Host: e.HECHost, Source: e.HECSource, Sourcetype: e.HECSourcetype, Index: e.HECIndex,
-		Ack: hec.AckMode(strings.ToLower(e.HECAck)), AckTimeout: time.Duration(e.HECAckTimeout), Gzip: &gzip,
+		Ack: hec.AckMode(strings.ToLower(e.HECAck)), AckTimeout: time.Duration(e.HECAckTimeout), AckInterval: time.Duration(e.HECAckInterval), Gzip: &gzip,
 		BatchBytes: e.HECBatchBytes, MaxInFlight: e.HECMaxInFlight, CAFile: e.HECCAFile, InsecureSkipVerify: e.HECInsecureSkipVerify,
 	}
 	if err := hec.Validate(c.HEC); err != nil {

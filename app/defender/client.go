@@ -333,3 +333,17 @@ func cleanURLError(err error) error {
 	}
 	return err
 }
+
+// Probe reads one alert of the last day, for a configuration check: it proves the token, the
+// permission and the address. It returns how many alerts the page held (0 or 1).
+func (c *Client) Probe(ctx context.Context, now time.Time) (int, error) {
+	dec := newPageDecoder()
+	q := "$filter=" + escape("lastUpdateTime ge "+FilterTime(now.Add(-24*time.Hour))) + "&$top=1&$expand=evidence"
+	n := 0
+	err := c.get(ctx, q, func(body io.Reader) error {
+		var err error
+		n, err = dec.decode(body, func([]byte, fields) error { return nil })
+		return err
+	})
+	return n, err
+}

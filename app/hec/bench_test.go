@@ -86,11 +86,14 @@ func BenchmarkSend100k(b *testing.B) {
 	for _, r := range recs {
 		size += len(r.Event)
 	}
-	for _, ack := range []bool{false, true} {
-		b.Run(fmt.Sprint("ack=", ack), func(b *testing.B) {
+	for _, tc := range []struct {
+		ack      bool
+		inFlight int
+	}{{false, 1}, {true, 1}, {false, 8}, {true, 8}} {
+		b.Run(fmt.Sprintf("ack=%v/inflight=%d", tc.ack, tc.inFlight), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				srv := newHEC(b, hectest.Options{Ack: ack, CountOnly: true})
-				c := newClient(b, nil, srv.URL)
+				srv := newHEC(b, hectest.Options{Ack: tc.ack, CountOnly: true})
+				c := newClient(b, func(c *hec.Config) { c.MaxInFlight = tc.inFlight; c.AckInterval = time.Second }, srv.URL)
 				bt := c.NewBatcher()
 				res := &result{}
 				start := time.Now()

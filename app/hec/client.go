@@ -71,7 +71,8 @@ type Client struct {
 	stats  Stats
 
 	ackMu   sync.Mutex
-	pending map[*endpoint]map[int64]chan struct{}
+	pending map[*endpoint]map[int64]*ackWait
+	ackKick chan struct{}
 	stopAck context.CancelFunc
 	ackDone chan struct{}
 }
@@ -87,7 +88,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, warnings: warn, acks: -1, pending: map[*endpoint]map[int64]chan struct{}{}}
+	c := &Client{cfg: cfg, warnings: warn, acks: -1, pending: map[*endpoint]map[int64]*ackWait{}, ackKick: make(chan struct{}, 1)}
 	seen := map[string]bool{}
 	for _, raw := range cfg.URLs {
 		ep, w, err := parseURL(raw)
@@ -445,14 +446,29 @@ func cleanURLError(err error) error {
 
 // --- indexer acknowledgement ---
 
+// ackWait is one batch waiting for its ack. Polls start soon after the send and slow down
+// to AckInterval, so that one batch in flight is not held back by a long poll interval.
+type ackWait struct {
+	done  chan struct{}
+	next  time.Time
+	every time.Duration
+}
+
+const firstAckPoll = 20 * time.Millisecond
+
 func (c *Client) waitAck(ctx context.Context, ep *endpoint, id int64) (bool, error) {
-	ch := make(chan struct{})
+	w := &ackWait{done: make(chan struct{}), every: min(firstAckPoll, c.cfg.AckInterval)}
+	w.next = time.Now().Add(w.every)
 	c.ackMu.Lock()
 	if c.pending[ep] == nil {
-		c.pending[ep] = map[int64]chan struct{}{}
+		c.pending[ep] = map[int64]*ackWait{}
 	}
-	c.pending[ep][id] = ch
+	c.pending[ep][id] = w
 	c.ackMu.Unlock()
+	select {
+	case c.ackKick <- struct{}{}:
+	default:
+	}
 	t := time.NewTimer(c.cfg.AckTimeout)
 	defer t.Stop()
 	drop := func() {
@@ -461,7 +477,7 @@ func (c *Client) waitAck(ctx context.Context, ep *endpoint, id int64) (bool, err
 		c.ackMu.Unlock()
 	}
 	select {
-	case <-ch:
+	case <-w.done:
 		return true, nil
 	case <-t.C:
 		drop()
@@ -472,22 +488,26 @@ func (c *Client) waitAck(ctx context.Context, ep *endpoint, id int64) (bool, err
 	}
 }
 
-// pollAcks asks each URL about its pending ack ids every AckInterval.
+// pollAcks asks each URL about its pending ack ids when one of them is due.
 func (c *Client) pollAcks(ctx context.Context) {
 	defer close(c.ackDone)
-	t := time.NewTicker(c.cfg.AckInterval)
-	defer t.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 		c.ackMu.Lock()
+		now := time.Now()
+		due := now.Add(time.Hour)
 		work := map[*endpoint][]int64{}
 		for ep, ids := range c.pending {
-			for id := range ids {
-				work[ep] = append(work[ep], id)
+			for id, w := range ids {
+				if !w.next.After(now) {
+					work[ep] = append(work[ep], id)
+					w.every = min(2*w.every, c.cfg.AckInterval)
+					w.next = now.Add(w.every)
+				}
+				if w.next.Before(due) {
+					due = w.next
+				}
 			}
 		}
 		c.ackMu.Unlock()
@@ -501,12 +521,28 @@ func (c *Client) pollAcks(ctx context.Context) {
 			}
 			c.ackMu.Lock()
 			for _, id := range done {
-				if ch, ok := c.pending[ep][id]; ok {
-					close(ch)
+				if w, ok := c.pending[ep][id]; ok {
+					close(w.done)
 					delete(c.pending[ep], id)
 				}
 			}
 			c.ackMu.Unlock()
+		}
+		if len(work) > 0 {
+			continue // look again at once: more may be due
+		}
+		timer.Reset(time.Until(due))
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.ackKick:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
 		}
 	}
 }

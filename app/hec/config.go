@@ -45,7 +45,7 @@ type Config struct {
 
 	BatchBytes  int // uncompressed body per request; default 1 MiB (Splunk Cloud)
 	BatchCount  int // records per request; default 10,000
-	MaxInFlight int // batches sent and not yet confirmed; default 8
+	MaxInFlight int // batches sent and not yet confirmed; default 1
 
 	CAFile             string
 	InsecureSkipVerify bool
@@ -185,7 +185,12 @@ func (c *Config) setDefaults() ([]string, error) {
 		return nil, &FieldError{Field: "BatchCount", Value: fmt.Sprint(c.BatchCount), Msg: "must be at least 1"}
 	}
 	if c.MaxInFlight == 0 {
-		c.MaxInFlight = 8
+		// One batch in flight: a crash re-sends at most that batch. More raise throughput
+		// when acks are slow, at the price of more duplicates after a crash.
+		c.MaxInFlight = 1
+	}
+	if c.MaxInFlight < 1 || c.MaxInFlight > 64 {
+		return nil, &FieldError{Field: "MaxInFlight", Value: fmt.Sprint(c.MaxInFlight), Msg: "must be between 1 and 64"}
 	}
 	if c.BackoffInitial == 0 {
 		c.BackoffInitial = 500 * time.Millisecond

@@ -56,6 +56,7 @@ func newClient(t testing.TB, mod func(*hec.Config), urls ...string) *hec.Client 
 		BackoffMax:     50 * time.Millisecond,
 		SetAside:       50 * time.Millisecond,
 		RequestTimeout: 5 * time.Second,
+		MaxInFlight:    4,
 	}
 	if mod != nil {
 		mod(&cfg)

@@ -1,29 +1,46 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
 
+	"ta-defender-alerts/app/bridge"
+	"ta-defender-alerts/app/checkpoint"
+	"ta-defender-alerts/app/config"
+	"ta-defender-alerts/app/defender"
+	"ta-defender-alerts/app/hec"
 	"ta-defender-alerts/app/version"
 )
 
-const usage = `defender_alerts pulls Microsoft Defender for Endpoint alerts into Splunk.
+const usage = `defender_alerts pulls Microsoft Defender for Endpoint alerts into Splunk's HTTP Event Collector.
 
 Usage:
-  defender_alerts version   print the version
-  defender_alerts help      print this help
+  defender_alerts run          collect continuously, every DEFENDER_INTERVAL
+  defender_alerts run --once   collect everything up to now, deliver, confirm, commit, exit
+  defender_alerts check        check the configuration, the Entra app and HEC, with fixes
+  defender_alerts version      print the version
+  defender_alerts help         print this help
 
-The collector commands (run, check, demo) and the Splunk modular input are not built yet.
+Settings come from DEFENDER_* environment variables (see README.md), for example:
+  DEFENDER_TENANT_ID, DEFENDER_CLIENT_ID, DEFENDER_CLIENT_SECRET (or _FILE) or DEFENDER_CERT_FILE,
+  DEFENDER_HEC_URL, DEFENDER_HEC_TOKEN (or _FILE), DEFENDER_STATE_DIR.
+
+Run with no arguments, defender_alerts is a Splunk modular input and reads its configuration
+from standard input, as splunkd provides it.
 `
 
 // run is the whole program behind main, so tests can drive it in-process.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	_ = ctx
-	_ = stdin
 	if len(args) == 0 {
-		fmt.Fprint(stdout, usage)
-		return 0
+		return noArgs(stdin, stdout, stderr)
 	}
 	switch args[0] {
 	case "version", "--version":
@@ -32,8 +49,203 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
+	case "run":
+		fs := flag.NewFlagSet("run", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		once := fs.Bool("once", false, "collect up to now, then exit")
+		if err := fs.Parse(args[1:]); err != nil {
+			return 2
+		}
+		return collect(ctx, *once, stderr)
+	case "check":
+		return check(ctx, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "defender_alerts: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+}
+
+// noArgs is splunkd's way of starting a modular input: configuration XML on stdin.
+func noArgs(stdin io.Reader, stdout, stderr io.Writer) int {
+	if f, ok := stdin.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			fmt.Fprint(stdout, usage) // a person at a terminal
+			return 0
+		}
+	}
+	head, _ := bufio.NewReader(io.LimitReader(stdin, 1<<20)).Peek(512)
+	if !strings.Contains(string(head), "<input") {
+		fmt.Fprintln(stderr, "ERROR defender_alerts: no modular input configuration on standard input (splunkd provides it when it runs this app's input). To run the collector yourself, use: defender_alerts run (see defender_alerts help)")
+		return 2
+	}
+	fmt.Fprintln(stderr, "ERROR defender_alerts: the Splunk modular input mode is not available in this build yet; use defender_alerts run with DEFENDER_* settings")
+	return 1
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// collect is run and run --once.
+func collect(ctx context.Context, once bool, stderr io.Writer) int {
+	cfg, err := config.FromEnv()
+	if err != nil {
+		fmt.Fprintf(stderr, "defender_alerts: configuration: %v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	rd, err := defender.New(cfg.Defender)
+	if err != nil {
+		log.Error("configuration", "err", config.Rename(err, config.DefenderVars, config.HECVars))
+		return 2
+	}
+	if once {
+		cfg.HEC.GiveUpAfter = 5 * time.Minute // --once ends with an error rather than waiting forever
+	}
+	hc, err := hec.New(cfg.HEC)
+	if err != nil {
+		log.Error("configuration", "err", config.Rename(err, config.DefenderVars, config.HECVars))
+		return 2
+	}
+	defer hc.Close()
+	for _, w := range hc.Warnings() {
+		log.Warn(w)
+	}
+	store, err := checkpoint.Open(cfg.StateDir, cfg.Input)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	defer store.Close()
+	p := &bridge.Pump{Reader: rd, Store: store, Log: log, Start: cfg.Start, Overlap: cfg.Overlap,
+		DeadLetter: bridge.DeadLetterPath(cfg.StateDir, cfg.Input)}
+	p.SetSink(hc.NewStream(cfg.Linger, p.Outcome))
+	log.Info("defender_alerts starting", "version", version.Version, "input", cfg.Input, "once", once,
+		"api", rd.Endpoints().API.String(), "hec_urls", len(cfg.HEC.URLs), "checkpoint", store.Path())
+
+	if once {
+		err := p.Drain(ctx)
+		st := p.Stats()
+		switch {
+		case ctx.Err() != nil:
+			log.Info("stopped; what was confirmed is committed", "confirmed", st.Confirmed)
+			return 0
+		case err != nil:
+			log.Error("collection failed; the checkpoint holds what was confirmed", "err", err, "confirmed", st.Confirmed)
+			return 1
+		}
+		log.Info("done", "read", st.Read, "confirmed", st.Confirmed, "rejected", st.Rejected, "resent", st.Resent, "watermark", st.Watermark)
+		return 0
+	}
+	backoff := time.Duration(0)
+	for {
+		err := p.Drain(ctx)
+		if ctx.Err() != nil {
+			log.Info("stopped; what was confirmed is committed", "confirmed", p.Stats().Confirmed)
+			return 0
+		}
+		wait := cfg.Interval
+		if err != nil {
+			if !retryable(err) {
+				log.Error("stopping: this needs a fix before collection can go on", "err", err)
+				return 1
+			}
+			backoff = min(max(2*backoff, 5*time.Second), 10*cfg.Interval)
+			wait = backoff
+			log.Warn("collection failed; will try again", "err", err, "in", wait)
+		} else {
+			backoff = 0
+			st := p.Stats()
+			log.Debug("poll done", "confirmed_total", st.Confirmed, "watermark", st.Watermark)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			log.Info("stopped", "confirmed", p.Stats().Confirmed)
+			return 0
+		case <-t.C:
+		}
+	}
+}
+
+// retryable: network trouble and throttling on either side; everything else needs a person.
+func retryable(err error) bool {
+	var he *hec.Error
+	if errors.As(err, &he) {
+		return he.Kind == hec.Retry
+	}
+	k := defender.ErrorKind(err)
+	return k == defender.Transient || k == defender.Throttled
+}
+
+// check prints a checklist: configuration, token, one page of alerts, HEC health and token.
+func check(ctx context.Context, stdout, stderr io.Writer) int {
+	ok := true
+	mark := func(good bool, what, detail string) {
+		if good {
+			fmt.Fprintf(stdout, "✓ %s\n", what)
+			return
+		}
+		ok = false
+		fmt.Fprintf(stdout, "✗ %s\n    %s\n", what, detail)
+	}
+	cfg, err := config.FromEnv()
+	if err != nil {
+		mark(false, "configuration", err.Error())
+		return 1
+	}
+	mark(true, "configuration (DEFENDER_* settings are valid)", "")
+	rd, err := defender.New(cfg.Defender)
+	if err != nil {
+		mark(false, "Defender client", config.Rename(err, config.DefenderVars, config.HECVars).Error())
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := rd.CheckToken(ctx); err != nil {
+		mark(false, "Entra ID token for "+rd.Endpoints().TokenURL, err.Error())
+	} else {
+		mark(true, "Entra ID token ("+cfg.Defender.TenantID+")", "")
+		n, err := rd.Probe(ctx, time.Now())
+		if err != nil {
+			mark(false, "Defender Alert API at "+rd.Endpoints().API.String(), err.Error())
+		} else {
+			mark(true, fmt.Sprintf("Defender Alert API at %s (read %d alert of the last day)", rd.Endpoints().API, n), "")
+		}
+	}
+	hc, err := hec.New(cfg.HEC)
+	if err != nil {
+		mark(false, "HEC client", config.Rename(err, config.DefenderVars, config.HECVars).Error())
+		return 1
+	}
+	defer hc.Close()
+	for _, w := range hc.Warnings() {
+		fmt.Fprintf(stdout, "! %s\n", w)
+	}
+	for _, h := range hc.Health(ctx) {
+		switch {
+		case h.Err == nil:
+			mark(true, "HEC at "+h.URL+" is healthy and accepts the token", "")
+		case !h.Up:
+			mark(false, "HEC at "+h.URL, h.Err.Error())
+		default:
+			mark(false, "HEC token at "+h.URL, h.Err.Error())
+		}
+	}
+	if dir := cfg.StateDir; dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			mark(false, "state folder "+dir, "cannot be created: "+err.Error()+" (set DEFENDER_STATE_DIR)")
+		} else {
+			mark(true, "state folder "+dir, "")
+		}
+	}
+	if !ok {
+		return 1
+	}
+	return 0
 }

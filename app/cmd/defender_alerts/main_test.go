@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"ta-defender-alerts/app/defendertest"
+	"ta-defender-alerts/app/hectest"
+)
+
+// TestMain lets the test binary run as the real program (for crash and signal tests).
+func TestMain(m *testing.M) {
+	if os.Getenv("DEFENDER_ALERTS_BE_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+const (
+	tenant   = "6c2a4e1b-3f0d-4a8e-9b7c-2d5e8f1a0b3c"
+	client   = "0f9e8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f"
+	secretV  = "Zx8Q~s3cr3t.Value_for-tests"
+	hecToken = "8a3f2b1c-4d5e-6f70-8192-a3b4c5d6e7f8"
+)
+
+func versionKey(raw []byte) string {
+	var a struct{ ID, LastUpdateTime string }
+	_ = json.Unmarshal(raw, &a)
+	return a.ID + "@" + a.LastUpdateTime
+}
+
+type world struct {
+	api   *defendertest.Server
+	hec   *hectest.Server
+	state string
+	extra []string // more environment
+}
+
+func newWorld(t *testing.T, n int, ack bool) *world {
+	t.Helper()
+	api := defendertest.New(defendertest.Options{TenantID: tenant, ClientID: client, ClientSecret: secretV})
+	t.Cleanup(api.Close)
+	now := time.Now()
+	api.AddAlerts(n, func(i int) time.Time {
+		return now.Add(-23 * time.Hour).Add(time.Duration(i) * 22 * time.Hour / time.Duration(n))
+	})
+	h := hectest.New(hectest.Options{Token: hecToken, Ack: ack, Key: versionKey})
+	t.Cleanup(h.Close)
+	return &world{api: api, hec: h, state: t.TempDir()}
+}
+
+func (w *world) env() []string {
+	env := []string{"DEFENDER_ALERTS_BE_MAIN=1"}
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "DEFENDER_") && !strings.HasPrefix(e, "HTTPS_PROXY") && !strings.HasPrefix(e, "HTTP_PROXY") {
+			env = append(env, e)
+		}
+	}
+	env = append(env,
+		"DEFENDER_TENANT_ID="+tenant, "DEFENDER_CLIENT_ID="+client, "DEFENDER_CLIENT_SECRET="+secretV,
+		"DEFENDER_API_URL="+w.api.URL, "DEFENDER_LOGIN_URL="+w.api.URL,
+		"DEFENDER_HEC_URL="+w.hec.URL, "DEFENDER_HEC_TOKEN="+hecToken, "DEFENDER_HEC_ACK_INTERVAL=20ms",
+		"DEFENDER_STATE_DIR="+w.state, "DEFENDER_INPUT=tenant1", "DEFENDER_LOG_LEVEL=debug", "DEFENDER_INTERVAL=1s")
+	return append(env, w.extra...)
+}
+
+func (w *world) start(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = w.env()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, &out
+}
+
+func (w *world) lost() int {
+	n := 0
+	for id, v := range w.api.Current(time.Now()) {
+		if w.hec.Count(id+"@"+defendertest.FormatTime(v.LastUpdate)) == 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// A 20,000-alert drain killed with SIGKILL at ten random moments, restarted each time, loses
+// no alert version.
+func TestSIGKILLLosesNothing(t *testing.T) {
+	for _, inFlight := range []int{1, 8} {
+		t.Run(fmt.Sprintf("in flight %d", inFlight), func(t *testing.T) { crashLoop(t, inFlight) })
+	}
+}
+
+func crashLoop(t *testing.T, inFlight int) {
+	w := newWorld(t, 20000, true)
+	w.extra = []string{fmt.Sprintf("DEFENDER_HEC_MAX_IN_FLIGHT=%d", inFlight)}
+	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	kills := 0
+	for kills < 10 {
+		before := w.hec.Stats().Indexed
+		cmd, out := w.start(t, "run", "--once")
+		target := before + 200 + r.IntN(1800) // kill once this many more events are in
+		deadline := time.Now().Add(60 * time.Second)
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		killed := false
+	wait:
+		for time.Now().Before(deadline) {
+			select {
+			case err := <-exited:
+				if err != nil {
+					t.Fatalf("run --once failed before the kill: %v\n%s", err, out)
+				}
+				break wait // finished before the kill point
+			case <-time.After(2 * time.Millisecond):
+			}
+			if w.hec.Stats().Indexed >= target {
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+				<-exited
+				killed = true
+				break
+			}
+		}
+		if !killed {
+			break // the backlog is done; no more moments to kill at
+		}
+		kills++
+	}
+	cmd, out := w.start(t, "run", "--once")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("final run: %v\n%s", err, out)
+	}
+	st := w.hec.Stats()
+	t.Logf("in flight %d: SIGKILLs %d; indexed %d, distinct %d, duplicates %d (%.2f%% of alerts, %.0f per kill)",
+		inFlight, kills, st.Indexed, st.Distinct, st.Duplicates, 100*float64(st.Duplicates)/float64(st.Distinct), float64(st.Duplicates)/float64(max(kills, 1)))
+	if lost := w.lost(); lost > 0 {
+		t.Fatalf("%d alert versions lost", lost)
+	}
+	if kills < 10 {
+		t.Errorf("only %d kills landed during the drain", kills)
+	}
+}
+
+func TestSIGTERMExitsZeroAndCommits(t *testing.T) {
+	w := newWorld(t, 20000, true)
+	cmd, out := w.start(t, "run")
+	deadline := time.Now().Add(30 * time.Second)
+	for w.hec.Stats().Indexed < 3000 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, out)
+	}
+	if el := time.Since(start); el > 8*time.Second {
+		t.Errorf("took %v to stop", el)
+	}
+	if !strings.Contains(out.String(), "stopped") {
+		t.Errorf("no stop message:\n%s", out)
+	}
+	cmd, out = w.start(t, "run", "--once")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("run after SIGTERM: %v\n%s", err, out)
+	}
+	if lost := w.lost(); lost > 0 {
+		t.Errorf("%d lost", lost)
+	}
+	t.Logf("duplicates after SIGTERM and restart: %d", w.hec.Stats().Duplicates)
+}
+
+func TestCorruptCheckpointStopsTheProgram(t *testing.T) {
+	w := newWorld(t, 10, false)
+	path := filepath.Join(w.state, "tenant1.json")
+	if err := os.WriteFile(path, []byte("{oops"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd, out := w.start(t, "run", "--once")
+	err := cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); err == nil || code != 1 {
+		t.Fatalf("exit %d (%v), want 1\n%s", code, err, out)
+	}
+	if !strings.Contains(out.String(), path) || !strings.Contains(out.String(), "corrupt") {
+		t.Errorf("message does not name the file:\n%s", out)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "{oops" {
+		t.Error("the checkpoint was changed")
+	}
+}
+
+func TestCheck(t *testing.T) {
+	w := newWorld(t, 5, true)
+	var out, errb bytes.Buffer
+	for _, kv := range w.env()[1:] {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "DEFENDER_") {
+			t.Setenv(k, v)
+		}
+	}
+	if code := run(context.Background(), []string{"check"}, nil, &out, &errb); code != 0 {
+		t.Fatalf("check: %d\n%s%s", code, out.String(), errb.String())
+	}
+	for _, want := range []string{"✓ configuration", "✓ Entra ID token", "✓ Defender Alert API", "✓ HEC at"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("missing %q in:\n%s", want, out.String())
+		}
+	}
+	t.Setenv("DEFENDER_CLIENT_SECRET", "wrong")
+	t.Setenv("DEFENDER_HEC_TOKEN", "11111111-2222-3333-4444-555555555555")
+	out.Reset()
+	if code := run(context.Background(), []string{"check"}, nil, &out, &errb); code != 1 {
+		t.Fatalf("check with bad secrets: exit %d", code)
+	}
+	for _, want := range []string{"✗ Entra ID token", "Secret ID", "✗ HEC token", "not valid"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("missing %q in:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "11111111-2222-3333-4444-555555555555") {
+		t.Error("check printed the HEC token")
+	}
+}
+
+func TestNoArguments(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), nil, strings.NewReader(""), &out, &errb); code == 0 || !strings.Contains(errb.String(), "defender_alerts run") {
+		t.Errorf("empty stdin: exit %d, %q", code, errb.String())
+	}
+	_ = fmt.Sprint
+}
