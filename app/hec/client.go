@@ -49,6 +49,8 @@ type Stats struct {
 	BytesRaw    int64
 	BytesSent   int64
 	AckPolls    int
+	AckWaits    int           // batches confirmed by an ack
+	AckWaitSum  time.Duration // their total time from first send to ack
 }
 
 // Client sends batches to one or more HEC URLs.
@@ -208,10 +210,14 @@ func (c *Client) deliver(ctx context.Context, b *Batch) Outcome {
 		}
 		parts = append(more, parts...)
 	}
-	if on, _ := c.AcksOn(); on {
+	if on, _ := c.AcksOn(); on && c.cfg.Ack != AckOff {
 		out.AckLatency = time.Since(start)
 	}
 	c.count(func(s *Stats) {
+		if out.AckLatency > 0 {
+			s.AckWaits++
+			s.AckWaitSum += out.AckLatency
+		}
 		s.Batches++
 		s.Records += b.Len() - len(out.Rejected)
 		s.Rejected += len(out.Rejected)

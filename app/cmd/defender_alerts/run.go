@@ -17,6 +17,7 @@ import (
 	"ta-defender-alerts/app/config"
 	"ta-defender-alerts/app/defender"
 	"ta-defender-alerts/app/hec"
+	"ta-defender-alerts/app/metrics"
 	"ta-defender-alerts/app/version"
 )
 
@@ -124,6 +125,15 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 	p := &bridge.Pump{Reader: rd, Store: store, Log: log, Start: cfg.Start, Overlap: cfg.Overlap,
 		DeadLetter: bridge.DeadLetterPath(cfg.StateDir, cfg.Input)}
 	p.SetSink(hc.NewStream(cfg.Linger, p.Outcome))
+	if cfg.MetricsAddr != "" {
+		addr, err := metrics.Serve(ctx, cfg.MetricsAddr, metrics.Handler(metrics.Sources{
+			Pump: p.Stats, Defender: rd.Stats, HEC: hc.Stats, Interval: cfg.Interval, Started: time.Now()}))
+		if err != nil {
+			log.Error("cannot serve metrics", "err", err)
+			return 2
+		}
+		log.Info("serving /metrics and /healthz", "addr", addr.String())
+	}
 	log.Info("defender_alerts starting", "version", version.Version, "input", cfg.Input, "once", once,
 		"api", rd.Endpoints().API.String(), "hec_urls", len(cfg.HEC.URLs), "checkpoint", store.Path())
 

@@ -1,0 +1,53 @@
+package metrics
+
+import (
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"ta-defender-alerts/app/bridge"
+	"ta-defender-alerts/app/defender"
+	"ta-defender-alerts/app/hec"
+)
+
+func TestMetricsAndHealth(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	pump := bridge.Stats{Read: 120, Confirmed: 118, Skipped: 7, Rejected: 2, Windows: 3, Watermark: now.Add(-90 * time.Second), LastCommit: now.Add(-30 * time.Second)}
+	src := Sources{
+		Pump: func() bridge.Stats { return pump },
+		Defender: func() defender.Stats {
+			return defender.Stats{CallsByStatus: map[int]int{200: 9, 429: 1}, LimiterWaits: 2}
+		},
+		HEC:      func() hec.Stats { return hec.Stats{Batches: 4, Requests: 5, AckWaits: 4, AckWaitSum: 2 * time.Second} },
+		Now:      func() time.Time { return now },
+		Interval: time.Minute,
+		Started:  now.Add(-time.Hour),
+	}
+	h := Handler(src)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	for _, want := range []string{
+		"defender_alerts_alerts_read_total 120", "defender_alerts_alerts_delivered_total 118",
+		"defender_alerts_alerts_skipped_total 7", `defender_alerts_api_calls_total{status="429"} 1`,
+		"defender_alerts_checkpoint_lag_seconds 90", `defender_alerts_hec_batches_total{result="confirmed"} 4`,
+		"defender_alerts_hec_ack_latency_seconds_sum 2", "defender_alerts_api_throttle_waits_total 2",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	if rec.Code != 200 {
+		t.Errorf("healthz %d", rec.Code)
+	}
+	pump.LastCommit = now.Add(-10 * time.Minute)
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "no window committed") {
+		t.Errorf("stale healthz: %d %s", rec.Code, rec.Body.String())
+	}
+}
