@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one entry point: ./build.sh [build|test|bench|fuzz|help]
+# The one entry point: ./build.sh [build|test|demo|bench|fuzz|help]
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -54,12 +54,14 @@ fuzz() {
 
 case "${1:-build}" in
   build) build ;;
+  demo) build; exec bin/defender_alerts demo "${@:2}" ;;
   test) test_all ;;
   bench) bench ;;
   fuzz) fuzz ;;
   help|-h|--help)
-    echo "usage: ./build.sh [build|test|bench|fuzz]"
+    echo "usage: ./build.sh [build|test|demo|bench|fuzz]"
     echo "  build  builds bin/defender_alerts for this machine"
+    echo "  demo   builds, then runs the collector against a simulated tenant and Splunk (~25 s)"
     echo "  test   gofmt check, go vet, go test -race (every test), then build"
     echo "  bench  runs the Go benchmarks and prints their figures"
     echo "  fuzz   runs every fuzz target for FUZZTIME (default 30s) each"

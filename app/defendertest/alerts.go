@@ -52,8 +52,10 @@ var tmplParts = func() [][]byte {
 		[]byte(`"da637472900382838869_1364969609"`), // id
 		[]byte(`1126093`),                        // incidentId
 		[]byte(`"New"`),                          // status
-		[]byte(`low-reputation arbitrary code`),  // description padding point
+		[]byte(`(C&C) server.`),                  // end of the description: notes go after it
 		[]byte(`"2021-01-26T20:33:57.7220239Z"`), // alertCreationTime
+		[]byte(`"2021-01-26T20:31:32.9562661Z"`), // firstEventTime
+		[]byte(`"2021-01-26T20:31:33.0577322Z"`), // lastEventTime
 		[]byte(`"2021-01-26T20:33:59.2Z"`),       // lastUpdateTime
 	} {
 		i := bytes.Index(s, cut)
@@ -66,10 +68,38 @@ var tmplParts = func() [][]byte {
 	return append(parts, s)
 }()
 
-const padText = " Additional context for analysts follows; it makes alerts as large as real ones with long evidence lists."
+// notes vary alert sizes (2–5 KB, as real alerts with evidence are) with text that reads
+// like an alert's and does not repeat itself wholesale.
+var notes = []string{
+	" The process was launched from a user-writable folder shortly after a document was opened.",
+	" A similar binary was seen on %d other devices in the last 30 days.",
+	" The parent process spawned PowerShell with an encoded command (length %d).",
+	" Network connections to %d distinct remote addresses followed within two minutes.",
+	" The file's signer is valid but the certificate was issued %d days ago.",
+	" Scheduled task persistence was attempted %d seconds after first execution.",
+}
+
+func appendNotes(dst []byte, n int, seed int) []byte {
+	for i := 0; n > 0; i++ {
+		before := len(dst)
+		note := notes[(seed+i)%len(notes)]
+		if bytes.Contains([]byte(note), []byte("%d")) {
+			dst = fmt.Appendf(dst, note, (seed*31+i*17)%997+3)
+		} else {
+			dst = append(dst, note...)
+		}
+		n -= len(dst) - before
+	}
+	return dst
+}
 
 // render appends the alert's JSON in version v.
 func render(dst []byte, a *alert, v Version) []byte {
+	appendTime := func(dst []byte, t time.Time) []byte {
+		dst = append(dst, '"')
+		dst = append(dst, FormatTime(t)...)
+		return append(dst, '"')
+	}
 	dst = append(dst, tmplParts[0]...)
 	dst = strconv.AppendQuote(dst, a.id)
 	dst = append(dst, tmplParts[1]...)
@@ -77,19 +107,17 @@ func render(dst []byte, a *alert, v Version) []byte {
 	dst = append(dst, tmplParts[2]...)
 	dst = strconv.AppendQuote(dst, v.Status)
 	dst = append(dst, tmplParts[3]...)
-	dst = append(dst, "low-reputation arbitrary code"...)
-	for n := a.pad; n > 0; n -= len(padText) {
-		dst = append(dst, padText[:min(n, len(padText))]...)
-	}
+	dst = append(dst, "(C&C) server."...)
+	dst = appendNotes(dst, a.pad, a.incident)
 	dst = append(dst, tmplParts[4]...)
-	dst = append(dst, '"')
-	dst = append(dst, FormatTime(a.created)...)
-	dst = append(dst, '"')
+	dst = appendTime(dst, a.created)
 	dst = append(dst, tmplParts[5]...)
-	dst = append(dst, '"')
-	dst = append(dst, FormatTime(v.LastUpdate)...)
-	dst = append(dst, '"')
-	return append(dst, tmplParts[6]...)
+	dst = appendTime(dst, a.created.Add(-2*time.Minute))
+	dst = append(dst, tmplParts[6]...)
+	dst = appendTime(dst, a.created.Add(-time.Minute))
+	dst = append(dst, tmplParts[7]...)
+	dst = appendTime(dst, v.LastUpdate)
+	return append(dst, tmplParts[8]...)
 }
 
 // FormatTime writes times the way the API does: UTC, trailing zeros of the fraction dropped.

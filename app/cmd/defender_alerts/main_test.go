@@ -243,3 +243,16 @@ func TestNoArguments(t *testing.T) {
 	}
 	_ = fmt.Sprint
 }
+
+func TestDemo(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"demo", "--duration", "3s"}, nil, &out, &errb)
+	if code != 0 {
+		t.Fatalf("demo exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	for _, want := range []string{"current versions missing        0", "duplicates                      0", "sourcetype=ms:defender:atp:alerts", "events.jsonl"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -27,6 +27,7 @@ Usage:
   defender_alerts run          collect continuously, every DEFENDER_INTERVAL
   defender_alerts run --once   collect everything up to now, deliver, confirm, commit, exit
   defender_alerts check        check the configuration, the Entra app and HEC, with fixes
+  defender_alerts demo         watch it work against a simulated tenant and Splunk (no setup)
   defender_alerts version      print the version
   defender_alerts help         print this help
 
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return collect(ctx, *once, stderr)
 	case "check":
 		return check(ctx, stdout, stderr)
+	case "demo":
+		return demo(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "defender_alerts: unknown command %q\n\n%s", args[0], usage)
 		return 2

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"ta-defender-alerts/app/bridge"
+	"ta-defender-alerts/app/checkpoint"
+	"ta-defender-alerts/app/defender"
+	"ta-defender-alerts/app/defendertest"
+	"ta-defender-alerts/app/hec"
+	"ta-defender-alerts/app/hectest"
+	"ta-defender-alerts/app/secret"
+)
+
+// demo runs the real pipeline between a simulated tenant and a simulated Splunk, on loopback.
+func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dur := fs.Duration("duration", 20*time.Second, "how long the demo runs")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	const (
+		tenant = "00000000-0000-4000-8000-00000000d3m0"
+		client = "00000000-0000-4000-8000-0000000c11e7"
+		token  = "00000000-0000-4000-8000-000000000hec"
+	)
+	demoSecret := "demo-secret-" + fmt.Sprint(time.Now().UnixNano())
+	dir, err := os.MkdirTemp("", "defender-alerts-demo-")
+	if err != nil {
+		fmt.Fprintln(stderr, "demo:", err)
+		return 1
+	}
+
+	// A simulated tenant: 300 alerts over the last six hours, changing as the demo runs;
+	// new versions become visible up to 3 s late, as the real API's do.
+	api := defendertest.New(defendertest.Options{TenantID: tenant[:8] + "-0000-4000-8000-000000000000", ClientID: client[:8] + "-0000-4000-8000-000000000001", ClientSecret: demoSecret, TokenLifetime: 15 * time.Second})
+	defer api.Close()
+	now := time.Now()
+	api.AddAlerts(300, func(i int) time.Time { return now.Add(-6 * time.Hour).Add(time.Duration(i) * 6 * time.Hour / 300) })
+	api.SetVisibilityDelay(func(r *mrand.Rand) time.Duration { return time.Duration(r.Int64N(int64(3 * time.Second))) })
+	stopUpdates := api.StartUpdates(3)
+	splunk := hectest.New(hectest.Options{Token: "8a3f2b1c-4d5e-6f70-8192-a3b4c5d6e7f8", Ack: true})
+	defer splunk.Close()
+
+	logFile, err := os.OpenFile(filepath.Join(dir, "defender_alerts.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		fmt.Fprintln(stderr, "demo:", err)
+		return 1
+	}
+	defer logFile.Close()
+	log := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	rd, err := defender.New(defender.Config{
+		TenantID: tenant[:8] + "-0000-4000-8000-000000000000", ClientID: client[:8] + "-0000-4000-8000-000000000001", ClientSecret: secret.String(demoSecret),
+		APIURL: api.URL, LoginURL: api.URL, PageSize: 100,
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "demo:", err)
+		return 1
+	}
+	hc, err := hec.New(hec.Config{URLs: []string{splunk.URL}, Token: "8a3f2b1c-4d5e-6f70-8192-a3b4c5d6e7f8", Host: "demo-collector",
+		BatchBytes: 128 << 10, AckInterval: 200 * time.Millisecond})
+	if err != nil {
+		fmt.Fprintln(stderr, "demo:", err)
+		return 1
+	}
+	defer hc.Close()
+	store, err := checkpoint.Open(filepath.Join(dir, "state"), "demo-tenant")
+	if err != nil {
+		fmt.Fprintln(stderr, "demo:", err)
+		return 1
+	}
+	defer store.Close()
+	p := &bridge.Pump{Reader: rd, Store: store, Log: log, Start: 7 * time.Hour, Overlap: 30 * time.Second,
+		DeadLetter: bridge.DeadLetterPath(filepath.Join(dir, "state"), "demo-tenant")}
+	p.SetSink(hc.NewStream(300*time.Millisecond, p.Outcome))
+	_ = token
+
+	fmt.Fprintf(stdout, "defender_alerts demo: a simulated Defender tenant (300 alerts, 3 updates a second,\n"+
+		"new alerts now and then) and a simulated Splunk HEC with indexer acknowledgement, on this machine.\n"+
+		"The real collector runs between them, polling every 2 s. Ctrl-C stops it early.\n\n")
+	runCtx, cancel := context.WithTimeout(ctx, *dur)
+	defer cancel()
+	started := time.Now()
+	// New alerts keep arriving.
+	go func() {
+		for i := 0; runCtx.Err() == nil; i++ {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-time.After(700 * time.Millisecond):
+				api.AddAlerts(1, func(int) time.Time { return time.Now() })
+			}
+		}
+	}()
+	polls := make(chan error, 1)
+	go func() {
+		for runCtx.Err() == nil {
+			if err := p.Drain(runCtx); err != nil && runCtx.Err() == nil {
+				polls <- err
+				return
+			}
+			select {
+			case <-runCtx.Done():
+			case <-time.After(2 * time.Second):
+			}
+		}
+		polls <- nil
+	}()
+	tty := isTerminal(stdout)
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	var pollErr error
+	lastLine := time.Time{}
+loop:
+	for {
+		select {
+		case pollErr = <-polls:
+			break loop
+		case <-tick.C:
+		}
+		line := progress(p.Stats(), rd.Stats(), splunk.Stats(), started)
+		if tty {
+			fmt.Fprintf(stdout, "\r%s\x1b[K", line)
+		} else if time.Since(lastLine) >= 2*time.Second {
+			fmt.Fprintln(stdout, line)
+			lastLine = time.Now()
+		}
+	}
+	if tty {
+		fmt.Fprintln(stdout)
+	}
+	if pollErr != nil {
+		fmt.Fprintf(stdout, "\nthe collector stopped: %v\n", pollErr)
+		return 1
+	}
+	// Let the tenant settle, then one last poll, as a stopped-and-restarted collector would.
+	stopUpdates()
+	time.Sleep(3 * time.Second)
+	finalCtx, cancelFinal := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancelFinal()
+	if err := p.Drain(finalCtx); err != nil {
+		fmt.Fprintf(stdout, "the final poll failed: %v\n", err)
+		return 1
+	}
+	return summary(stdout, dir, api, splunk, p.Stats(), rd.Stats(), store.Path())
+}
+
+func progress(ps bridge.Stats, ds defender.Stats, hs hectest.Stats, started time.Time) string {
+	el := time.Since(started)
+	cp := "—"
+	if !ps.LastCommit.IsZero() {
+		cp = fmt.Sprintf("%s (watermark lag %.0fs)", ps.LastCommit.Format("15:04:05"), time.Since(ps.Watermark).Seconds())
+	}
+	return fmt.Sprintf("%5.1fs  read %4d  confirmed %4d  in Splunk %4d  API calls %3d (at most 100 a minute)  checkpoint %s",
+		el.Seconds(), ps.Read, ps.Confirmed, hs.Indexed, ds.Calls, cp)
+}
+
+func summary(w io.Writer, dir string, api *defendertest.Server, splunk *hectest.Server, ps bridge.Stats, ds defender.Stats, cpPath string) int {
+	events := splunk.Events()
+	seen := map[string]int{}
+	for _, e := range events {
+		var a struct{ ID, LastUpdateTime string }
+		_ = json.Unmarshal(e.Raw, &a)
+		seen[a.ID+"@"+a.LastUpdateTime]++
+	}
+	current := api.Current(time.Now())
+	missing := 0
+	for id, v := range current {
+		if seen[id+"@"+defendertest.FormatTime(v.LastUpdate)] == 0 {
+			missing++
+		}
+	}
+	dups := len(events) - len(seen)
+	path := filepath.Join(dir, "events.jsonl")
+	var buf bytes.Buffer
+	for _, e := range events {
+		line, _ := json.Marshal(map[string]any{"_time": e.Time, "host": e.Host, "source": e.Source, "sourcetype": e.Sourcetype, "index": or(e.Index, "main"), "event": e.Raw})
+		buf.Write(line)
+		buf.WriteByte('\n')
+	}
+	_ = os.WriteFile(path, buf.Bytes(), 0o600)
+
+	fmt.Fprintf(w, "\nSummary\n")
+	fmt.Fprintf(w, "  alerts in the tenant now        %d (each update is a new version, and a new event)\n", len(current))
+	fmt.Fprintf(w, "  events indexed in Splunk        %d\n", len(events))
+	fmt.Fprintf(w, "  current versions missing        %d\n", missing)
+	fmt.Fprintf(w, "  duplicates                      %d\n", dups)
+	fmt.Fprintf(w, "  API calls                       %d (limit: 100 a minute, 1,500 an hour)\n", ds.Calls)
+	fmt.Fprintf(w, "  checkpoint                      %s (watermark %s)\n", cpPath, ps.Watermark.Format(time.RFC3339))
+	fmt.Fprintf(w, "\nTwo events as Splunk indexed them (sourcetype ms:defender:atp:alerts):\n")
+	for i, e := range events {
+		if i != 0 && i != len(events)-1 {
+			continue
+		}
+		fmt.Fprintf(w, "\n  _time=%s host=%s source=%s sourcetype=%s index=%s\n", epochToTime(e.Time), e.Host, e.Source, e.Sourcetype, or(e.Index, "main"))
+		var pretty bytes.Buffer
+		_ = json.Indent(&pretty, e.Raw, "  ", "  ")
+		lines := strings.Split(pretty.String(), "\n")
+		if len(lines) > 24 {
+			lines = append(lines[:24], fmt.Sprintf("  … (%d more lines: evidence, comments)", len(lines)-24))
+		}
+		fmt.Fprintf(w, "  %s\n", strings.Join(lines, "\n"))
+	}
+	fmt.Fprintf(w, "\nEvery indexed event is in %s\nThe collector's log is in %s\n", path, filepath.Join(dir, "defender_alerts.log"))
+	if missing > 0 {
+		return 1
+	}
+	return 0
+}
+
+func epochToTime(n json.Number) string {
+	f, err := n.Float64()
+	if err != nil {
+		return n.String()
+	}
+	return time.Unix(0, int64(f*1e9)).UTC().Format("2006-01-02 15:04:05.000 UTC")
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
