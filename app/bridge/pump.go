@@ -49,6 +49,7 @@ type Pump struct {
 
 	mu        sync.Mutex
 	cond      *sync.Cond
+	gen       uint64            // window generation
 	nextSeq   uint64            // seq of the next record added
 	frontier  uint64            // every record with seq <= frontier is confirmed
 	confirmed map[uint64]uint64 // first seq → last seq, of confirmed batches beyond the frontier
@@ -72,6 +73,7 @@ type seqKey struct {
 
 // tag travels with each record and comes back with its batch.
 type tag struct {
+	gen uint64 // the window it belongs to: a late outcome of an abandoned window is ignored
 	seq uint64
 	pos defender.Position
 }
@@ -103,6 +105,9 @@ func (p *Pump) Stats() Stats {
 func (p *Pump) Outcome(o hec.Outcome) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if t, ok := o.Batch.Tag.(*tag); !ok || t.gen != p.gen {
+		return // a batch of a window this pump already gave up on
+	}
 	if o.Err != nil {
 		if p.failed == nil {
 			p.failed = o.Err
@@ -241,7 +246,7 @@ func (p *Pump) deadLetter(rs []hec.Rejected) error {
 // ctx's error.
 func (p *Pump) Drain(ctx context.Context) error {
 	if p.cond == nil {
-		p.cond = sync.NewCond(&p.mu)
+		p.cond = newCond(p)
 	}
 	if p.Grace == 0 {
 		p.Grace = 5 * time.Second
@@ -287,6 +292,8 @@ func (p *Pump) Drain(ctx context.Context) error {
 // window reads and delivers one window and returns the committed state after it.
 func (p *Pump) window(ctx context.Context, st *checkpoint.State, w checkpoint.Window, resume *defender.Position) (*checkpoint.State, error) {
 	p.mu.Lock()
+	p.gen++
+	gen := p.gen
 	p.nextSeq, p.frontier = 1, 0
 	p.confirmed, p.tags = map[uint64]uint64{}, map[uint64]*tag{}
 	p.failed, p.saveErr = nil, nil
@@ -350,7 +357,7 @@ func (p *Pump) window(ctx context.Context, st *checkpoint.State, w checkpoint.Wi
 		}
 		p.stats.Read++
 		p.mu.Unlock()
-		return p.sink.Add(sendCtx, hec.Record{Time: a.LastUpdate, Event: a.Raw, ID: a.ID}, &tag{seq: seq, pos: pr.Position()})
+		return p.sink.Add(sendCtx, hec.Record{Time: a.LastUpdate, Event: a.Raw, ID: a.ID}, &tag{gen: gen, seq: seq, pos: pr.Position()})
 	})
 	p.mu.Lock()
 	p.stats.Skipped += ws.Delivered
@@ -406,3 +413,5 @@ func DeadLetterPath(stateDir, input string) string {
 	name := checkpoint.FileName(input)
 	return filepath.Join(stateDir, name[:len(name)-len(".json")]+".deadletter.jsonl")
 }
+
+func newCond(p *Pump) *sync.Cond { return sync.NewCond(&p.mu) }

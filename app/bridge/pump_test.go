@@ -257,3 +257,18 @@ func TestResumeAfterFailure(t *testing.T) {
 		t.Errorf("%d duplicates after the resume: more than the batches in flight", hs.Duplicates)
 	}
 }
+
+// An outcome that arrives after its window was abandoned must not move the next window's
+// frontier: sequence numbers restart with every window.
+func TestStaleOutcomeIgnored(t *testing.T) {
+	p := &Pump{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}
+	p.cond = newCond(p)
+	p.gen, p.frontier = 2, 0
+	p.confirmed, p.tags = map[uint64]uint64{}, map[uint64]*tag{}
+	p.win = &checkpoint.Window{}
+	b := &hec.Batch{Tag: &tag{gen: 1, seq: 5}}
+	p.Outcome(hec.Outcome{Batch: b})
+	if p.frontier != 0 || len(p.confirmed) != 0 || p.stats.Confirmed != 0 {
+		t.Fatalf("a stale outcome moved the frontier to %d", p.frontier)
+	}
+}

@@ -19,7 +19,7 @@ type Stream struct {
 	bt      *Batcher
 	lastTag any
 	timer   *time.Timer
-	err     error // the first Submit error, reported by the next Add or Flush
+	err     error // a fatal Submit error, reported by every later Add or Flush
 }
 
 // NewStream makes a stream that calls done once per batch (from another goroutine).
@@ -76,7 +76,9 @@ func (s *Stream) flushLocked(ctx context.Context) error {
 
 func (s *Stream) submit(ctx context.Context, b *Batch) error {
 	if err := s.c.Submit(ctx, b, s.done); err != nil {
-		s.err = err
+		if IsFatal(err) {
+			s.err = err // nothing more can go; a cancelled context only ends this call
+		}
 		return err
 	}
 	return nil
