@@ -89,10 +89,15 @@ type env struct {
 	LogLevel    string `envconfig:"LOG_LEVEL" default:"info"`
 	LogFormat   string `envconfig:"LOG_FORMAT" default:"text"`
 	MetricsAddr string `envconfig:"METRICS_ADDR"`
+
+	output  string        // "hec" (standalone) or "stdout" (modular input's default)
+	certPEM secret.String // certificate PEM text given inline (modular input)
+	name    func(envVar string) string
 }
 
-// Config is the validated standalone configuration.
+// Config is the validated configuration.
 type Config struct {
+	Output   string // "hec" or "stdout" (modular input only)
 	Input    string // checkpoint name: DEFENDER_INPUT, else the tenant id
 	Defender defender.Config
 	HEC      hec.Config
@@ -181,11 +186,21 @@ func FromEnv() (*Config, error) {
 		}
 		return nil, err
 	}
+	e.output = "hec"
 	return e.build()
 }
 
+// errorf makes an *Error for an environment variable, under the caller's name for it.
+func (e *env) errorf(envVar, value, msg string) *Error {
+	return &Error{Var: e.name(envVar), Value: value, Msg: msg}
+}
+
 func (e *env) build() (*Config, error) {
+	if e.name == nil {
+		e.name = func(v string) string { return v }
+	}
 	c := &Config{
+		Output:      e.output,
 		Input:       e.Input,
 		Start:       time.Duration(e.Start),
 		Overlap:     time.Duration(e.Overlap),
@@ -200,15 +215,15 @@ func (e *env) build() (*Config, error) {
 			return v, nil
 		}
 		if !v.IsZero() {
-			return "", &Error{Var: varName, Msg: "and " + varName + "_FILE are both set; set one"}
+			return "", e.errorf(varName, "", "and "+varName+"_FILE are both set; set one")
 		}
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", &Error{Var: varName + "_FILE", Value: file, Msg: "cannot be read: " + pathErr(err)}
+			return "", e.errorf(varName+"_FILE", file, "cannot be read: "+pathErr(err))
 		}
 		s := strings.TrimSpace(string(b))
 		if s == "" {
-			return "", &Error{Var: varName + "_FILE", Value: file, Msg: "is empty"}
+			return "", e.errorf(varName+"_FILE", file, "is empty")
 		}
 		return secret.String(s), nil
 	}
@@ -216,11 +231,11 @@ func (e *env) build() (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	var certPEM secret.String
-	if e.CertFile != "" {
+	certPEM := e.certPEM
+	if certPEM.IsZero() && e.CertFile != "" {
 		b, err := os.ReadFile(e.CertFile)
 		if err != nil {
-			return nil, &Error{Var: "DEFENDER_CERT_FILE", Value: e.CertFile, Msg: "cannot be read: " + pathErr(err)}
+			return nil, e.errorf("DEFENDER_CERT_FILE", e.CertFile, "cannot be read: "+pathErr(err))
 		}
 		certPEM = secret.String(b)
 	}
@@ -234,10 +249,15 @@ func (e *env) build() (*Config, error) {
 		ProxyURL: e.ProxyURL, CAFile: e.CAFile, PageSize: e.PageSize,
 	}
 	if _, err := defender.New(c.Defender); err != nil {
-		return nil, Rename(err, DefenderVars, HECVars)
+		return nil, e.rename(err)
+	}
+	if e.output == "stdout" && strings.TrimSpace(e.HECURL) == "" {
+		// Events go to splunkd: HEC is not used, its metadata settings are.
+		c.HEC = hec.Config{Host: e.HECHost, Source: e.HECSource, Sourcetype: e.HECSourcetype, Index: e.HECIndex}
+		return e.finish(c)
 	}
 	if strings.TrimSpace(e.HECURL) == "" {
-		return nil, &Error{Var: "DEFENDER_HEC_URL", Msg: "is required (one or more HEC URLs, comma-separated, such as https://splunk.example.com:8088)"}
+		return nil, e.errorf("DEFENDER_HEC_URL", "", "is required (one or more HEC URLs, comma-separated, such as https://splunk.example.com:8088)")
 	}
 	var urls []string
 	for _, u := range strings.Split(e.HECURL, ",") {
@@ -246,7 +266,7 @@ func (e *env) build() (*Config, error) {
 		}
 	}
 	if hecToken.IsZero() {
-		return nil, &Error{Var: "DEFENDER_HEC_TOKEN", Msg: "is required (or DEFENDER_HEC_TOKEN_FILE): the HEC token from Settings → Data inputs → HTTP Event Collector"}
+		return nil, e.errorf("DEFENDER_HEC_TOKEN", "", "is required (or DEFENDER_HEC_TOKEN_FILE): the HEC token from Settings → Data inputs → HTTP Event Collector")
 	}
 	gzip := e.HECGzip
 	c.HEC = hec.Config{
@@ -255,23 +275,38 @@ func (e *env) build() (*Config, error) {
 		BatchBytes: e.HECBatchBytes, MaxInFlight: e.HECMaxInFlight, CAFile: e.HECCAFile, InsecureSkipVerify: e.HECInsecureSkipVerify,
 	}
 	if err := hec.Validate(c.HEC); err != nil {
-		return nil, Rename(err, DefenderVars, HECVars)
+		return nil, e.rename(err)
 	}
+	return e.finish(c)
+}
+
+// rename gives a defender or hec field error the caller's name for the setting.
+func (e *env) rename(err error) error {
+	err = Rename(err, DefenderVars, HECVars)
+	var ce *Error
+	if errors.As(err, &ce) {
+		ce.Var = e.name(ce.Var)
+	}
+	return err
+}
+
+func (e *env) finish(c *Config) (*Config, error) {
+	var err error
 	switch {
 	case c.Start <= 0:
-		return nil, &Error{Var: "DEFENDER_START", Msg: "must be more than 0 (how far back the first run reads, such as 24h or 7d)"}
+		return nil, e.errorf("DEFENDER_START", "", "must be more than 0 (how far back the first run reads, such as 24h or 7d)")
 	case c.Overlap < 0 || c.Overlap > 24*time.Hour:
-		return nil, &Error{Var: "DEFENDER_OVERLAP", Value: c.Overlap.String(), Msg: "must be between 0 and 24h (10m is the default)"}
+		return nil, e.errorf("DEFENDER_OVERLAP", c.Overlap.String(), "must be between 0 and 24h (10m is the default)")
 	case c.Interval < time.Second:
-		return nil, &Error{Var: "DEFENDER_INTERVAL", Value: c.Interval.String(), Msg: "must be at least 1s"}
+		return nil, e.errorf("DEFENDER_INTERVAL", c.Interval.String(), "must be at least 1s")
 	case c.StateDir == "":
-		return nil, &Error{Var: "DEFENDER_STATE_DIR", Msg: "must not be empty"}
+		return nil, e.errorf("DEFENDER_STATE_DIR", "", "must not be empty")
 	}
 	if c.LogLevel, err = ParseLevel(e.LogLevel); err != nil {
-		return nil, &Error{Var: "DEFENDER_LOG_LEVEL", Value: e.LogLevel, Msg: "must be debug, info, warn or error"}
+		return nil, e.errorf("DEFENDER_LOG_LEVEL", e.LogLevel, "must be debug, info, warn or error")
 	}
 	if c.LogFormat = strings.ToLower(c.LogFormat); c.LogFormat != "text" && c.LogFormat != "json" {
-		return nil, &Error{Var: "DEFENDER_LOG_FORMAT", Value: e.LogFormat, Msg: "must be text or json"}
+		return nil, e.errorf("DEFENDER_LOG_FORMAT", e.LogFormat, "must be text or json")
 	}
 	if c.Input == "" {
 		c.Input = e.TenantID
