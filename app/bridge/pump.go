@@ -101,41 +101,52 @@ func (p *Pump) Stats() Stats {
 	return p.stats
 }
 
-// Outcome is the sink's callback for a batch.
+// Outcome is the HEC sink's callback for a batch.
 func (p *Pump) Outcome(o hec.Outcome) {
+	p.confirm(o.Batch.Len(), o.Batch.Tag, o.Rejected, o.Resent, o.Err)
+}
+
+// Confirmed is the callback of other sinks: the n records up to the one tagged lastTag are
+// confirmed, or err says they cannot be.
+func (p *Pump) Confirmed(n int, lastTag any, err error) { p.confirm(n, lastTag, nil, 0, err) }
+
+func (p *Pump) confirm(n int, lastTag any, rejected []hec.Rejected, resent int, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if t, ok := o.Batch.Tag.(*tag); !ok || t.gen != p.gen {
+	t, ok := lastTag.(*tag)
+	if ok && t.gen != p.gen {
 		return // a batch of a window this pump already gave up on
 	}
-	if o.Err != nil {
+	if err != nil || !ok {
+		if err == nil {
+			err = errors.New("a sink confirmed records without their tag")
+		}
 		if p.failed == nil {
-			p.failed = o.Err
+			p.failed = err
 		}
 		p.cond.Broadcast()
 		return
 	}
-	if len(o.Rejected) > 0 {
-		if err := p.deadLetter(o.Rejected); err != nil {
+	if len(rejected) > 0 {
+		if err := p.deadLetter(rejected); err != nil {
 			if p.failed == nil {
 				p.failed = err
 			}
 			p.cond.Broadcast()
 			return
 		}
-		for _, r := range o.Rejected {
+		for _, r := range rejected {
 			p.Log.Error("Splunk refused an alert as malformed; it was written to the dead-letter file",
 				"alert_id", r.ID, "hec_code", r.Code, "hec_text", r.Text, "file", p.DeadLetter)
 		}
-		p.stats.Rejected += len(o.Rejected)
+		p.stats.Rejected += len(rejected)
 	}
-	t := o.Batch.Tag.(*tag)
 	last := t.seq
-	first := last - uint64(o.Batch.Len()) + 1
+	first := last - uint64(n) + 1
 	p.confirmed[first] = last
 	p.tags[last] = t
-	p.stats.Confirmed += o.Batch.Len() - len(o.Rejected)
-	p.stats.Resent += o.Resent
+	p.stats.Confirmed += n - len(rejected)
+	p.stats.Resent += resent
 	advanced := false
 	for {
 		l, ok := p.confirmed[p.frontier+1]

@@ -18,6 +18,7 @@ import (
 	"ta-defender-alerts/app/defender"
 	"ta-defender-alerts/app/hec"
 	"ta-defender-alerts/app/metrics"
+	"ta-defender-alerts/app/splunkapp"
 	"ta-defender-alerts/app/version"
 )
 
@@ -42,9 +43,16 @@ from standard input, as splunkd provides it.
 // run is the whole program behind main, so tests can drive it in-process.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		return noArgs(stdin, stdout, stderr)
+		return noArgs(ctx, stdin, stdout, stderr)
 	}
 	switch args[0] {
+	case "--scheme":
+		if err := splunkapp.WriteScheme(stdout); err != nil {
+			return 1
+		}
+		return 0
+	case "--validate-arguments":
+		return splunkapp.Validate(ctx, stdin, stdout)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "defender_alerts %s\n", version.Version)
 		return 0
@@ -70,20 +78,34 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 // noArgs is splunkd's way of starting a modular input: configuration XML on stdin.
-func noArgs(stdin io.Reader, stdout, stderr io.Writer) int {
+func noArgs(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) int {
 	if f, ok := stdin.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 			fmt.Fprint(stdout, usage) // a person at a terminal
 			return 0
 		}
 	}
-	head, _ := bufio.NewReader(io.LimitReader(stdin, 1<<20)).Peek(512)
-	if !strings.Contains(string(head), "<input") {
+	br := bufio.NewReaderSize(stdin, 4096)
+	head, _ := br.Peek(4096)
+	if !looksLikeInput(head) {
 		fmt.Fprintln(stderr, "ERROR defender_alerts: no modular input configuration on standard input (splunkd provides it when it runs this app's input). To run the collector yourself, use: defender_alerts run (see defender_alerts help)")
 		return 2
 	}
-	fmt.Fprintln(stderr, "ERROR defender_alerts: the Splunk modular input mode is not available in this build yet; use defender_alerts run with DEFENDER_* settings")
-	return 1
+	return splunkapp.Run(ctx, br, stdout, stderr)
+}
+
+// looksLikeInput finds "<input" in UTF-8 or UTF-16 text.
+func looksLikeInput(b []byte) bool {
+	if strings.Contains(string(b), "<input") {
+		return true
+	}
+	var ascii []byte
+	for _, c := range b {
+		if c != 0 && c != 0xFF && c != 0xFE {
+			ascii = append(ascii, c)
+		}
+	}
+	return strings.Contains(string(ascii), "<input")
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {

@@ -1,0 +1,405 @@
+// Package splunkapp is the binary's life as a Splunk modular input: its scheme, the
+// validation of an input's settings, and a run of one input. Secrets typed into an input are
+// moved to Splunk's password storage on the first run and the input's fields masked.
+package splunkapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"ta-defender-alerts/app/bridge"
+	"ta-defender-alerts/app/checkpoint"
+	"ta-defender-alerts/app/config"
+	"ta-defender-alerts/app/defender"
+	"ta-defender-alerts/app/hec"
+	"ta-defender-alerts/app/modinput"
+	"ta-defender-alerts/app/secret"
+	"ta-defender-alerts/app/splunkd"
+	"ta-defender-alerts/app/version"
+)
+
+const (
+	// Scheme is the input's scheme name; stanzas are [defender_alerts://<name>].
+	Scheme = "defender_alerts"
+	// App is the app's id, and the realm of its secrets.
+	App   = "TA-defender-alerts"
+	Realm = App
+	// Mask replaces a stored secret in the input's settings.
+	Mask = "********"
+)
+
+// Args are the input's own arguments (Splunk's index, sourcetype, host, source and interval
+// come with every stanza and are honoured, but are Splunk's to declare).
+var Args = []modinput.Arg{
+	{Name: "tenant_id", Title: "Tenant ID", DataType: "string", Required: true,
+		Description: "The Entra ID tenant: its GUID, or a domain such as contoso.onmicrosoft.com."},
+	{Name: "client_id", Title: "Client ID", DataType: "string", Required: true,
+		Description: "Application (client) ID of the Entra app that has the WindowsDefenderATP Alert.Read.All application permission, with admin consent."},
+	{Name: "client_secret", Title: "Client secret", DataType: "string",
+		Description: "The app's client secret (its Value, not its Secret ID). Moved to Splunk's password storage on the first run; the field then shows ********. Set this or certificate."},
+	{Name: "certificate", Title: "Certificate", DataType: "string",
+		Description: "Instead of a secret: PEM text holding the app's certificate and its unencrypted RSA key (moved to password storage like a secret), or the path of such a file inside this app's folder."},
+	{Name: "cloud", Title: "Cloud", DataType: "string",
+		Description: "commercial (default), gcc, gcc-high or dod."},
+	{Name: "region", Title: "Region", DataType: "string",
+		Description: "Commercial cloud only, optional: us, eu, uk, au, swa or ina, for the regional API host."},
+	{Name: "api_url", Title: "API URL (advanced)", DataType: "string",
+		Description: "Overrides the cloud's API base URL (https). The token scope stays the cloud's."},
+	{Name: "login_url", Title: "Login URL (advanced)", DataType: "string",
+		Description: "Overrides the cloud's Entra ID login base URL (https)."},
+	{Name: "proxy_url", Title: "Proxy URL", DataType: "string",
+		Description: "http(s)://[user:password@]host:port for calls to Microsoft. A URL with a password is moved to password storage and masked. Default: HTTPS_PROXY and NO_PROXY."},
+	{Name: "ca_file", Title: "CA file", DataType: "string",
+		Description: "Extra CA certificates (PEM file) for calls to Microsoft, such as a TLS-inspecting proxy's."},
+	{Name: "start", Title: "Start", DataType: "string",
+		Description: "How far back the first run reads: 90s, 10m, 24h or 7d. Default 24h."},
+	{Name: "overlap", Title: "Overlap", DataType: "string",
+		Description: "How far back each run re-reads for alerts that show up late; versions already sent are not sent again. Default 10m."},
+	{Name: "output", Title: "Output", DataType: "string",
+		Description: "stdout (default): events go to splunkd through this input, on this node's own connection. hec: events go to the HTTP Event Collector at hec_url."},
+	{Name: "hec_url", Title: "HEC URL", DataType: "string",
+		Description: "output = hec: HEC URL(s), comma-separated, such as https://http-inputs-<stack>.splunkcloud.com or https://splunk.example.com:8088."},
+	{Name: "hec_token", Title: "HEC token", DataType: "string",
+		Description: "output = hec: the HEC token. Moved to Splunk's password storage on the first run."},
+	{Name: "hec_ack", Title: "HEC acknowledgement", DataType: "string",
+		Description: "output = hec: auto (default: use indexer acknowledgement when the token has it), on (require it) or off."},
+	{Name: "hec_ca_file", Title: "HEC CA file", DataType: "string",
+		Description: "output = hec: CA certificates (PEM file) for the HEC server."},
+	{Name: "hec_insecure_skip_verify", Title: "HEC: skip TLS verification", DataType: "boolean",
+		Description: "output = hec: do not verify the HEC server's certificate (logged as a warning). Default false."},
+}
+
+// WriteScheme prints the scheme.
+func WriteScheme(w io.Writer) error {
+	return modinput.WriteScheme(w, modinput.Scheme{
+		Title:       "Microsoft Defender for Endpoint alerts",
+		Description: "Reads alerts (with evidence) from the Defender for Endpoint Alert API, as sourcetype ms:defender:atp:alerts.",
+		Args:        Args,
+	})
+}
+
+// secretFields are the settings that move to password storage.
+var secretFields = []string{"client_secret", "certificate", "hec_token", "proxy_url"}
+
+// isSecret reports whether a field's value must be stored rather than kept in inputs.conf.
+func isSecret(field, v string) bool {
+	switch field {
+	case "certificate":
+		return strings.HasPrefix(strings.TrimSpace(v), "-----BEGIN")
+	case "proxy_url":
+		u, err := url.Parse(v)
+		if err != nil {
+			return false
+		}
+		_, has := u.User.Password()
+		return has
+	}
+	return v != ""
+}
+
+const maxPart = 255 // Splunk's own add-on library splits longer values into parts
+
+// secrets reads and writes one input's secrets in storage/passwords.
+type secrets struct {
+	sc    *splunkd.Client
+	input string
+	have  map[string]string
+}
+
+func (s *secrets) load(ctx context.Context) error {
+	if s.have != nil {
+		return nil
+	}
+	m, err := s.sc.Passwords(ctx, Realm)
+	if err != nil {
+		return err
+	}
+	s.have = m
+	return nil
+}
+
+func (s *secrets) user(field string) string { return s.input + "/" + field }
+
+// get returns a stored value, whole or from its parts.
+func (s *secrets) get(ctx context.Context, field string) (string, bool, error) {
+	if err := s.load(ctx); err != nil {
+		return "", false, err
+	}
+	if v, ok := s.have[s.user(field)]; ok {
+		return v, true, nil
+	}
+	var b strings.Builder
+	for i := 1; ; i++ {
+		v, ok := s.have[fmt.Sprintf("%s#%d", s.user(field), i)]
+		if !ok {
+			return b.String(), i > 1, nil
+		}
+		b.WriteString(v)
+	}
+}
+
+// put stores a value, in parts of 255 characters when longer, and removes the other form.
+func (s *secrets) put(ctx context.Context, field, v string) error {
+	if err := s.load(ctx); err != nil {
+		return err
+	}
+	base := s.user(field)
+	var want []string
+	if len(v) <= maxPart {
+		if err := s.sc.SetPassword(ctx, Realm, base, secret.String(v)); err != nil {
+			return err
+		}
+		want = []string{base}
+	} else {
+		for i := 0; i*maxPart < len(v); i++ {
+			name := fmt.Sprintf("%s#%d", base, i+1)
+			if err := s.sc.SetPassword(ctx, Realm, name, secret.String(v[i*maxPart:min(len(v), (i+1)*maxPart)])); err != nil {
+				return err
+			}
+			want = append(want, name)
+		}
+	}
+	// Old parts, or the whole value, left from an earlier, different length.
+	for name := range s.have {
+		if (name == base || strings.HasPrefix(name, base+"#")) && !contains(want, name) {
+			if err := s.sc.DeletePassword(ctx, Realm, name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func contains(l []string, s string) bool {
+	for _, v := range l {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// resolve replaces masked secrets by the stored ones and returns the fields holding a new
+// secret in plain text.
+func resolve(ctx context.Context, s *secrets, params map[string]string) (fresh []string, err error) {
+	for _, f := range secretFields {
+		v := strings.TrimSpace(params[f])
+		switch {
+		case v == Mask:
+			stored, ok, err := s.get(ctx, f)
+			if err != nil {
+				return nil, fmt.Errorf("%s is masked, and reading Splunk's password storage failed: %w", f, err)
+			}
+			if !ok {
+				return nil, fmt.Errorf("%s shows %s but no stored value was found (realm %s, user %s): enter it again", f, Mask, Realm, s.user(f))
+			}
+			params[f] = stored
+		case isSecret(f, v):
+			fresh = append(fresh, f)
+		}
+	}
+	return fresh, nil
+}
+
+// inputName is the stanza name without the scheme.
+func inputName(stanza string) string { return strings.TrimPrefix(stanza, Scheme+"://") }
+
+// certPath resolves a certificate path inside the app's folder.
+func certPath(params map[string]string, appDir string) error {
+	c := strings.TrimSpace(params["certificate"])
+	if c == "" || strings.HasPrefix(c, "-----BEGIN") || c == Mask {
+		return nil
+	}
+	p := c
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(appDir, p)
+	}
+	p = filepath.Clean(p)
+	rel, err := filepath.Rel(appDir, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return &config.Error{Var: "certificate", Value: c, Msg: "must be PEM text or a file inside this app's folder (" + appDir + ")"}
+	}
+	params["certificate"] = p
+	return nil
+}
+
+func appDir(splunkHome, app string) string {
+	if app == "" {
+		app = App
+	}
+	return filepath.Join(splunkHome, "etc", "apps", app)
+}
+
+func splunkHome() string {
+	if h := os.Getenv("SPLUNK_HOME"); h != "" {
+		return h
+	}
+	return "/opt/splunk"
+}
+
+// Validate answers --validate-arguments: it writes an <error> and returns 1 when a setting is
+// wrong, and tries the credentials where it can.
+func Validate(ctx context.Context, stdin io.Reader, stdout io.Writer) int {
+	v, err := modinput.ParseValidation(stdin)
+	if err != nil {
+		_ = modinput.WriteError(stdout, err.Error())
+		return 1
+	}
+	if err := validateItem(ctx, v.ServerURI, v.SessionKey, v.Item.Name, App, v.Item.Params, v.CheckpointDir); err != nil {
+		_ = modinput.WriteError(stdout, err.Error())
+		return 1
+	}
+	return 0
+}
+
+func validateItem(ctx context.Context, serverURI, sessionKey, name, app string, params map[string]string, cpDir string) error {
+	params = copyMap(params)
+	needStore := false
+	for _, f := range secretFields {
+		needStore = needStore || strings.TrimSpace(params[f]) == Mask
+	}
+	if needStore {
+		sc, err := splunkd.New(serverURI, secret.String(sessionKey), app, splunkHome())
+		if err != nil {
+			return err
+		}
+		if _, err := resolve(ctx, &secrets{sc: sc, input: inputName(name)}, params); err != nil {
+			return err
+		}
+	}
+	if err := certPath(params, appDir(splunkHome(), app)); err != nil {
+		return err
+	}
+	if cpDir == "" {
+		cpDir = os.TempDir()
+	}
+	cfg, err := config.FromParams(params, cpDir, inputName(name))
+	if err != nil {
+		return err
+	}
+	rd, err := defender.New(cfg.Defender)
+	if err != nil {
+		return config.Rename(err, nil, nil)
+	}
+	tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := rd.CheckToken(tctx); err != nil {
+		var te *defender.TokenError
+		if errors.As(err, &te) && !te.Transient {
+			return err // an actionable refusal; a network failure is not the settings' fault
+		}
+	}
+	return nil
+}
+
+func copyMap(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// Run is a run of the input: secrets to storage, one drain, exit.
+func Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) int {
+	log := slog.New(modinput.NewLogHandler(stderr, slog.LevelInfo))
+	in, err := modinput.ParseInput(stdin)
+	if err != nil {
+		log.Error(err.Error())
+		return 1
+	}
+	events := modinput.NewEventWriter(stdout)
+	defer events.Close()
+	code := 0
+	for _, st := range in.Stanzas {
+		l := log.With("input", inputName(st.Name))
+		if err := runStanza(ctx, in, st, events, l); err != nil {
+			l.Error(err.Error())
+			code = 1
+		}
+	}
+	return code
+}
+
+func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, events *modinput.EventWriter, log *slog.Logger) error {
+	name := inputName(st.Name)
+	app := st.App
+	if app == "" {
+		app = App
+	}
+	params := copyMap(st.Params)
+	sc, err := splunkd.New(in.ServerURI, secret.String(in.SessionKey), app, splunkHome())
+	if err != nil {
+		return err
+	}
+	sec := &secrets{sc: sc, input: name}
+	fresh, err := resolve(ctx, sec, params)
+	if err != nil {
+		return err
+	}
+	if len(fresh) > 0 {
+		// Move the new secrets to storage, then mask them in the input; without both, stop:
+		// a secret must not stay in inputs.conf while the input runs as if all were well.
+		masked := map[string]string{}
+		for _, f := range fresh {
+			if err := sec.put(ctx, f, strings.TrimSpace(params[f])); err != nil {
+				return fmt.Errorf("%s could not be stored in Splunk's password storage, so the input does not run while it sits in inputs.conf: %w", f, err)
+			}
+			masked[f] = Mask
+		}
+		if err := sc.UpdateInput(ctx, Scheme, name, masked); err != nil {
+			return fmt.Errorf("the secrets were stored, but masking them in the input failed, so the input does not run while they sit in inputs.conf: %w", err)
+		}
+		sort.Strings(fresh)
+		log.Info("secrets moved to Splunk's password storage and masked in the input", "fields", strings.Join(fresh, ","), "realm", Realm)
+	}
+	if err := certPath(params, appDir(splunkHome(), app)); err != nil {
+		return err
+	}
+	cfg, err := config.FromParams(params, in.CheckpointDir, name)
+	if err != nil {
+		return err
+	}
+	rd, err := defender.New(cfg.Defender)
+	if err != nil {
+		return config.Rename(err, nil, nil)
+	}
+	store, err := checkpoint.Open(in.CheckpointDir, name)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	p := &bridge.Pump{Reader: rd, Store: store, Log: log, Start: cfg.Start, Overlap: cfg.Overlap,
+		DeadLetter: bridge.DeadLetterPath(in.CheckpointDir, name)}
+	if cfg.Output == "hec" {
+		hc, err := hec.New(cfg.HEC)
+		if err != nil {
+			return config.Rename(err, nil, nil)
+		}
+		defer hc.Close()
+		for _, w := range hc.Warnings() {
+			log.Warn(w)
+		}
+		p.SetSink(hc.NewStream(cfg.Linger, p.Outcome))
+	} else {
+		p.SetSink(bridge.NewStdoutSink(events, modinput.Event{Stanza: st.Name, Source: cfg.HEC.Source, Sourcetype: cfg.HEC.Sourcetype,
+			Index: cfg.HEC.Index, Host: cfg.HEC.Host}, 200, p.Confirmed))
+	}
+	log.Info("run starting", "version", version.Version, "output", cfg.Output, "api", rd.Endpoints().API.String(), "checkpoint", store.Path())
+	err = p.Drain(ctx)
+	s := p.Stats()
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("run failed; the checkpoint holds what was confirmed (%d alerts): %w", s.Confirmed, err)
+	}
+	log.Info("run done", "read", s.Read, "confirmed", s.Confirmed, "rejected", s.Rejected, "skipped_as_delivered", s.Skipped, "watermark", s.Watermark.Format(time.RFC3339))
+	return nil
+}
