@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one entry point: ./build.sh [build|test|demo|bench|fuzz|help]
+# The one entry point: ./build.sh [build|test|demo|package|bench|fuzz|help]
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -23,8 +23,10 @@ test_all() {
   if [[ -n $unformatted ]]; then
     echo "gofmt would change these files:"; echo "$unformatted"; exit 1
   fi
-  echo "== go vet"
+  echo "== go vet (linux, windows, darwin)"
   go vet ./...
+  GOOS=windows go vet ./...
+  GOOS=darwin go vet ./...
   echo "== go test"
   if have_cc; then
     CGO_ENABLED=1 go test -race -count=1 -timeout 12m ./...
@@ -34,6 +36,53 @@ test_all() {
   fi
   echo "== build"
   build
+  package_check
+}
+
+version() { sed -n 's/^const Version = "\(.*\)"/\1/p' app/version/version.go; }
+
+# package writes dist/TA-defender-alerts-<version>.tgz: the app files and the three binaries,
+# reproducibly (sorted entries, fixed times and owners, gzip without a name or time, -trimpath,
+# no build id).
+package() {
+  local v stage top
+  v=$(version)
+  stage=$(mktemp -d)
+  top="$stage/TA-defender-alerts"
+  mkdir -p "$top"
+  cp -R app.manifest README.md README default metadata "$top/"
+  [[ -d static ]] && cp -R static "$top/"
+  local t goos dir ext
+  for t in linux:linux_x86_64: darwin:darwin_x86_64: windows:windows_x86_64:.exe; do
+    IFS=: read -r goos dir ext <<<"$t"
+    mkdir -p "$top/$dir/bin"
+    CGO_ENABLED=0 GOOS=$goos GOARCH=amd64 go build -trimpath -ldflags "-s -w -buildid=" \
+      -o "$top/$dir/bin/defender_alerts$ext" ./app/cmd/defender_alerts
+  done
+  find "$top" -type d -exec chmod 0755 {} +
+  find "$top" -type f -exec chmod 0644 {} +
+  chmod 0755 "$top"/*/bin/*
+  mkdir -p dist
+  local out="dist/TA-defender-alerts-$v.tgz"
+  tar --sort=name --mtime='2025-01-01 00:00:00Z' --owner=0 --group=0 --numeric-owner \
+    -C "$stage" -cf - TA-defender-alerts | gzip -n -9 > "$out"
+  rm -rf "$stage"
+  echo "$out"
+}
+
+# package_check builds the package twice (same bytes?) and checks it against the rules.
+package_check() {
+  echo "== package"
+  local a b
+  a=$(package | tail -1)
+  cp "$a" "$a.first"
+  b=$(package | tail -1)
+  if ! cmp -s "$a.first" "$b"; then
+    echo "the package is not reproducible: two builds differ" >&2; rm -f "$a.first"; exit 1
+  fi
+  rm -f "$a.first"
+  echo "reproducible: $(sha256sum "$b" | cut -c1-16)… $(du -h "$b" | cut -f1) $b"
+  go run ./app/cmd/appcheck "$b"
 }
 
 bench() {
@@ -55,13 +104,15 @@ fuzz() {
 case "${1:-build}" in
   build) build ;;
   demo) build; exec bin/defender_alerts demo "${@:2}" ;;
+  package) package ;;
   test) test_all ;;
   bench) bench ;;
   fuzz) fuzz ;;
   help|-h|--help)
-    echo "usage: ./build.sh [build|test|demo|bench|fuzz]"
+    echo "usage: ./build.sh [build|test|demo|package|bench|fuzz]"
     echo "  build  builds bin/defender_alerts for this machine"
     echo "  demo   builds, then runs the collector against a simulated tenant and Splunk (~25 s)"
+    echo "  package  writes dist/TA-defender-alerts-<version>.tgz (the Splunk app, three binaries)"
     echo "  test   gofmt check, go vet, go test -race (every test), then build"
     echo "  bench  runs the Go benchmarks and prints their figures"
     echo "  fuzz   runs every fuzz target for FUZZTIME (default 30s) each"
