@@ -16,6 +16,7 @@ import (
 
 	"ta-defender-alerts/app/defendertest"
 	"ta-defender-alerts/app/hectest"
+	"ta-defender-alerts/app/splunkdtest"
 )
 
 // TestMain lets the test binary run as the real program (for crash and signal tests).
@@ -253,6 +254,53 @@ func TestDemo(t *testing.T) {
 	for _, want := range []string{"current versions missing        0", "duplicates                      0", "sourcetype=ms:defender:atp:alerts", "events.jsonl"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// The binary as splunkd runs it: --scheme, --validate-arguments with items on stdin, and no
+// arguments with the input configuration on stdin.
+func TestAsSplunkdRunsIt(t *testing.T) {
+	w := newWorld(t, 30, false)
+	sp := splunkdtest.New("session-key-1", "TA-defender-alerts")
+	defer sp.Close()
+	home := t.TempDir()
+	exe := func(stdin string, args ...string) (string, string, int) {
+		cmd := exec.Command(os.Args[0], args...)
+		cmd.Env = []string{"DEFENDER_ALERTS_BE_MAIN=1", "SPLUNK_HOME=" + home, "PATH=" + os.Getenv("PATH")}
+		cmd.Stdin = strings.NewReader(stdin)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		_ = cmd.Run()
+		return out.String(), errb.String(), cmd.ProcessState.ExitCode()
+	}
+	out, _, code := exe("", "--scheme")
+	golden, err := os.ReadFile("../../splunkapp/testdata/scheme.golden")
+	if err != nil || code != 0 || out != string(golden) {
+		t.Fatalf("--scheme: exit %d, differs from the golden file: %v", code, err)
+	}
+	params := fmt.Sprintf(`<param name="tenant_id">%s</param><param name="client_id">%s</param><param name="client_secret">%s</param><param name="api_url">%s</param><param name="login_url">%s</param><param name="index">default</param>`,
+		tenant, client, secretV, w.api.URL, w.api.URL)
+	items := fmt.Sprintf(`<items><server_uri>%s</server_uri><session_key>session-key-1</session_key><checkpoint_dir>%s</checkpoint_dir><item name="tenant1">%s</item></items>`, sp.URL, w.state, params)
+	if out, _, code := exe(items, "--validate-arguments"); code != 0 {
+		t.Fatalf("valid settings refused: %s", out)
+	}
+	badItems := strings.Replace(items, `<param name="client_id">`+client, `<param name="client_id">not-a-guid`, 1)
+	if out, _, code := exe(badItems, "--validate-arguments"); code == 0 || !strings.Contains(out, "<error><message>client_id") {
+		t.Errorf("a bad client id: exit %d, %s", code, out)
+	}
+	sp.SetInput("defender_alerts", "tenant1", map[string]string{"tenant_id": tenant, "client_id": client, "client_secret": secretV, "api_url": w.api.URL, "login_url": w.api.URL})
+	input := fmt.Sprintf(`<input><server_host>sh1</server_host><server_uri>%s</server_uri><session_key>session-key-1</session_key><checkpoint_dir>%s</checkpoint_dir><configuration><stanza name="defender_alerts://tenant1" app="TA-defender-alerts">%s</stanza></configuration></input>`, sp.URL, w.state, params)
+	out, errOut, code := exe(input)
+	if code != 0 || strings.Count(out, "<event ") != 30 || !strings.HasPrefix(out, "<stream>") {
+		t.Fatalf("run: exit %d, %d events\n%s", code, strings.Count(out, "<event "), errOut)
+	}
+	if sp.Input("defender_alerts", "tenant1")["client_secret"] != "********" {
+		t.Error("the secret was not masked in the input")
+	}
+	for _, line := range strings.Split(strings.TrimSpace(errOut), "\n") {
+		if !strings.HasPrefix(line, "INFO ") {
+			t.Errorf("log line %q", line)
 		}
 	}
 }
