@@ -710,3 +710,10 @@ func number(b []byte, i int) (int, string) {
 	}
 	return i, ""
 }
+
+// DecodePage streams one Alert API page and calls fn for each alert with its exact bytes
+// (valid only during the call), id and lastUpdateTime. For tools (the benchmark's raw relay);
+// the client itself uses ReadWindow.
+func DecodePage(r io.Reader, fn func(raw []byte, id string, lastUpdate time.Time) error) (int, error) {
+	return newPageDecoder().decode(r, func(raw []byte, f fields) error { return fn(raw, f.id, f.lut) })
+}

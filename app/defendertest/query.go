@@ -161,3 +161,34 @@ func (q query) match(a *alert, v Version) bool {
 	}
 	return true
 }
+
+func onlyLastUpdate(q query) bool {
+	for _, c := range q.clauses {
+		if c.prop != "lastUpdateTime" || c.op == "eq" || c.op == "ne" {
+			return false
+		}
+	}
+	return true
+}
+
+// lutRange turns the lastUpdateTime clauses into two tests on a newest-first index: above(t)
+// is true while t is above the upper bound; inLow(t) while t is at or above the lower bound.
+func (q query) lutRange() (inLow func(time.Time) bool, above func(time.Time) bool) {
+	inLow = func(time.Time) bool { return true }
+	above = func(time.Time) bool { return false }
+	for _, c := range q.clauses {
+		c := c
+		prevLow, prevAbove := inLow, above
+		switch c.op {
+		case "ge":
+			inLow = func(t time.Time) bool { return prevLow(t) && !t.Before(c.t) }
+		case "gt":
+			inLow = func(t time.Time) bool { return prevLow(t) && t.After(c.t) }
+		case "le":
+			above = func(t time.Time) bool { return prevAbove(t) || t.After(c.t) }
+		case "lt":
+			above = func(t time.Time) bool { return prevAbove(t) || !t.Before(c.t) }
+		}
+	}
+	return inLow, above
+}

@@ -81,6 +81,12 @@ type Server struct {
 	delay          func(r *mrand.Rand) time.Duration
 
 	stats Stats
+
+	// sorted caches the visible versions, newest first, while nothing changes (NewestFirst).
+	sorted    []item
+	sortedAt  int // s.changes when sorted was built
+	changes   int
+	anyDelays bool
 }
 
 // Stats are what the stand-in saw.
@@ -93,6 +99,7 @@ type Stats struct {
 	Updates        int
 	CutOff         int
 	AlertsReturned int
+	BytesOut       int64 // alert page bytes sent
 }
 
 // New starts a stand-in on a loopback port.
@@ -148,6 +155,7 @@ func (s *Server) AddAlerts(n int, at func(i int) time.Time) []string {
 		s.byID[a.id] = a
 		ids[i] = a.id
 	}
+	s.changes++
 	return ids
 }
 
@@ -175,6 +183,7 @@ func (s *Server) updateLocked(n int) {
 		a.versions = append(a.versions, Version{LastUpdate: t, VisibleAt: t.Add(s.delayLocked()), Status: statuses[s.rng.IntN(len(statuses))]})
 		s.stats.Updates++
 	}
+	s.changes++
 }
 
 // UpdateAt gives each of ids a new version stamped t (a bulk action: many alerts share t).
@@ -188,6 +197,7 @@ func (s *Server) UpdateAt(ids []string, t time.Time) {
 			s.stats.Updates++
 		}
 	}
+	s.changes++
 }
 
 // StartUpdates updates perSecond random alerts a second (real time) until the returned stop.
@@ -285,6 +295,7 @@ func (s *Server) UpdatesPerCall(n int) { s.mu.Lock(); s.updatesPerCall = n; s.mu
 // SetVisibilityDelay makes each new version visible a random time after its lastUpdateTime.
 func (s *Server) SetVisibilityDelay(f func(r *mrand.Rand) time.Duration) {
 	s.mu.Lock()
+	s.anyDelays = s.anyDelays || f != nil
 	s.delay = f
 	s.mu.Unlock()
 }
@@ -374,7 +385,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 			_, _ = w.Write(buf[:len(buf)/2+1])
 			panic(http.ErrAbortHandler) // the connection drops mid-body
 		}
+		before := len(buf)
 		buf = render(buf, it.a, it.v)
+		s.countBytes(len(buf) - before)
 		if len(buf) >= 48<<10 {
 			if _, err := w.Write(buf); err != nil {
 				return
@@ -388,6 +401,12 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	}
 	buf = append(buf, "]}"...)
 	_, _ = w.Write(buf)
+}
+
+func (s *Server) countBytes(n int) {
+	s.mu.Lock()
+	s.stats.BytesOut += int64(n)
+	s.mu.Unlock()
 }
 
 type item struct {
@@ -451,9 +470,28 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, now time.Time) (i
 	}
 	tnow := s.opt.Now()
 	var page []item
-	for _, a := range s.alerts {
-		if v, ok := a.visible(tnow); ok && q.match(a, v) {
-			page = append(page, item{a, v})
+	if s.order == NewestFirst && !s.anyDelays && onlyLastUpdate(q) {
+		// Large backlogs: answer from a sorted index instead of scanning and sorting.
+		if s.sorted == nil || s.sortedAt != s.changes {
+			s.sorted = s.sorted[:0]
+			for _, a := range s.alerts {
+				if v, ok := a.visible(tnow); ok {
+					s.sorted = append(s.sorted, item{a, v})
+				}
+			}
+			sort.SliceStable(s.sorted, func(i, j int) bool { return s.sorted[i].v.LastUpdate.After(s.sorted[j].v.LastUpdate) })
+			s.sortedAt = s.changes
+		}
+		lo, hi := q.lutRange()
+		start := sort.Search(len(s.sorted), func(i int) bool { return !hi(s.sorted[i].v.LastUpdate) })
+		for i := start; i < len(s.sorted) && len(page) < q.skip+q.top && lo(s.sorted[i].v.LastUpdate); i++ {
+			page = append(page, s.sorted[i])
+		}
+	} else {
+		for _, a := range s.alerts {
+			if v, ok := a.visible(tnow); ok && q.match(a, v) {
+				page = append(page, item{a, v})
+			}
 		}
 	}
 	switch s.order {

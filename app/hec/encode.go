@@ -2,8 +2,11 @@ package hec
 
 import (
 	"encoding/json"
+	"io"
 	"strconv"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 // Record is one event to deliver.
@@ -154,4 +157,11 @@ func (bt *Batcher) Pending() int {
 		return 0
 	}
 	return bt.cur.Len()
+}
+
+// NewGzipWriter is the compressor the client uses (fastest level), for tools that post
+// batches themselves (the benchmark's raw relay).
+func NewGzipWriter(w io.Writer) io.WriteCloser {
+	zw, _ := gzip.NewWriterLevel(w, 1)
+	return zw
 }
