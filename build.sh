@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one entry point: ./build.sh [build|test|demo|package|bench|fuzz|help]
+# The one entry point: ./build.sh [build|test|demo|package|bench|gobench|faults|fuzz|help]
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -94,6 +94,11 @@ bench() {
   go run ./app/cmd/benchrun -bin bin -sizes "${BENCH_SIZES:-10000,100000,1000000}" ${BENCH_OUT:+-out "$BENCH_OUT"}
 }
 
+# faults runs the full fault suite against the real binary; each scenario prints one line.
+faults() {
+  FAULTS_FULL=1 go test -count=1 -timeout 60m -v -run '^TestFault' ./app/cmd/defender_alerts | grep -E '^(FAULT |--- FAIL|FAIL|ok)' 
+}
+
 gobench() {
   go test -run '^$' -bench . -benchmem -count=1 ./app/...
 }
@@ -117,15 +122,17 @@ case "${1:-build}" in
   test) test_all ;;
   bench) bench ;;
   gobench) gobench ;;
+  faults) faults ;;
   fuzz) fuzz ;;
   help|-h|--help)
-    echo "usage: ./build.sh [build|test|demo|package|bench|fuzz]"
+    echo "usage: ./build.sh [build|test|demo|package|bench|gobench|faults|fuzz]"
     echo "  build  builds bin/defender_alerts for this machine"
     echo "  demo   builds, then runs the collector against a simulated tenant and Splunk (~25 s)"
     echo "  package  writes dist/TA-defender-alerts-<version>.tgz (the Splunk app, three binaries)"
     echo "  test   gofmt check, go vet, go test -race (every test), then build"
     echo "  bench  the end-to-end benchmark: the binary vs a raw relay, 10k/100k/1M alerts, acks on/off"
     echo "  gobench  the Go micro-benchmarks (decoding, encoding + gzip, HEC over loopback)"
+    echo "  faults   the full fault suite (SIGKILLs, HEC and API failures, a live tenant, an unwritable state folder)"
     echo "  fuzz   runs every fuzz target for FUZZTIME (default 30s) each"
     ;;
   *) echo "build.sh: unknown command \"$1\" (try ./build.sh help)" >&2; exit 2 ;;

@@ -183,11 +183,7 @@ func corrupt(what string) string {
 // fsync the folder. A crash leaves either the old or the new document, never a mix.
 func (s *Store) Save(st *State) error {
 	st.Version = Version
-	b, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
-	b = append(b, '\n')
+	b := append(st.appendJSON(make([]byte, 0, 256+64*len(st.Delivered))), '\n')
 	return writeAtomic(s.path, b)
 }
 

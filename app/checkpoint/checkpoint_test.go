@@ -198,3 +198,29 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// The hand-written encoder writes exactly what encoding/json would.
+func TestEncoderMatchesEncodingJSON(t *testing.T) {
+	for _, st := range []*State{sample(), {Version: 1, Watermark: time.Now()}, {Version: 1, Watermark: time.Unix(0, 1).UTC(),
+		Delivered: []Key{{`odd "id" \ <&>`, time.Date(2026, 1, 2, 3, 4, 5, 600, time.UTC)}, {"é", time.Unix(5, 0).UTC()}}, Updated: time.Now().UTC()}} {
+		st.Version = Version
+		want, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.appendJSON(nil); string(got) != string(want) {
+			t.Errorf("encoder:\n got %s\nwant %s", got, want)
+		}
+	}
+}
+
+func BenchmarkSave1000Keys(b *testing.B) {
+	st := sample()
+	for i := 0; i < 1000; i++ {
+		st.Delivered = append(st.Delivered, Key{fmt.Sprintf("da637000000000%06d_%d", i, i), time.Now().UTC()})
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		_ = st.appendJSON(nil)
+	}
+}

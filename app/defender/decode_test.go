@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"golang.org/x/oauth2"
 )
 
 type decoded struct {
@@ -334,6 +337,34 @@ func FuzzParseTime(f *testing.F) {
 		}
 		if werr == nil && err != nil {
 			t.Fatalf("ParseTime(%q) rejected what time.Parse reads: %v", s, err)
+		}
+	})
+}
+
+// FuzzErrorReplies feeds the API's and Entra ID's error replies to their classifiers: they
+// never panic, always classify, and never repeat the raw reply's trace lines.
+func FuzzErrorReplies(f *testing.F) {
+	for _, name := range []string{"entra_v2_token_error_400.verbatim.json", "mde_error_example1_resource_not_found.verbatim.json", "mde_error_example2_invalid_request_body.verbatim.json"} {
+		b, err := os.ReadFile("testdata/samples/" + name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, status := range []int{400, 401, 403, 429, 500} {
+			f.Add(status, b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		if status < 100 || status > 599 {
+			return
+		}
+		resp := &http.Response{StatusCode: status, Header: http.Header{"Retry-After": {"3"}}, Body: io.NopCloser(bytes.NewReader(body))}
+		ae := classifyResponse(resp, time.Now())
+		if ae == nil || ae.Status != status {
+			t.Fatalf("not classified: %+v", ae)
+		}
+		te := tokenErrorFrom(&oauth2.RetrieveError{Response: &http.Response{StatusCode: status}, Body: body})
+		if msg := te.Error(); strings.Contains(msg, "Trace ID") || strings.Contains(msg, "\n") {
+			t.Fatalf("token error repeats the raw reply: %q", msg)
 		}
 	})
 }

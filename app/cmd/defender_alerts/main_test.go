@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,9 +47,11 @@ type world struct {
 	extra []string // more environment
 }
 
-func newWorld(t *testing.T, n int, ack bool) *world {
+func newWorld(t *testing.T, n int, ack bool) *world { return newWorldOpts(t, n, ack, 0) }
+
+func newWorldOpts(t *testing.T, n int, ack bool, tokenLife time.Duration) *world {
 	t.Helper()
-	api := defendertest.New(defendertest.Options{TenantID: tenant, ClientID: client, ClientSecret: secretV})
+	api := defendertest.New(defendertest.Options{TenantID: tenant, ClientID: client, ClientSecret: secretV, TokenLifetime: tokenLife})
 	t.Cleanup(api.Close)
 	now := time.Now()
 	api.AddAlerts(n, func(i int) time.Time {
@@ -96,64 +97,6 @@ func (w *world) lost() int {
 		}
 	}
 	return n
-}
-
-// A 20,000-alert drain killed with SIGKILL at ten random moments, restarted each time, loses
-// no alert version.
-func TestSIGKILLLosesNothing(t *testing.T) {
-	for _, inFlight := range []int{1, 8} {
-		t.Run(fmt.Sprintf("in flight %d", inFlight), func(t *testing.T) { crashLoop(t, inFlight) })
-	}
-}
-
-func crashLoop(t *testing.T, inFlight int) {
-	w := newWorld(t, 20000, true)
-	w.extra = []string{fmt.Sprintf("DEFENDER_HEC_MAX_IN_FLIGHT=%d", inFlight)}
-	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	kills := 0
-	for kills < 10 {
-		before := w.hec.Stats().Indexed
-		cmd, out := w.start(t, "run", "--once")
-		target := before + 200 + r.IntN(1800) // kill once this many more events are in
-		deadline := time.Now().Add(60 * time.Second)
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		killed := false
-	wait:
-		for time.Now().Before(deadline) {
-			select {
-			case err := <-exited:
-				if err != nil {
-					t.Fatalf("run --once failed before the kill: %v\n%s", err, out)
-				}
-				break wait // finished before the kill point
-			case <-time.After(2 * time.Millisecond):
-			}
-			if w.hec.Stats().Indexed >= target {
-				_ = cmd.Process.Signal(syscall.SIGKILL)
-				<-exited
-				killed = true
-				break
-			}
-		}
-		if !killed {
-			break // the backlog is done; no more moments to kill at
-		}
-		kills++
-	}
-	cmd, out := w.start(t, "run", "--once")
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("final run: %v\n%s", err, out)
-	}
-	st := w.hec.Stats()
-	t.Logf("in flight %d: SIGKILLs %d; indexed %d, distinct %d, duplicates %d (%.2f%% of alerts, %.0f per kill)",
-		inFlight, kills, st.Indexed, st.Distinct, st.Duplicates, 100*float64(st.Duplicates)/float64(st.Distinct), float64(st.Duplicates)/float64(max(kills, 1)))
-	if lost := w.lost(); lost > 0 {
-		t.Fatalf("%d alert versions lost", lost)
-	}
-	if kills < 10 {
-		t.Errorf("only %d kills landed during the drain", kills)
-	}
 }
 
 func TestSIGTERMExitsZeroAndCommits(t *testing.T) {

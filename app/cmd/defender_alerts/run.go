@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -124,6 +125,14 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
+	if path := os.Getenv("DEFENDER_CPUPROFILE"); path != "" { // a debugging aid: where the CPU goes
+		if f, err := os.Create(path); err == nil {
+			defer f.Close() // runs after StopCPUProfile has flushed the profile
+			if pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 	rd, err := defender.New(cfg.Defender)
 	if err != nil {
 		log.Error("configuration", "err", config.Rename(err, config.DefenderVars, config.HECVars))

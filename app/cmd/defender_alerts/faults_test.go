@@ -1,0 +1,206 @@
+package main
+
+import (
+	"fmt"
+	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// full reports whether the full fault suite was asked for (./build.sh faults); otherwise the
+// quick versions run, in ./build.sh test.
+func full() bool { return os.Getenv("FAULTS_FULL") == "1" }
+
+func pick(quick, long int) int {
+	if full() {
+		return long
+	}
+	return quick
+}
+
+// report prints the scenario's line and fails on any loss.
+func report(t *testing.T, name string, w *world, started time.Time) {
+	t.Helper()
+	st := w.hec.Stats()
+	expected := len(w.api.Current(time.Now()))
+	missing := w.lost()
+	line := fmt.Sprintf("FAULT %-34s expected %7d  delivered %7d  missing %d  duplicates %6d (%.2f%%)  %5.1fs",
+		name, expected, expected-missing, missing, st.Duplicates, 100*float64(st.Duplicates)/float64(max(expected, 1)), time.Since(started).Seconds())
+	fmt.Println(line)
+	t.Log(line)
+	if missing > 0 {
+		t.Errorf("%d alert versions missing", missing)
+	}
+}
+
+// Scenario 1: SIGKILLs at random moments of a drain, each followed by a restart.
+func TestFaultSIGKILL(t *testing.T) {
+	started := time.Now()
+	n, kills := pick(20000, 50000), pick(10, 20)
+	w := newWorld(t, n, true)
+	r := mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	landed := 0
+	for landed < kills {
+		before := w.hec.Stats().Indexed
+		cmd, out := w.start(t, "run", "--once")
+		target := before + 100 + r.IntN(max(n/(kills+1), 200))
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		killed := false
+	wait:
+		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); {
+			select {
+			case err := <-exited:
+				if err != nil {
+					t.Fatalf("run --once failed: %v\n%s", err, out)
+				}
+				break wait
+			case <-time.After(time.Millisecond):
+			}
+			if w.hec.Stats().Indexed >= target {
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+				<-exited
+				killed = true
+				break
+			}
+		}
+		if !killed {
+			break
+		}
+		landed++
+	}
+	cmd, out := w.start(t, "run", "--once")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("final run: %v\n%s", err, out)
+	}
+	report(t, fmt.Sprintf("1 SIGKILL x%d", landed), w, started)
+	if landed < kills {
+		t.Errorf("only %d of %d kills landed during the drain", landed, kills)
+	}
+}
+
+// Scenario 2: HEC at its worst: busy replies, dropped connections, replies lost after
+// indexing, acks that never come.
+func TestFaultHEC(t *testing.T) {
+	started := time.Now()
+	w := newWorld(t, pick(5000, 50000), true)
+	w.hec.SetFailures(0.10, 0.05, 0.05, 0.05)
+	w.extra = []string{"DEFENDER_HEC_ACK_TIMEOUT=500ms", "DEFENDER_HEC_MAX_IN_FLIGHT=4", "DEFENDER_HEC_BATCH_BYTES=262144"}
+	cmd, out := w.start(t, "run", "--once")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	report(t, "2 HEC busy/drops/lost replies+acks", w, started)
+	if st := w.hec.Stats(); st.Dropped == 0 || st.LostReply == 0 || st.AcksLost == 0 || st.ByStatus[503] == 0 {
+		t.Errorf("not every HEC fault happened: %+v", st)
+	}
+}
+
+// Scenario 3: the Defender API at its worst: a 429 storm, 500s, cut-off bodies, and a token
+// that expires every second (30 s, shrunk).
+func TestFaultDefender(t *testing.T) {
+	started := time.Now()
+	w := newWorldOpts(t, pick(8000, 50000), true, time.Second)
+	w.api.Throttle(8, 200*time.Millisecond)
+	w.api.SetFailures(0.05, 0.05)
+	w.extra = []string{"DEFENDER_PAGE_SIZE=1000"}
+	cmd, out := w.start(t, "run", "--once")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	report(t, "3 API 429s/500s/cut-offs/expiring token", w, started)
+	st := w.api.Stats()
+	if st.ByStatus[429] < 8 || st.Violations != 0 || st.TokensIssued < 2 {
+		t.Errorf("429s %d, calls before Retry-After %d, tokens %d", st.ByStatus[429], st.Violations, st.TokensIssued)
+	}
+}
+
+// Scenario 4: a live tenant: alerts created and updated all the time, versions visible up to
+// the overlap late, the daemon polling every second, then a final --once.
+func TestFaultLiveTenant(t *testing.T) {
+	started := time.Now()
+	w := newWorld(t, 2000, true)
+	w.api.SetVisibilityDelay(func(r *mrand.Rand) time.Duration { return time.Duration(r.Int64N(int64(3 * time.Second))) })
+	w.extra = []string{"DEFENDER_OVERLAP=4s", "DEFENDER_INTERVAL=1s"}
+	stopUpdates := w.api.StartUpdates(20)
+	stopNew := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stopNew:
+				return
+			case <-time.After(50 * time.Millisecond):
+				w.api.AddAlerts(1, func(int) time.Time { return time.Now() })
+			}
+		}
+	}()
+	cmd, out := w.start(t, "run")
+	time.Sleep(time.Duration(pick(6, 60)) * time.Second)
+	stopUpdates()
+	close(stopNew)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("daemon: %v\n%s", err, out)
+	}
+	time.Sleep(3 * time.Second) // every version is visible now
+	cmd, out = w.start(t, "run", "--once")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("final run: %v\n%s", err, out)
+	}
+	report(t, "4 live tenant, late versions, daemon", w, started)
+}
+
+// Scenario 5: the state folder cannot be written part-way (it is replaced by a regular file):
+// the process stops with a clear error, the old checkpoint is intact, and once the folder is
+// back nothing is lost.
+func TestFaultStateUnwritable(t *testing.T) {
+	started := time.Now()
+	w := newWorld(t, pick(20000, 50000), true)
+	w.extra = []string{"DEFENDER_HEC_BATCH_BYTES=65536"}
+	cp := filepath.Join(w.state, "tenant1.json")
+	cmd, out := w.start(t, "run", "--once")
+	// Once a checkpoint exists, take the folder away and leave a file in its place.
+	for deadline := time.Now().Add(time.Minute); ; {
+		if _, err := os.Stat(cp); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint was written")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	moved := w.state + ".moved"
+	if err := os.Rename(w.state, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(w.state, []byte("not a folder"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	if err == nil {
+		t.Log("the run finished before a save failed; the scenario still checks the restart")
+	} else if !strings.Contains(out.String(), "cannot be written") || !strings.Contains(out.String(), "tenant1.json") {
+		t.Errorf("the error does not say what failed:\n%s", out)
+	}
+	if b, err := os.ReadFile(filepath.Join(moved, "tenant1.json")); err != nil || !strings.Contains(string(b), `"version":1`) {
+		t.Errorf("the old checkpoint is not intact: %v", err)
+	}
+	// A state folder under a regular file: a clear error at start.
+	cmd2, out2 := w.start(t, "run", "--once")
+	if err := cmd2.Wait(); err == nil || !strings.Contains(out2.String(), "cannot be created") {
+		t.Errorf("start with the folder gone: %v\n%s", err, out2)
+	}
+	os.Remove(w.state)
+	if err := os.Rename(moved, w.state); err != nil {
+		t.Fatal(err)
+	}
+	cmd, out = w.start(t, "run", "--once")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after the folder came back: %v\n%s", err, out)
+	}
+	report(t, "5 state folder unwritable, then back", w, started)
+}
