@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command benchrun is ./build.sh bench: it runs bin/defender_alerts run --once as a user
 // would, against the stand-ins in a process of their own, for backlogs of several sizes with
 // HEC acks on and off, next to the raw relay (bin/rawrelay) on the same data, and prints a
