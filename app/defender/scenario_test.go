@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -431,7 +430,7 @@ func TestExpiredTokenIsRenewed(t *testing.T) {
 }
 
 func TestTokenErrorsSayWhatToFix(t *testing.T) {
-	pemDoc, cert, err := defendertest.SelfSigned(time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+	_, cert, err := defendertest.SelfSigned(time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -482,7 +481,6 @@ func TestTokenErrorsSayWhatToFix(t *testing.T) {
 			}
 		})
 	}
-	_ = pemDoc
 }
 
 func TestCertificateLogin(t *testing.T) {
@@ -650,36 +648,4 @@ func TestStandInRejectsWhatTheAPIRejects(t *testing.T) {
 	if got := defendertest.GetStatus(t, srv.URL+"/api/alerts", ""); got != 401 {
 		t.Errorf("no token: %d, want 401", got)
 	}
-}
-
-func sortedKeys(m map[version]int) []version {
-	out := make([]version, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].t.Before(out[j].t) })
-	return out
-}
-
-var _ = sortedKeys
-
-// More than a page of versions that share both lastUpdateTime and alertCreationTime can only
-// be paged with $skip; with the API's stable order for ties, passes find them all.
-func TestTiesOfBothTimes(t *testing.T) {
-	srv := newServer(t, defendertest.Options{})
-	now := time.Now().UTC()
-	srv.AddAlerts(2000, spread(now, 2000))
-	shared := now.Add(-2 * time.Hour)
-	srv.AddAlerts(2500, func(int) time.Time { return shared })
-	c := newClient(t, srv, func(c *defender.Config) { c.PageSize = 1000 })
-	l := newLedger()
-	r, err := drainWindow(t, c, time.Now, now.Add(-25*time.Hour), now, l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	check(t, srv, []drainRun{r}, l)
-	if len(r.read) != 4500 || r.stats.TieGroups != 1 {
-		t.Errorf("read %d (want 4500), tie groups %d (want 1)", len(r.read), r.stats.TieGroups)
-	}
-	t.Logf("%d calls", r.stats.Calls)
 }

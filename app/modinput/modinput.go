@@ -187,16 +187,15 @@ func decode(r io.Reader, v any) error {
 }
 
 func toUTF8(b []byte) []byte {
-	le, be := false, false
+	le := false // little-endian UTF-16; big-endian otherwise
 	switch {
 	case len(b) >= 2 && b[0] == 0xFF && b[1] == 0xFE:
 		le, b = true, b[2:]
 	case len(b) >= 2 && b[0] == 0xFE && b[1] == 0xFF:
-		be, b = true, b[2:]
+		b = b[2:]
 	case len(b) >= 2 && b[0] == '<' && b[1] == 0:
 		le = true
 	case len(b) >= 2 && b[0] == 0 && b[1] == '<':
-		be = true
 	case len(b) >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF:
 		return b[3:]
 	default:
@@ -210,7 +209,6 @@ func toUTF8(b []byte) []byte {
 			u[i] = uint16(b[2*i])<<8 | uint16(b[2*i+1])
 		}
 	}
-	_ = be
 	return []byte(string(utf16.Decode(u)))
 }
 

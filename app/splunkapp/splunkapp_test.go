@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -293,5 +292,4 @@ func TestValidate(t *testing.T) {
 			}
 		})
 	}
-	_ = errors.New
 }

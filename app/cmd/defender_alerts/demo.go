@@ -34,7 +34,6 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	const (
 		tenant = "00000000-0000-4000-8000-00000000d3m0"
 		client = "00000000-0000-4000-8000-0000000c11e7"
-		token  = "00000000-0000-4000-8000-000000000hec"
 	)
 	demoSecret := "demo-secret-" + fmt.Sprint(time.Now().UnixNano())
 	dir, err := os.MkdirTemp("", "defender-alerts-demo-")
@@ -85,7 +84,6 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	p := &bridge.Pump{Reader: rd, Store: store, Log: log, Start: 7 * time.Hour, Overlap: 30 * time.Second,
 		DeadLetter: bridge.DeadLetterPath(filepath.Join(dir, "state"), "demo-tenant")}
 	p.SetSink(hc.NewStream(300*time.Millisecond, p.Outcome))
-	_ = token
 
 	fmt.Fprintf(stdout, "defender_alerts demo: a simulated Defender tenant (300 alerts, 3 updates a second,\n"+
 		"new alerts now and then) and a simulated Splunk HEC with indexer acknowledgement, on this machine.\n"+

@@ -185,7 +185,6 @@ func TestNoArguments(t *testing.T) {
 	if code := run(context.Background(), nil, strings.NewReader(""), &out, &errb); code == 0 || !strings.Contains(errb.String(), "defender_alerts run") {
 		t.Errorf("empty stdin: exit %d, %q", code, errb.String())
 	}
-	_ = fmt.Sprint
 }
 
 func TestDemo(t *testing.T) {
