@@ -14,6 +14,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"ta-defender-alerts/app/secret"
+	"ta-defender-alerts/app/wait"
 )
 
 // MaxPageSize is the API's largest $top.
@@ -162,7 +163,7 @@ func (cfg *Config) setDefaults() error {
 		cfg.Now = time.Now
 	}
 	if cfg.Sleep == nil {
-		cfg.Sleep = sleepCtx
+		cfg.Sleep = wait.Sleep
 	}
 	return nil
 }

@@ -103,18 +103,3 @@ func (l *limiter) stats() (int, time.Duration) {
 	defer l.mu.Unlock()
 	return l.waits, l.waitTime
 }
-
-// sleepCtx waits d or until ctx is done.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}

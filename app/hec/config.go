@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"ta-defender-alerts/app/secret"
+	"ta-defender-alerts/app/wait"
 )
 
 // AckMode says whether to use indexer acknowledgement.
@@ -205,7 +206,7 @@ func (c *Config) setDefaults() ([]string, error) {
 		c.RequestTimeout = time.Minute
 	}
 	if c.Sleep == nil {
-		c.Sleep = sleepCtx
+		c.Sleep = wait.Sleep
 	}
 	if c.InsecureSkipVerify {
 		warn = append(warn, "HEC TLS certificate verification is off (insecure_skip_verify): anyone on the path can read the events and the token")
@@ -248,20 +249,6 @@ func errText(err error) string {
 		return pe.Err.Error()
 	}
 	return err.Error()
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // Validate checks cfg as New would, without starting anything.
