@@ -87,9 +87,10 @@ func TestFaultSIGKILL(t *testing.T) {
 // indexing, acks that never come.
 func TestFaultHEC(t *testing.T) {
 	started := time.Now()
-	w := newWorld(t, pick(5000, 50000), true)
+	w := newWorld(t, pick(3000, 50000), true)
 	w.hec.SetFailures(0.10, 0.05, 0.05, 0.05)
-	w.extra = []string{"DEFENDER_HEC_ACK_TIMEOUT=500ms", "DEFENDER_HEC_MAX_IN_FLIGHT=4", "DEFENDER_HEC_BATCH_BYTES=262144"}
+	// Batches of ~18 alerts: a few hundred requests, so that every kind of fault happens.
+	w.extra = []string{"DEFENDER_HEC_ACK_TIMEOUT=500ms", "DEFENDER_HEC_MAX_IN_FLIGHT=4", "DEFENDER_HEC_BATCH_BYTES=65536"}
 	cmd, out := w.start(t, "run", "--once")
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("run: %v\n%s", err, out)
