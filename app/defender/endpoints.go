@@ -2,11 +2,12 @@ package defender
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"regexp"
 	"sort"
 	"strings"
+
+	"ta-defender-alerts/app/netaddr"
 )
 
 // Cloud is a Microsoft cloud: commercial, or one of the US Government clouds.
@@ -107,7 +108,7 @@ func baseURL(field, raw string) (*url.URL, error) {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !IsLoopback(u.Hostname()) {
+		if !netaddr.IsLoopback(u.Hostname()) {
 			return nil, &FieldError{Field: field, Value: raw, Msg: "must use https (plain http is allowed for loopback addresses only)"}
 		}
 	default:
@@ -117,15 +118,6 @@ func baseURL(field, raw string) (*url.URL, error) {
 		return nil, &FieldError{Field: field, Value: u.Redacted(), Msg: "must not carry credentials, a query or a fragment"}
 	}
 	return u, nil
-}
-
-// IsLoopback reports whether host names this machine: localhost or a loopback IP.
-func IsLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 var (

@@ -121,9 +121,6 @@ func New(cfg Config) (*Client, error) {
 // Warnings are things the caller should log once (plain http, verification off).
 func (c *Client) Warnings() []string { return append([]string(nil), c.warnings...) }
 
-// Encoder returns the client's envelope encoder.
-func (c *Client) Encoder() *Encoder { return c.enc }
-
 // Stats returns a copy of the counters.
 func (c *Client) Stats() Stats {
 	c.mu.Lock()

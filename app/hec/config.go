@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"ta-defender-alerts/app/netaddr"
 	"ta-defender-alerts/app/secret"
 	"ta-defender-alerts/app/wait"
 )
@@ -96,7 +98,7 @@ func parseURL(raw string) (*endpoint, []string, error) {
 		return nil, nil, &FieldError{Field: "URLs", Value: u.Redacted(), Msg: "must not carry credentials; the token goes in its own setting"}
 	}
 	var warn []string
-	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+	if u.Scheme == "http" && !netaddr.IsLoopback(u.Hostname()) {
 		warn = append(warn, fmt.Sprintf("HEC URL %s uses plain http: events and the token cross the network unencrypted", u.Redacted()))
 	}
 	path := strings.TrimRight(u.Path, "/")
@@ -114,14 +116,6 @@ func parseURL(raw string) (*endpoint, []string, error) {
 		display: u.Scheme + "://" + u.Host,
 		channel: newGUID(),
 	}, warn, nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // newGUID makes a random (version 4) GUID for a request channel.
@@ -245,7 +239,7 @@ func newHTTPClient(c *Config) (*http.Client, error) {
 
 func errText(err error) string {
 	var pe *os.PathError
-	if ok := asPathError(err, &pe); ok {
+	if errors.As(err, &pe) {
 		return pe.Err.Error()
 	}
 	return err.Error()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -174,5 +173,3 @@ func printable(s string) string {
 		return r
 	}, s)
 }
-
-func asPathError(err error, pe **os.PathError) bool { return errors.As(err, pe) }

@@ -226,7 +226,6 @@ type Event struct {
 // EventWriter writes <stream><event>…</event>…</stream>.
 type EventWriter struct {
 	w       *bufio.Writer
-	flush   func() error // flushes the layer below (os.Stdout: nothing to do)
 	started bool
 	buf     bytes.Buffer
 }

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"ta-defender-alerts/app/netaddr"
 	"ta-defender-alerts/app/secret"
 )
 
@@ -49,7 +50,7 @@ func New(serverURI string, sessionKey secret.String, app, splunkHome string) (*C
 		tlsCfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
 			return verifyChain(raw, pool)
 		}
-	} else if isLoopback(u.Hostname()) {
+	} else if netaddr.IsLoopback(u.Hostname()) {
 		tlsCfg.InsecureSkipVerify = true //nolint:gosec // loopback splunkd without its CA file
 	}
 	tr := &http.Transport{TLSClientConfig: tlsCfg, Proxy: nil, ResponseHeaderTimeout: 30 * time.Second,
@@ -78,14 +79,6 @@ func verifyChain(raw [][]byte, roots *x509.CertPool) error {
 		return fmt.Errorf("splunkd's certificate is not signed by $SPLUNK_HOME/etc/auth/cacert.pem: %w", err)
 	}
 	return nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Error is a failed splunkd call.
