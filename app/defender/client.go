@@ -193,7 +193,7 @@ func (c *Client) count(f func(s *Stats)) {
 
 // CheckToken gets an access token, for a configuration check.
 func (c *Client) CheckToken(ctx context.Context) error {
-	_, err := c.tokens.Token(ctx)
+	_, _, err := c.tokens.Token(ctx)
 	return err
 }
 
@@ -205,6 +205,11 @@ func (e *callbackError) Unwrap() error { return e.err }
 
 // get calls the alerts endpoint with rawQuery and hands a 200 body to handle, retrying per
 // the error's Kind. handle may be called more than once (after a cut-off body).
+//
+// Every wait (the limiter, a Retry-After, a backoff) comes before the token is taken, so a
+// token is never sent after a wait that may have outlived it. A 401 renews the token and
+// tries again, however often waits make tokens expire; only a token issued for the very call
+// that the API refused proves a configuration problem.
 func (c *Client) get(ctx context.Context, rawQuery string, handle func(body io.Reader) error) error {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = c.cfg.BackoffInitial
@@ -212,9 +217,9 @@ func (c *Client) get(ctx context.Context, rawQuery string, handle func(body io.R
 	bo.MaxElapsedTime = 0
 	bo.RandomizationFactor = 0.5
 	bo.Reset()
-	attempts, throttles, renewed := 0, 0, false
+	attempts, throttles, renew := 0, 0, false
 	for {
-		access, err := c.try(ctx, rawQuery, handle)
+		tok, err := c.try(ctx, rawQuery, handle, renew)
 		if err == nil {
 			return nil
 		}
@@ -225,17 +230,18 @@ func (c *Client) get(ctx context.Context, rawQuery string, handle func(body io.R
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		renew = false
 		switch kind := ErrorKind(err); kind {
 		case Unauthorized:
-			if renewed || access == "" {
+			if tok.fresh {
 				var ae *APIError
 				if errors.As(err, &ae) {
 					ae.Kind = Permanent
 				}
 				return fmt.Errorf("reading alerts: the API refused a freshly issued token: %w", err)
 			}
-			renewed = true
-			c.tokens.Invalidate(access)
+			renew = true
+			c.tokens.Invalidate(tok.access)
 			c.count(func(s *Stats) { s.Renewals++ })
 		case Throttled:
 			throttles++
@@ -269,29 +275,51 @@ func (c *Client) get(ctx context.Context, rawQuery string, handle func(body io.R
 	}
 }
 
-// try makes one call. It returns the access token it used, for a renewal after a 401.
-func (c *Client) try(ctx context.Context, rawQuery string, handle func(io.Reader) error) (string, error) {
-	access, err := c.tokens.Token(ctx)
-	if err != nil {
-		return "", err
+// tokenUse is the token a call was sent with. fresh: it was issued for this call, after the
+// call's last wait, so a 401 cannot be blamed on its age.
+type tokenUse struct {
+	access string
+	fresh  bool
+}
+
+// try makes one call: wait for the limiter, then take the token (renew forces a new one),
+// then send at once.
+func (c *Client) try(ctx context.Context, rawQuery string, handle func(io.Reader) error, renew bool) (tokenUse, error) {
+	var tok tokenUse
+	if !renew {
+		// A token error shows before a quota slot is taken; the token itself is taken again
+		// after the wait.
+		if _, _, err := c.tokens.Token(ctx); err != nil {
+			return tok, err
+		}
 	}
 	if err := c.lim.Wait(ctx); err != nil {
-		return access, err
+		return tok, err
+	}
+	var err error
+	if renew {
+		tok.access, err = c.tokens.Renew(ctx)
+		tok.fresh = err == nil
+	} else {
+		tok.access, tok.fresh, err = c.tokens.Token(ctx)
+	}
+	if err != nil {
+		return tok, err
 	}
 	u := *c.ep.API
 	u.Path = strings.TrimRight(u.Path, "/") + "/api/alerts"
 	u.RawQuery = rawQuery
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return access, err
+		return tok, err
 	}
-	req.Header.Set("Authorization", "Bearer "+access)
+	req.Header.Set("Authorization", "Bearer "+tok.access)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		c.count(func(s *Stats) { s.Calls++; s.addStatus(0) })
-		return access, &APIError{Kind: Transient, Err: cleanURLError(err)}
+		return tok, &APIError{Kind: Transient, Err: cleanURLError(err)}
 	}
 	defer resp.Body.Close()
 	c.count(func(s *Stats) {
@@ -302,21 +330,21 @@ func (c *Client) try(ctx context.Context, rawQuery string, handle func(io.Reader
 		}
 	})
 	if resp.StatusCode != http.StatusOK {
-		return access, classifyResponse(resp, time.Now())
+		return tok, classifyResponse(resp, time.Now())
 	}
 	if err := handle(resp.Body); err != nil {
 		var cbe *callbackError
 		var de *DecodeError
 		switch {
 		case errors.As(err, &cbe), errors.As(err, &de):
-			return access, err
+			return tok, err
 		case ctx.Err() != nil:
-			return access, ctx.Err()
+			return tok, ctx.Err()
 		default: // cut off, reset or timed out while reading the body
-			return access, &APIError{Kind: Transient, Status: resp.StatusCode, Message: "the reply was cut off", Err: cleanURLError(err)}
+			return tok, &APIError{Kind: Transient, Status: resp.StatusCode, Message: "the reply was cut off", Err: cleanURLError(err)}
 		}
 	}
-	return access, nil
+	return tok, nil
 }
 
 func (s *Stats) addStatus(code int) {

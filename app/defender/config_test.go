@@ -258,7 +258,7 @@ func TestTokenRenewedBeforeExpiry(t *testing.T) {
 		return &oauth2.Token{AccessToken: "t" + string(rune('0'+fetches)), ExpiresIn: 3599}, nil
 	}}
 	get := func() string {
-		s, err := tc.Token(context.Background())
+		s, _, err := tc.Token(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -177,12 +177,25 @@ type tokenCache struct {
 }
 
 // Token returns a valid access token, fetching a new one when the cached one is near expiry.
-func (c *tokenCache) Token(ctx context.Context) (string, error) {
+// fetched says the token was issued by this call.
+func (c *tokenCache) Token(ctx context.Context) (access string, fetched bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.tok != nil && c.now().Before(c.renewAt) {
-		return c.tok.AccessToken, nil
+		return c.tok.AccessToken, false, nil
 	}
+	access, err = c.fetchLocked(ctx)
+	return access, err == nil, err
+}
+
+// Renew fetches a new token whatever the cache holds: the API refused the cached one.
+func (c *tokenCache) Renew(ctx context.Context) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fetchLocked(ctx)
+}
+
+func (c *tokenCache) fetchLocked(ctx context.Context) (string, error) {
 	tok, err := c.fetch(ctx)
 	c.fetches++
 	if err != nil {

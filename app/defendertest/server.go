@@ -78,6 +78,9 @@ type Server struct {
 	storm          int
 	stormAfter     time.Duration
 	updatesPerCall int
+	refuseTokens   bool
+	failEvery      int
+	admitted       int
 	delay          func(r *mrand.Rand) time.Duration
 
 	stats Stats
@@ -300,6 +303,13 @@ func (s *Server) SetVisibilityDelay(f func(r *mrand.Rand) time.Duration) {
 	s.mu.Unlock()
 }
 
+// FailEvery answers every nth call that passes the token and quota checks with 500 (0: off).
+func (s *Server) FailEvery(n int) { s.mu.Lock(); s.failEvery, s.admitted = n, 0; s.mu.Unlock() }
+
+// RefuseTokens makes the API refuse every token with 401, as when the app registration
+// belongs to another tenant or the token's audience is wrong.
+func (s *Server) RefuseTokens(on bool) { s.mu.Lock(); s.refuseTokens = on; s.mu.Unlock() }
+
 // ExpireTokens makes every issued token expire now, as if its lifetime had run out.
 func (s *Server) ExpireTokens() {
 	s.mu.Lock()
@@ -432,7 +442,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, now time.Time) (i
 		return reply(401, "Unauthorized", "Authorization header is missing or not a Bearer token")
 	}
 	exp, known := s.tokens[tok]
-	if !known || !now.Before(exp) {
+	if !known || !now.Before(exp) || s.refuseTokens {
 		return reply(401, "Unauthorized", "The access token is invalid or has expired")
 	}
 	if now.Before(s.blocked) {
@@ -464,6 +474,10 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, now time.Time) (i
 	q, err := parseQuery(r.URL.RawQuery)
 	if err != nil {
 		return reply(400, "BadRequest", err.Error())
+	}
+	s.admitted++
+	if s.failEvery > 0 && s.admitted%s.failEvery == 0 {
+		return reply(500, "InternalServerError", "An unexpected error occurred")
 	}
 	if s.fail500 > 0 && s.rng.Float64() < s.fail500 {
 		return reply(500, "InternalServerError", "An unexpected error occurred")
