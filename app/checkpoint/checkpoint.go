@@ -134,14 +134,25 @@ func (s *Store) Load() (*State, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s cannot be read: %w", s.path, err)
+		return nil, &FixError{fmt.Errorf("checkpoint %s cannot be read: %w", s.path, err)}
 	}
 	st, err := Parse(b)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s %w", s.path, err)
+		return nil, &FixError{fmt.Errorf("checkpoint %s %w", s.path, err)}
 	}
 	return st, nil
 }
+
+// FixError is a checkpoint problem that only a person can solve (a file that cannot be read
+// or is corrupt, a folder that cannot be written): a collector stops on it and says so,
+// rather than trying again and again.
+type FixError struct{ Err error }
+
+func (e *FixError) Error() string { return e.Err.Error() }
+func (e *FixError) Unwrap() error { return e.Err }
+
+// NeedsFix marks the error for the collector's stop rule.
+func (e *FixError) NeedsFix() bool { return true }
 
 // Parse reads a checkpoint document. Its errors start with what is wrong and end with what
 // to do, for Load to prefix with the path.
@@ -184,7 +195,10 @@ func corrupt(what string) string {
 func (s *Store) Save(st *State) error {
 	st.Version = Version
 	b := append(st.appendJSON(make([]byte, 0, 256+64*len(st.Delivered))), '\n')
-	return writeAtomic(s.path, b)
+	if err := writeAtomic(s.path, b); err != nil {
+		return &FixError{err}
+	}
+	return nil
 }
 
 // writeAtomic is a seam for tests that inject write failures.

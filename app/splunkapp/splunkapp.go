@@ -395,7 +395,9 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 			Index: cfg.HEC.Index, Host: cfg.HEC.Host}, 200, p.Confirmed))
 	}
 	log.Info("run starting", "version", version.Version, "output", cfg.Output, "api", rd.Endpoints().API.String(), "checkpoint", store.Path())
-	err = p.Drain(ctx)
+	// Within its run the input rides out what clears by itself (throttling, expired tokens,
+	// 5xx, HEC busy or down) and stops at once for what needs a fix.
+	err = bridge.Persist(ctx, log, time.Second, 30*time.Second, p.Drain)
 	s := p.Stats()
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("run failed; the checkpoint holds what was confirmed (%d alerts): %w", s.Confirmed, err)

@@ -47,11 +47,12 @@ type world struct {
 	extra []string // more environment
 }
 
-func newWorld(t *testing.T, n int, ack bool) *world { return newWorldOpts(t, n, ack, 0) }
+func newWorld(t *testing.T, n int, ack bool) *world { return newWorldOpts(t, n, ack, defendertest.Options{}) }
 
-func newWorldOpts(t *testing.T, n int, ack bool, tokenLife time.Duration) *world {
+func newWorldOpts(t *testing.T, n int, ack bool, opt defendertest.Options) *world {
 	t.Helper()
-	api := defendertest.New(defendertest.Options{TenantID: tenant, ClientID: client, ClientSecret: secretV, TokenLifetime: tokenLife})
+	opt.TenantID, opt.ClientID, opt.ClientSecret = tenant, client, secretV
+	api := defendertest.New(opt)
 	t.Cleanup(api.Close)
 	now := time.Now()
 	api.AddAlerts(n, func(i int) time.Time {
@@ -244,5 +245,27 @@ func TestAsSplunkdRunsIt(t *testing.T) {
 		if !strings.HasPrefix(line, "INFO ") {
 			t.Errorf("log line %q", line)
 		}
+	}
+}
+
+// The daemon stops for what a person must fix, and says what: here a wrong client secret.
+// (What clears by itself is ridden out: see TestFaultDefender and bridge.TestNeedsFix.)
+func TestDaemonStopsForAWrongSecret(t *testing.T) {
+	w := newWorld(t, 10, false)
+	w.extra = []string{"DEFENDER_CLIENT_SECRET=not-the-secret"}
+	cmd, out := w.start(t, "run")
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("the daemon kept running with a wrong secret:\n%s", out)
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("exit %d, want 1\n%s", code, out)
+	}
+	if s := out.String(); !strings.Contains(s, "needs a fix") || !strings.Contains(s, "client secret") || strings.Contains(s, "not-the-secret") {
+		t.Errorf("the message does not say what to fix, or shows the secret:\n%s", s)
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -194,7 +193,7 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 		}
 		wait := cfg.Interval
 		if err != nil {
-			if !retryable(err) {
+			if bridge.NeedsFix(err) {
 				log.Error("stopping: this needs a fix before collection can go on", "err", err)
 				return 1
 			}
@@ -215,16 +214,6 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 		case <-t.C:
 		}
 	}
-}
-
-// retryable: network trouble and throttling on either side; everything else needs a person.
-func retryable(err error) bool {
-	var he *hec.Error
-	if errors.As(err, &he) {
-		return he.Kind == hec.Retry
-	}
-	k := defender.ErrorKind(err)
-	return k == defender.Transient || k == defender.Throttled
 }
 
 // check prints a checklist: configuration, token, one page of alerts, HEC health and token.

@@ -1,0 +1,78 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"ta-defender-alerts/app/defender"
+	"ta-defender-alerts/app/hec"
+)
+
+// NeedsFix reports whether err is one that a person must fix before collection can go on:
+// Entra ID refused the login (wrong or expired secret, unknown client or tenant, bad
+// certificate), the API refused the app (missing permission, wrong address, a query it
+// rejects), or HEC refused the token or the index. Everything else clears by itself:
+// throttling, expired tokens, 5xx, timeouts, HEC busy or down, acknowledgements that did
+// not come; a collector rides those out.
+func NeedsFix(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var he *hec.Error
+	if errors.As(err, &he) {
+		return he.Kind != hec.Retry
+	}
+	var ae *defender.APIError
+	var te *defender.TokenError
+	var fe *defender.FieldError
+	switch {
+	case errors.As(err, &fe):
+		return true
+	case errors.As(err, &ae), errors.As(err, &te):
+		return defender.ErrorKind(err) == defender.Permanent
+	}
+	var nf interface{ NeedsFix() bool }
+	if errors.As(err, &nf) {
+		return nf.NeedsFix()
+	}
+	return false
+}
+
+// Persist calls drain until it succeeds, fails with an error that NeedsFix, or ctx ends. It
+// logs every other failure and backs off before the next try: first, doubling, at most max.
+// At ctx's end it returns the last failure (or ctx's error if there was none).
+func Persist(ctx context.Context, log *slog.Logger, first, max time.Duration, drain func(context.Context) error) error {
+	backoff := time.Duration(0)
+	for {
+		err := drain(ctx)
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			if errors.Is(err, ctx.Err()) {
+				return ctx.Err()
+			}
+			return err
+		case NeedsFix(err):
+			return err
+		}
+		backoff = min(maxDuration(2*backoff, first), max)
+		log.Warn("collection failed; it clears by itself, so it will be tried again", "err", err, "in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+func maxDuration(a, b time.Duration) time.Duration {
+	if a > b {
+		return a
+	}
+	return b
+}
