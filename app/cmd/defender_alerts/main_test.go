@@ -47,7 +47,9 @@ type world struct {
 	extra []string // more environment
 }
 
-func newWorld(t *testing.T, n int, ack bool) *world { return newWorldOpts(t, n, ack, defendertest.Options{}) }
+func newWorld(t *testing.T, n int, ack bool) *world {
+	return newWorldOpts(t, n, ack, defendertest.Options{})
+}
 
 func newWorldOpts(t *testing.T, n int, ack bool, opt defendertest.Options) *world {
 	t.Helper()
