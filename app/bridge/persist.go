@@ -76,3 +76,11 @@ func maxDuration(a, b time.Duration) time.Duration {
 	}
 	return b
 }
+
+// LogRetryAfter makes the Defender client's Retry-After notice a log line: what Microsoft
+// asked and how long the collector waits (capped at an hour).
+func LogRetryAfter(log *slog.Logger) func(status int, asked string, wait time.Duration) {
+	return func(status int, asked string, wait time.Duration) {
+		log.Info("the Defender API asked the collector to wait", "status", status, "retry_after", asked, "waiting", wait.Round(time.Millisecond).String())
+	}
+}

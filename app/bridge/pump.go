@@ -40,6 +40,9 @@ type Pump struct {
 	Start   time.Duration // how far back a first run reads
 	Overlap time.Duration // how far back each window re-reads
 	Now     func() time.Time
+	// Clock, if set, is the source's clock (Microsoft's time): windows end at its "now", so
+	// a host clock that is off neither skips alerts nor delays them. Default Now.
+	Clock func(ctx context.Context) (time.Time, error)
 	// Grace is how long in-flight batches may take to confirm after a stop; default 5s.
 	Grace time.Duration
 	// DeadLetter is the file rejected records go to (JSON lines, 0600).
@@ -64,6 +67,9 @@ type Pump struct {
 	dirty   bool             // a newer confirmed state awaits saving
 	saving  bool
 	saveErr error
+
+	skewWarned bool
+	skewLogged time.Duration
 }
 
 type seqKey struct {
@@ -269,8 +275,12 @@ func (p *Pump) Drain(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	now, err := p.sourceNow(ctx)
+	if err != nil {
+		return err
+	}
 	if st == nil {
-		st = &checkpoint.State{Watermark: p.Now().UTC().Add(-p.Start).Truncate(defender.Tick)}
+		st = &checkpoint.State{Watermark: now.Add(-p.Start).Truncate(defender.Tick)}
 		p.Log.Info("first run: reading alerts updated since the start time", "start", st.Watermark, "checkpoint", p.Store.Path())
 	}
 	for {
@@ -287,7 +297,13 @@ func (p *Pump) Drain(ctx context.Context) error {
 			}
 			p.Log.Info("finishing a window left part-way", "from", w.From, "to", w.To)
 		} else {
-			w = checkpoint.Window{From: st.Watermark.Add(-p.Overlap), To: p.Now().UTC().Truncate(defender.Tick)}
+			// A clock that stepped back never moves the checkpoint back: the window then ends
+			// at the watermark (it re-reads the overlap, and delivers nothing twice).
+			to := now.Truncate(defender.Tick)
+			if to.Before(st.Watermark) {
+				to = st.Watermark
+			}
+			w = checkpoint.Window{From: st.Watermark.Add(-p.Overlap), To: to}
 		}
 		next, err := p.window(ctx, st, w, resume)
 		if err != nil {
@@ -298,6 +314,27 @@ func (p *Pump) Drain(ctx context.Context) error {
 			return nil // a fresh window reaching now is done
 		}
 	}
+}
+
+// sourceNow is the source's time (Clock), else the host's. A difference of more than a minute
+// between the two is logged as a warning, again whenever it changes by more than a minute.
+func (p *Pump) sourceNow(ctx context.Context) (time.Time, error) {
+	host := p.Now().UTC()
+	if p.Clock == nil {
+		return host, nil
+	}
+	now, err := p.Clock(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	now = now.UTC()
+	skew := now.Sub(host)
+	if skew.Abs() > time.Minute && (!p.skewWarned || (skew-p.skewLogged).Abs() > time.Minute) {
+		p.Log.Warn("this host's clock differs from Microsoft's; windows follow Microsoft's clock, but fix the host's time (NTP)",
+			"host_time", host.Format(time.RFC3339), "microsoft_time", now.Format(time.RFC3339), "host_behind_by", skew.Round(time.Second).String())
+		p.skewWarned, p.skewLogged = true, skew
+	}
+	return now, nil
 }
 
 // window reads and delivers one window and returns the committed state after it.

@@ -46,6 +46,10 @@ type Config struct {
 
 	// Now is the clock for windows and token lifetimes; default time.Now. Tests inject one.
 	Now func() time.Time
+	// OnRetryAfter, if set, is told of every Retry-After the client honours: the reply's
+	// status, what the server asked (as sent) and how long the client waits (at most
+	// MaxRetryAfter). The caller logs it; this package does not log.
+	OnRetryAfter func(status int, asked string, wait time.Duration)
 	// Sleep waits between retries; default a timer. Tests may inject one.
 	Sleep func(ctx context.Context, d time.Duration) error
 }
@@ -57,6 +61,7 @@ type Client struct {
 	hc     *http.Client
 	tokens *tokenCache
 	lim    *limiter
+	clock  *apiClock
 
 	mu    sync.Mutex
 	stats Stats
@@ -93,8 +98,9 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc := &http.Client{Transport: newTransport(proxy, roots), Timeout: cfg.RequestTimeout}
-	c := &Client{cfg: cfg, ep: ep, hc: hc}
+	clock := &apiClock{local: cfg.Now}
+	hc := &http.Client{Transport: &clockTransport{next: newTransport(proxy, roots), clock: clock}, Timeout: cfg.RequestTimeout}
+	c := &Client{cfg: cfg, ep: ep, hc: hc, clock: clock}
 	tokenHTTP := &http.Client{Transport: hc.Transport, Timeout: time.Minute}
 	switch {
 	case !cfg.ClientSecret.IsZero():
@@ -107,7 +113,7 @@ func New(cfg Config) (*Client, error) {
 		if err := cert.check(cfg.Now()); err != nil {
 			return nil, &FieldError{Field: "CertificatePEM", Msg: "cannot be used", Err: err}
 		}
-		c.tokens = &tokenCache{fetch: certFetcher(ep, cfg.ClientID, cert, tokenHTTP, cfg.Now), now: cfg.Now}
+		c.tokens = &tokenCache{fetch: certFetcher(ep, cfg.ClientID, cert, tokenHTTP, clock), now: cfg.Now}
 	}
 	c.lim = newLimiter(cfg.Limits, time.Now, cfg.Sleep)
 	return c, nil
@@ -253,6 +259,8 @@ func (c *Client) get(ctx context.Context, rawQuery string, handle func(body io.R
 			wait := ae.RetryAfter
 			if wait <= 0 {
 				wait = bo.NextBackOff()
+			} else if c.cfg.OnRetryAfter != nil {
+				c.cfg.OnRetryAfter(ae.Status, ae.RetryAfterAsked, wait)
 			}
 			c.lim.Block(wait)
 		case Transient:
@@ -264,6 +272,9 @@ func (c *Client) get(ctx context.Context, rawQuery string, handle func(body io.R
 			var ae *APIError
 			if errors.As(err, &ae) && ae.RetryAfter > wait {
 				wait = ae.RetryAfter
+				if c.cfg.OnRetryAfter != nil {
+					c.cfg.OnRetryAfter(ae.Status, ae.RetryAfterAsked, wait)
+				}
 			}
 			c.count(func(s *Stats) { s.Retries++ })
 			if err := c.cfg.Sleep(ctx, wait); err != nil {
@@ -330,7 +341,7 @@ func (c *Client) try(ctx context.Context, rawQuery string, handle func(io.Reader
 		}
 	})
 	if resp.StatusCode != http.StatusOK {
-		return tok, classifyResponse(resp, time.Now())
+		return tok, classifyResponse(resp, c.clock.now())
 	}
 	if err := handle(resp.Body); err != nil {
 		var cbe *callbackError

@@ -151,7 +151,7 @@ func TestProxyChoice(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := c.hc.Transport.(*http.Transport).Proxy(req(tt.url))
+			got, err := c.hc.Transport.(*clockTransport).next.(*http.Transport).Proxy(req(tt.url))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -178,7 +178,7 @@ func TestExtraCAFileIsTrusted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsCfg := c.hc.Transport.(*http.Transport).TLSClientConfig
+	tlsCfg := c.hc.Transport.(*clockTransport).next.(*http.Transport).TLSClientConfig
 	if tlsCfg.RootCAs == nil || tlsCfg.MinVersion < 0x0303 {
 		t.Fatalf("roots %v, min version %x", tlsCfg.RootCAs, tlsCfg.MinVersion)
 	}

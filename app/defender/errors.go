@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Kind says what a caller can do about an error.
@@ -46,7 +47,9 @@ type APIError struct {
 	Message    string // the API's message
 	Hint       string // what the admin can do
 	RetryAfter time.Duration
-	Err        error // the network or decoding error, if any
+	// RetryAfterAsked is the Retry-After header as sent (cut short), for the log.
+	RetryAfterAsked string
+	Err             error // the network or decoding error, if any
 }
 
 func (e *APIError) Error() string {
@@ -103,12 +106,13 @@ func classifyResponse(resp *http.Response, now time.Time) *APIError {
 		} `json:"error"`
 	}
 	if json.Unmarshal(body, &doc) == nil {
-		e.Code, e.Message = doc.Error.Code, oneLine(doc.Error.Message, 300)
+		e.Code, e.Message = oneLine(doc.Error.Code, 64), oneLine(doc.Error.Message, 300)
 	}
 	switch s := resp.StatusCode; {
 	case s == http.StatusTooManyRequests:
 		e.Kind = Throttled
 		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
+		e.RetryAfterAsked = oneLine(strings.Map(printable, resp.Header.Get("Retry-After")), 64)
 		e.Hint = "Microsoft's rate limit: 100 calls per minute and 1,500 per hour per application"
 	case s == http.StatusUnauthorized:
 		e.Kind = Unauthorized
@@ -125,6 +129,7 @@ func classifyResponse(resp *http.Response, now time.Time) *APIError {
 	case s == http.StatusRequestTimeout || s >= 500:
 		e.Kind = Transient
 		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
+		e.RetryAfterAsked = oneLine(strings.Map(printable, resp.Header.Get("Retry-After")), 64)
 	default:
 		e.Kind = Permanent
 	}
@@ -134,34 +139,43 @@ func classifyResponse(resp *http.Response, now time.Time) *APIError {
 	return e
 }
 
-// parseRetryAfter reads Retry-After as seconds or an HTTP date; 0 when absent or unreadable.
+// MaxRetryAfter caps a Retry-After: the longest quota window is an hour, so an hourly quota
+// is still honoured, and a far-future date cannot block the collector silently.
+const MaxRetryAfter = time.Hour
+
+// parseRetryAfter reads Retry-After as seconds or an HTTP date (reckoned against now, which is
+// Microsoft's clock), capped at MaxRetryAfter; 0 when absent or unreadable.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
+	var d time.Duration
 	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
-		if n > 24*3600 {
-			n = 24 * 3600
+		if n > MaxRetryAfter.Seconds() {
+			return MaxRetryAfter
 		}
-		return time.Duration(n * float64(time.Second))
+		d = time.Duration(n * float64(time.Second))
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
 	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
+	return min(max(d, 0), MaxRetryAfter)
 }
 
-// oneLine shortens a server message to its first line, at most n bytes.
+// oneLine shortens a server message to its first line, at most n bytes, without control
+// characters (a remote message must not drive a terminal or split a log line) and without
+// invalid UTF-8.
 func oneLine(s string, n int) string {
 	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
 		s = s[:i]
 	}
-	s = strings.TrimSpace(s)
+	s = strings.TrimSpace(strings.Map(printable, strings.ToValidUTF8(s, "\uFFFD")))
 	if len(s) > n {
-		s = s[:n] + "…"
+		cut := n
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
 	}
 	return s
 }

@@ -113,15 +113,16 @@ func tokenErrorFrom(err error) *TokenError {
 		te.Transient = true
 		te.Hint = "the Entra ID token endpoint is busy or failing; retrying"
 	case body.Error != "":
-		te.Hint = "Entra ID answered " + strings.Map(printable, body.Error)
+		te.Hint = "Entra ID answered " + oneLine(body.Error, 200)
 	default:
 		te.Hint = "the token endpoint did not answer like Entra ID; check the login URL"
 	}
 	return te
 }
 
+// printable drops C0 and C1 control characters (ESC, CSI, DEL, …).
 func printable(r rune) rune {
-	if r < 0x20 || r == 0x7f {
+	if r < 0x20 || (r >= 0x7f && r < 0xa0) {
 		return -1
 	}
 	return r
@@ -144,24 +145,38 @@ func secretFetcher(ep Endpoints, clientID, secret string, hc *http.Client) fetch
 	}
 }
 
-// certFetcher signs a fresh JWT client assertion for every token request.
-func certFetcher(ep Endpoints, clientID string, cert *Certificate, hc *http.Client, now func() time.Time) fetchFunc {
+// certFetcher signs a fresh JWT client assertion for every token request. Its nbf and exp
+// are on Microsoft's clock: Entra ID refuses an assertion from a clock minutes off
+// (AADSTS700024). Before any reply has shown Microsoft's time, the host's clock is used; if
+// Entra ID refuses the assertion's time and its reply moved the clock, the assertion is
+// signed again on the corrected clock, once.
+func certFetcher(ep Endpoints, clientID string, cert *Certificate, hc *http.Client, clock *apiClock) fetchFunc {
 	return func(ctx context.Context) (*oauth2.Token, error) {
-		assertion, err := cert.assertion(clientID, ep.TokenURL, now())
-		if err != nil {
-			return nil, err
+		for try := 0; ; try++ {
+			before, _ := clock.skew()
+			assertion, err := cert.assertion(clientID, ep.TokenURL, clock.now())
+			if err != nil {
+				return nil, err
+			}
+			cc := &clientcredentials.Config{
+				ClientID:  clientID,
+				TokenURL:  ep.TokenURL,
+				Scopes:    []string{ep.Scope},
+				AuthStyle: oauth2.AuthStyleInParams,
+				EndpointParams: url.Values{
+					"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+					"client_assertion":      {assertion},
+				},
+			}
+			tok, err := cc.Token(context.WithValue(ctx, oauth2.HTTPClient, hc))
+			if err == nil || try > 0 {
+				return tok, err
+			}
+			after, _ := clock.skew()
+			if te := tokenErrorFrom(err); te.Code != 700024 || (after-before).Abs() < 30*time.Second {
+				return tok, err
+			}
 		}
-		cc := &clientcredentials.Config{
-			ClientID:  clientID,
-			TokenURL:  ep.TokenURL,
-			Scopes:    []string{ep.Scope},
-			AuthStyle: oauth2.AuthStyleInParams,
-			EndpointParams: url.Values{
-				"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
-				"client_assertion":      {assertion},
-			},
-		}
-		return cc.Token(context.WithValue(ctx, oauth2.HTTPClient, hc))
 	}
 }
 

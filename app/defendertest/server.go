@@ -49,8 +49,12 @@ type Options struct {
 	PerHour   int           // default 1500
 	Hour      time.Duration // default 1h
 
-	// Now is the tenant's clock (lastUpdateTime, visibility); default time.Now.
-	Now  func() time.Time
+	// Now is the service's clock (lastUpdateTime, visibility, the Date header, assertion
+	// times, Retry-After dates); default time.Now. A clock apart from the host's simulates a
+	// host whose clock is off.
+	Now func() time.Time
+	// RetryAfterDates sends Retry-After as an HTTP date instead of seconds.
+	RetryAfterDates bool
 	Seed uint64
 }
 
@@ -138,7 +142,12 @@ func New(opt Options) *Server {
 	mux.HandleFunc("POST /{tenant}/oauth2/token", s.token)
 	mux.HandleFunc("GET /api/alerts", s.list)
 	mux.HandleFunc("GET /api/v1.0/alerts", s.list)
-	s.Server = httptest.NewServer(mux)
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Every reply says the service's time, from its own clock (net/http would use the
+		// host's), so a client can follow Microsoft's clock rather than its own.
+		w.Header().Set("Date", s.opt.Now().UTC().Format(http.TimeFormat))
+		mux.ServeHTTP(w, r)
+	}))
 	return s
 }
 
@@ -549,7 +558,12 @@ func (s *Server) throttle(w http.ResponseWriter, now time.Time, after time.Durat
 	if secs >= 1 {
 		secs = math.Ceil(secs)
 	}
-	w.Header().Set("Retry-After", strconv.FormatFloat(secs, 'f', -1, 64))
+	if s.opt.RetryAfterDates {
+		// An HTTP date has whole seconds: round up, so the client waits at least as asked.
+		w.Header().Set("Retry-After", s.opt.Now().Add(after+time.Second-1).UTC().Format(http.TimeFormat))
+	} else {
+		w.Header().Set("Retry-After", strconv.FormatFloat(secs, 'f', -1, 64))
+	}
 	apiError(w, 429, "TooManyRequests", "API calls quota exceeded! Maximum allowed: 100 per 60 seconds, 1500 per 3600 seconds")
 	return 429, nil, -1
 }

@@ -78,8 +78,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			s.tokenFail(w, entraErr{400, "invalid_request", 700025, "client_assertion_type is invalid."})
 			return
 		}
-		if msg := s.checkAssertion(f.Get("client_assertion"), "http://"+r.Host+r.URL.Path); msg != "" {
-			s.tokenFail(w, entraErr{401, "invalid_client", 700027, msg})
+		if code, msg := s.checkAssertion(f.Get("client_assertion"), "http://"+r.Host+r.URL.Path); msg != "" {
+			s.tokenFail(w, entraErr{401, "invalid_client", code, msg})
 			return
 		}
 	case f.Has("client_secret"):
@@ -116,13 +116,13 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 
 // checkAssertion verifies a certificate client assertion as Entra ID does. It returns what is
 // wrong, or "".
-func (s *Server) checkAssertion(jwt, tokenURL string) string {
+func (s *Server) checkAssertion(jwt, tokenURL string) (int, string) {
 	if s.opt.Certificate == nil {
-		return "The app has no certificate registered."
+		return 700027, "The app has no certificate registered."
 	}
 	parts := strings.Split(jwt, ".")
 	if len(parts) != 3 {
-		return "Client assertion is not a JWT."
+		return 700027, "Client assertion is not a JWT."
 	}
 	var hdr struct {
 		Alg     string `json:"alg"`
@@ -137,16 +137,16 @@ func (s *Server) checkAssertion(jwt, tokenURL string) string {
 	cb, err2 := base64.RawURLEncoding.DecodeString(parts[1])
 	sig, err3 := base64.RawURLEncoding.DecodeString(parts[2])
 	if err1 != nil || err2 != nil || err3 != nil || json.Unmarshal(hb, &hdr) != nil || json.Unmarshal(cb, &cl) != nil {
-		return "Client assertion is not a well-formed JWT."
+		return 700027, "Client assertion is not a well-formed JWT."
 	}
 	raw := s.opt.Certificate.Raw
 	s1, s256 := sha1.Sum(raw), sha256.Sum256(raw)
 	if hdr.X5t != base64.RawURLEncoding.EncodeToString(s1[:]) && hdr.X5tS256 != base64.RawURLEncoding.EncodeToString(s256[:]) {
-		return fmt.Sprintf("Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key used by client: '%s']", strings.ToUpper(hex.EncodeToString(mustB64(hdr.X5t))))
+		return 700027, fmt.Sprintf("Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key used by client: '%s']", strings.ToUpper(hex.EncodeToString(mustB64(hdr.X5t))))
 	}
 	pub, ok := s.opt.Certificate.PublicKey.(*rsa.PublicKey)
 	if !ok {
-		return "The registered certificate has no RSA key."
+		return 700027, "The registered certificate has no RSA key."
 	}
 	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
 	switch hdr.Alg {
@@ -155,26 +155,26 @@ func (s *Server) checkAssertion(jwt, tokenURL string) string {
 	case "PS256":
 		err1 = rsa.VerifyPSS(pub, crypto.SHA256, digest[:], sig, nil)
 	default:
-		return "Client assertion uses an unsupported algorithm."
+		return 700027, "Client assertion uses an unsupported algorithm."
 	}
 	if err1 != nil {
-		return "Client assertion contains an invalid signature."
+		return 700027, "Client assertion contains an invalid signature."
 	}
-	now := time.Now().Unix()
+	now := s.opt.Now().Unix() // Entra ID reckons nbf and exp on its own clock
 	switch {
 	case cl.Aud != tokenURL:
-		return fmt.Sprintf("The audience claim value is invalid '%s'.", cl.Aud)
+		return 700027, fmt.Sprintf("The audience claim value is invalid '%s'.", cl.Aud)
 	case cl.Iss != s.opt.ClientID || cl.Sub != s.opt.ClientID:
-		return "Client assertion iss and sub must be the client id."
+		return 700027, "Client assertion iss and sub must be the client id."
 	case cl.Jti == "" || s.jtis[cl.Jti]:
-		return "The jti claim is missing or was already used."
+		return 700027, "The jti claim is missing or was already used."
 	case cl.Exp <= now || cl.Nbf > now+60 || cl.Exp-cl.Nbf > 3600:
-		return "Client assertion is not within its valid time range."
-	case time.Now().After(s.opt.Certificate.NotAfter):
-		return "The certificate used to sign the client assertion is expired."
+		return 700024, "Client assertion is not within its valid time range. Current time: " + time.Unix(now, 0).UTC().Format("2006-01-02T15:04:05.0000000Z") + "."
+	case s.opt.Now().After(s.opt.Certificate.NotAfter):
+		return 700027, "The certificate used to sign the client assertion is expired."
 	}
 	s.jtis[cl.Jti] = true
-	return ""
+	return 0, ""
 }
 
 func mustB64(s string) []byte {

@@ -369,6 +369,7 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 	if err != nil {
 		return err
 	}
+	cfg.Defender.OnRetryAfter = bridge.LogRetryAfter(log)
 	rd, err := defender.New(cfg.Defender)
 	if err != nil {
 		return config.Rename(err, nil, nil)
@@ -378,7 +379,7 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 		return err
 	}
 	defer store.Close()
-	p := &bridge.Pump{Reader: rd, Store: store, Log: log, Start: cfg.Start, Overlap: cfg.Overlap,
+	p := &bridge.Pump{Reader: rd, Clock: rd.APITime, Store: store, Log: log, Start: cfg.Start, Overlap: cfg.Overlap,
 		DeadLetter: bridge.DeadLetterPath(in.CheckpointDir, name)}
 	if cfg.Output == "hec" {
 		hc, err := hec.New(cfg.HEC)

@@ -81,7 +81,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer store.Close()
-	p := &bridge.Pump{Reader: rd, Store: store, Log: log, Start: 7 * time.Hour, Overlap: 30 * time.Second,
+	p := &bridge.Pump{Reader: rd, Clock: rd.APITime, Store: store, Log: log, Start: 7 * time.Hour, Overlap: 30 * time.Second,
 		DeadLetter: bridge.DeadLetterPath(filepath.Join(dir, "state"), "demo-tenant")}
 	p.SetSink(hc.NewStream(300*time.Millisecond, p.Outcome))
 

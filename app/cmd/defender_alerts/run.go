@@ -132,6 +132,7 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 			}
 		}
 	}
+	cfg.Defender.OnRetryAfter = bridge.LogRetryAfter(log)
 	rd, err := defender.New(cfg.Defender)
 	if err != nil {
 		log.Error("configuration", "err", config.Rename(err, config.DefenderVars, config.HECVars))
@@ -155,7 +156,7 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 		return 1
 	}
 	defer store.Close()
-	p := &bridge.Pump{Reader: rd, Store: store, Log: log, Start: cfg.Start, Overlap: cfg.Overlap,
+	p := &bridge.Pump{Reader: rd, Clock: rd.APITime, Store: store, Log: log, Start: cfg.Start, Overlap: cfg.Overlap,
 		DeadLetter: bridge.DeadLetterPath(cfg.StateDir, cfg.Input)}
 	p.SetSink(hc.NewStream(cfg.Linger, p.Outcome))
 	if cfg.MetricsAddr != "" {

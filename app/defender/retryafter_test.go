@@ -1,0 +1,53 @@
+package defender
+
+import (
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+func TestRetryAfterIsCapped(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		give string
+		want time.Duration
+	}{
+		{"seconds", "30", 30 * time.Second},
+		{"fraction", "0.25", 250 * time.Millisecond},
+		{"an hour", "3600", time.Hour},
+		{"a day in seconds", "86400", MaxRetryAfter},
+		{"huge seconds", "1e300", MaxRetryAfter},
+		{"date ahead", "Tue, 01 Dec 2026 12:00:45 GMT", 45 * time.Second},
+		{"date far ahead", "Fri, 01 Dec 2028 12:00:00 GMT", MaxRetryAfter},
+		{"date passed", "Tue, 01 Dec 2026 11:59:00 GMT", 0},
+		{"negative", "-5", 0},
+		{"junk", "soon", 0},
+		{"empty", "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := parseRetryAfter(tt.give, now); got != tt.want {
+				t.Errorf("parseRetryAfter(%q) = %v, want %v", tt.give, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRemoteMessagesAreCleaned(t *testing.T) {
+	msg := "bad \x1b[31mred\x1b[0m \u009b2J value\xff" + strings.Repeat("é", 400) + "\nsecond line"
+	got := oneLine(msg, 300)
+	if strings.ContainsAny(got, "\x1b\u009b\n") || strings.Contains(got, "second line") {
+		t.Errorf("control characters or a second line left: %q", got)
+	}
+	if !strings.HasPrefix(got, "bad [31mred[0m 2J value\uFFFD") {
+		t.Errorf("got %q", got)
+	}
+	if len(got) > 300+len("…") || !strings.HasSuffix(got, "…") {
+		t.Errorf("not cut to 300 bytes: %d", len(got))
+	}
+	if !utf8.ValidString(got) {
+		t.Errorf("a rune was cut in half: %q", got[len(got)-10:])
+	}
+}
