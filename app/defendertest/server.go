@@ -55,7 +55,7 @@ type Options struct {
 	Now func() time.Time
 	// RetryAfterDates sends Retry-After as an HTTP date instead of seconds.
 	RetryAfterDates bool
-	Seed uint64
+	Seed            uint64
 }
 
 // Server is the stand-in. Its exported methods change its state or adversity at any time.
