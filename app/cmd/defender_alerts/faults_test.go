@@ -28,7 +28,7 @@ func pick(quick, long int) int {
 func report(t *testing.T, name string, w *world, started time.Time) {
 	t.Helper()
 	st := w.hec.Stats()
-	expected := len(w.api.Current(time.Now()))
+	expected := len(w.api.Current(w.now()))
 	missing := w.lost()
 	line := fmt.Sprintf("FAULT %-34s expected %7d  delivered %7d  missing %d  duplicates %6d (%.2f%%)  %5.1fs",
 		name, expected, expected-missing, missing, st.Duplicates, 100*float64(st.Duplicates)/float64(max(expected, 1)), time.Since(started).Seconds())
@@ -238,4 +238,57 @@ func TestFaultStateUnwritable(t *testing.T) {
 		t.Fatalf("after the folder came back: %v\n%s", err, out)
 	}
 	report(t, "5 state folder unwritable, then back", w, started)
+}
+
+// Scenario 6 (issue 9, item 2): this host's clock is off from Microsoft's, ahead and then
+// behind. The daemon polls every second while alerts are created and updated in the API's
+// present; a final --once catches up. Nothing may be lost, and nothing delayed past a poll.
+func TestFaultClockOff(t *testing.T) {
+	for _, off := range []time.Duration{15 * time.Minute, -15 * time.Minute} {
+		t.Run(fmt.Sprint(off), func(t *testing.T) {
+			started := time.Now()
+			apiNow := func() time.Time { return time.Now().Add(-off) }
+			w := newWorldOpts(t, pick(1000, 10000), true, defendertest.Options{Now: apiNow})
+			w.extra = []string{"DEFENDER_OVERLAP=3s", "DEFENDER_INTERVAL=1s"}
+			stopUpdates := w.api.StartUpdates(10)
+			stopNew := make(chan struct{})
+			newAlerts := 0
+			go func() {
+				for {
+					select {
+					case <-stopNew:
+						return
+					case <-time.After(50 * time.Millisecond):
+						w.api.AddAlerts(1, func(int) time.Time { return apiNow() })
+						newAlerts++
+					}
+				}
+			}()
+			cmd, out := w.start(t, "run")
+			time.Sleep(time.Duration(pick(5, 30)) * time.Second)
+			stopUpdates()
+			close(stopNew)
+			// Within two polls the daemon has everything: nothing waits for the host's clock.
+			time.Sleep(2500 * time.Millisecond)
+			missingLive := w.lost()
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("daemon: %v\n%s", err, out)
+			}
+			if !strings.Contains(out.String(), "differs from Microsoft's") {
+				t.Errorf("no warning about the clock difference:\n%s", out)
+			}
+			if missingLive > 0 {
+				t.Errorf("%d versions were still missing two polls after the last change", missingLive)
+			}
+			cmd, out = w.start(t, "run", "--once")
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("final run: %v\n%s", err, out)
+			}
+			report(t, fmt.Sprintf("6 host clock off by %v, daemon", off), w, started)
+			line := fmt.Sprintf("FAULT    clock off by %v: %d new alerts, %d updates during the run, missing two polls after the last change: %d", off, newAlerts, w.api.Stats().Updates, missingLive)
+			fmt.Println(line)
+			t.Log(line)
+		})
+	}
 }

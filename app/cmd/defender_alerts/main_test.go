@@ -44,7 +44,16 @@ type world struct {
 	api   *defendertest.Server
 	hec   *hectest.Server
 	state string
-	extra []string // more environment
+	extra []string         // more environment
+	clock func() time.Time // the API's clock
+}
+
+// now is the API's time: what is current is judged on its clock.
+func (w *world) now() time.Time {
+	if w.clock != nil {
+		return w.clock()
+	}
+	return time.Now()
 }
 
 func newWorld(t *testing.T, n int, ack bool) *world {
@@ -62,7 +71,7 @@ func newWorldOpts(t *testing.T, n int, ack bool, opt defendertest.Options) *worl
 	})
 	h := hectest.New(hectest.Options{Token: hecToken, Ack: ack, Key: versionKey})
 	t.Cleanup(h.Close)
-	return &world{api: api, hec: h, state: t.TempDir()}
+	return &world{api: api, hec: h, state: t.TempDir(), clock: opt.Now}
 }
 
 func (w *world) env() []string {
@@ -94,7 +103,7 @@ func (w *world) start(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
 
 func (w *world) lost() int {
 	n := 0
-	for id, v := range w.api.Current(time.Now()) {
+	for id, v := range w.api.Current(w.now()) {
 		if w.hec.Count(id+"@"+defendertest.FormatTime(v.LastUpdate)) == 0 {
 			n++
 		}
