@@ -85,10 +85,13 @@ type rig struct {
 	cpDir  string
 }
 
-func newRig(t *testing.T, n int) *rig {
+func newRig(t *testing.T, n int) *rig { t.Helper(); return newRigWith(t, n, secretV) }
+
+// newRigWith makes a rig whose API accepts only clientSecret.
+func newRigWith(t *testing.T, n int, clientSecret string) *rig {
 	t.Helper()
 	t.Setenv("SPLUNK_HOME", t.TempDir()) // no cacert.pem: the loopback splunkd is not verified
-	api := defendertest.New(defendertest.Options{TenantID: tenant, ClientID: client, ClientSecret: secretV})
+	api := defendertest.New(defendertest.Options{TenantID: tenant, ClientID: client, ClientSecret: clientSecret})
 	t.Cleanup(api.Close)
 	now := time.Now()
 	api.AddAlerts(n, func(i int) time.Time {
@@ -114,8 +117,15 @@ func (r *rig) params(extra map[string]string) map[string]string {
 }
 
 func inputDoc(serverURI, key, cpDir string, params map[string]string) string {
+	return namedInputDoc(serverURI, key, cpDir, "tenant1", params)
+}
+
+// namedInputDoc is the input XML splunkd sends for the input [defender_alerts://<name>].
+func namedInputDoc(serverURI, key, cpDir, name string, params map[string]string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?><input><server_host>sh1</server_host><server_uri>%s</server_uri><session_key>%s</session_key><checkpoint_dir>%s</checkpoint_dir><configuration><stanza name="defender_alerts://tenant1" app="%s">`, serverURI, key, cpDir, App)
+	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?><input><server_host>sh1</server_host><server_uri>%s</server_uri><session_key>%s</session_key><checkpoint_dir>%s</checkpoint_dir><configuration><stanza name="`, serverURI, key, cpDir)
+	_ = xml.EscapeText(&b, []byte(Scheme+"://"+name))
+	fmt.Fprintf(&b, `" app="%s">`, App)
 	for k, v := range params {
 		b.WriteString(`<param name="` + k + `">`)
 		_ = xml.EscapeText(&b, []byte(v))
@@ -126,6 +136,11 @@ func inputDoc(serverURI, key, cpDir string, params map[string]string) string {
 }
 
 func streamEvents(t *testing.T, out []byte) []string {
+	t.Helper()
+	return namedStreamEvents(t, "tenant1", out)
+}
+
+func namedStreamEvents(t *testing.T, name string, out []byte) []string {
 	t.Helper()
 	var doc struct {
 		Events []struct {
@@ -139,7 +154,7 @@ func streamEvents(t *testing.T, out []byte) []string {
 	}
 	var data []string
 	for _, e := range doc.Events {
-		if e.Stanza != "defender_alerts://tenant1" || e.Sourcetype != "ms:defender:atp:alerts" {
+		if e.Stanza != Scheme+"://"+name || e.Sourcetype != "ms:defender:atp:alerts" {
 			t.Fatalf("event metadata %q %q", e.Stanza, e.Sourcetype)
 		}
 		data = append(data, e.Data)

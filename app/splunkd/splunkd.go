@@ -95,9 +95,22 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("splunkd %s: HTTP %d: %s", e.Op, e.Status, e.Msg)
 }
 
-func (c *Client) do(ctx context.Context, op, method, path string, form url.Values, out any) error {
+// endpoint is the URL of the REST endpoint /servicesNS/nobody/<app>/<segs...>. splunkd decodes
+// a path once, segment by segment, so each segment is escaped exactly once ("/" in an entity
+// name becomes %2F): URL.Path holds the decoded path and URL.RawPath the escaped one, which
+// String sends as it is.
+func (c *Client) endpoint(segs ...string) url.URL {
 	u := *c.base
-	u.Path = strings.TrimRight(u.Path, "/") + path
+	raw := strings.TrimRight(c.base.EscapedPath(), "/")
+	for _, s := range append([]string{"servicesNS", "nobody", c.app}, segs...) {
+		raw += "/" + url.PathEscape(s)
+	}
+	u.RawPath = raw
+	u.Path, _ = url.PathUnescape(raw) // cannot fail: raw is made of escaped segments
+	return u
+}
+
+func (c *Client) do(ctx context.Context, op, method string, u url.URL, form url.Values, out any) error {
 	var body io.Reader
 	if form != nil {
 		body = strings.NewReader(form.Encode())
@@ -154,7 +167,7 @@ func (c *Client) Passwords(ctx context.Context, realm string) (map[string]string
 			} `json:"content"`
 		} `json:"entry"`
 	}
-	if err := c.do(ctx, "list storage/passwords", http.MethodGet, "/servicesNS/nobody/"+url.PathEscape(c.app)+"/storage/passwords", nil, &r); err != nil {
+	if err := c.do(ctx, "list storage/passwords", http.MethodGet, c.endpoint("storage", "passwords"), nil, &r); err != nil {
 		return nil, err
 	}
 	out := map[string]string{}
@@ -174,18 +187,17 @@ func entityName(realm, user string) string {
 
 // SetPassword stores a password, replacing an existing one.
 func (c *Client) SetPassword(ctx context.Context, realm, user string, pw secret.String) error {
-	base := "/servicesNS/nobody/" + url.PathEscape(c.app) + "/storage/passwords"
-	err := c.do(ctx, "create storage/passwords", http.MethodPost, base, url.Values{"name": {user}, "password": {pw.Reveal()}, "realm": {realm}}, nil)
+	err := c.do(ctx, "create storage/passwords", http.MethodPost, c.endpoint("storage", "passwords"), url.Values{"name": {user}, "password": {pw.Reveal()}, "realm": {realm}}, nil)
 	var se *Error
 	if errors.As(err, &se) && se.Status == http.StatusConflict {
-		err = c.do(ctx, "update storage/passwords", http.MethodPost, base+"/"+url.PathEscape(entityName(realm, user)), url.Values{"password": {pw.Reveal()}}, nil)
+		err = c.do(ctx, "update storage/passwords", http.MethodPost, c.endpoint("storage", "passwords", entityName(realm, user)), url.Values{"password": {pw.Reveal()}}, nil)
 	}
 	return err
 }
 
 // DeletePassword removes a password; a missing one is fine.
 func (c *Client) DeletePassword(ctx context.Context, realm, user string) error {
-	err := c.do(ctx, "delete storage/passwords", http.MethodDelete, "/servicesNS/nobody/"+url.PathEscape(c.app)+"/storage/passwords/"+url.PathEscape(entityName(realm, user)), nil, nil)
+	err := c.do(ctx, "delete storage/passwords", http.MethodDelete, c.endpoint("storage", "passwords", entityName(realm, user)), nil, nil)
 	var se *Error
 	if errors.As(err, &se) && se.Status == http.StatusNotFound {
 		return nil
@@ -199,6 +211,5 @@ func (c *Client) UpdateInput(ctx context.Context, scheme, name string, params ma
 	for k, v := range params {
 		form.Set(k, v)
 	}
-	return c.do(ctx, "update data/inputs/"+scheme+"/"+name, http.MethodPost,
-		"/servicesNS/nobody/"+url.PathEscape(c.app)+"/data/inputs/"+url.PathEscape(scheme)+"/"+url.PathEscape(name), form, nil)
+	return c.do(ctx, "update data/inputs/"+scheme+"/"+name, http.MethodPost, c.endpoint("data", "inputs", scheme, name), form, nil)
 }
