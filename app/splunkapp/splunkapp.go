@@ -277,7 +277,7 @@ func validateItem(ctx context.Context, serverURI, sessionKey, name, app string, 
 		needStore = needStore || strings.TrimSpace(params[f]) == Mask
 	}
 	if needStore {
-		sc, err := splunkd.New(serverURI, secret.String(sessionKey), app, splunkHome())
+		sc, err := splunkd.New(serverURI, secret.String(sessionKey), app, splunkHome(), nil)
 		if err != nil {
 			return err
 		}
@@ -346,7 +346,7 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 		app = App
 	}
 	params := copyMap(st.Params)
-	sc, err := splunkd.New(in.ServerURI, secret.String(in.SessionKey), app, splunkHome())
+	sc, err := splunkd.New(in.ServerURI, secret.String(in.SessionKey), app, splunkHome(), log)
 	if err != nil {
 		return err
 	}

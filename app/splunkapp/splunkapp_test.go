@@ -90,7 +90,8 @@ func newRig(t *testing.T, n int) *rig { t.Helper(); return newRigWith(t, n, secr
 // newRigWith makes a rig whose API accepts only clientSecret.
 func newRigWith(t *testing.T, n int, clientSecret string) *rig {
 	t.Helper()
-	t.Setenv("SPLUNK_HOME", t.TempDir()) // no cacert.pem: the loopback splunkd is not verified
+	home := t.TempDir()
+	t.Setenv("SPLUNK_HOME", home)
 	api := defendertest.New(defendertest.Options{TenantID: tenant, ClientID: client, ClientSecret: clientSecret})
 	t.Cleanup(api.Close)
 	now := time.Now()
@@ -99,6 +100,10 @@ func newRigWith(t *testing.T, n int, clientSecret string) *rig {
 	})
 	sp := splunkdtest.New(sessionKey, App)
 	t.Cleanup(sp.Close)
+	// As on a Splunk host: splunkd's certificate is signed by $SPLUNK_HOME/etc/auth/cacert.pem.
+	if err := sp.InstallCACert(home); err != nil {
+		t.Fatal(err)
+	}
 	r := &rig{api: api, splunk: sp, cpDir: t.TempDir()}
 	// splunkd validates an input again whenever it is saved, the masking edit included.
 	sp.Validate = func(name string, params map[string]string) error {
@@ -306,5 +311,35 @@ func TestValidate(t *testing.T) {
 				t.Errorf("exit %d, %s; want a message with %q", code, out.String(), tt.want)
 			}
 		})
+	}
+}
+
+// The loopback splunkd's certificate does not verify (here: no cacert.pem): the run warns
+// once, in splunkd.log's format, and goes on: secrets stored and masked, events sent.
+func TestRunWarnsOnceWhenSplunkdIsUnverified(t *testing.T) {
+	r := newRig(t, 5)
+	if err := os.Remove(filepath.Join(os.Getenv("SPLUNK_HOME"), "etc", "auth", "cacert.pem")); err != nil {
+		t.Fatal(err)
+	}
+	params := r.params(nil)
+	r.splunk.SetInput(Scheme, "tenant1", params)
+	code, ev, log := r.run(t, "tenant1", params)
+	if code != 0 || len(ev) != 5 {
+		t.Fatalf("exit %d, %d events\n%s", code, len(ev), log)
+	}
+	var warns []string
+	for _, line := range strings.Split(log, "\n") {
+		if strings.HasPrefix(line, "WARN ") {
+			warns = append(warns, line)
+		}
+	}
+	if len(warns) != 1 || !strings.Contains(warns[0], "could not be verified") || !strings.Contains(warns[0], "cacert.pem") {
+		t.Errorf("want one warning naming cacert.pem, got %q", warns)
+	}
+	if r.splunk.Input(Scheme, "tenant1")["client_secret"] != Mask {
+		t.Error("the secret was not masked")
+	}
+	if strings.Contains(log, sessionKey) || strings.Contains(log, secretV) {
+		t.Error("a secret reached the log")
 	}
 }

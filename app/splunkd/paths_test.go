@@ -19,7 +19,7 @@ func TestNamesEscapedOnce(t *testing.T) {
 	if err := sp.InstallCACert(home); err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(sp.URL, secret.String("key"), app, home)
+	c, err := New(sp.URL, secret.String("key"), app, home, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
