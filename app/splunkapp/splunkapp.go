@@ -170,13 +170,22 @@ func (s *secrets) put(ctx context.Context, field, v string) error {
 	}
 	// Old parts, or the whole value, left from an earlier, different length.
 	for name := range s.have {
-		if (name == base || strings.HasPrefix(name, base+"#")) && !contains(want, name) {
+		if (name == base || isPart(name, base)) && !contains(want, name) {
 			if err := s.sc.DeletePassword(ctx, Realm, name); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// isPart reports whether name is a numbered part of base: base#<digits>, nothing else. Input
+// names may hold "/" and "#", so a bare prefix test would take "a/client_secret#b/client_secret"
+// (input "a/client_secret#b") for a part of input "a"'s secret; every stored name ends in
+// "/<field>" or "/<field>#<digits>", and no field is made of digits, so this cannot.
+func isPart(name, base string) bool {
+	n, ok := strings.CutPrefix(name, base+"#")
+	return ok && n != "" && strings.Trim(n, "0123456789") == ""
 }
 
 func contains(l []string, s string) bool {
@@ -268,7 +277,7 @@ func validateItem(ctx context.Context, serverURI, sessionKey, name, app string, 
 		needStore = needStore || strings.TrimSpace(params[f]) == Mask
 	}
 	if needStore {
-		sc, err := splunkd.New(serverURI, secret.String(sessionKey), app, splunkHome())
+		sc, err := splunkd.New(serverURI, secret.String(sessionKey), app, splunkHome(), nil)
 		if err != nil {
 			return err
 		}
@@ -337,7 +346,7 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 		app = App
 	}
 	params := copyMap(st.Params)
-	sc, err := splunkd.New(in.ServerURI, secret.String(in.SessionKey), app, splunkHome())
+	sc, err := splunkd.New(in.ServerURI, secret.String(in.SessionKey), app, splunkHome(), log)
 	if err != nil {
 		return err
 	}

@@ -85,10 +85,14 @@ type rig struct {
 	cpDir  string
 }
 
-func newRig(t *testing.T, n int) *rig {
+func newRig(t *testing.T, n int) *rig { t.Helper(); return newRigWith(t, n, secretV) }
+
+// newRigWith makes a rig whose API accepts only clientSecret.
+func newRigWith(t *testing.T, n int, clientSecret string) *rig {
 	t.Helper()
-	t.Setenv("SPLUNK_HOME", t.TempDir()) // no cacert.pem: the loopback splunkd is not verified
-	api := defendertest.New(defendertest.Options{TenantID: tenant, ClientID: client, ClientSecret: secretV})
+	home := t.TempDir()
+	t.Setenv("SPLUNK_HOME", home)
+	api := defendertest.New(defendertest.Options{TenantID: tenant, ClientID: client, ClientSecret: clientSecret})
 	t.Cleanup(api.Close)
 	now := time.Now()
 	api.AddAlerts(n, func(i int) time.Time {
@@ -96,6 +100,10 @@ func newRig(t *testing.T, n int) *rig {
 	})
 	sp := splunkdtest.New(sessionKey, App)
 	t.Cleanup(sp.Close)
+	// As on a Splunk host: splunkd's certificate is signed by $SPLUNK_HOME/etc/auth/cacert.pem.
+	if err := sp.InstallCACert(home); err != nil {
+		t.Fatal(err)
+	}
 	r := &rig{api: api, splunk: sp, cpDir: t.TempDir()}
 	// splunkd validates an input again whenever it is saved, the masking edit included.
 	sp.Validate = func(name string, params map[string]string) error {
@@ -114,8 +122,15 @@ func (r *rig) params(extra map[string]string) map[string]string {
 }
 
 func inputDoc(serverURI, key, cpDir string, params map[string]string) string {
+	return namedInputDoc(serverURI, key, cpDir, "tenant1", params)
+}
+
+// namedInputDoc is the input XML splunkd sends for the input [defender_alerts://<name>].
+func namedInputDoc(serverURI, key, cpDir, name string, params map[string]string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?><input><server_host>sh1</server_host><server_uri>%s</server_uri><session_key>%s</session_key><checkpoint_dir>%s</checkpoint_dir><configuration><stanza name="defender_alerts://tenant1" app="%s">`, serverURI, key, cpDir, App)
+	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?><input><server_host>sh1</server_host><server_uri>%s</server_uri><session_key>%s</session_key><checkpoint_dir>%s</checkpoint_dir><configuration><stanza name="`, serverURI, key, cpDir)
+	_ = xml.EscapeText(&b, []byte(Scheme+"://"+name))
+	fmt.Fprintf(&b, `" app="%s">`, App)
 	for k, v := range params {
 		b.WriteString(`<param name="` + k + `">`)
 		_ = xml.EscapeText(&b, []byte(v))
@@ -126,6 +141,11 @@ func inputDoc(serverURI, key, cpDir string, params map[string]string) string {
 }
 
 func streamEvents(t *testing.T, out []byte) []string {
+	t.Helper()
+	return namedStreamEvents(t, "tenant1", out)
+}
+
+func namedStreamEvents(t *testing.T, name string, out []byte) []string {
 	t.Helper()
 	var doc struct {
 		Events []struct {
@@ -139,7 +159,7 @@ func streamEvents(t *testing.T, out []byte) []string {
 	}
 	var data []string
 	for _, e := range doc.Events {
-		if e.Stanza != "defender_alerts://tenant1" || e.Sourcetype != "ms:defender:atp:alerts" {
+		if e.Stanza != Scheme+"://"+name || e.Sourcetype != "ms:defender:atp:alerts" {
 			t.Fatalf("event metadata %q %q", e.Stanza, e.Sourcetype)
 		}
 		data = append(data, e.Data)
@@ -291,5 +311,35 @@ func TestValidate(t *testing.T) {
 				t.Errorf("exit %d, %s; want a message with %q", code, out.String(), tt.want)
 			}
 		})
+	}
+}
+
+// The loopback splunkd's certificate does not verify (here: no cacert.pem): the run warns
+// once, in splunkd.log's format, and goes on: secrets stored and masked, events sent.
+func TestRunWarnsOnceWhenSplunkdIsUnverified(t *testing.T) {
+	r := newRig(t, 5)
+	if err := os.Remove(filepath.Join(os.Getenv("SPLUNK_HOME"), "etc", "auth", "cacert.pem")); err != nil {
+		t.Fatal(err)
+	}
+	params := r.params(nil)
+	r.splunk.SetInput(Scheme, "tenant1", params)
+	code, ev, log := r.run(t, "tenant1", params)
+	if code != 0 || len(ev) != 5 {
+		t.Fatalf("exit %d, %d events\n%s", code, len(ev), log)
+	}
+	var warns []string
+	for _, line := range strings.Split(log, "\n") {
+		if strings.HasPrefix(line, "WARN ") {
+			warns = append(warns, line)
+		}
+	}
+	if len(warns) != 1 || !strings.Contains(warns[0], "could not be verified") || !strings.Contains(warns[0], "cacert.pem") {
+		t.Errorf("want one warning naming cacert.pem, got %q", warns)
+	}
+	if r.splunk.Input(Scheme, "tenant1")["client_secret"] != Mask {
+		t.Error("the secret was not masked")
+	}
+	if strings.Contains(log, sessionKey) || strings.Contains(log, secretV) {
+		t.Error("a secret reached the log")
 	}
 }

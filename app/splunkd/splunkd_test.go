@@ -1,8 +1,11 @@
 package splunkd
 
 import (
+	"bytes"
 	"context"
-	"encoding/pem"
+	"crypto/tls"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,60 +14,209 @@ import (
 	"testing"
 	"time"
 
-	"ta-defender-alerts/app/defendertest"
 	"ta-defender-alerts/app/secret"
+	"ta-defender-alerts/app/splunkdtest"
 )
 
-// splunkd's certificate is checked against $SPLUNK_HOME/etc/auth/cacert.pem, chain only: its
-// name (here "localhost", not in the certificate) is not, as Splunk's default certificate
-// names SplunkServerDefaultCert.
-func TestCACertWithoutHostName(t *testing.T) {
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Splunk key" {
-			w.WriteHeader(401)
-			return
-		}
-		_, _ = w.Write([]byte(`{"entry":[{"content":{"realm":"TA-defender-alerts","username":"t1/client_secret","clear_password":"pw"}},{"content":{"realm":"other","username":"x","clear_password":"y"}}]}`))
-	}))
-	defer srv.Close()
-	uri := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
-	home := func(caPEM []byte) string {
-		h := t.TempDir()
-		if caPEM != nil {
-			_ = os.MkdirAll(filepath.Join(h, "etc", "auth"), 0o700)
-			_ = os.WriteFile(filepath.Join(h, "etc", "auth", "cacert.pem"), caPEM, 0o600)
-		}
-		return h
-	}
-	good := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	// httptest servers all share one certificate: make a truly different one.
-	otherPEM, _, err := defendertest.SelfSigned(time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(otherPEM)
-	wrong := pem.EncodeToMemory(block)
+const testKey = "Sz3ssion-Key-from-splunkd"
 
-	c, err := New(uri, secret.String("key"), "TA-defender-alerts", home(good))
+// splunkHome lays out the files of a Splunk installation: path (under $SPLUNK_HOME) → content.
+func splunkHome(t *testing.T, files map[string]string) string {
+	t.Helper()
+	home := t.TempDir()
+	for p, content := range files {
+		full := filepath.Join(home, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return home
+}
+
+func issue(t *testing.T, ca *splunkdtest.CA, l splunkdtest.Leaf) tls.Certificate {
+	t.Helper()
+	c, err := ca.Issue(l)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pw, err := c.Passwords(context.Background(), "TA-defender-alerts")
-	if err != nil || len(pw) != 1 || pw["t1/client_secret"] != "pw" {
-		t.Fatalf("with the right cacert.pem: %v %v", pw, err)
+	return c
+}
+
+func newCA(t *testing.T, cn string) *splunkdtest.CA {
+	t.Helper()
+	ca, err := splunkdtest.NewCA(cn)
+	if err != nil {
+		t.Fatal(err)
 	}
-	c, _ = New(uri, secret.String("key"), "TA-defender-alerts", home(wrong))
-	if _, err := c.Passwords(context.Background(), "TA-defender-alerts"); err == nil || !strings.Contains(err.Error(), "cacert.pem") {
-		t.Errorf("a certificate from another CA was accepted: %v", err)
+	return ca
+}
+
+// splunkd's certificate is verified against the CA splunkd is configured with; what a failure
+// does depends on whether server_uri is this host.
+func TestSplunkdCertificate(t *testing.T) {
+	splunkCA, defaultLeaf, err := splunkdtest.DefaultCertificate()
+	if err != nil {
+		t.Fatal(err)
 	}
-	// No cacert.pem and a loopback splunkd: not verified.
-	c, _ = New(uri, secret.String("key"), "TA-defender-alerts", home(nil))
-	if _, err := c.Passwords(context.Background(), "TA-defender-alerts"); err != nil {
-		t.Errorf("loopback without cacert.pem: %v", err)
+	corp := newCA(t, "Contoso Issuing CA")
+	other := newCA(t, "Someone Else's CA")
+	const remote = "splunk.example.com"
+	corpLeaf := issue(t, corp, splunkdtest.Leaf{CN: remote, Hosts: []string{remote}})
+	corpOtherHost := issue(t, corp, splunkdtest.Leaf{CN: "idx1.example.com", Hosts: []string{"idx1.example.com"}})
+	corpExpired := issue(t, corp, splunkdtest.Leaf{CN: remote, Hosts: []string{remote}, NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
+	fakeDefault := issue(t, other, splunkdtest.Leaf{CN: DefaultCertCN})
+	defaultNamingHost := issue(t, splunkCA, splunkdtest.Leaf{CN: DefaultCertCN, Hosts: []string{"idx1.example.com"}})
+
+	cacert := "etc/auth/cacert.pem"
+	corpPEM, splunkPEM, otherPEM := string(corp.CertPEM), string(splunkCA.CertPEM), string(other.CertPEM)
+	hardened := map[string]string{cacert: splunkPEM, "etc/auth/contoso/ca.pem": corpPEM,
+		"etc/system/local/server.conf": "[general]\nserverName = sh1\n\n# the company's CA\n[sslConfig]\nsslRootCAPath = $SPLUNK_HOME/etc/auth/contoso/ca.pem\nserverCert = $SPLUNK_HOME/etc/auth/contoso/server.pem\n"}
+	tests := []struct {
+		name     string
+		files    map[string]string
+		cert     tls.Certificate
+		remote   bool   // server_uri names splunk.example.com, not this host
+		scheme   string // default https
+		wantErr  string // "" = the calls succeed
+		wantWarn string // "" = no warning
+	}{
+		{name: "hardened host, loopback: sslRootCAPath", files: hardened, cert: corpLeaf},
+		{name: "hardened host, remote: sslRootCAPath and host name", files: hardened, cert: corpLeaf, remote: true},
+		{name: "system/local over system/default", cert: corpLeaf, remote: true, files: map[string]string{cacert: splunkPEM, "etc/auth/corp.pem": corpPEM, "etc/auth/other.pem": otherPEM,
+			"etc/system/default/server.conf": "[sslConfig]\nsslRootCAPath = $SPLUNK_HOME/etc/auth/other.pem\n",
+			"etc/system/local/server.conf":   "[sslConfig]\nsslRootCAPath = $SPLUNK_HOME/etc/auth/corp.pem\n"}},
+		{name: "system/default alone", cert: corpLeaf, remote: true, files: map[string]string{cacert: splunkPEM, "etc/auth/corp.pem": corpPEM,
+			"etc/system/default/server.conf": "[sslConfig]\nsslRootCAPath = $SPLUNK_HOME/etc/auth/corp.pem\n"}},
+		{name: "an app's server.conf over system/default", cert: corpLeaf, remote: true, files: map[string]string{cacert: splunkPEM, "etc/auth/corp.pem": corpPEM, "etc/auth/other.pem": otherPEM,
+			"etc/system/default/server.conf":         "[sslConfig]\nsslRootCAPath = $SPLUNK_HOME/etc/auth/other.pem\n",
+			"etc/apps/org_all_tls/local/server.conf": "[sslConfig]\nsslRootCAPath = $SPLUNK_HOME/etc/auth/corp.pem\n"}},
+		{name: "system/local over an app's", cert: corpLeaf, remote: true, wantErr: "other.pem", files: map[string]string{cacert: splunkPEM, "etc/auth/corp.pem": corpPEM, "etc/auth/other.pem": otherPEM,
+			"etc/system/local/server.conf":           "[sslConfig]\nsslRootCAPath = $SPLUNK_HOME/etc/auth/other.pem\n",
+			"etc/apps/org_all_tls/local/server.conf": "[sslConfig]\nsslRootCAPath = $SPLUNK_HOME/etc/auth/corp.pem\n"}},
+		{name: "an empty sslRootCAPath in local unsets default's: cacert.pem", cert: corpLeaf, remote: true, wantErr: "cacert.pem", files: map[string]string{cacert: splunkPEM, "etc/auth/corp.pem": corpPEM,
+			"etc/system/default/server.conf": "[sslConfig]\nsslRootCAPath = $SPLUNK_HOME/etc/auth/corp.pem\n",
+			"etc/system/local/server.conf":   "[sslConfig]\nsslRootCAPath =\n"}},
+		{name: "older caCertFile in caPath", cert: corpLeaf, remote: true, files: map[string]string{cacert: splunkPEM, "etc/auth/corp/ca.pem": corpPEM,
+			"etc/system/local/server.conf": "[sslConfig]\ncaPath = $SPLUNK_HOME/etc/auth/corp\ncaCertFile = ca.pem\n"}},
+		{name: "Splunk's default certificate, loopback", files: map[string]string{cacert: splunkPEM}, cert: defaultLeaf},
+		{name: "Splunk's default certificate, remote", files: map[string]string{cacert: splunkPEM}, cert: defaultLeaf, remote: true, wantWarn: "Splunk's default certificate"},
+		{name: "loopback, another CA: warn and go on", files: map[string]string{cacert: otherPEM}, cert: defaultLeaf, wantWarn: "could not be verified"},
+		{name: "loopback, no CA file: warn and go on", cert: defaultLeaf, wantWarn: "cacert.pem"},
+		{name: "loopback, expired: warn and go on", files: hardened, cert: corpExpired, wantWarn: "expired"},
+		{name: "loopback, plain http", scheme: "http"},
+		{name: "remote, another CA", files: map[string]string{cacert: otherPEM}, cert: defaultLeaf, remote: true, wantErr: "is not signed by the CA in"},
+		{name: "remote, expired", files: hardened, cert: corpExpired, remote: true, wantErr: "expired"},
+		{name: "remote, no CA file", cert: defaultLeaf, remote: true, wantErr: "cannot be read"},
+		{name: "remote, a certificate for another host", files: hardened, cert: corpOtherHost, remote: true, wantErr: "does not name " + remote},
+		{name: "remote, the default name from an unknown CA", files: map[string]string{cacert: splunkPEM}, cert: fakeDefault, remote: true, wantErr: "is not signed"},
+		{name: "remote, the default name with a host name: checked", files: map[string]string{cacert: splunkPEM}, cert: defaultNamingHost, remote: true, wantErr: "does not name " + remote},
+		{name: "remote over http", files: hardened, remote: true, scheme: "http", wantErr: "must be https"},
 	}
-	// A wrong session key is reported, without the key.
-	c, _ = New(uri, secret.String("s3cr3t-key"), "TA-defender-alerts", home(good))
-	if _, err := c.Passwords(context.Background(), "TA-defender-alerts"); err == nil || strings.Contains(err.Error(), "s3cr3t-key") || !strings.Contains(err.Error(), "401") {
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opt := splunkdtest.Options{}
+			if tt.scheme != "http" {
+				opt.Certificate = &tt.cert
+			}
+			sp := splunkdtest.NewWith(testKey, "TA-defender-alerts", opt)
+			t.Cleanup(sp.Close)
+			sp.SetPassword("r", "t1/client_secret", "pw")
+			addr := sp.Listener.Addr().String()
+			if tt.scheme == "http" { // splunkd with enableSplunkdSSL = false
+				plain := httptest.NewServer(sp)
+				t.Cleanup(plain.Close)
+				addr = plain.Listener.Addr().String()
+			}
+			host := "127.0.0.1"
+			if tt.remote {
+				host = remote
+			}
+			_, port, _ := net.SplitHostPort(addr)
+			scheme := tt.scheme
+			if scheme == "" {
+				scheme = "https"
+			}
+			var logs bytes.Buffer
+			log := slog.New(slog.NewTextHandler(&logs, nil))
+			c, err := New(scheme+"://"+net.JoinHostPort(host, port), secret.String(testKey), "TA-defender-alerts", splunkHome(t, tt.files), log)
+			if err == nil {
+				// splunk.example.com is this test's splunkd: resolve it here.
+				c.hc.Transport.(*http.Transport).DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+					return (&net.Dialer{}).DialContext(ctx, network, addr)
+				}
+				for i := 0; i < 3 && err == nil; i++ { // three connections: three handshakes, one warning
+					var pw map[string]string
+					pw, err = c.Passwords(context.Background(), "r")
+					if err == nil && pw["t1/client_secret"] != "pw" {
+						t.Fatalf("passwords %v", pw)
+					}
+					c.hc.CloseIdleConnections()
+				}
+			}
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("error %v, want one saying %q", err, tt.wantErr)
+			}
+			warns := strings.Count(logs.String(), "level=WARN")
+			switch {
+			case tt.wantWarn == "" && warns != 0:
+				t.Errorf("unexpected warning:\n%s", logs.String())
+			case tt.wantWarn != "" && (warns != 1 || !strings.Contains(logs.String(), tt.wantWarn)):
+				t.Errorf("want one warning saying %q, got %d:\n%s", tt.wantWarn, warns, logs.String())
+			}
+			if strings.Contains(logs.String(), testKey) || (err != nil && strings.Contains(err.Error(), testKey)) {
+				t.Error("the session key reached a log or an error")
+			}
+		})
+	}
+}
+
+// A wrong session key is reported, without the key.
+func TestWrongSessionKey(t *testing.T) {
+	sp := splunkdtest.New(testKey, "TA-defender-alerts")
+	defer sp.Close()
+	home := t.TempDir()
+	if err := sp.InstallCACert(home); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(sp.URL, secret.String("s3cr3t-wrong-key"), "TA-defender-alerts", home, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Passwords(context.Background(), "r")
+	if err == nil || strings.Contains(err.Error(), "s3cr3t-wrong-key") || !strings.Contains(err.Error(), "401") {
 		t.Errorf("wrong key: %v", err)
 	}
+}
+
+func TestParseConf(t *testing.T) {
+	conf := "\xef\xbb\xbfkey0 = top\n[sslConfig]\n  # a comment\nsslRootCAPath = /a/b # not a comment\nmulti = one \\\ntwo\n[ other ]\nx=1\nno equals sign\n"
+	got := parseConf([]byte(conf))
+	want := map[string]map[string]string{"default": {"key0": "top"}, "sslConfig": {"sslRootCAPath": "/a/b # not a comment", "multi": "one \ntwo"}, "other": {"x": "1"}}
+	for st, kv := range want {
+		for k, v := range kv {
+			if got[st][k] != v {
+				t.Errorf("[%s] %s = %q, want %q", st, k, got[st][k], v)
+			}
+		}
+	}
+}
+
+func FuzzParseConf(f *testing.F) {
+	f.Add([]byte("[sslConfig]\nsslRootCAPath = $SPLUNK_HOME/etc/auth/ca.pem\n"))
+	f.Add([]byte("a = b \\\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for st, kv := range parseConf(b) {
+			for k := range kv {
+				if k != strings.TrimSpace(k) || st != strings.TrimSpace(st) {
+					t.Fatalf("untrimmed key %q or stanza %q", k, st)
+				}
+			}
+		}
+	})
 }

@@ -1,12 +1,24 @@
 // Package splunkdtest is a stand-in for the parts of splunkd's REST API a modular input uses:
 // the session-key check, storage/passwords (list, create, update, delete) and the update of a
 // data input, which, as in splunkd, runs the input's validation again.
+//
+// Like splunkd, it decodes a request path exactly once, segment by segment: an entity name
+// sent as "tenant1%2Fclient_secret" is "tenant1/client_secret", and one escaped twice
+// ("tenant1%252Fclient_secret") names another entity, which does not exist (404). Like
+// splunkd, it serves its management port over TLS with a certificate like Splunk's default
+// one unless told otherwise.
 package splunkdtest
 
 import (
+	"crypto/tls"
 	"encoding/json"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 )
@@ -17,6 +29,8 @@ type Server struct {
 	SessionKey string
 	App        string
 
+	caPEM []byte
+
 	mu        sync.Mutex
 	passwords map[string]pw                // entity name → password
 	inputs    map[string]map[string]string // scheme/name → settings
@@ -25,23 +39,53 @@ type Server struct {
 	Validate func(name string, params map[string]string) error
 	// FailStore makes storage/passwords writes fail (a missing capability, say).
 	FailStore bool
-	Calls     []string
+	// Calls holds "METHOD escaped-path" for every request, in order.
+	Calls []string
 }
 
 type pw struct{ realm, user, password string }
 
-// New starts a splunkd stand-in over TLS, as splunkd's management port is.
-func New(sessionKey, app string) *Server {
+// Options choose the certificate of the stand-in's management port.
+type Options struct {
+	// Certificate, when set, is served instead of the Splunk-like default one.
+	Certificate *tls.Certificate
+}
+
+// New starts a splunkd stand-in over TLS, as splunkd's management port is, with a
+// certificate like Splunk's default one: CN=SplunkServerDefaultCert, naming no host, signed by
+// a CA of its own (CACertPEM, which InstallCACert writes where Splunk keeps it).
+func New(sessionKey, app string) *Server { return NewWith(sessionKey, app, Options{}) }
+
+// NewWith starts a stand-in with the given options.
+func NewWith(sessionKey, app string, o Options) *Server {
 	s := &Server{SessionKey: sessionKey, App: app, passwords: map[string]pw{}, inputs: map[string]map[string]string{}}
-	mux := http.NewServeMux()
-	prefix := "/servicesNS/nobody/" + app
-	mux.HandleFunc("GET "+prefix+"/storage/passwords", s.auth(s.list))
-	mux.HandleFunc("POST "+prefix+"/storage/passwords", s.auth(s.create))
-	mux.HandleFunc("POST "+prefix+"/storage/passwords/{name}", s.auth(s.update))
-	mux.HandleFunc("DELETE "+prefix+"/storage/passwords/{name}", s.auth(s.remove))
-	mux.HandleFunc("POST "+prefix+"/data/inputs/{scheme}/{name}", s.auth(s.input))
-	s.Server = httptest.NewTLSServer(mux)
+	cert := o.Certificate
+	if cert == nil {
+		ca, leaf, err := DefaultCertificate()
+		if err != nil {
+			panic("splunkdtest: " + err.Error())
+		}
+		s.caPEM, cert = ca.CertPEM, &leaf
+	}
+	s.Server = httptest.NewUnstartedServer(s)
+	s.Server.TLS = &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}
+	// Clients that refuse the certificate are part of the tests; their handshake errors are not news.
+	s.Server.Config.ErrorLog = log.New(io.Discard, "", 0)
+	s.Server.StartTLS()
 	return s
+}
+
+// CACertPEM is the CA of the default certificate (nil when Options.Certificate was set).
+func (s *Server) CACertPEM() []byte { return s.caPEM }
+
+// InstallCACert writes CACertPEM to splunkHome/etc/auth/cacert.pem, where splunkd keeps the
+// CA of its default certificate.
+func (s *Server) InstallCACert(splunkHome string) error {
+	dir := filepath.Join(splunkHome, "etc", "auth")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "cacert.pem"), s.caPEM, 0o600)
 }
 
 func msg(w http.ResponseWriter, status int, text string) {
@@ -50,16 +94,48 @@ func msg(w http.ResponseWriter, status int, text string) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"messages": []map[string]string{{"type": "ERROR", "text": text}}})
 }
 
-func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		s.Calls = append(s.Calls, r.Method+" "+r.URL.Path)
-		s.mu.Unlock()
-		if r.Header.Get("Authorization") != "Splunk "+s.SessionKey {
-			msg(w, 401, "call not properly authenticated")
-			return
+// segments splits an escaped path and decodes each segment once.
+func segments(escaped string) ([]string, bool) {
+	parts := strings.Split(strings.TrimPrefix(escaped, "/"), "/")
+	for i, p := range parts {
+		d, err := url.PathUnescape(p)
+		if err != nil {
+			return nil, false
 		}
-		h(w, r)
+		parts[i] = d
+	}
+	return parts, true
+}
+
+// ServeHTTP routes a request the way splunkd does: on the path decoded once.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	escaped := r.URL.EscapedPath()
+	s.mu.Lock()
+	s.Calls = append(s.Calls, r.Method+" "+escaped)
+	s.mu.Unlock()
+	if r.Header.Get("Authorization") != "Splunk "+s.SessionKey {
+		msg(w, 401, "call not properly authenticated")
+		return
+	}
+	seg, ok := segments(escaped)
+	if !ok || len(seg) < 5 || seg[0] != "servicesNS" || seg[1] != "nobody" || seg[2] != s.App {
+		msg(w, 404, "Not Found")
+		return
+	}
+	rest := seg[3:]
+	switch {
+	case len(rest) == 2 && rest[0] == "storage" && rest[1] == "passwords" && r.Method == http.MethodGet:
+		s.list(w)
+	case len(rest) == 2 && rest[0] == "storage" && rest[1] == "passwords" && r.Method == http.MethodPost:
+		s.create(w, r)
+	case len(rest) == 3 && rest[0] == "storage" && rest[1] == "passwords" && r.Method == http.MethodPost:
+		s.update(w, r, rest[2])
+	case len(rest) == 3 && rest[0] == "storage" && rest[1] == "passwords" && r.Method == http.MethodDelete:
+		s.remove(w, rest[2])
+	case len(rest) == 4 && rest[0] == "data" && rest[1] == "inputs" && r.Method == http.MethodPost:
+		s.input(w, r, rest[2], rest[3])
+	default:
+		msg(w, 404, "Not Found")
 	}
 }
 
@@ -68,7 +144,7 @@ func entity(realm, user string) string {
 	return esc.Replace(realm) + ":" + esc.Replace(user) + ":"
 }
 
-func (s *Server) list(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) list(w http.ResponseWriter) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var entries []map[string]any
@@ -98,11 +174,10 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(`{"entry":[]}`))
 }
 
-func (s *Server) update(w http.ResponseWriter, r *http.Request) {
+func (s *Server) update(w http.ResponseWriter, r *http.Request, name string) {
 	_ = r.ParseForm()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	name := r.PathValue("name")
 	p, ok := s.passwords[name]
 	if !ok {
 		msg(w, 404, "Could not find object id="+name)
@@ -117,10 +192,9 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(`{"entry":[]}`))
 }
 
-func (s *Server) remove(w http.ResponseWriter, r *http.Request) {
+func (s *Server) remove(w http.ResponseWriter, name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	name := r.PathValue("name")
 	if _, ok := s.passwords[name]; !ok {
 		msg(w, 404, "Could not find object id="+name)
 		return
@@ -129,12 +203,14 @@ func (s *Server) remove(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(`{"entry":[]}`))
 }
 
-func (s *Server) input(w http.ResponseWriter, r *http.Request) {
+// input edits an existing input; like splunkd, an input that does not exist is a 404.
+func (s *Server) input(w http.ResponseWriter, r *http.Request, scheme, name string) {
 	_ = r.ParseForm()
-	key := r.PathValue("scheme") + "/" + r.PathValue("name")
+	key := scheme + "/" + name
 	s.mu.Lock()
+	current, ok := s.inputs[key]
 	merged := map[string]string{}
-	for k, v := range s.inputs[key] {
+	for k, v := range current {
 		merged[k] = v
 	}
 	for k := range r.PostForm {
@@ -142,8 +218,12 @@ func (s *Server) input(w http.ResponseWriter, r *http.Request) {
 	}
 	validate := s.Validate
 	s.mu.Unlock()
+	if !ok {
+		msg(w, 404, "Could not find object id="+name)
+		return
+	}
 	if validate != nil {
-		if err := validate(r.PathValue("name"), merged); err != nil {
+		if err := validate(name, merged); err != nil {
 			msg(w, 400, err.Error())
 			return
 		}
@@ -176,7 +256,14 @@ func (s *Server) Input(scheme, name string) map[string]string {
 	return m
 }
 
-// Passwords returns the stored passwords by realm:user.
+// SetPassword stores a password as an earlier run (or another app) would have.
+func (s *Server) SetPassword(realm, user, password string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.passwords[entity(realm, user)] = pw{realm, user, password}
+}
+
+// Passwords returns the stored passwords by realm|user.
 func (s *Server) Passwords() map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

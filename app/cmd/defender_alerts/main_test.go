@@ -219,6 +219,9 @@ func TestAsSplunkdRunsIt(t *testing.T) {
 	sp := splunkdtest.New("session-key-1", "TA-defender-alerts")
 	defer sp.Close()
 	home := t.TempDir()
+	if err := sp.InstallCACert(home); err != nil { // as on a Splunk host: splunkd's CA in etc/auth/cacert.pem
+		t.Fatal(err)
+	}
 	exe := func(stdin string, args ...string) (string, string, int) {
 		cmd := exec.Command(os.Args[0], args...)
 		cmd.Env = []string{"DEFENDER_ALERTS_BE_MAIN=1", "SPLUNK_HOME=" + home, "PATH=" + os.Getenv("PATH")}
