@@ -22,13 +22,18 @@ type apiClock struct {
 
 // observe records the Date header of a reply received at the host's time at. Date has a
 // resolution of a second: the server's time lay somewhere in [Date, Date+1s), so the middle
-// is taken.
+// is taken. A host clock within two seconds of that is trusted as it is: the header cannot
+// tell it apart from an exact one, and the host's clock has the finer grain (the window
+// overlap covers far more than the difference).
 func (c *apiClock) observe(h http.Header, at time.Time) {
 	d, err := http.ParseTime(h.Get("Date"))
 	if err != nil {
 		return
 	}
 	off := d.Add(500 * time.Millisecond).Sub(at)
+	if off.Abs() <= trustHost {
+		off = 0
+	}
 	c.mu.Lock()
 	c.offset, c.known = off, true
 	c.mu.Unlock()
@@ -47,6 +52,9 @@ func (c *apiClock) skew() (time.Duration, bool) {
 	defer c.mu.Unlock()
 	return c.offset, c.known
 }
+
+// trustHost is how far the host's clock may be from Microsoft's and still be used as it is.
+const trustHost = 2 * time.Second
 
 // clockTransport records the Date header of every reply.
 type clockTransport struct {
