@@ -357,11 +357,11 @@ func TestFailuresAreRetried(t *testing.T) {
 	now := time.Now().UTC()
 	srv.AddAlerts(20000, spread(now, 20000))
 	srv.SetFailures(0.2, 0.25)
-	srv.SetStalls(0.1, 2*time.Second)
+	srv.SetStalls(0.1, 4*time.Second)
 	c := newClient(t, srv, func(c *defender.Config) {
 		c.PageSize = 2000
 		c.MaxAttempts = 30
-		c.RequestTimeout = 700 * time.Millisecond
+		c.RequestTimeout = 2 * time.Second // a 2,000-alert page under -race on a busy machine takes a while
 	})
 	l := newLedger()
 	r, err := drainWindow(t, c, time.Now, now.Add(-25*time.Hour), now, l)
