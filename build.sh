@@ -6,6 +6,43 @@ cd "$(dirname "$0")"
 : "${GOFLAGS:=-mod=mod}"
 export GOFLAGS
 
+# GO_MIN is the oldest Go this code is built or tested with: the current patched release, so
+# that no build ships standard-library flaws this code reaches (XML, TLS, HTTP/2, ASN.1). Raise
+# it, and go.mod's go line with it, at each Go security release. go.mod alone is not enough:
+# with GOTOOLCHAIN=local, go builds with whatever it is.
+GO_MIN=1.26.8
+
+# go_check stops unless the go on PATH (or the one GOTOOLCHAIN picks) is at least GO_MIN.
+go_check() {
+  local v
+  if ! v=$(go env GOVERSION 2>/dev/null) || [[ -z $v ]]; then
+    echo "build.sh: no usable go found on PATH; install Go $GO_MIN or newer (https://go.dev/dl/)" >&2
+    exit 1
+  fi
+  if ! go_at_least "${v%% *}" "$GO_MIN"; then # "go1.26.8 X:nodwarf5": the version is the first word
+    echo "build.sh: $v is older than Go $GO_MIN, the oldest release with the current security fixes;" \
+      "install Go $GO_MIN or newer (https://go.dev/dl/), or set GOTOOLCHAIN=go$GO_MIN to let go fetch it" >&2
+    exit 1
+  fi
+}
+
+# go_at_least go1.27rc1 1.26.8 compares as numbers (go1.26.10 is newer than go1.26.8); a release
+# candidate or beta comes before its .0; anything else (a devel build) is not known to qualify.
+go_at_least() {
+  local re='^go([0-9]+)\.([0-9]+)(\.([0-9]+)|(rc|beta)[0-9]+)?$'
+  [[ $1 =~ $re ]] || return 1
+  local have=("$((10#${BASH_REMATCH[1]}))" "$((10#${BASH_REMATCH[2]}))" "$((10#${BASH_REMATCH[4]:-0}))")
+  if [[ -n ${BASH_REMATCH[5]} ]]; then have[2]=-1; fi
+  local want i
+  IFS=. read -r -a want <<<"$2"
+  for i in 0 1 2; do
+    if ((have[i] != 10#${want[i]})); then
+      ((have[i] > 10#${want[i]}))
+      return
+    fi
+  done
+}
+
 build() {
   mkdir -p bin
   go build -trimpath -o bin/defender_alerts ./app/cmd/defender_alerts
@@ -114,6 +151,10 @@ fuzz() {
     done
   done < <(go list ./app/...)
 }
+
+case "${1:-build}" in
+  build|demo|package|test|bench|gobench|faults|fuzz) go_check ;;
+esac
 
 case "${1:-build}" in
   build) build ;;

@@ -17,6 +17,7 @@ import (
 	"ta-defender-alerts/app/checkpoint"
 	"ta-defender-alerts/app/defender"
 	"ta-defender-alerts/app/hec"
+	"ta-defender-alerts/app/statedir"
 )
 
 // Sink takes records and confirms them later through the Outcome callback it was made with.
@@ -233,7 +234,7 @@ func (p *Pump) stateLocked(done bool) *checkpoint.State {
 }
 
 func (p *Pump) deadLetter(rs []hec.Rejected) error {
-	f, err := os.OpenFile(p.DeadLetter, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := statedir.OpenFile(p.DeadLetter, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("dead-letter file %s cannot be opened: %w", p.DeadLetter, err)
 	}

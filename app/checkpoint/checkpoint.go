@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"time"
+
+	"ta-defender-alerts/app/statedir"
 )
 
 // Version is the format this code writes and reads.
@@ -108,10 +110,11 @@ func fnv(s string) uint32 {
 var ErrLocked = errors.New("checkpoint is locked by another process")
 
 // Open locks the checkpoint of input in dir, creating dir (0700) if needed. It fails with
-// ErrLocked, naming the holder, if another process has it.
+// ErrLocked, naming the holder, if another process has it, and refuses a folder that others
+// can write to (statedir.Check).
 func Open(dir, input string) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("checkpoint folder %s cannot be created: %w", dir, err)
+	if err := statedir.Prepare(dir); err != nil {
+		return nil, err
 	}
 	path := filepath.Join(dir, FileName(input))
 	lk, err := acquire(path + ".lock")

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"ta-defender-alerts/app/statedir"
 )
 
 // lockFile is an OS lock on a file beside the checkpoint. The OS releases it when the process
@@ -15,7 +17,7 @@ type lockFile struct {
 }
 
 func acquire(path string) (*lockFile, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := statedir.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint lock %s cannot be opened: %w", path, err)
 	}

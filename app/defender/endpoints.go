@@ -101,21 +101,22 @@ func resolveEndpoints(c *Config) (Endpoints, error) {
 
 // baseURL checks a base URL: https, or http for a loopback host only (tests and the demo).
 func baseURL(field, raw string) (*url.URL, error) {
+	shown := netaddr.RedactURL(raw) // what messages show: never the credentials a URL may carry
 	u, err := url.Parse(strings.TrimRight(raw, "/"))
 	if err != nil || u.Host == "" {
-		return nil, &FieldError{Field: field, Value: raw, Msg: "is not an absolute URL such as https://host"}
+		return nil, &FieldError{Field: field, Value: shown, Msg: "is not an absolute URL such as https://host"}
 	}
 	switch u.Scheme {
 	case "https":
 	case "http":
 		if !netaddr.IsLoopback(u.Hostname()) {
-			return nil, &FieldError{Field: field, Value: raw, Msg: "must use https (plain http is allowed for loopback addresses only)"}
+			return nil, &FieldError{Field: field, Value: shown, Msg: "must use https (plain http is allowed for loopback addresses only)"}
 		}
 	default:
-		return nil, &FieldError{Field: field, Value: raw, Msg: "must be an https:// URL"}
+		return nil, &FieldError{Field: field, Value: shown, Msg: "must be an https:// URL"}
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, &FieldError{Field: field, Value: u.Redacted(), Msg: "must not carry credentials, a query or a fragment"}
+		return nil, &FieldError{Field: field, Value: shown, Msg: "must not carry credentials, a query or a fragment"}
 	}
 	return u, nil
 }

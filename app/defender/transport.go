@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpproxy"
+
+	"ta-defender-alerts/app/netaddr"
 )
 
 // proxyFunc picks the proxy for a request: the explicit proxy URL if set, else HTTPS_PROXY /
@@ -32,7 +34,7 @@ func parseProxyURL(raw string) (*url.URL, error) {
 		return nil, &FieldError{Field: "ProxyURL", Msg: "is not a URL such as http://proxy.example.com:3128"}
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, &FieldError{Field: "ProxyURL", Value: u.Redacted(), Msg: "must be an http:// or https:// URL with a host"}
+		return nil, &FieldError{Field: "ProxyURL", Value: netaddr.RedactURL(raw), Msg: "must be an http:// or https:// URL with a host"}
 	}
 	return u, nil
 }

@@ -90,16 +90,17 @@ type endpoint struct {
 // parseURL accepts a base URL or the full endpoint URL.
 func parseURL(raw string) (*endpoint, []string, error) {
 	raw = strings.TrimSpace(raw)
+	shown := netaddr.RedactURL(raw) // what messages show: never the credentials a URL may carry
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, nil, &FieldError{Field: "URLs", Value: raw, Msg: "is not an http(s) URL such as https://splunk.example.com:8088"}
+		return nil, nil, &FieldError{Field: "URLs", Value: shown, Msg: "is not an http(s) URL such as https://splunk.example.com:8088"}
 	}
 	if u.User != nil {
-		return nil, nil, &FieldError{Field: "URLs", Value: u.Redacted(), Msg: "must not carry credentials; the token goes in its own setting"}
+		return nil, nil, &FieldError{Field: "URLs", Value: shown, Msg: "must not carry credentials; the token goes in its own setting"}
 	}
 	var warn []string
 	if u.Scheme == "http" && !netaddr.IsLoopback(u.Hostname()) {
-		warn = append(warn, fmt.Sprintf("HEC URL %s uses plain http: events and the token cross the network unencrypted", u.Redacted()))
+		warn = append(warn, fmt.Sprintf("HEC URL %s uses plain http: events and the token cross the network unencrypted", shown))
 	}
 	path := strings.TrimRight(u.Path, "/")
 	for _, suffix := range []string{"/services/collector/event/1.0", "/services/collector/event", "/services/collector/raw", "/services/collector"} {

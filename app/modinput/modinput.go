@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // Arg is one argument of the scheme.
@@ -278,9 +279,11 @@ func (e *EventWriter) Close() error {
 }
 
 // escapeData escapes element text: only &, < and > need it (quotes, plentiful in JSON, do not).
-// Characters XML 1.0 forbids (controls other than tab, newline and return) become U+FFFD;
-// JSON text has none, since JSON escapes them.
+// What XML 1.0 cannot carry becomes U+FFFD, so the stream stays well-formed whatever the alert
+// text holds: controls other than tab, newline and return (JSON text escapes those, so they are
+// rare), and what xmlText replaces.
 func escapeData(b *bytes.Buffer, data []byte) {
+	data = xmlText(data)
 	last := 0
 	for i, c := range data {
 		var rep string
@@ -301,4 +304,40 @@ func escapeData(b *bytes.Buffer, data []byte) {
 		last = i + 1
 	}
 	b.Write(data[last:])
+}
+
+// xmlText returns data with U+FFFD for each byte that is not part of valid UTF-8 (alerts are
+// passed on as the API's bytes, which nothing has checked) and for U+FFFE and U+FFFF, which XML
+// 1.0 forbids. Surrogates need nothing more: their UTF-8 forms are invalid. Valid text, the
+// usual case, is returned as it is after a fast check, without a copy.
+func xmlText(data []byte) []byte {
+	if utf8.Valid(data) && !hasNonCharacter(data) {
+		return data
+	}
+	out := make([]byte, 0, len(data)+16)
+	for i := 0; i < len(data); {
+		r, n := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && n == 1 || r == 0xFFFE || r == 0xFFFF {
+			out = utf8.AppendRune(out, utf8.RuneError)
+		} else {
+			out = append(out, data[i:i+n]...)
+		}
+		i += n
+	}
+	return out
+}
+
+// hasNonCharacter reports whether valid UTF-8 text holds U+FFFE or U+FFFF (EF BF BE, EF BF BF;
+// EF only ever starts a character).
+func hasNonCharacter(b []byte) bool {
+	for {
+		i := bytes.Index(b, []byte{0xEF, 0xBF})
+		if i < 0 || i+2 >= len(b) {
+			return false
+		}
+		if b[i+2] == 0xBE || b[i+2] == 0xBF {
+			return true
+		}
+		b = b[i+2:]
+	}
 }

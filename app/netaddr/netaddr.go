@@ -1,5 +1,6 @@
-// Package netaddr answers the one address question several packages ask: is a host this
-// machine? Plain http and unverified TLS are allowed only for such hosts.
+// Package netaddr answers the address questions several packages ask: is a host this machine
+// (plain http and unverified TLS are allowed only for such hosts), and how to show a URL in a
+// message without the credentials it may carry.
 package netaddr
 
 import (

@@ -19,6 +19,7 @@ import (
 	"ta-defender-alerts/app/hec"
 	"ta-defender-alerts/app/metrics"
 	"ta-defender-alerts/app/splunkapp"
+	"ta-defender-alerts/app/statedir"
 	"ta-defender-alerts/app/version"
 )
 
@@ -272,8 +273,8 @@ func check(ctx context.Context, stdout, stderr io.Writer) int {
 		}
 	}
 	if dir := cfg.StateDir; dir != "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			mark(false, "state folder "+dir, "cannot be created: "+err.Error()+" (set DEFENDER_STATE_DIR)")
+		if err := statedir.Prepare(dir); err != nil {
+			mark(false, "state folder "+dir, err.Error()+" (or set DEFENDER_STATE_DIR to another folder)")
 		} else {
 			mark(true, "state folder "+dir, "")
 		}
