@@ -6,24 +6,37 @@ cd "$(dirname "$0")"
 : "${GOFLAGS:=-mod=mod}"
 export GOFLAGS
 
-# GO_MIN is the oldest Go this code is built or tested with: the current patched release, so
-# that no build ships standard-library flaws this code reaches (XML, TLS, HTTP/2, ASN.1). Raise
-# it, and go.mod's go line with it, at each Go security release. go.mod alone is not enough:
-# with GOTOOLCHAIN=local, go builds with whatever it is.
-GO_MIN=1.26.8
+# GO_MIN is the oldest Go this code is built or tested with: the current patched release of
+# its Go line, so that no build ships standard-library flaws this code reaches (XML, TLS,
+# HTTP/2, ASN.1). Raise it, and go.mod's go line with it, at each Go security release. go.mod
+# alone is not enough: with GOTOOLCHAIN=local (as many machines set it), go builds with
+# whatever it is.
+GO_MIN=1.26.11
 
-# go_check stops unless the go on PATH (or the one GOTOOLCHAIN picks) is at least GO_MIN.
+# go_check stops unless the go that builds is at least GO_MIN. When the go on PATH is older,
+# it asks go to fetch Go GO_MIN from the Go module proxy (GOTOOLCHAIN=goGO_MIN, a checked
+# download kept in the module cache), unless BUILD_GO_FETCH=0; if that cannot be had, it
+# refuses, naming the minimum.
 go_check() {
   local v
   if ! v=$(go env GOVERSION 2>/dev/null) || [[ -z $v ]]; then
     echo "build.sh: no usable go found on PATH; install Go $GO_MIN or newer (https://go.dev/dl/)" >&2
     exit 1
   fi
-  if ! go_at_least "${v%% *}" "$GO_MIN"; then # "go1.26.8 X:nodwarf5": the version is the first word
-    echo "build.sh: $v is older than Go $GO_MIN, the oldest release with the current security fixes;" \
-      "install Go $GO_MIN or newer (https://go.dev/dl/), or set GOTOOLCHAIN=go$GO_MIN to let go fetch it" >&2
-    exit 1
+  if go_at_least "${v%% *}" "$GO_MIN"; then # "go1.26.8 X:nodwarf5": the version is the first word
+    return
   fi
+  local found=$v
+  if [[ ${BUILD_GO_FETCH:-1} != 0 ]]; then
+    echo "build.sh: $found is older than Go $GO_MIN, the current patched release; using go$GO_MIN (GOTOOLCHAIN=go$GO_MIN; go fetches it once from the Go module proxy)" >&2
+    export GOTOOLCHAIN=go$GO_MIN
+    if v=$(go env GOVERSION 2>/dev/null) && go_at_least "${v%% *}" "$GO_MIN"; then
+      return
+    fi
+  fi
+  echo "build.sh: $found is older than Go $GO_MIN, the oldest release with the current security fixes," \
+    "and go$GO_MIN could not be fetched; install Go $GO_MIN or newer (https://go.dev/dl/)" >&2
+  exit 1
 }
 
 # go_at_least go1.27rc1 1.26.8 compares as numbers (go1.26.10 is newer than go1.26.8); a release

@@ -34,6 +34,10 @@ func minGo(t *testing.T) (string, [3]int) {
 // first on PATH that reports goVersion and logs every other call. It returns the exit code,
 // stderr, and the logged go commands.
 func buildSh(t *testing.T, goVersion string, args ...string) (int, string, []string) {
+	return buildShEnv(t, goVersion, nil, args...)
+}
+
+func buildShEnv(t *testing.T, goVersion string, env []string, args ...string) (int, string, []string) {
 	t.Helper()
 	bash, err := exec.LookPath("bash")
 	if err != nil {
@@ -54,14 +58,17 @@ func buildSh(t *testing.T, goVersion string, args ...string) (int, string, []str
 	log := filepath.Join(dir, "go.log")
 	goScript := "#!/bin/sh\n"
 	if goVersion != "" { // "" means: no go at all
-		goScript += `if [ "$1" = env ] && [ "$2" = GOVERSION ]; then echo "$FAKE_GOVERSION"; exit 0; fi` + "\n" +
-			`echo "$*" >> "$FAKE_GO_LOG"` + "\nexit 0\n"
+		// With FAKE_FETCHABLE set, GOTOOLCHAIN=<that> makes it report that version, as go
+		// does once it has fetched the toolchain.
+		goScript += `if [ "$1" = env ] && [ "$2" = GOVERSION ]; then` + "\n" +
+			`  if [ -n "$FAKE_FETCHABLE" ] && [ "$GOTOOLCHAIN" = "$FAKE_FETCHABLE" ]; then echo "$FAKE_FETCHABLE"; else echo "$FAKE_GOVERSION"; fi; exit 0` + "\nfi\n" +
+			`echo "$*" >> "$FAKE_GO_LOG"` + "\n" + `echo "GOTOOLCHAIN=$GOTOOLCHAIN" >> "$FAKE_GO_LOG"` + "\nexit 0\n"
 		if err := os.WriteFile(filepath.Join(fake, "go"), []byte(goScript), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
 	cmd := exec.Command(bash, append([]string{filepath.Join(dir, "build.sh")}, args...)...)
-	cmd.Env = []string{"PATH=" + fake + ":/usr/bin:/bin", "HOME=" + dir, "FAKE_GOVERSION=" + goVersion, "FAKE_GO_LOG=" + log, "GOTOOLCHAIN=local"}
+	cmd.Env = append([]string{"PATH=" + fake + ":/usr/bin:/bin", "HOME=" + dir, "FAKE_GOVERSION=" + goVersion, "FAKE_GO_LOG=" + log, "GOTOOLCHAIN=local"}, env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err = cmd.Run()
@@ -121,7 +128,7 @@ func TestBuildShAcceptsCurrentGo(t *testing.T) {
 		fmt.Sprintf("go%d.0.0", m[0]+1),
 	} {
 		code, stderr, calls := buildSh(t, v, "build")
-		if code != 0 || len(calls) != 1 || !strings.HasPrefix(calls[0], "build_") {
+		if code != 0 || len(calls) != 2 || !strings.HasPrefix(calls[0], "build_") || calls[1] != "GOTOOLCHAIN=local" {
 			t.Errorf("build with %s: exit %d, go ran %v\n%s", v, code, calls, stderr)
 		}
 	}
@@ -137,5 +144,24 @@ func TestGoModMatchesBuildSh(t *testing.T) {
 	m := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(b)
 	if m == nil || string(m[1]) != minStr {
 		t.Errorf("go.mod's go line is %q, build.sh's GO_MIN is %s: keep them equal", m, minStr)
+	}
+}
+
+// With an older go on PATH, build.sh has go fetch the patched release (GOTOOLCHAIN=go<min>)
+// and builds with it; BUILD_GO_FETCH=0 makes it refuse instead.
+func TestBuildShFetchesThePatchedGo(t *testing.T) {
+	minStr, m := minGo(t)
+	old := fmt.Sprintf("go%d.%d.%d", m[0], m[1]-1, 3)
+	fetch := []string{"FAKE_FETCHABLE=go" + minStr}
+	code, stderr, calls := buildShEnv(t, old, fetch, "build")
+	if code != 0 || len(calls) != 2 || !strings.HasPrefix(calls[0], "build_") || calls[1] != "GOTOOLCHAIN=go"+minStr {
+		t.Errorf("build with %s on PATH: exit %d, go ran %v; want one build with GOTOOLCHAIN=go%s\n%s", old, code, calls, minStr, stderr)
+	}
+	if !strings.Contains(stderr, old) || !strings.Contains(stderr, "go"+minStr) {
+		t.Errorf("the note does not say which go was found and which is used:\n%s", stderr)
+	}
+	code, stderr, calls = buildShEnv(t, old, append(fetch, "BUILD_GO_FETCH=0"), "build")
+	if code == 0 || len(calls) != 0 || !strings.Contains(stderr, minStr) {
+		t.Errorf("BUILD_GO_FETCH=0: exit %d, go ran %v\n%s", code, calls, stderr)
 	}
 }
