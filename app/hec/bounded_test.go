@@ -5,8 +5,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -149,7 +149,9 @@ func TestGiveUpBoundsEveryWait(t *testing.T) {
 				s.Close()
 				return s.URL
 			},
-			mod:  func(c *hec.Config) { c.BackoffInitial, c.BackoffMax, c.SetAside = time.Minute, time.Minute, time.Minute },
+			mod: func(c *hec.Config) {
+				c.BackoffInitial, c.BackoffMax, c.SetAside = time.Minute, time.Minute, time.Minute
+			},
 			want: []string{"gave up after 400ms", "connection refused"},
 		},
 	}
