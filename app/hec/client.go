@@ -20,6 +20,7 @@ import (
 // Rejected is a record Splunk refused as malformed, whole, for the caller's dead-letter file.
 type Rejected struct {
 	ID       string // the record's ID
+	Index    int    // the record's place in its batch, from 0
 	Envelope []byte // the whole envelope as sent
 	Code     int    // HEC's code (413 for a record too large for the server)
 	Text     string // HEC's text
@@ -382,7 +383,7 @@ func (c *Client) reject(b *Batch, i int, herr *Error) Rejected {
 		code, text = 413, "the record alone is larger than the HEC server accepts (max_content_length)"
 	}
 	env := bytes.TrimRight(b.record(i), "\n")
-	return Rejected{ID: b.ids[i], Envelope: append([]byte(nil), env...), Code: code, Text: text}
+	return Rejected{ID: b.ids[i], Index: i, Envelope: append([]byte(nil), env...), Code: code, Text: text}
 }
 
 // mayHaveIndexed tells a lost reply (the request may have arrived) from a refused connection.
