@@ -138,6 +138,7 @@ func (p *Pump) confirm(n int, lastTag any, rejected []hec.Rejected, resent int, 
 	if ok && t.gen != p.gen {
 		return // a batch of a window this pump already gave up on
 	}
+	p.stats.Resent += resent // sent again, confirmed or not: Splunk may hold them twice
 	if err != nil || !ok {
 		if err == nil {
 			err = errors.New("a sink confirmed records without their tag")
@@ -153,7 +154,6 @@ func (p *Pump) confirm(n int, lastTag any, rejected []hec.Rejected, resent int, 
 	p.confirmed[first] = done{last: last, n: n, rejected: rejected}
 	p.tags[last] = t
 	p.stats.Confirmed += n - len(rejected)
-	p.stats.Resent += resent
 	p.advanceLocked()
 	p.cond.Broadcast()
 }
