@@ -448,14 +448,20 @@ func (p *Pump) window(ctx context.Context, st *checkpoint.State, w checkpoint.Wi
 		case <-sendCtx.Done():
 		}
 	}()
-	// A failed delivery stops the reading.
+	// A failed delivery stops the reading, and the sending too: the window ends with the
+	// failure, so nothing more may wait for the sink (a batch waiting for its turn would start
+	// its own give-up time).
 	go func() {
 		p.mu.Lock()
 		for p.failed == nil && p.saveErr == nil && readCtx.Err() == nil {
 			p.cond.Wait()
 		}
+		failed := p.failed != nil || p.saveErr != nil
 		p.mu.Unlock()
 		stopRead()
+		if failed {
+			stopSend()
+		}
 	}()
 	// Wake the watcher when reading ends (the deferred stopRead guarantees it does).
 	context.AfterFunc(readCtx, func() { p.mu.Lock(); p.cond.Broadcast(); p.mu.Unlock() })

@@ -309,6 +309,10 @@ func copyMap(m map[string]string) map[string]string {
 	return out
 }
 
+// runGiveUp bounds how long a run lets one batch wait for HEC (retries, an ack that does not
+// come): a run is one drain, like run --once, and must end. Tests shrink it.
+var runGiveUp = 5 * time.Minute
+
 // Run is a run of the input: secrets to storage, one drain, exit.
 func Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) int {
 	log := slog.New(modinput.NewLogHandler(stderr, slog.LevelInfo))
@@ -381,6 +385,7 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 	p := &bridge.Pump{Reader: rd, Store: store, Log: log, Start: cfg.Start, Overlap: cfg.Overlap,
 		DeadLetter: bridge.DeadLetterPath(in.CheckpointDir, name)}
 	if cfg.Output == "hec" {
+		cfg.HEC.GiveUpAfter = runGiveUp
 		hc, err := hec.New(cfg.HEC)
 		if err != nil {
 			return config.Rename(err, nil, nil)
