@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -19,6 +20,9 @@ import (
 func NeedsFix(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
+	}
+	if errors.Is(err, ErrRefusedAll) {
+		return true // Splunk refuses every alert: a proxy or a setting needs fixing
 	}
 	var he *hec.Error
 	if errors.As(err, &he) {
@@ -42,9 +46,11 @@ func NeedsFix(err error) bool {
 
 // Persist calls drain until it succeeds, fails with an error that NeedsFix, or ctx ends. It
 // logs every other failure and backs off before the next try: first, doubling, at most max.
-// At ctx's end it returns the last failure (or ctx's error if there was none).
-func Persist(ctx context.Context, log *slog.Logger, first, max time.Duration, drain func(context.Context) error) error {
+// With giveUp > 0 it also stops once failures have gone on that long without a success. At
+// the end it returns the last failure (or ctx's error if there was none).
+func Persist(ctx context.Context, log *slog.Logger, first, max, giveUp time.Duration, drain func(context.Context) error) error {
 	backoff := time.Duration(0)
+	var failingSince time.Time
 	for {
 		err := drain(ctx)
 		switch {
@@ -57,6 +63,11 @@ func Persist(ctx context.Context, log *slog.Logger, first, max time.Duration, dr
 			return err
 		case NeedsFix(err):
 			return err
+		}
+		if failingSince.IsZero() {
+			failingSince = time.Now()
+		} else if giveUp > 0 && time.Since(failingSince) >= giveUp {
+			return fmt.Errorf("still failing after %v of tries: %w", giveUp.Round(time.Second), err)
 		}
 		backoff = min(maxDuration(2*backoff, first), max)
 		log.Warn("collection failed; it clears by itself, so it will be tried again", "err", err, "in", backoff)

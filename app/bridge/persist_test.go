@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,6 +40,8 @@ func TestNeedsFix(t *testing.T) {
 		{"delivery incomplete", errors.New("delivery stopped before every alert was confirmed"), false},
 		{"deadline", context.DeadlineExceeded, false},
 		{"cancelled", context.Canceled, false},
+		{"Splunk refuses everything", fmt.Errorf("delivery failed: %w", fmt.Errorf("%w: …", ErrRefusedAll)), true},
+		{"no ack after three sends", fmt.Errorf("delivery failed: %w", &hec.Error{Kind: hec.Retry, Err: fmt.Errorf("%w for a batch", hec.ErrNoAck)}), false},
 		{"marked fixable", fmt.Errorf("w: %w", fixable(true)), true},
 		{"marked not fixable", fixable(false), false},
 	}
@@ -55,7 +58,7 @@ func TestPersistRidesOutWhatClearsByItself(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	throttled := &defender.APIError{Kind: defender.Throttled, Status: 429}
 	calls := 0
-	err := Persist(context.Background(), log, time.Millisecond, 4*time.Millisecond, func(context.Context) error {
+	err := Persist(context.Background(), log, time.Millisecond, 4*time.Millisecond, 0, func(context.Context) error {
 		calls++
 		if calls < 5 {
 			return throttled
@@ -68,7 +71,7 @@ func TestPersistRidesOutWhatClearsByItself(t *testing.T) {
 
 	fatal := &hec.Error{Kind: hec.Fatal, Status: 403}
 	calls = 0
-	err = Persist(context.Background(), log, time.Millisecond, time.Millisecond, func(context.Context) error { calls++; return fatal })
+	err = Persist(context.Background(), log, time.Millisecond, time.Millisecond, 0, func(context.Context) error { calls++; return fatal })
 	if !errors.Is(err, fatal) || calls != 1 {
 		t.Fatalf("err %v after %d calls, want the fatal error after 1", err, calls)
 	}
@@ -76,9 +79,16 @@ func TestPersistRidesOutWhatClearsByItself(t *testing.T) {
 	// At ctx's end (a give-up time), the last failure is returned, not just "deadline".
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
-	err = Persist(ctx, log, time.Millisecond, 5*time.Millisecond, func(context.Context) error { return throttled })
+	err = Persist(ctx, log, time.Millisecond, 5*time.Millisecond, 0, func(context.Context) error { return throttled })
 	if !errors.Is(err, throttled) {
 		t.Fatalf("err = %v, want the last failure", err)
+	}
+
+	// A give-up time bounds a run whose failures go on (a modular input run).
+	begun := time.Now()
+	err = Persist(context.Background(), log, time.Millisecond, 5*time.Millisecond, 40*time.Millisecond, func(context.Context) error { return throttled })
+	if !errors.Is(err, throttled) || !strings.Contains(err.Error(), "still failing") || time.Since(begun) > 2*time.Second {
+		t.Fatalf("err = %v after %v, want the last failure after about 40ms", err, time.Since(begun))
 	}
 }
 

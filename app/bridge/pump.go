@@ -53,11 +53,14 @@ type Pump struct {
 
 	mu        sync.Mutex
 	cond      *sync.Cond
-	gen       uint64            // window generation
-	nextSeq   uint64            // seq of the next record added
-	frontier  uint64            // every record with seq <= frontier is confirmed
-	confirmed map[uint64]uint64 // first seq → last seq, of confirmed batches beyond the frontier
-	tags      map[uint64]*tag   // last seq of a confirmed batch → its tag
+	gen       uint64          // window generation
+	nextSeq   uint64          // seq of the next record added
+	frontier  uint64          // every record with seq <= frontier is confirmed
+	scanned   uint64          // every record with seq <= scanned has its outcome (frontier <= scanned)
+	confirmed map[uint64]done // first seq → the confirmed batch, for batches beyond scanned
+	tags      map[uint64]*tag // last seq of a confirmed batch → its tag
+	held      []done          // batches held back from frontier+1 to scanned: a run of refused alerts
+	halted    bool            // a systematic refusal stopped the window
 	failed    error
 	stats     Stats
 
@@ -72,6 +75,24 @@ type Pump struct {
 	skewWarned bool
 	skewLogged time.Duration
 }
+
+// done is a batch the sink has answered for.
+type done struct {
+	last     uint64
+	n        int
+	rejected []hec.Rejected
+}
+
+// A run of batches refused whole is systematic, not a rare bad alert, once it spans this many
+// batches and records: delivery stops there rather than empty itself into the dead-letter file.
+const (
+	refusedBatches = 3
+	refusedRecords = 50
+)
+
+// ErrRefusedAll is in the error of a window stopped because Splunk refused every alert of
+// several batches in a row.
+var ErrRefusedAll = errors.New("Splunk refused every alert of several batches in a row")
 
 type seqKey struct {
 	seq uint64
@@ -124,6 +145,7 @@ func (p *Pump) confirm(n int, lastTag any, rejected []hec.Rejected, resent int, 
 	if ok && t.gen != p.gen {
 		return // a batch of a window this pump already gave up on
 	}
+	p.stats.Resent += resent // sent again, confirmed or not: Splunk may hold them twice
 	if err != nil || !ok {
 		if err == nil {
 			err = errors.New("a sink confirmed records without their tag")
@@ -134,37 +156,49 @@ func (p *Pump) confirm(n int, lastTag any, rejected []hec.Rejected, resent int, 
 		p.cond.Broadcast()
 		return
 	}
-	if len(rejected) > 0 {
-		if err := p.deadLetter(rejected); err != nil {
-			if p.failed == nil {
-				p.failed = err
-			}
-			p.cond.Broadcast()
-			return
-		}
-		for _, r := range rejected {
-			p.Log.Error("Splunk refused an alert as malformed; it was written to the dead-letter file",
-				"alert_id", r.ID, "hec_code", r.Code, "hec_text", r.Text, "file", p.DeadLetter)
-		}
-		p.stats.Rejected += len(rejected)
-	}
 	last := t.seq
 	first := last - uint64(n) + 1
-	p.confirmed[first] = last
+	p.confirmed[first] = done{last: last, n: n, rejected: rejected}
 	p.tags[last] = t
 	p.stats.Confirmed += n - len(rejected)
-	p.stats.Resent += resent
-	advanced := false
-	for {
-		l, ok := p.confirmed[p.frontier+1]
+	p.advanceLocked()
+	p.cond.Broadcast()
+}
+
+// advanceLocked takes the answered batches in order and moves the frontier over them. A run
+// of refused alerts (from a batch whose last alerts were refused, through batches refused
+// whole) is held back, neither dead-lettered nor committed, until an indexed alert follows
+// (then they were rare bad alerts) or the run turns out systematic.
+func (p *Pump) advanceLocked() {
+	from := p.frontier
+	for !p.halted {
+		d, ok := p.confirmed[p.scanned+1]
 		if !ok {
 			break
 		}
-		delete(p.confirmed, p.frontier+1)
-		p.frontier = l
-		advanced = true
+		delete(p.confirmed, p.scanned+1)
+		p.scanned = d.last
+		if d.n > 0 && len(d.rejected) == d.n {
+			p.held = append(p.held, d)
+			if batches, records := wholeRefused(p.held); batches >= refusedBatches && records >= refusedRecords {
+				p.halted = true
+				p.failed = refusedAll(p.held, batches, records)
+			}
+			continue
+		}
+		// An indexed alert ends the run.
+		if !p.releaseLocked() {
+			break
+		}
+		if d.endsRefused() {
+			p.held = append(p.held, d) // it may start the next run
+			continue
+		}
+		if !p.admitLocked(d) {
+			break
+		}
 	}
-	if advanced {
+	if p.frontier != from {
 		p.stageLocked(p.tags[p.frontier])
 		for s := range p.tags {
 			if s <= p.frontier {
@@ -172,7 +206,79 @@ func (p *Pump) confirm(n int, lastTag any, rejected []hec.Rejected, resent int, 
 			}
 		}
 	}
-	p.cond.Broadcast()
+}
+
+// releaseLocked admits the held batches: Splunk took what followed them, so theirs were rare
+// bad alerts.
+func (p *Pump) releaseLocked() bool {
+	for len(p.held) > 0 {
+		if !p.admitLocked(p.held[0]) {
+			return false
+		}
+		p.held = p.held[1:]
+	}
+	return true
+}
+
+// admitLocked writes a batch's refused alerts to the dead-letter file and moves the frontier
+// over it.
+func (p *Pump) admitLocked(d done) bool {
+	if len(d.rejected) > 0 {
+		if err := p.deadLetter(d.rejected); err != nil {
+			p.failed = err
+			return false
+		}
+		for _, r := range d.rejected {
+			p.Log.Error("Splunk refused an alert as malformed; it was written to the dead-letter file",
+				"alert_id", r.ID, "hec_code", r.Code, "hec_text", r.Text, "file", p.DeadLetter)
+		}
+		p.stats.Rejected += len(d.rejected)
+	}
+	p.frontier = d.last
+	return true
+}
+
+// endLocked is the end of the window's outcomes: batches still held were refused whole but
+// too few to be systematic, so they were rare bad alerts.
+func (p *Pump) endLocked() {
+	if p.failed != nil || len(p.held) == 0 {
+		return
+	}
+	if p.releaseLocked() {
+		p.stageLocked(p.tags[p.frontier])
+	}
+}
+
+// endsRefused reports whether the batch's last alert was refused.
+func (d done) endsRefused() bool {
+	for _, r := range d.rejected {
+		if r.Index == d.n-1 {
+			return true
+		}
+	}
+	return false
+}
+
+// wholeRefused counts the held batches refused whole, and their alerts.
+func wholeRefused(held []done) (batches, records int) {
+	for _, d := range held {
+		if len(d.rejected) == d.n {
+			batches++
+			records += d.n
+		}
+	}
+	return batches, records
+}
+
+// refusedAll says what Splunk refused and what to check.
+func refusedAll(held []done, batches, records int) error {
+	r := held[len(held)-1].rejected[0]
+	return fmt.Errorf("%w: it refused all %d alerts of the last %d batches as malformed (for example alert %s: HEC code %d %q). "+
+		"That is not a rare bad alert, so delivery stops instead of filling the dead-letter file. Check for a proxy or gateway "+
+		"between this host and HEC that alters request bodies, and the index, sourcetype, source and host settings (Splunk may "+
+		"refuse one of them, or the token may not allow it). These alerts were not written to the dead-letter file and the "+
+		"checkpoint stays before them: they are sent again once the cause is fixed",
+		ErrRefusedAll, records, batches, r.ID, r.Code, r.Text)
 }
 
 // stageLocked records the state up to the frontier as the one to save next.
@@ -343,8 +449,9 @@ func (p *Pump) window(ctx context.Context, st *checkpoint.State, w checkpoint.Wi
 	p.mu.Lock()
 	p.gen++
 	gen := p.gen
-	p.nextSeq, p.frontier = 1, 0
-	p.confirmed, p.tags = map[uint64]uint64{}, map[uint64]*tag{}
+	p.nextSeq, p.frontier, p.scanned = 1, 0, 0
+	p.confirmed, p.tags = map[uint64]done{}, map[uint64]*tag{}
+	p.held, p.halted = nil, false
 	p.failed, p.saveErr = nil, nil
 	p.win = &checkpoint.Window{From: w.From, To: w.To, Position: w.Position}
 	p.prior = st.Delivered
@@ -379,14 +486,20 @@ func (p *Pump) window(ctx context.Context, st *checkpoint.State, w checkpoint.Wi
 		case <-sendCtx.Done():
 		}
 	}()
-	// A failed delivery stops the reading.
+	// A failed delivery stops the reading, and the sending too: the window ends with the
+	// failure, so nothing more may wait for the sink (a batch waiting for its turn would start
+	// its own give-up time).
 	go func() {
 		p.mu.Lock()
 		for p.failed == nil && p.saveErr == nil && readCtx.Err() == nil {
 			p.cond.Wait()
 		}
+		failed := p.failed != nil || p.saveErr != nil
 		p.mu.Unlock()
 		stopRead()
+		if failed {
+			stopSend()
+		}
 	}()
 	// Wake the watcher when reading ends (the deferred stopRead guarantees it does).
 	context.AfterFunc(readCtx, func() { p.mu.Lock(); p.cond.Broadcast(); p.mu.Unlock() })
@@ -416,8 +529,11 @@ func (p *Pump) window(ctx context.Context, st *checkpoint.State, w checkpoint.Wi
 	// Wait for every record handed on to be confirmed, or for a failure.
 	p.mu.Lock()
 	last := p.nextSeq - 1
-	for p.frontier < last && p.failed == nil && sendCtx.Err() == nil {
+	for p.scanned < last && p.failed == nil && sendCtx.Err() == nil {
 		p.cond.Wait()
+	}
+	if p.scanned == last {
+		p.endLocked()
 	}
 	for p.saving {
 		p.cond.Wait()

@@ -163,7 +163,9 @@ func TestHECDownThenBackLosesNothing(t *testing.T) {
 func TestLostAcksAreResent(t *testing.T) {
 	r := newRig(t, true, 3000)
 	r.hec.SetFailures(0, 0, 0, 0.2)
-	st, err := r.drain(context.Background(), func(c *hec.Config) { c.AckTimeout = 200 * time.Millisecond })
+	// With a give-up time, as in run --once: without one, a batch whose ack is lost four times
+	// in a row (about one in 600) fails, for the daemon to run again.
+	st, err := r.drain(context.Background(), func(c *hec.Config) { c.AckTimeout = 200 * time.Millisecond; c.GiveUpAfter = time.Minute })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +266,7 @@ func TestStaleOutcomeIgnored(t *testing.T) {
 	p := &Pump{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}
 	p.cond = newCond(p)
 	p.gen, p.frontier = 2, 0
-	p.confirmed, p.tags = map[uint64]uint64{}, map[uint64]*tag{}
+	p.confirmed, p.tags = map[uint64]done{}, map[uint64]*tag{}
 	p.win = &checkpoint.Window{}
 	b := &hec.Batch{Tag: &tag{gen: 1, seq: 5}}
 	p.Outcome(hec.Outcome{Batch: b})

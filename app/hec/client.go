@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	gzip "github.com/klauspost/compress/gzip"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 // Rejected is a record Splunk refused as malformed, whole, for the caller's dead-letter file.
 type Rejected struct {
 	ID       string // the record's ID
+	Index    int    // the record's place in its batch, from 0
 	Envelope []byte // the whole envelope as sent
 	Code     int    // HEC's code (413 for a record too large for the server)
 	Text     string // HEC's text
@@ -108,6 +110,9 @@ func New(cfg Config) (*Client, error) {
 	if c.hc, err = newHTTPClient(&c.cfg); err != nil {
 		return nil, err
 	}
+	for _, ep := range c.eps {
+		ep.withJar(c.hc)
+	}
 	c.enc = NewEncoder(cfg.Host, cfg.Source, cfg.Sourcetype, cfg.Index)
 	c.sem = make(chan struct{}, cfg.MaxInFlight)
 	level := cfg.GzipLevel
@@ -192,23 +197,56 @@ func (c *Client) setFatal(err error) {
 	c.mu.Unlock()
 }
 
+// ErrNoAck is in the error of a batch whose indexer acknowledgement never came.
+var ErrNoAck = errors.New("no indexer acknowledgement came")
+
+// maxAckResends is how often a batch is sent again after its ack did not come before the
+// URL is set aside and, without GiveUpAfter, the batch fails: acks that never come mostly
+// mean a load balancer that does not keep a channel on one indexer, or a HEC that restarted,
+// and every re-send may index the batch once more.
+const maxAckResends = 3
+
+// errGaveUp ends a batch's context when GiveUpAfter has passed.
+var errGaveUp = errors.New("give-up time reached")
+
+// delivery is one batch on its way.
+type delivery struct {
+	out       *Outcome
+	start     time.Time
+	ackMisses int   // sends whose ack did not come
+	last      error // the latest reason the batch is not yet delivered
+}
+
 // deliver sends a batch until every record is confirmed or delivery fails.
 func (c *Client) deliver(ctx context.Context, b *Batch) Outcome {
 	out := Outcome{Batch: b}
-	start := time.Now()
+	d := &delivery{out: &out, start: time.Now()}
+	bctx := ctx
+	if c.cfg.GiveUpAfter > 0 {
+		var cancel context.CancelFunc
+		bctx, cancel = context.WithTimeoutCause(ctx, c.cfg.GiveUpAfter, errGaveUp)
+		defer cancel()
+	}
 	parts := []part{{b, 0, b.Len()}}
 	for len(parts) > 0 {
 		p := parts[0]
 		parts = parts[1:]
-		more, err := c.sendPart(ctx, p, &out, start)
+		more, err := c.sendPart(bctx, d, p)
 		if err != nil {
+			if ctx.Err() == nil && errors.Is(context.Cause(bctx), errGaveUp) {
+				last := d.last
+				if last == nil {
+					last = err
+				}
+				err = fmt.Errorf("HEC delivery gave up after %v: %w", c.cfg.GiveUpAfter, last)
+			}
 			out.Err = err
 			return out
 		}
 		parts = append(more, parts...)
 	}
 	if on, _ := c.AcksOn(); on && c.cfg.Ack != AckOff {
-		out.AckLatency = time.Since(start)
+		out.AckLatency = time.Since(d.start)
 	}
 	c.count(func(s *Stats) {
 		if out.AckLatency > 0 {
@@ -226,7 +264,8 @@ func (c *Client) deliver(ctx context.Context, b *Batch) Outcome {
 
 // sendPart sends records [p.lo, p.hi) until they are confirmed, rejected or split; it returns
 // the parts still to send.
-func (c *Client) sendPart(ctx context.Context, p part, out *Outcome, start time.Time) ([]part, error) {
+func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, error) {
+	out := d.out
 	body, err := c.compress(p.body())
 	if err != nil {
 		return nil, err
@@ -261,14 +300,25 @@ func (c *Client) sendPart(ctx context.Context, p part, out *Outcome, start time.
 			}
 			acked, err := c.waitAck(ctx, ep, *r.AckID)
 			if err != nil {
+				d.last = c.noAck(ep, d.ackMisses+1)
 				return nil, err
 			}
 			if acked {
 				return nil, nil
 			}
 			// Still not acknowledged after AckTimeout: the data may be lost; send it again.
+			d.ackMisses++
+			d.last = c.noAck(ep, d.ackMisses)
+			c.count(func(s *Stats) { s.AckTimeouts++ })
+			if d.ackMisses > maxAckResends {
+				// Sending again to where acks never come only indexes the batch again.
+				c.setAside(i, c.cfg.SetAside)
+				if c.cfg.GiveUpAfter == 0 {
+					return nil, d.last
+				}
+			}
 			out.Resent += p.n()
-			c.count(func(s *Stats) { s.AckTimeouts++; s.Retries++ })
+			c.count(func(s *Stats) { s.Retries++ })
 			continue
 		}
 		herr.URL = ep.display
@@ -277,12 +327,10 @@ func (c *Client) sendPart(ctx context.Context, p part, out *Outcome, start time.
 			if mayHaveIndexed(herr) {
 				out.Resent += p.n()
 			}
+			d.last = herr
 			c.setAside(i, herr.RetryAfter)
 			c.count(func(s *Stats) { s.Retries++ })
-			if c.cfg.GiveUpAfter > 0 && time.Since(start) > c.cfg.GiveUpAfter {
-				return nil, fmt.Errorf("HEC delivery gave up after %v: %w", c.cfg.GiveUpAfter, herr)
-			}
-			continue
+			continue // the batch's context ends the retries at GiveUpAfter
 		case Partial:
 			k := *r.InvalidAt
 			if k < 0 || k >= p.n() {
@@ -312,13 +360,30 @@ func (c *Client) isolate(p part, out *Outcome, herr *Error) []part {
 	return []part{{p.b, p.lo, mid}, {p.b, mid, p.hi}}
 }
 
+// noAck is the error of a batch whose ack did not come after sends sends to ep.
+func (c *Client) noAck(ep *endpoint, sends int) *Error {
+	return &Error{Kind: Retry, URL: ep.display, Code: -1,
+		Err: fmt.Errorf("%w for a batch sent %d time%s (ack timeout %v)", ErrNoAck, sends, plural(sends), c.cfg.AckTimeout),
+		Hint: "the batch is not committed and will be sent again, so it may be indexed more than once. " +
+			"Check that the load balancer in front of HEC keeps each client on one indexer (sticky sessions by cookie: " +
+			"a channel's acks are known only to the indexer that took its data), and whether HEC restarted or " +
+			"dropped idle channels (ack state is kept in memory and lost then)"}
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
 func (c *Client) reject(b *Batch, i int, herr *Error) Rejected {
 	code, text := herr.Code, herr.Text
 	if herr.Kind == TooLarge {
 		code, text = 413, "the record alone is larger than the HEC server accepts (max_content_length)"
 	}
 	env := bytes.TrimRight(b.record(i), "\n")
-	return Rejected{ID: b.ids[i], Envelope: append([]byte(nil), env...), Code: code, Text: text}
+	return Rejected{ID: b.ids[i], Index: i, Envelope: append([]byte(nil), env...), Code: code, Text: text}
 }
 
 // mayHaveIndexed tells a lost reply (the request may have arrived) from a refused connection.
@@ -424,7 +489,7 @@ func (c *Client) post(ctx context.Context, ep *endpoint, body []byte) (reply, *E
 		req.Header.Set("Content-Encoding", "gzip")
 	}
 	c.count(func(s *Stats) { s.Requests++; s.BytesSent += int64(len(body)) })
-	resp, err := c.hc.Do(req)
+	resp, err := ep.do(req)
 	if err != nil {
 		return reply{}, &Error{Kind: Retry, URL: ep.display, Code: -1, Err: cleanURLError(err)}
 	}
@@ -558,7 +623,7 @@ func (c *Client) queryAcks(ctx context.Context, ep *endpoint, ids []int64) ([]in
 	}
 	c.headers(req, ep)
 	c.count(func(s *Stats) { s.AckPolls++ })
-	resp, err := c.hc.Do(req)
+	resp, err := ep.do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -568,11 +633,20 @@ func (c *Client) queryAcks(ctx context.Context, ep *endpoint, ids []int64) ([]in
 		herr.URL = ep.display
 		return nil, herr
 	}
+	// A reply for a few ack ids is small: read no more than any other reply.
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxReply+1))
+	if err != nil {
+		return nil, &Error{Kind: Retry, URL: ep.display, Status: resp.StatusCode, Code: -1, Err: err}
+	}
+	if len(raw) > maxReply {
+		return nil, &Error{Kind: Retry, URL: ep.display, Status: resp.StatusCode, Code: -1,
+			Err: fmt.Errorf("the ack reply is larger than %d bytes, far more than its ids need; it was not read", maxReply)}
+	}
 	var r struct {
 		Acks map[string]bool `json:"acks"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return nil, err
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, &Error{Kind: Retry, URL: ep.display, Status: resp.StatusCode, Code: -1, Err: fmt.Errorf("the ack reply is not HEC's: %w", err)}
 	}
 	var done []int64
 	for k, ok := range r.Acks {

@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"ta-defender-alerts/app/netaddr"
@@ -57,8 +59,10 @@ type Config struct {
 	BackoffMax     time.Duration // default 30s
 	SetAside       time.Duration // how long a failing URL rests, at most; default 30s
 	RequestTimeout time.Duration // default 60s
-	// GiveUpAfter bounds how long one batch may keep failing with retryable errors before
-	// delivery fails; 0 retries until the context ends (the daemon: nothing is dropped).
+	// GiveUpAfter bounds how long one batch may take, whatever holds it (retryable errors, a
+	// URL set aside, an ack that does not come): then delivery fails. 0 means no bound (the
+	// daemon: a batch whose ack does not come after three re-sends fails instead, so that the
+	// caller says so and tries again later).
 	GiveUpAfter time.Duration
 
 	Sleep func(ctx context.Context, d time.Duration) error // tests may inject
@@ -73,7 +77,7 @@ type FieldError struct {
 
 func (e *FieldError) Error() string {
 	if e.Value != "" {
-		return fmt.Sprintf("%s %q %s", e.Field, e.Value, e.Msg)
+		return fmt.Sprintf("%s %q %s", e.Field, clip(e.Value), e.Msg)
 	}
 	return e.Field + " " + e.Msg
 }
@@ -85,6 +89,14 @@ type endpoint struct {
 	health  string // …/services/collector/health
 	display string // for messages
 	channel string // this client's channel on that server
+	// hc shares the client's transport but has this URL's own cookie jar: a load balancer
+	// that pins a channel to an indexer by cookie gets its cookie back on every send and ack
+	// poll, even when two URLs share a host name (cookies ignore ports).
+	hc *http.Client
+	// gate lets one request at a time go until one has been answered, so that requests sent
+	// at once at start-up do not each get a different indexer (and cookie) from a balancer.
+	gate   chan struct{}
+	primed atomic.Bool
 }
 
 // parseURL accepts a base URL or the full endpoint URL.
@@ -116,7 +128,31 @@ func parseURL(raw string) (*endpoint, []string, error) {
 		health:  base + "/services/collector/health",
 		display: u.Scheme + "://" + u.Host,
 		channel: newGUID(),
+		gate:    make(chan struct{}, 1),
 	}, warn, nil
+}
+
+// withJar gives ep its own cookie jar on the shared transport.
+func (ep *endpoint) withJar(hc *http.Client) {
+	jar, _ := cookiejar.New(nil) // cannot fail without options
+	ep.hc = &http.Client{Transport: hc.Transport, Timeout: hc.Timeout, Jar: jar}
+}
+
+// do sends req through ep's client. Until ep has answered once, requests go one at a time.
+func (ep *endpoint) do(req *http.Request) (*http.Response, error) {
+	if !ep.primed.Load() {
+		select {
+		case ep.gate <- struct{}{}:
+		case <-req.Context().Done():
+			return nil, req.Context().Err()
+		}
+		defer func() { <-ep.gate }()
+	}
+	resp, err := ep.hc.Do(req)
+	if err == nil {
+		ep.primed.Store(true)
+	}
+	return resp, err
 }
 
 // newGUID makes a random (version 4) GUID for a request channel.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Kind says what the sender does about a reply.
@@ -79,9 +80,12 @@ func IsFatal(err error) bool {
 	return errors.As(err, &he) && he.Kind == Fatal
 }
 
+// maxReply bounds what is read of any HEC reply: HEC's own replies are a few hundred bytes.
+const maxReply = 1 << 20
+
 // readReply reads and classifies a reply to an event or ack request.
 func readReply(resp *http.Response, index string) (reply, *Error) {
-	body, rerr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxReply))
 	r := reply{status: resp.StatusCode, Code: -1}
 	if json.Unmarshal(body, &r) != nil {
 		r.Code, r.bodyUnknown = -1, true
@@ -90,7 +94,7 @@ func readReply(resp *http.Response, index string) (reply, *Error) {
 	r.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
 	e := &Error{Status: resp.StatusCode, Code: r.Code, Text: printable(r.Text), RetryAfter: r.retryAfter}
 	if r.bodyUnknown && resp.StatusCode != http.StatusOK {
-		e.Text = printable(strings.TrimSpace(string(body[:min(len(body), 200)])))
+		e.Text = printable(string(body[:min(len(body), 4*maxText)]))
 	}
 	switch s := resp.StatusCode; {
 	case s == http.StatusOK:
@@ -165,11 +169,35 @@ func parseRetryAfter(v string) time.Duration {
 	return 0
 }
 
+// maxText is how much of a remote message an error quotes, in characters.
+const maxText = 200
+
+// printable makes remote text (HEC's "text", a proxy's body) safe for a log line or a
+// terminal: invalid UTF-8 becomes U+FFFD, line breaks and tabs become single spaces, other
+// control and formatting characters (terminal escapes, C1 controls, bidirectional overrides)
+// are removed, and the result is cut to maxText characters.
 func printable(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
 			return ' '
+		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r):
+			return -1
 		}
 		return r
 	}, s)
+	return clip(strings.Join(strings.Fields(s), " "))
+}
+
+// clip cuts s to maxText characters, marking the cut.
+func clip(s string) string {
+	n := 0
+	for i := range s {
+		if n == maxText {
+			return s[:i] + "…"
+		}
+		n++
+	}
+	return s
 }

@@ -28,7 +28,7 @@ func (c *Client) Health(ctx context.Context) []Health {
 			out = append(out, h)
 			continue
 		}
-		resp, err := c.hc.Do(req)
+		resp, err := ep.do(req)
 		if err != nil {
 			h.Err = &Error{Kind: Retry, URL: ep.display, Code: -1, Err: cleanURLError(err),
 				Hint: "HEC does not answer: check the URL and port, that HEC is enabled, and the network"}
@@ -54,7 +54,7 @@ func (c *Client) Health(ctx context.Context) []Health {
 			continue
 		}
 		c.headers(req, ep)
-		resp, err = c.hc.Do(req)
+		resp, err = ep.do(req)
 		if err != nil {
 			h.Err = &Error{Kind: Retry, URL: ep.display, Code: -1, Err: cleanURLError(err)}
 			out = append(out, h)

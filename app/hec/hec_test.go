@@ -286,7 +286,13 @@ func TestFaultsLoseNothing(t *testing.T) {
 		t.Run(fmt.Sprint("ack ", ack), func(t *testing.T) {
 			srv := newHEC(t, hectest.Options{Ack: ack, Seed: 9})
 			srv.SetFailures(0.10, 0.05, 0.05, 0.05)
-			c := newClient(t, func(c *hec.Config) { c.BatchBytes = 32 << 10; c.AckTimeout = 300 * time.Millisecond }, srv.URL)
+			// A give-up time, as in run --once: without one, a batch whose ack is lost four times
+			// in a row fails (for the daemon to try again later), which this test does not do.
+			c := newClient(t, func(c *hec.Config) {
+				c.BatchBytes = 32 << 10
+				c.AckTimeout = 300 * time.Millisecond
+				c.GiveUpAfter = time.Minute
+			}, srv.URL)
 			res := send(t, c, 5000, 1500)
 			rej, resent, errs := res.sum()
 			st := srv.Stats()

@@ -2,7 +2,9 @@
 // is faithful to shared/docs/splunk.md: the Splunk token scheme and its codes, gzip,
 // concatenated JSON, partial batches (objects before a bad one are indexed), channels that
 // acks require, read-once ack ids from 0 per channel, and switchable failures: busy replies,
-// dropped connections, replies lost after indexing, acks that come late or never, 413.
+// dropped connections, replies lost after indexing, acks that come late or never, 413. With
+// Sticky it stands behind a load balancer that pins a client to one indexer by cookie: ack
+// state lives on that indexer only, as on a real cluster.
 // It records what was indexed so that tests can compare.
 package hectest
 
@@ -20,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,7 +38,18 @@ type Options struct {
 	Key       func(event []byte) string
 	CountOnly bool
 	Seed      uint64
+	// Sticky puts a load balancer in front: it pins a client to an indexer with a cookie
+	// (LBCookie), and a request without it, or with a cookie this balancer did not set, reaches
+	// another indexer, which knows none of the channel's ack ids (they stay false forever).
+	Sticky bool
 }
+
+// LBCookie is the sticky load balancer's cookie.
+const LBCookie = "hec_lb_node"
+
+// nodeSeq numbers indexers across every stand-in of the process, so that one balancer never
+// takes another's cookie for its own.
+var nodeSeq atomic.Int64
 
 // Event is one indexed event.
 type Event struct {
@@ -59,6 +73,7 @@ type Stats struct {
 	LostReply  int // replies lost after indexing
 	AcksLost   int // acks that will never come
 	Partial    int // requests that failed part-way
+	NoCookie   int // Sticky: requests (events and ack polls) without this balancer's cookie
 }
 
 // Server is the stand-in.
@@ -68,7 +83,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	rng      *mrand.Rand
-	channels map[string]*channel
+	channels map[string]*channel // by indexer and channel
+	nodes    map[string]bool     // Sticky: the indexers this balancer has pinned clients to
 	events   []Event
 	counts   map[string]int
 	stats    Stats
@@ -92,7 +108,7 @@ type ackState struct {
 // New starts a stand-in on a loopback port.
 func New(opt Options) *Server {
 	s := &Server{opt: opt, rng: mrand.New(mrand.NewPCG(opt.Seed, 5)), channels: map[string]*channel{}, counts: map[string]int{},
-		stats: Stats{ByStatus: map[int]int{}}}
+		nodes: map[string]bool{}, stats: Stats{ByStatus: map[int]int{}}}
 	mux := http.NewServeMux()
 	for _, p := range []string{"/services/collector", "/services/collector/event", "/services/collector/event/1.0"} {
 		mux.HandleFunc("POST "+p, s.event)
@@ -199,6 +215,7 @@ func (s *Server) auth(w http.ResponseWriter, r *http.Request) (*channel, bool) {
 		s.reply(w, 403, msg{Text: "Token disabled", Code: 1})
 		return nil, false
 	}
+	node := s.route(w, r)
 	ch := r.Header.Get("X-Splunk-Request-Channel")
 	if ch == "" {
 		ch = r.URL.Query().Get("channel")
@@ -214,12 +231,29 @@ func (s *Server) auth(w http.ResponseWriter, r *http.Request) (*channel, bool) {
 		s.reply(w, 400, msg{Text: "Invalid data channel", Code: 11})
 		return nil, false
 	}
-	c := s.channels[ch]
+	key := node + "/" + ch
+	c := s.channels[key]
 	if c == nil {
 		c = &channel{acks: map[int64]ackState{}}
-		s.channels[ch] = c
+		s.channels[key] = c
 	}
 	return c, true
+}
+
+// route is the sticky load balancer: the indexer named by its cookie, or a new one (with the
+// cookie to come back to it). Without Sticky there is one indexer.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) string {
+	if !s.opt.Sticky {
+		return ""
+	}
+	if c, err := r.Cookie(LBCookie); err == nil && s.nodes[c.Value] {
+		return c.Value
+	}
+	s.stats.NoCookie++
+	node := fmt.Sprintf("indexer-%d", nodeSeq.Add(1))
+	s.nodes[node] = true
+	http.SetCookie(w, &http.Cookie{Name: LBCookie, Value: node, Path: "/", HttpOnly: true})
+	return node
 }
 
 func (s *Server) event(w http.ResponseWriter, r *http.Request) {

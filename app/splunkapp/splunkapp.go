@@ -318,6 +318,10 @@ func copyMap(m map[string]string) map[string]string {
 	return out
 }
 
+// runGiveUp bounds how long a run lets one batch wait for HEC (retries, an ack that does not
+// come): a run is one drain, like run --once, and must end. Tests shrink it.
+var runGiveUp = 5 * time.Minute
+
 // Run is a run of the input: secrets to storage, one drain, exit.
 func Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) int {
 	log := slog.New(modinput.NewLogHandler(stderr, slog.LevelInfo))
@@ -391,6 +395,7 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 	p := &bridge.Pump{Reader: rd, Clock: rd.APITime, Store: store, Log: log, Start: cfg.Start, Overlap: cfg.Overlap,
 		DeadLetter: bridge.DeadLetterPath(in.CheckpointDir, name)}
 	if cfg.Output == "hec" {
+		cfg.HEC.GiveUpAfter = runGiveUp
 		hc, err := hec.New(cfg.HEC)
 		if err != nil {
 			return config.Rename(err, nil, nil)
@@ -407,7 +412,7 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 	log.Info("run starting", "version", version.Version, "output", cfg.Output, "api", rd.Endpoints().API.String(), "checkpoint", store.Path())
 	// Within its run the input rides out what clears by itself (throttling, expired tokens,
 	// 5xx, HEC busy or down) and stops at once for what needs a fix.
-	err = bridge.Persist(ctx, log, time.Second, 30*time.Second, p.Drain)
+	err = bridge.Persist(ctx, log, time.Second, 30*time.Second, runGiveUp, p.Drain)
 	s := p.Stats()
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("run failed; the checkpoint holds what was confirmed (%d alerts): %w", s.Confirmed, err)

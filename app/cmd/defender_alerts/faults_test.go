@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -291,4 +293,82 @@ func TestFaultClockOff(t *testing.T) {
 			t.Log(line)
 		})
 	}
+}
+
+// Scenario 7: acks stop coming part-way through run --once (a load balancer that lost its
+// stickiness, a HEC that forgot its channels): the run stops within its give-up time with an
+// error that says what to check, and commits nothing past what was acknowledged: the next
+// run, with acks back, sends every unacknowledged alert again.
+func TestFaultAcksNeverCome(t *testing.T) {
+	started := time.Now()
+	n := pick(3000, 20000)
+	giveUp := time.Duration(pick(5, 30)) * time.Second
+	old := onceGiveUp
+	onceGiveUp = giveUp
+	t.Cleanup(func() { onceGiveUp = old })
+	w := newWorld(t, n, true)
+	w.extra = []string{"DEFENDER_HEC_ACK_TIMEOUT=" + time.Duration(pick(500, 5000)*int(time.Millisecond)).String(), "DEFENDER_HEC_BATCH_BYTES=65536"}
+	// In-process, so that the give-up time can be shrunk.
+	for _, kv := range w.env()[1:] {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "DEFENDER_") {
+			t.Setenv(k, v)
+		}
+	}
+	var stopped time.Time
+	var before map[string]int
+	go func() {
+		for w.hec.Stats().Indexed < n/3 {
+			time.Sleep(time.Millisecond)
+		}
+		before = w.hec.Keys()
+		stopped = time.Now()
+		w.hec.SetFailures(0, 0, 0, 1) // from now on, no ack comes
+	}()
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // a run that never gives up fails the test
+	defer cancel()
+	code := run(ctx, []string{"run", "--once"}, nil, &out, &out)
+	took := time.Since(stopped)
+	if stopped.IsZero() {
+		t.Fatalf("the run ended (exit %d) before acks stopped:\n%s", code, out.String())
+	}
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if took > giveUp+3*time.Second {
+		t.Errorf("the run stopped %v after acks stopped; the give-up time is %v", took, giveUp)
+	}
+	for _, want := range []string{"gave up after " + giveUp.String(), "no indexer acknowledgement", "sticky", "restarted"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the error does not say %q:\n%s", want, lastLines(out.String(), 3))
+		}
+	}
+	// Alerts first indexed while acks were gone were never acknowledged: the next run must
+	// send each of them again.
+	var unacked []string
+	for k := range w.hec.Keys() {
+		if before[k] == 0 {
+			unacked = append(unacked, k)
+		}
+	}
+	w.hec.SetFailures(0, 0, 0, 0)
+	cmd, out2 := w.start(t, "run", "--once")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("the run with acks back: %v\n%s", err, out2)
+	}
+	again := 0
+	for _, k := range unacked {
+		if w.hec.Count(k) >= 2 {
+			again++
+		}
+	}
+	if again != len(unacked) || len(unacked) == 0 {
+		t.Errorf("%d of %d unacknowledged alerts were sent again: the checkpoint moved past the others", again, len(unacked))
+	}
+	report(t, fmt.Sprintf("7 acks never come, gave up in %.1fs", took.Seconds()), w, started)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
 }

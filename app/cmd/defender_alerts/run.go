@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -117,6 +118,10 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// onceGiveUp is how long run --once lets one batch wait for delivery (retries, a URL set
+// aside, an ack that does not come) before it stops with an error. Tests shrink it.
+var onceGiveUp = 5 * time.Minute
+
 // collect is run and run --once.
 func collect(ctx context.Context, once bool, stderr io.Writer) int {
 	cfg, err := config.FromEnv()
@@ -140,7 +145,7 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 		return 2
 	}
 	if once {
-		cfg.HEC.GiveUpAfter = 5 * time.Minute // --once ends with an error rather than waiting forever
+		cfg.HEC.GiveUpAfter = onceGiveUp // --once ends with an error rather than waiting forever
 	}
 	hc, err := hec.New(cfg.HEC)
 	if err != nil {
@@ -201,7 +206,12 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 			}
 			backoff = min(max(2*backoff, 5*time.Second), 10*cfg.Interval)
 			wait = backoff
-			log.Warn("collection failed; will try again", "err", err, "in", wait)
+			if errors.Is(err, hec.ErrNoAck) {
+				// Not a passing outage: someone should look at the load balancer or HEC.
+				log.Error("HEC never acknowledged a batch; it is not committed and will be sent again", "err", err, "in", wait)
+			} else {
+				log.Warn("collection failed; will try again", "err", err, "in", wait)
+			}
 		} else {
 			backoff = 0
 			st := p.Stats()
