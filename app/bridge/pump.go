@@ -408,6 +408,10 @@ func (p *Pump) Drain(ctx context.Context) error {
 			// at the watermark (it re-reads the overlap, and delivers nothing twice).
 			to := now.Truncate(defender.Tick)
 			if to.Before(st.Watermark) {
+				if st.Watermark.Sub(to) > time.Minute {
+					p.Log.Warn("the checkpoint's watermark lies ahead of Microsoft's clock (a host clock that ran ahead before this version followed Microsoft's); it is kept, so alerts updated until Microsoft's clock reaches it may be missed: move the checkpoint's watermark back, or set it aside to start over",
+						"watermark", st.Watermark.Format(time.RFC3339), "microsoft_time", now.Format(time.RFC3339), "checkpoint", p.Store.Path())
+				}
 				to = st.Watermark
 			}
 			w = checkpoint.Window{From: st.Watermark.Add(-p.Overlap), To: to}

@@ -98,7 +98,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	clock := &apiClock{local: cfg.Now}
+	clock := newAPIClock(cfg.Now)
 	hc := &http.Client{Transport: &clockTransport{next: newTransport(proxy, roots), clock: clock}, Timeout: cfg.RequestTimeout}
 	c := &Client{cfg: cfg, ep: ep, hc: hc, clock: clock}
 	tokenHTTP := &http.Client{Transport: hc.Transport, Timeout: time.Minute}

@@ -8,49 +8,69 @@ import (
 )
 
 // apiClock follows Microsoft's clock rather than this host's: every reply from the API or
-// from Entra ID carries a Date header, and the difference between that and the local receipt
-// time is the offset to add to the host's clock. Windows end at Microsoft's "now", so a host
-// clock that is ahead or behind neither skips alerts nor delays them; a Retry-After date and a
+// from Entra ID carries a Date header. Windows end at Microsoft's "now", so a host clock that
+// is ahead or behind neither skips alerts nor delays them; a Retry-After date and a
 // certificate assertion's nbf/exp are reckoned on the same clock.
+//
+// The last Date seen is anchored to the monotonic clock, not to the host's wall clock: if the
+// wall clock is stepped (NTP, an admin) between two replies, Microsoft's time as known here
+// does not jump with it.
 type apiClock struct {
-	local func() time.Time // the host's clock (Config.Now)
+	wall func() time.Time     // the host's wall clock (Config.Now)
+	mono func() time.Duration // a monotonic clock (time since the client was made)
 
 	mu     sync.Mutex
-	offset time.Duration // Microsoft's time minus the host's
+	date   time.Time     // Microsoft's time at the last reply (Date + half a second)
+	dateAt time.Duration // mono() when that reply came
 	known  bool
 }
 
-// observe records the Date header of a reply received at the host's time at. Date has a
-// resolution of a second: the server's time lay somewhere in [Date, Date+1s), so the middle
-// is taken. A host clock within two seconds of that is trusted as it is: the header cannot
-// tell it apart from an exact one, and the host's clock has the finer grain (the window
-// overlap covers far more than the difference).
-func (c *apiClock) observe(h http.Header, at time.Time) {
+func newAPIClock(wall func() time.Time) *apiClock {
+	start := time.Now()
+	return &apiClock{wall: wall, mono: func() time.Duration { return time.Since(start) }}
+}
+
+// observe records the Date header of a reply with the given status. Date has a resolution
+// of a second: the server's time lay somewhere in [Date, Date+1s), so the middle is taken.
+// Replies that may come from a proxy rather than from Microsoft (407, 5xx: a gateway's own
+// error page) are not trusted for the time.
+func (c *apiClock) observe(status int, h http.Header) {
+	if status == http.StatusProxyAuthRequired || status >= 500 {
+		return
+	}
 	d, err := http.ParseTime(h.Get("Date"))
 	if err != nil {
 		return
 	}
-	off := d.Add(500 * time.Millisecond).Sub(at)
-	if off.Abs() <= trustHost {
-		off = 0
-	}
+	at := c.mono()
 	c.mu.Lock()
-	c.offset, c.known = off, true
+	c.date, c.dateAt, c.known = d.Add(500*time.Millisecond), at, true
 	c.mu.Unlock()
 }
 
-// now is Microsoft's time as best known: the host's until a reply has been seen.
+// now is Microsoft's time as best known: the last Date plus the monotonic time since. A host
+// wall clock within two seconds of that is used as it is: the header cannot tell it apart
+// from an exact one, and the host's clock has the finer grain (the window overlap covers far
+// more than the difference). Until a reply has been seen, it is the host's clock.
 func (c *apiClock) now() time.Time {
+	host := c.wall()
 	c.mu.Lock()
-	off := c.offset
+	date, at, known := c.date, c.dateAt, c.known
 	c.mu.Unlock()
-	return c.local().Add(off)
+	if !known {
+		return host
+	}
+	est := date.Add(c.mono() - at)
+	if d := host.Sub(est); d >= -trustHost && d <= trustHost {
+		return host
+	}
+	return est
 }
 
-func (c *apiClock) skew() (time.Duration, bool) {
+func (c *apiClock) seen() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.offset, c.known
+	return c.known
 }
 
 // trustHost is how far the host's clock may be from Microsoft's and still be used as it is.
@@ -65,7 +85,7 @@ type clockTransport struct {
 func (t *clockTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(r)
 	if err == nil {
-		t.clock.observe(resp.Header, t.clock.local())
+		t.clock.observe(resp.StatusCode, resp.Header)
 	}
 	return resp, err
 }
@@ -77,7 +97,7 @@ func (c *Client) Now() time.Time { return c.clock.now() }
 // APITime returns Microsoft's current time. Until any reply has been seen it asks Entra ID
 // for a token, whose reply carries the time; if no reply says the time, it is the host's.
 func (c *Client) APITime(ctx context.Context) (time.Time, error) {
-	if _, ok := c.clock.skew(); !ok {
+	if !c.clock.seen() {
 		if _, _, err := c.tokens.Token(ctx); err != nil {
 			return time.Time{}, err
 		}

@@ -153,8 +153,8 @@ func secretFetcher(ep Endpoints, clientID, secret string, hc *http.Client) fetch
 func certFetcher(ep Endpoints, clientID string, cert *Certificate, hc *http.Client, clock *apiClock) fetchFunc {
 	return func(ctx context.Context) (*oauth2.Token, error) {
 		for try := 0; ; try++ {
-			before, _ := clock.skew()
-			assertion, err := cert.assertion(clientID, ep.TokenURL, clock.now())
+			signedAt := clock.now()
+			assertion, err := cert.assertion(clientID, ep.TokenURL, signedAt)
 			if err != nil {
 				return nil, err
 			}
@@ -172,8 +172,8 @@ func certFetcher(ep Endpoints, clientID string, cert *Certificate, hc *http.Clie
 			if err == nil || try > 0 {
 				return tok, err
 			}
-			after, _ := clock.skew()
-			if te := tokenErrorFrom(err); te.Code != 700024 || (after-before).Abs() < 30*time.Second {
+			// Worth a second try only if Entra ID's reply moved the clock noticeably.
+			if te := tokenErrorFrom(err); te.Code != 700024 || clock.now().Sub(signedAt).Abs() < 30*time.Second {
 				return tok, err
 			}
 		}
