@@ -205,3 +205,21 @@ func TestIsPart(t *testing.T) {
 		}
 	}
 }
+
+// A proxy URL with credentials goes to storage whether or not it parses: a password with an
+// unescaped '%', '#', '/' or '?' must not stay in inputs.conf because url.Parse chokes on it.
+func TestProxyCredentialsAreSecretEvenUnparsed(t *testing.T) {
+	for _, v := range []string{
+		"http://alice:p%ss@proxy:3128", "http://alice:p#ss@proxy:3128", "http://alice:p/ss@proxy:3128",
+		"http://alice:p?ss@proxy:3128", "http://alice:secret@proxy:3128", "alice:pw@proxy:3128",
+	} {
+		if !isSecret("proxy_url", v) {
+			t.Errorf("isSecret(proxy_url, %q) = false: the password would stay in inputs.conf", v)
+		}
+	}
+	for _, v := range []string{"http://proxy:3128", ""} {
+		if isSecret("proxy_url", v) {
+			t.Errorf("isSecret(proxy_url, %q) = true, want false", v)
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -22,6 +21,7 @@ import (
 	"ta-defender-alerts/app/defender"
 	"ta-defender-alerts/app/hec"
 	"ta-defender-alerts/app/modinput"
+	"ta-defender-alerts/app/netaddr"
 	"ta-defender-alerts/app/secret"
 	"ta-defender-alerts/app/splunkd"
 	"ta-defender-alerts/app/version"
@@ -96,12 +96,9 @@ func isSecret(field, v string) bool {
 	case "certificate":
 		return strings.HasPrefix(strings.TrimSpace(v), "-----BEGIN")
 	case "proxy_url":
-		u, err := url.Parse(v)
-		if err != nil {
-			return false
-		}
-		_, has := u.User.Password()
-		return has
+		// Any user part is stored, decided on the string: a password with an unescaped '%',
+		// '#', '/' or '?' does not parse, and must not stay in inputs.conf for that.
+		return netaddr.RedactURL(v) != v
 	}
 	return v != ""
 }
