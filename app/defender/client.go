@@ -42,6 +42,10 @@ type Config struct {
 	BackoffInitial   time.Duration // default 1s
 	BackoffMax       time.Duration // default 60s
 	RequestTimeout   time.Duration // whole call including the body, default 5m
+	// GiveUpAfter, if set, bounds how long one call may go on retrying and waiting (throttling,
+	// Retry-After, back-off) before it fails with its last error: run --once and a modular
+	// input run must end. 0: no bound beyond MaxAttempts and MaxThrottleWaits (the daemon).
+	GiveUpAfter time.Duration
 	UserAgent        string
 
 	// Now is the clock for windows and token lifetimes; default time.Now. Tests inject one.
@@ -224,6 +228,11 @@ func (c *Client) get(ctx context.Context, rawQuery string, handle func(body io.R
 	bo.RandomizationFactor = 0.5
 	bo.Reset()
 	attempts, throttles, renew := 0, 0, false
+	began := time.Now()
+	// giveUp reports whether waiting d more would pass GiveUpAfter.
+	giveUp := func(d time.Duration) bool {
+		return c.cfg.GiveUpAfter > 0 && time.Since(began)+d > c.cfg.GiveUpAfter
+	}
 	for {
 		tok, err := c.try(ctx, rawQuery, handle, renew)
 		if err == nil {
@@ -262,6 +271,9 @@ func (c *Client) get(ctx context.Context, rawQuery string, handle func(body io.R
 			} else if c.cfg.OnRetryAfter != nil {
 				c.cfg.OnRetryAfter(ae.Status, ae.RetryAfterAsked, wait)
 			}
+			if giveUp(wait) {
+				return fmt.Errorf("reading alerts: gave up after %v (the give-up time is %v): %w", time.Since(began).Round(time.Second), c.cfg.GiveUpAfter, err)
+			}
 			c.lim.Block(wait)
 		case Transient:
 			attempts++
@@ -275,6 +287,9 @@ func (c *Client) get(ctx context.Context, rawQuery string, handle func(body io.R
 				if c.cfg.OnRetryAfter != nil {
 					c.cfg.OnRetryAfter(ae.Status, ae.RetryAfterAsked, wait)
 				}
+			}
+			if giveUp(wait) {
+				return fmt.Errorf("reading alerts: gave up after %v (the give-up time is %v): %w", time.Since(began).Round(time.Second), c.cfg.GiveUpAfter, err)
 			}
 			c.count(func(s *Stats) { s.Retries++ })
 			if err := c.cfg.Sleep(ctx, wait); err != nil {

@@ -735,3 +735,21 @@ func TestFreshTokenRefusedIsPermanent(t *testing.T) {
 		t.Errorf("401s %d, tokens %d: want one renewal (2 and 2)", st.ByStatus[401], st.TokensIssued)
 	}
 }
+
+// A give-up time bounds one call's retries and waits: an API that throttles with an hour's
+// Retry-After ends a run --once (or a modular input run) at its give-up time, not after 30
+// hour-long waits.
+func TestGiveUpBoundsThrottling(t *testing.T) {
+	srv := newServer(t, defendertest.Options{})
+	srv.AddAlerts(10, spread(time.Now(), 10))
+	srv.Throttle(100, time.Hour)
+	c := newClient(t, srv, func(c *defender.Config) { c.GiveUpAfter = 300 * time.Millisecond })
+	begun := time.Now()
+	_, err := c.Probe(context.Background(), time.Now())
+	if err == nil || !strings.Contains(err.Error(), "gave up after") || defender.ErrorKind(err) != defender.Throttled {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(begun); d > 5*time.Second {
+		t.Errorf("gave up after %v", d)
+	}
+}

@@ -380,6 +380,7 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 		return err
 	}
 	cfg.Defender.OnRetryAfter = bridge.LogRetryAfter(log)
+	cfg.Defender.GiveUpAfter = runGiveUp // a run must end, a throttled read too
 	rd, err := defender.New(cfg.Defender)
 	if err != nil {
 		return config.Rename(err, nil, nil)

@@ -139,6 +139,9 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 		}
 	}
 	cfg.Defender.OnRetryAfter = bridge.LogRetryAfter(log)
+	if once {
+		cfg.Defender.GiveUpAfter = onceGiveUp // a throttled read ends too
+	}
 	rd, err := defender.New(cfg.Defender)
 	if err != nil {
 		log.Error("configuration", "err", config.Rename(err, config.DefenderVars, config.HECVars))
