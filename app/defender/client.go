@@ -46,7 +46,7 @@ type Config struct {
 	// Retry-After, back-off) before it fails with its last error: run --once and a modular
 	// input run must end. 0: no bound beyond MaxAttempts and MaxThrottleWaits (the daemon).
 	GiveUpAfter time.Duration
-	UserAgent        string
+	UserAgent   string
 
 	// Now is the clock for windows and token lifetimes; default time.Now. Tests inject one.
 	Now func() time.Time
