@@ -1,7 +1,8 @@
 // Package defendertest is a stand-in for the Defender for Endpoint Alert API and its Entra ID
 // token endpoints, for tests and the demo. It is faithful to shared/docs/defender-api.md,
 // including what the real service rejects and how it fails: token expiry, 100/minute and
-// 1,500/hour quotas with 429 + Retry-After, pages newest first, alerts that change while a
+// 1,500/hour quotas with 429 + Retry-After, pages in one of several orders (newest
+// lastUpdateTime first by default; the real API documents none), alerts that change while a
 // client pages and versions that become visible late, 500s and cut-off bodies.
 package defendertest
 
@@ -21,15 +22,38 @@ import (
 	"time"
 )
 
-// Order is how the stand-in orders a page.
+// Order is how the stand-in orders the versions a query selects, before $skip and $top cut
+// the page out of them. The real API documents no order, so a client must be complete under
+// every one of these.
 type Order int
 
 const (
-	NewestFirst     Order = iota // what the real API does; ties in a stable order
-	NewestFirstTies              // newest first, ties in a new random order on every call
-	OldestFirst
-	Shuffled
+	NewestFirst        Order = iota // newest lastUpdateTime first, ties in a stable order (the default)
+	NewestFirstTies                 // newest lastUpdateTime first, ties in a new random order on every call
+	OldestFirst                     // oldest lastUpdateTime first
+	Shuffled                        // no stable order: a new random order on every call
+	NewestCreatedFirst              // newest alertCreationTime first, ties in a stable order
+	IDOrder                         // by id, ascending (alert ids begin with their creation ticks)
 )
+
+var orderNames = []string{"lastupdate", "lastupdate-ties", "oldest", "shuffled", "created", "id"}
+
+func (o Order) String() string {
+	if int(o) < len(orderNames) {
+		return orderNames[o]
+	}
+	return fmt.Sprintf("Order(%d)", int(o))
+}
+
+// ParseOrder reads an order by its String name (for flags).
+func ParseOrder(s string) (Order, error) {
+	for i, n := range orderNames {
+		if n == s {
+			return Order(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown order %q (want one of %s)", s, strings.Join(orderNames, ", "))
+}
 
 // Options configure a stand-in. Zero values take the real service's behaviour.
 type Options struct {
@@ -71,6 +95,7 @@ type Server struct {
 	blocked time.Time   // a 429 told the client to wait until then
 
 	order          Order
+	ignoreSkip     bool
 	fail500        float64
 	cutRate        float64
 	stallRate      float64
@@ -264,8 +289,13 @@ func (s *Server) Current(t time.Time) map[string]Version {
 
 // --- adversity ---
 
-// SetOrder sets the page order (NewestFirst is the real API's).
+// SetOrder sets the order the pages are cut from (NewestFirst by default; the real API
+// documents none).
 func (s *Server) SetOrder(o Order) { s.mu.Lock(); s.order = o; s.mu.Unlock() }
+
+// IgnoreSkip makes the API answer every query as if $skip were 0 (a broken server: no client
+// can prove a group larger than a page complete through it, and must say so).
+func (s *Server) IgnoreSkip(on bool) { s.mu.Lock(); s.ignoreSkip = on; s.mu.Unlock() }
 
 // SetFailures makes this share of API calls fail with 500, and this share cut their body off.
 func (s *Server) SetFailures(rate500, rateCut float64) {
@@ -504,6 +534,13 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, now time.Time) (i
 		sort.SliceStable(page, func(i, j int) bool { return page[i].v.LastUpdate.Before(page[j].v.LastUpdate) })
 	case Shuffled:
 		s.rng.Shuffle(len(page), func(i, j int) { page[i], page[j] = page[j], page[i] })
+	case NewestCreatedFirst:
+		sort.SliceStable(page, func(i, j int) bool { return page[i].a.created.After(page[j].a.created) })
+	case IDOrder:
+		sort.SliceStable(page, func(i, j int) bool { return page[i].a.id < page[j].a.id })
+	}
+	if s.ignoreSkip {
+		q.skip = 0
 	}
 	if q.skip >= len(page) {
 		page = nil
