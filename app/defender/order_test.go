@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -281,5 +282,48 @@ func TestOldPositionFormatResumes(t *testing.T) {
 	}
 	if len(seen) != 3000 || dups != 0 {
 		t.Errorf("read %d distinct with %d repeats, want 3000 and 0", len(seen), dups)
+	}
+}
+
+// A resumed drain drops what the saved progress covers only while the reply comes in the
+// order that progress rested on. Here the API lists by creation time and its first page looked
+// newest-updated first; the drain stopped after two alerts. By the resume, updates have made
+// the page short, so no probe checks it: the old alert updated into the range above the saved
+// bound comes after a lower time, and must still be read.
+func TestResumeWithShortReplyInAnotherOrder(t *testing.T) {
+	srv := newServer(t, defendertest.Options{})
+	now := time.Now().UTC().Truncate(time.Second)
+	// a (oldest), b, c, d: created ten minutes apart; a was updated between c and d.
+	ids := srv.AddAlerts(4, func(i int) time.Time { return now.Add(-time.Hour).Add(time.Duration(i) * 10 * time.Minute) })
+	a, b, d := ids[0], ids[1], ids[3]
+	srv.UpdateAt([]string{a}, now.Add(-time.Hour).Add(25*time.Minute))
+	srv.SetOrder(defendertest.NewestCreatedFirst)
+	from, to := now.Add(-2*time.Hour), now.Add(-time.Minute)
+	c := newClient(t, srv, func(c *defender.Config) { c.PageSize = 3 })
+	var saved defender.Position
+	var got []string
+	errStop := errors.New("crash")
+	_, err := c.ReadWindow(context.Background(), defender.Window{From: from, To: to}, func(al defender.Alert, p *defender.Progress) error {
+		got = append(got, al.ID)
+		saved = p.Position()
+		if len(got) == 2 {
+			return errStop
+		}
+		return nil
+	})
+	if !errors.Is(err, errStop) || len(got) != 2 || got[0] != d {
+		t.Fatalf("first run: %v, read %v", err, got)
+	}
+	// b and d change: their new versions lie beyond the window, which now holds c and a only.
+	srv.UpdateAt([]string{b, d}, now)
+	_, err = c.ReadWindow(context.Background(), defender.Window{From: from, To: to, Resume: &saved}, func(al defender.Alert, _ *defender.Progress) error {
+		got = append(got, al.ID)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(got, a) {
+		t.Errorf("the updated old alert %s was never read: %v", a, got)
 	}
 }

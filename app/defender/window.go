@@ -785,8 +785,11 @@ func (d *drain) byLastUpdate(ctx context.Context) (bool, error) {
 	r, err := d.read(ctx, base, 0, d.inPage, trackAt)
 	trusted := d.trusted
 	d.trustAt, d.trusted = nil, false
-	if err != nil || r.n < d.size {
-		return err == nil, err // a short page held the rest of the window
+	if err != nil {
+		return false, err
+	}
+	if r.n < d.size {
+		return true, nil // a short page held the rest of the window
 	}
 	if len(d.items) == 0 {
 		return false, errIgnoresFilter()
@@ -891,8 +894,11 @@ func (d *drain) byKey(ctx context.Context) (bool, error) {
 	r, err := d.read(ctx, base, 0, in, trackKey)
 	trusted := d.trusted
 	d.trustKey, d.trusted = nil, false
-	if err != nil || r.n < d.size {
-		return err == nil, err
+	if err != nil {
+		return false, err
+	}
+	if r.n < d.size {
+		return true, nil
 	}
 	if len(d.items) == 0 {
 		return false, errIgnoresFilter()
