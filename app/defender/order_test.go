@@ -48,17 +48,12 @@ func TestSixAlertsInAnyOrder(t *testing.T) {
 }
 
 // backlog makes n alerts created over three days, and gives a tenth of them a second version
-// at a random later time (an analyst's update), so that creation order and lastUpdateTime
-// order differ as they do in a real tenant.
+// at a later time (an analyst's update), so that creation order and lastUpdateTime order
+// differ as they do in a real tenant.
 func backlog(srv *defendertest.Server, now time.Time, n int) {
 	span := 72 * time.Hour
-	ids := srv.AddAlerts(n, func(i int) time.Time { return now.Add(-span).Add(time.Duration(i) * span / time.Duration(n)) })
-	for i := 0; i < n; i += 10 {
-		created := now.Add(-span).Add(time.Duration(i) * span / time.Duration(n))
-		// A deterministic spread of update times between creation and now.
-		frac := float64((i*7919)%1000) / 1000
-		srv.UpdateAt(ids[i:i+1], created.Add(time.Duration(frac*float64(now.Sub(created)))))
-	}
+	srv.AddAlerts(n, func(i int) time.Time { return now.Add(-span).Add(time.Duration(i) * span / time.Duration(n)) })
+	srv.Revisit(10, now.Add(-time.Second))
 }
 
 // The cost of completeness, at the default page size: with lastUpdateTime order one probe per

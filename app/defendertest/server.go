@@ -225,6 +225,30 @@ func (s *Server) UpdateAt(ids []string, t time.Time) {
 	s.changes++
 }
 
+// Revisit gives every k-th alert (by age) a new version stamped at a time spread between its
+// creation and until, as analysts' later updates do: creation order (and id order) then
+// differ from lastUpdateTime order, as in a real tenant.
+func (s *Server) Revisit(k int, until time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	until = until.UTC().Truncate(100 * time.Nanosecond)
+	for i := 0; i < len(s.alerts); i += k {
+		a := s.alerts[i]
+		last := a.versions[len(a.versions)-1].LastUpdate
+		if !until.After(last) {
+			continue
+		}
+		frac := float64((i*7919)%1000) / 1000
+		t := last.Add(time.Duration(frac * float64(until.Sub(last)))).Truncate(100 * time.Nanosecond)
+		if !t.After(last) {
+			t = last.Add(100 * time.Nanosecond)
+		}
+		a.versions = append(a.versions, Version{LastUpdate: t, VisibleAt: t.Add(s.delayLocked()), Status: "Resolved"})
+		s.stats.Updates++
+	}
+	s.changes++
+}
+
 // StartUpdates updates perSecond random alerts a second (real time) until the returned stop.
 func (s *Server) StartUpdates(perSecond int) (stop func()) {
 	done := make(chan struct{})
