@@ -116,10 +116,31 @@ type AlertVersion struct {
 
 // MarshalJSON writes ["id","time"].
 func (v AlertVersion) MarshalJSON() ([]byte, error) {
-	b := strconv.AppendQuote([]byte{'['}, v.ID)
+	b := make([]byte, 0, len(v.ID)+40)
+	b = append(b, '[')
+	if plainASCII(v.ID) { // alert ids are; anything else takes the careful path
+		b = append(b, '"')
+		b = append(b, v.ID...)
+		b = append(b, '"')
+	} else {
+		q, err := json.Marshal(v.ID)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, q...)
+	}
 	b = append(b, ',', '"')
 	b = v.LastUpdate.UTC().AppendFormat(b, time.RFC3339Nano)
 	return append(b, '"', ']'), nil
+}
+
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // UnmarshalJSON reads ["id","time"].
