@@ -115,23 +115,37 @@ type AlertVersion struct {
 }
 
 // MarshalJSON writes ["id","time"].
-func (v AlertVersion) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, len(v.ID)+40)
+func (v AlertVersion) MarshalJSON() ([]byte, error) { return v.appendJSON(nil), nil }
+
+func (v AlertVersion) appendJSON(b []byte) []byte {
 	b = append(b, '[')
-	if plainASCII(v.ID) { // alert ids are; anything else takes the careful path
-		b = append(b, '"')
-		b = append(b, v.ID...)
-		b = append(b, '"')
-	} else {
-		q, err := json.Marshal(v.ID)
-		if err != nil {
-			return nil, err
-		}
-		b = append(b, q...)
+	b = appendJSONString(b, v.ID)
+	b = append(b, ',')
+	b = appendTimeJSON(b, v.LastUpdate)
+	return append(b, ']')
+}
+
+// Versions is a list of versions, written in one piece: a pump saves a position after every
+// confirmed batch, and inside a tie group or an unordered window the list is long.
+type Versions []AlertVersion
+
+// MarshalJSON writes [["id","time"],…].
+func (vs Versions) MarshalJSON() ([]byte, error) {
+	if vs == nil {
+		return []byte("null"), nil
 	}
-	b = append(b, ',', '"')
-	b = v.LastUpdate.UTC().AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"', ']'), nil
+	return vs.appendJSON(make([]byte, 0, 2+len(vs)*64)), nil
+}
+
+func (vs Versions) appendJSON(b []byte) []byte {
+	b = append(b, '[')
+	for i, v := range vs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = v.appendJSON(b)
+	}
+	return append(b, ']')
 }
 
 func plainASCII(s string) bool {
@@ -168,12 +182,108 @@ func (v *AlertVersion) UnmarshalJSON(b []byte) error {
 // The format only grew: a position written before Tie, Key, KeyAt and Handed existed (Page
 // and At) reads and resumes as it did.
 type Position struct {
-	Page   Cursor         `json:"page"`
-	At     Cursor         `json:"at"`
-	Tie    *Cursor        `json:"tie,omitempty"`
-	Key    *KeyCursor     `json:"key,omitempty"`
-	KeyAt  *KeyCursor     `json:"key_at,omitempty"`
-	Handed []AlertVersion `json:"handed,omitempty"`
+	Page   Cursor     `json:"page"`
+	At     Cursor     `json:"at"`
+	Tie    *Cursor    `json:"tie,omitempty"`
+	Key    *KeyCursor `json:"key,omitempty"`
+	KeyAt  *KeyCursor `json:"key_at,omitempty"`
+	Handed Versions   `json:"handed,omitempty"`
+}
+
+// MarshalJSON writes the position as AppendJSON does.
+func (p Position) MarshalJSON() ([]byte, error) { return p.AppendJSON(nil), nil }
+
+// AppendJSON appends the position's JSON to b, the same document encoding/json would write
+// but without reflection or a second pass: a pump saves a position after every confirmed
+// batch, and inside a tie group or an unordered window it lists thousands of versions.
+func (p Position) AppendJSON(b []byte) []byte {
+	b = append(b, `{"page":`...)
+	b = p.Page.appendJSON(b)
+	b = append(b, `,"at":`...)
+	b = p.At.appendJSON(b)
+	if p.Tie != nil {
+		b = append(b, `,"tie":`...)
+		b = p.Tie.appendJSON(b)
+	}
+	if p.Key != nil {
+		b = append(b, `,"key":`...)
+		b = p.Key.appendJSON(b)
+	}
+	if p.KeyAt != nil {
+		b = append(b, `,"key_at":`...)
+		b = p.KeyAt.appendJSON(b)
+	}
+	if len(p.Handed) > 0 {
+		b = append(b, `,"handed":`...)
+		b = p.Handed.appendJSON(b)
+	}
+	return append(b, '}')
+}
+
+func (c Cursor) appendJSON(b []byte) []byte {
+	b = append(b, `{"upper":`...)
+	b = appendTimeJSON(b, c.Upper)
+	if c.Inclusive {
+		b = append(b, `,"inclusive":true`...)
+	}
+	if len(c.Done) > 0 {
+		b = append(b, `,"done":`...)
+		b = appendStrings(b, c.Done)
+	}
+	return append(b, '}')
+}
+
+func (k *KeyCursor) appendJSON(b []byte) []byte {
+	b = append(b, `{"key":`...)
+	b = appendJSONString(b, k.Key)
+	if k.Asc {
+		b = append(b, `,"asc":true`...)
+	}
+	if !k.Time.IsZero() {
+		b = append(b, `,"time":`...)
+		b = appendTimeJSON(b, k.Time)
+	}
+	if k.ID != "" {
+		b = append(b, `,"id":`...)
+		b = appendJSONString(b, k.ID)
+	}
+	if k.Inclusive {
+		b = append(b, `,"inclusive":true`...)
+	}
+	if len(k.Done) > 0 {
+		b = append(b, `,"done":`...)
+		b = appendStrings(b, k.Done)
+	}
+	return append(b, '}')
+}
+
+func appendTimeJSON(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
+func appendStrings(b []byte, ss []string) []byte {
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, s)
+	}
+	return append(b, ']')
+}
+
+// appendJSONString quotes s as encoding/json does (alert ids are plain ASCII; anything else
+// takes the careful path).
+func appendJSONString(b []byte, s string) []byte {
+	if !plainASCII(s) {
+		q, _ := json.Marshal(s) // a string always encodes
+		return append(b, q...)
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // Progress lets a handler take a Position that includes the alert it was just given.
@@ -254,7 +364,7 @@ type drain struct {
 	at    Cursor
 	keyAt *KeyCursor // set when key is
 	// handed lists versions handed on that nothing above covers (Position.Handed).
-	handed []AlertVersion
+	handed Versions
 	shared bool // a Position holds views of at, keyAt or handed: replace their lists, never reuse
 
 	// The first page of a resumed drain drops what the checkpoint's At or KeyAt covers.
@@ -392,7 +502,7 @@ func (d *drain) commit() {
 		}
 	}
 	d.pageKeys = d.pageKeys[:0]
-	handed := make([]AlertVersion, 0, len(d.seen))
+	handed := make(Versions, 0, len(d.seen))
 	for k, created := range d.seen {
 		if d.proven(k.id, k.t, created) {
 			delete(d.seen, k)
