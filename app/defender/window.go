@@ -738,8 +738,8 @@ func (d *drain) read(ctx context.Context, filter string, skip int, in func(it it
 		}
 		r = reply{}
 		d.items = d.items[:0]
-		clear(d.replyIDs)
 		inOrder := true
+		mapped := false // replyIDs holds the ids of d.items
 		n, err := d.dec.decode(body, func(raw []byte, f fields) error {
 			it := item{id: f.id, lut: f.lut.UnixNano()}
 			if !f.created.IsZero() {
@@ -747,13 +747,6 @@ func (d *drain) read(ctx context.Context, filter string, skip int, in func(it it
 			}
 			if !in(it) {
 				return nil // outside the query's range: a later query owns it
-			}
-			if _, dup := d.replyIDs[f.id]; dup {
-				return nil
-			}
-			d.replyIDs[f.id] = struct{}{}
-			if it.created == 0 {
-				r.noCreated = true
 			}
 			if inOrder && len(d.items) > 0 {
 				prev := d.items[len(d.items)-1]
@@ -763,6 +756,35 @@ func (d *drain) read(ctx context.Context, filter string, skip int, in func(it it
 				case trackKey:
 					inOrder = !ahead(d.key.Key, d.key.Asc, it, prev)
 				}
+			}
+			// A version the reply already held is not counted or handed on twice. While the
+			// reply is newest first, a repeat sits among the last few at the same time.
+			if !mapped && tr == trackAt && inOrder {
+				for i, k := len(d.items)-1, 0; i >= 0 && d.items[i].lut == it.lut; i, k = i-1, k+1 {
+					if d.items[i].id == it.id {
+						return nil
+					}
+					if k == 16 {
+						mapped = true
+						break
+					}
+				}
+			} else if !mapped {
+				mapped = true
+			}
+			if mapped {
+				if len(d.replyIDs) == 0 {
+					for _, x := range d.items {
+						d.replyIDs[x.id] = struct{}{}
+					}
+				}
+				if _, dup := d.replyIDs[it.id]; dup {
+					return nil
+				}
+				d.replyIDs[it.id] = struct{}{}
+			}
+			if it.created == 0 {
+				r.noCreated = true
 			}
 			d.items = append(d.items, it)
 			progress := false
@@ -797,6 +819,7 @@ func (d *drain) read(ctx context.Context, filter string, skip int, in func(it it
 			return d.handOn(raw, f.id, f.lut, it.created, progress)
 		})
 		r.n = n
+		clear(d.replyIDs)
 		return err
 	})
 	if err == nil {
@@ -848,9 +871,11 @@ func (d *drain) advanceKey(it item) {
 // page's progress cursor covers it.
 func (d *drain) handOn(raw []byte, id string, t time.Time, created int64, progress bool) error {
 	k := keyOf(id, t)
-	if _, ok := d.seen[k]; ok {
-		d.st.Repeats++
-		return nil
+	if len(d.seen) > 0 {
+		if _, ok := d.seen[k]; ok {
+			d.st.Repeats++
+			return nil
+		}
 	}
 	if d.w.Delivered != nil && d.w.Delivered(id, t) {
 		d.st.Delivered++

@@ -524,7 +524,8 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, now time.Time) (i
 	}
 	tnow := s.opt.Now()
 	var page []item
-	if s.order == NewestFirst && !s.anyDelays && onlyLastUpdate(q) {
+	indexed := s.order == NewestFirst && !s.anyDelays && onlyLastUpdate(q)
+	if indexed {
 		// Large backlogs: answer from a sorted index instead of scanning and sorting.
 		if s.sorted == nil || s.sortedAt != s.changes {
 			s.sorted = s.sorted[:0]
@@ -550,7 +551,9 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, now time.Time) (i
 	}
 	switch s.order {
 	case NewestFirst:
-		sort.SliceStable(page, func(i, j int) bool { return page[i].v.LastUpdate.After(page[j].v.LastUpdate) })
+		if !indexed { // the index is in this order already
+			sort.SliceStable(page, func(i, j int) bool { return page[i].v.LastUpdate.After(page[j].v.LastUpdate) })
+		}
 	case NewestFirstTies:
 		s.rng.Shuffle(len(page), func(i, j int) { page[i], page[j] = page[j], page[i] })
 		sort.SliceStable(page, func(i, j int) bool { return page[i].v.LastUpdate.After(page[j].v.LastUpdate) })
