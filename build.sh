@@ -136,12 +136,15 @@ package_check() {
 }
 
 # bench runs the binary as a user would against the stand-ins in their own process, beside the
-# raw relay, and prints the table (BENCH_SIZES, default 10000,100000,1000000).
+# raw relay, and prints the table (BENCH_SIZES, default 10000,100000,1000000); then the same
+# against each API list order (BENCH_ORDERS at BENCH_ORDER_SIZES; BENCH_ORDERS= skips them).
 bench() {
   build
   go build -trimpath -o bin/standin ./app/cmd/standin
   go build -trimpath -o bin/rawrelay ./app/cmd/rawrelay
-  go run ./app/cmd/benchrun -bin bin -sizes "${BENCH_SIZES:-10000,100000,1000000}" ${BENCH_OUT:+-out "$BENCH_OUT"}
+  go run ./app/cmd/benchrun -bin bin -sizes "${BENCH_SIZES:-10000,100000,1000000}" \
+    -orders "${BENCH_ORDERS-lastupdate,created,id,shuffled}" -order-sizes "${BENCH_ORDER_SIZES:-25000,100000}" \
+    ${BENCH_OUT:+-out "$BENCH_OUT"}
 }
 
 # faults runs the full fault suite against the real binary; each scenario prints one line.
@@ -184,7 +187,7 @@ case "${1:-build}" in
     echo "  demo   builds, then runs the collector against a simulated tenant and Splunk (~25 s)"
     echo "  package  writes dist/TA-defender-alerts-<version>.tgz (the Splunk app, three binaries)"
     echo "  test   gofmt check, go vet, go test -race (every test), then build"
-    echo "  bench  the end-to-end benchmark: the binary vs a raw relay, 10k/100k/1M alerts, acks on/off"
+    echo "  bench  the end-to-end benchmark: the binary vs a raw relay, 10k/100k/1M alerts, acks on/off; each API list order"
     echo "  gobench  the Go micro-benchmarks (decoding, encoding + gzip, HEC over loopback)"
     echo "  faults   the full fault suite (SIGKILLs, HEC and API failures, a live tenant, an unwritable state folder)"
     echo "  fuzz   runs every fuzz target for FUZZTIME (default 30s) each"

@@ -65,10 +65,11 @@ type Pump struct {
 	stats     Stats
 
 	win     *checkpoint.Window
-	prior   []checkpoint.Key // delivered keys from earlier windows (lut >= window start)
-	recent  []seqKey         // keys handed on in this window, inside the next overlap
-	floor   time.Time        // next window's start: keys below it are not kept
-	dirty   bool             // a newer confirmed state awaits saving
+	pos     *defender.Position // the reader's position up to the frontier, for the next save
+	prior   []checkpoint.Key   // delivered keys from earlier windows (lut >= window start)
+	recent  []seqKey           // keys handed on in this window, inside the next overlap
+	floor   time.Time          // next window's start: keys below it are not kept
+	dirty   bool               // a newer confirmed state awaits saving
 	saving  bool
 	saveErr error
 
@@ -281,10 +282,11 @@ func refusedAll(held []done, batches, records int) error {
 		ErrRefusedAll, records, batches, r.ID, r.Code, r.Text)
 }
 
-// stageLocked records the state up to the frontier as the one to save next.
+// stageLocked records the state up to the frontier as the one to save next. The position is
+// encoded when it is saved: positions staged while a save runs are never encoded (inside a
+// tie group or an unordered window they list versions, and can be large).
 func (p *Pump) stageLocked(t *tag) {
-	pos, _ := json.Marshal(t.pos)
-	p.win.Position = pos
+	p.pos = &t.pos
 	p.dirty = true
 	if !p.saving {
 		p.saving = true
@@ -334,6 +336,9 @@ func (p *Pump) stateLocked(done bool) *checkpoint.State {
 		st.Watermark = p.win.To
 	} else {
 		w := *p.win
+		if p.pos != nil {
+			w.Position = p.pos.AppendJSON(nil)
+		}
 		st.Window = &w
 	}
 	return st
@@ -458,6 +463,7 @@ func (p *Pump) window(ctx context.Context, st *checkpoint.State, w checkpoint.Wi
 	p.held, p.halted = nil, false
 	p.failed, p.saveErr = nil, nil
 	p.win = &checkpoint.Window{From: w.From, To: w.To, Position: w.Position}
+	p.pos = nil
 	p.prior = st.Delivered
 	p.recent = p.recent[:0]
 	p.floor = w.To.Add(-p.Overlap)

@@ -1,7 +1,8 @@
 // Package defendertest is a stand-in for the Defender for Endpoint Alert API and its Entra ID
 // token endpoints, for tests and the demo. It is faithful to shared/docs/defender-api.md,
 // including what the real service rejects and how it fails: token expiry, 100/minute and
-// 1,500/hour quotas with 429 + Retry-After, pages newest first, alerts that change while a
+// 1,500/hour quotas with 429 + Retry-After, pages in one of several orders (newest
+// lastUpdateTime first by default; the real API documents none), alerts that change while a
 // client pages and versions that become visible late, 500s and cut-off bodies.
 package defendertest
 
@@ -21,15 +22,38 @@ import (
 	"time"
 )
 
-// Order is how the stand-in orders a page.
+// Order is how the stand-in orders the versions a query selects, before $skip and $top cut
+// the page out of them. The real API documents no order, so a client must be complete under
+// every one of these.
 type Order int
 
 const (
-	NewestFirst     Order = iota // what the real API does; ties in a stable order
-	NewestFirstTies              // newest first, ties in a new random order on every call
-	OldestFirst
-	Shuffled
+	NewestFirst        Order = iota // newest lastUpdateTime first, ties in a stable order (the default)
+	NewestFirstTies                 // newest lastUpdateTime first, ties in a new random order on every call
+	OldestFirst                     // oldest lastUpdateTime first
+	Shuffled                        // no stable order: a new random order on every call
+	NewestCreatedFirst              // newest alertCreationTime first, ties in a stable order
+	IDOrder                         // by id, ascending (alert ids begin with their creation ticks)
 )
+
+var orderNames = []string{"lastupdate", "lastupdate-ties", "oldest", "shuffled", "created", "id"}
+
+func (o Order) String() string {
+	if int(o) < len(orderNames) {
+		return orderNames[o]
+	}
+	return fmt.Sprintf("Order(%d)", int(o))
+}
+
+// ParseOrder reads an order by its String name (for flags).
+func ParseOrder(s string) (Order, error) {
+	for i, n := range orderNames {
+		if n == s {
+			return Order(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown order %q (want one of %s)", s, strings.Join(orderNames, ", "))
+}
 
 // Options configure a stand-in. Zero values take the real service's behaviour.
 type Options struct {
@@ -75,6 +99,7 @@ type Server struct {
 	blocked time.Time   // a 429 told the client to wait until then
 
 	order          Order
+	ignoreSkip     bool
 	fail500        float64
 	cutRate        float64
 	stallRate      float64
@@ -212,6 +237,30 @@ func (s *Server) UpdateAt(ids []string, t time.Time) {
 	s.changes++
 }
 
+// Revisit gives every k-th alert (by age) a new version stamped at a time spread between its
+// creation and until, as analysts' later updates do: creation order (and id order) then
+// differ from lastUpdateTime order, as in a real tenant.
+func (s *Server) Revisit(k int, until time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	until = until.UTC().Truncate(100 * time.Nanosecond)
+	for i := 0; i < len(s.alerts); i += k {
+		a := s.alerts[i]
+		last := a.versions[len(a.versions)-1].LastUpdate
+		if !until.After(last) {
+			continue
+		}
+		frac := float64((i*7919)%1000) / 1000
+		t := last.Add(time.Duration(frac * float64(until.Sub(last)))).Truncate(100 * time.Nanosecond)
+		if !t.After(last) {
+			t = last.Add(100 * time.Nanosecond)
+		}
+		a.versions = append(a.versions, Version{LastUpdate: t, VisibleAt: t.Add(s.delayLocked()), Status: "Resolved"})
+		s.stats.Updates++
+	}
+	s.changes++
+}
+
 // StartUpdates updates perSecond random alerts a second (real time) until the returned stop.
 func (s *Server) StartUpdates(perSecond int) (stop func()) {
 	done := make(chan struct{})
@@ -276,8 +325,13 @@ func (s *Server) Current(t time.Time) map[string]Version {
 
 // --- adversity ---
 
-// SetOrder sets the page order (NewestFirst is the real API's).
+// SetOrder sets the order the pages are cut from (NewestFirst by default; the real API
+// documents none).
 func (s *Server) SetOrder(o Order) { s.mu.Lock(); s.order = o; s.mu.Unlock() }
+
+// IgnoreSkip makes the API answer every query as if $skip were 0 (a broken server: no client
+// can prove a group larger than a page complete through it, and must say so).
+func (s *Server) IgnoreSkip(on bool) { s.mu.Lock(); s.ignoreSkip = on; s.mu.Unlock() }
 
 // SetFailures makes this share of API calls fail with 500, and this share cut their body off.
 func (s *Server) SetFailures(rate500, rateCut float64) {
@@ -493,7 +547,8 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, now time.Time) (i
 	}
 	tnow := s.opt.Now()
 	var page []item
-	if s.order == NewestFirst && !s.anyDelays && onlyLastUpdate(q) {
+	indexed := s.order == NewestFirst && !s.anyDelays && onlyLastUpdate(q)
+	if indexed {
 		// Large backlogs: answer from a sorted index instead of scanning and sorting.
 		if s.sorted == nil || s.sortedAt != s.changes {
 			s.sorted = s.sorted[:0]
@@ -519,7 +574,9 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, now time.Time) (i
 	}
 	switch s.order {
 	case NewestFirst:
-		sort.SliceStable(page, func(i, j int) bool { return page[i].v.LastUpdate.After(page[j].v.LastUpdate) })
+		if !indexed { // the index is in this order already
+			sort.SliceStable(page, func(i, j int) bool { return page[i].v.LastUpdate.After(page[j].v.LastUpdate) })
+		}
 	case NewestFirstTies:
 		s.rng.Shuffle(len(page), func(i, j int) { page[i], page[j] = page[j], page[i] })
 		sort.SliceStable(page, func(i, j int) bool { return page[i].v.LastUpdate.After(page[j].v.LastUpdate) })
@@ -527,6 +584,13 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, now time.Time) (i
 		sort.SliceStable(page, func(i, j int) bool { return page[i].v.LastUpdate.Before(page[j].v.LastUpdate) })
 	case Shuffled:
 		s.rng.Shuffle(len(page), func(i, j int) { page[i], page[j] = page[j], page[i] })
+	case NewestCreatedFirst:
+		sort.SliceStable(page, func(i, j int) bool { return page[i].a.created.After(page[j].a.created) })
+	case IDOrder:
+		sort.SliceStable(page, func(i, j int) bool { return page[i].a.id < page[j].a.id })
+	}
+	if s.ignoreSkip {
+		q.skip = 0
 	}
 	if q.skip >= len(page) {
 		page = nil

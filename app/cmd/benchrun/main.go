@@ -26,8 +26,8 @@ type standin struct {
 	urls struct{ API, HEC, Control string }
 }
 
-func startStandin(bin string, n int, ack bool) (*standin, error) {
-	s := &standin{cmd: exec.Command(bin, "-alerts", strconv.Itoa(n), "-ack="+strconv.FormatBool(ack))}
+func startStandin(bin string, n int, ack bool, extra ...string) (*standin, error) {
+	s := &standin{cmd: exec.Command(bin, append([]string{"-alerts", strconv.Itoa(n), "-ack=" + strconv.FormatBool(ack)}, extra...)...)}
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -127,6 +127,8 @@ func main() {
 	bin := flag.String("bin", "bin", "folder with defender_alerts, standin and rawrelay")
 	out := flag.String("out", "", "also write the table to this Markdown file")
 	inFlight := flag.String("in-flight", "1", "DEFENDER_HEC_MAX_IN_FLIGHT for the product")
+	orders := flag.String("orders", "", "also run these API list orders (stand-in names: lastupdate, created, id, shuffled, …), acks off")
+	orderSizes := flag.String("order-sizes", "25000,100000", "backlog sizes for -orders")
 	flag.Parse()
 	var rows []row
 	for _, f := range strings.Split(*sizes, ",") {
@@ -180,10 +182,18 @@ func main() {
 	}
 	table := render(rows)
 	fmt.Print(table)
+	var orderTable string
+	if *orders != "" {
+		orderTable = renderOrders(runOrders(*bin, *orders, *orderSizes, *inFlight))
+		fmt.Print("\n" + orderTable)
+	}
 	if *out != "" {
 		host, _ := os.Hostname()
 		doc := "# Benchmarks\n\nFrom `./build.sh bench` (`app/cmd/benchrun`): `bin/defender_alerts run --once` against the Defender and HEC stand-ins in a process of their own on loopback (quotas lifted, alerts of 2–5 KB with evidence, `lastUpdateTime` spread over 3 days, made on demand), and the raw relay (`app/cmd/rawrelay`: fetch, split, wrap, gzip, post; no checkpoint, retries, limiter or acks) on the same data. CPU is user + system time of the product's process alone; peak RSS is its `ru_maxrss`. The stand-ins share the machine's cores, so wall-clock figures depend on them; CPU per alert is the figure to compare.\n\n" +
 			fmt.Sprintf("Machine: %s, %d cores (%s), %s/%s, %s, %s. One batch in flight (the default).\n\n", cpuModel(), runtime.NumCPU(), host, runtime.GOOS, runtime.GOARCH, runtime.Version(), time.Now().UTC().Format("2006-01-02")) + table
+		if orderTable != "" {
+			doc += "\n" + ordersIntro + orderTable
+		}
 		if err := os.WriteFile(*out, []byte(doc), 0o644); err != nil {
 			fail(err)
 		}
@@ -198,6 +208,71 @@ func render(rows []row) string {
 		fmt.Fprintf(&b, "| %d | %s | %.0f | %.1f | %.1f | %.2f | %.1f | %.1f | %.2f× | %.1f | %d (%d) | %d | %d |\n",
 			r.n, r.mode, r.alertsPerS, r.mbPerS, r.m.wall.Seconds(), r.m.cpu.Seconds(), r.usPA, r.relayCPUPerAlert, r.ratio,
 			float64(r.m.rssKiB)/1024, r.calls, r.minCalls, r.hecReqs, r.dups)
+	}
+	return b.String()
+}
+
+// ordersIntro heads the table of list orders in the -out document.
+const ordersIntro = `## The API's list order
+
+The Alert API documents no order for its pages, so the client proves each full page with a
+count probe (` + "`$skip=k&$top=1`" + ` on the range the page covered) and, when the API lists by
+something else, pages along the key a probe confirms or bisects the window (README, "How alerts
+are read"). The same run against the stand-in listing in each order, at the default page size
+(10,000), with every tenth alert updated later (so that creation order and lastUpdateTime order
+differ), acks off. Minimum calls: one per 10,000 alerts, plus the short page that ends the
+window. Alerts downloaded counts every alert in every reply (probes included); bytes are the
+alert bytes the stand-in sent.
+
+`
+
+type orderRow struct {
+	order                    string
+	n, calls, minCalls, dups int
+	alerts                   int
+	bytes                    float64
+	m                        measure
+}
+
+func runOrders(bin, orders, sizes, inFlight string) []orderRow {
+	var rows []orderRow
+	for _, f := range strings.Split(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			fail(err)
+		}
+		for _, o := range strings.Split(orders, ",") {
+			o = strings.TrimSpace(o)
+			s, err := startStandin(bin+"/standin", n, false, "-order", o, "-revisit", "10")
+			if err != nil {
+				fail(err)
+			}
+			state, _ := os.MkdirTemp("", "bench-state-")
+			m, err := runMeasured(bin+"/defender_alerts", append(env(s, state, false), "DEFENDER_HEC_MAX_IN_FLIGHT="+inFlight), "run", "--once")
+			st, _ := s.stats()
+			s.stop()
+			os.RemoveAll(state)
+			if err != nil {
+				fail(err)
+			}
+			if num(st, "distinct") != n {
+				fail(fmt.Errorf("order %s: delivered %d of %d alerts", o, num(st, "distinct"), n))
+			}
+			rows = append(rows, orderRow{order: o, n: n, calls: num(st, "api_calls"), minCalls: n/10000 + 1,
+				dups: num(st, "duplicates"), alerts: num(st, "api_alerts"), bytes: float64(num(st, "api_bytes")), m: m})
+			fmt.Fprintf(os.Stderr, "done: %d alerts, order %s\n", n, o)
+		}
+	}
+	return rows
+}
+
+func renderOrders(rows []orderRow) string {
+	var b strings.Builder
+	b.WriteString("| order | alerts | API calls (min) | alerts downloaded | API MB | wall s | CPU µs/alert | duplicates |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %s | %d | %d (%d) | %d | %.1f | %.1f | %.1f | %d |\n", r.order, r.n, r.calls, r.minCalls,
+			r.alerts, r.bytes/1e6, r.m.wall.Seconds(), float64(r.m.cpu.Microseconds())/float64(r.n), r.dups)
 	}
 	return b.String()
 }

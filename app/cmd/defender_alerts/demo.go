@@ -28,7 +28,13 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dur := fs.Duration("duration", 20*time.Second, "how long the demo runs")
+	orderName := fs.String("order", "lastupdate", "the simulated API's list order: lastupdate, lastupdate-ties, oldest, shuffled, created or id")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	order, err := defendertest.ParseOrder(*orderName)
+	if err != nil {
+		fmt.Fprintln(stderr, "demo: -order:", err)
 		return 2
 	}
 	const (
@@ -49,6 +55,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	now := time.Now()
 	api.AddAlerts(300, func(i int) time.Time { return now.Add(-6 * time.Hour).Add(time.Duration(i) * 6 * time.Hour / 300) })
 	api.SetVisibilityDelay(func(r *mrand.Rand) time.Duration { return time.Duration(r.Int64N(int64(3 * time.Second))) })
+	api.SetOrder(order)
 	stopUpdates := api.StartUpdates(3)
 	splunk := hectest.New(hectest.Options{Token: "8a3f2b1c-4d5e-6f70-8192-a3b4c5d6e7f8", Ack: true})
 	defer splunk.Close()

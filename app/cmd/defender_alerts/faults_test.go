@@ -372,3 +372,51 @@ func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
 }
+
+// Scenario 8 (issue 9, item 1): the API lists its pages in each order a client may meet (newest lastUpdateTime
+// first, newest alertCreationTime first, by id, no stable order), every tenth alert updated
+// after its creation so that the orders differ. Every version arrives once; the line gives the
+// API calls against the minimum (one per page of alerts, plus the short page that ends the
+// window) and the alert bytes the API sent. The long form runs at the default page size.
+func TestFaultAPIOrders(t *testing.T) {
+	n, page := pick(3000, 25000), pick(500, 10000)
+	for _, order := range []defendertest.Order{defendertest.NewestFirst, defendertest.NewestCreatedFirst, defendertest.IDOrder, defendertest.Shuffled} {
+		t.Run(order.String(), func(t *testing.T) {
+			started := time.Now()
+			w := newWorld(t, n, false)
+			w.api.Revisit(10, time.Now().Add(-time.Second))
+			w.api.SetOrder(order)
+			w.extra = []string{fmt.Sprintf("DEFENDER_PAGE_SIZE=%d", page)}
+			cmd, out := w.start(t, "run", "--once")
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("run: %v\n%s", err, out)
+			}
+			st, hs := w.api.Stats(), w.hec.Stats()
+			expected, missing := len(w.api.Current(time.Now())), w.lost()
+			minCalls := n/page + 1
+			line := fmt.Sprintf("FAULT %-34s expected %7d  delivered %7d  missing %d  duplicates %d  API calls %d (min %d)  %.1f MB (%d alerts)  %5.1fs",
+				"8 API order "+order.String(), expected, expected-missing, missing, hs.Duplicates, st.APICalls, minCalls,
+				float64(st.BytesOut)/1e6, st.AlertsReturned, time.Since(started).Seconds())
+			fmt.Println(line)
+			t.Log(line)
+			if missing > 0 || hs.Duplicates > 0 {
+				t.Errorf("%d alert versions missing, %d duplicates", missing, hs.Duplicates)
+			}
+			// The cost promised: one probe per full page in lastUpdateTime order, at most three
+			// times the minimum in creation or id order; each alert downloaded about once.
+			switch order {
+			case defendertest.NewestFirst:
+				if max := minCalls + n/page; st.APICalls > max {
+					t.Errorf("%d API calls, want at most %d", st.APICalls, max)
+				}
+			case defendertest.NewestCreatedFirst, defendertest.IDOrder:
+				if max := 3 * minCalls; st.APICalls > max {
+					t.Errorf("%d API calls, want at most %d", st.APICalls, max)
+				}
+			}
+			if order != defendertest.Shuffled && st.AlertsReturned > n+n/page+2 {
+				t.Errorf("%d alerts downloaded for %d", st.AlertsReturned, n)
+			}
+		})
+	}
+}

@@ -26,13 +26,24 @@ func main() {
 	client := flag.String("client", "0f9e8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f", "client id")
 	secret := flag.String("secret", "bench-secret", "client secret")
 	token := flag.String("hec-token", "8a3f2b1c-4d5e-6f70-8192-a3b4c5d6e7f8", "HEC token")
+	order := flag.String("order", "lastupdate", "the API's list order: lastupdate, lastupdate-ties, oldest, shuffled, created or id")
+	revisit := flag.Int("revisit", 0, "give every n-th alert a later second version, so that creation and lastUpdateTime orders differ (0: none)")
 	flag.Parse()
+	ord, err := defendertest.ParseOrder(*order)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "standin: -order:", err)
+		os.Exit(2)
+	}
 
 	api := defendertest.New(defendertest.Options{TenantID: *tenant, ClientID: *client, ClientSecret: *secret,
 		PerMinute: 1 << 30, PerHour: 1 << 30, TokenLifetime: time.Hour})
 	now := time.Now()
 	span := time.Duration(*days * 24 * float64(time.Hour))
 	api.AddAlerts(*n, func(i int) time.Time { return now.Add(-span).Add(time.Duration(i) * (span / time.Duration(*n))) })
+	if *revisit > 0 {
+		api.Revisit(*revisit, now)
+	}
+	api.SetOrder(ord)
 	key := func(raw []byte) string {
 		// id@lastUpdateTime without a full decode: the stand-in must not be the bottleneck.
 		var a struct {
@@ -52,7 +63,7 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, _ *http.Request) {
 		a, h := api.Stats(), hec.Stats()
-		_ = json.NewEncoder(w).Encode(map[string]any{"api_calls": a.APICalls, "api_by_status": a.ByStatus, "api_bytes": a.BytesOut,
+		_ = json.NewEncoder(w).Encode(map[string]any{"api_calls": a.APICalls, "api_by_status": a.ByStatus, "api_bytes": a.BytesOut, "api_alerts": a.AlertsReturned,
 			"hec_requests": h.Requests, "indexed": h.Indexed, "distinct": h.Distinct, "duplicates": h.Duplicates})
 	})
 	go func() { _ = http.Serve(ln, mux) }()
