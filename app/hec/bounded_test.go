@@ -348,3 +348,42 @@ func TestRemoteTextIsCleanAndShort(t *testing.T) {
 		})
 	}
 }
+
+// Each reply is classified once: what clears by itself (a proxy's 408 or 425 among them) is
+// retried, what a person must fix is fatal.
+func TestClassifyReplies(t *testing.T) {
+	const busy = `{"text":"Server is busy","code":9}`
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		want   hec.Kind
+	}{
+		{"success", 200, `{"text":"Success","code":0,"ackId":3}`, hec.OK},
+		{"cut-off 200", 200, `{"text":"Succ`, hec.Retry},
+		{"proxy request timeout", 408, "<html>408 Request Time-out</html>", hec.Retry},
+		{"request timeout, no body", 408, "", hec.Retry},
+		{"too early", 425, "", hec.Retry},
+		{"throttled", 429, "", hec.Retry},
+		{"internal error", 500, "", hec.Retry},
+		{"bad gateway", 502, "<html>bad gateway</html>", hec.Retry},
+		{"busy", 503, busy, hec.Retry},
+		{"gateway timeout", 504, "", hec.Retry},
+		{"too large", 413, "", hec.TooLarge},
+		{"partial", 400, `{"text":"Invalid data format","code":6,"invalid-event-number":2}`, hec.Partial},
+		{"malformed", 400, `{"text":"Invalid data format","code":6}`, hec.Malformed},
+		{"wrong index", 400, `{"text":"Incorrect index","code":7,"invalid-event-number":0}`, hec.Fatal},
+		{"bad token", 403, `{"text":"Invalid token","code":4}`, hec.Fatal},
+		{"no token", 401, `{"text":"Token is required","code":2}`, hec.Fatal},
+		{"no HEC here", 404, "", hec.Fatal},
+		{"method not allowed", 405, "", hec.Fatal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _ := hec.ClassifyForTest(tt.status, []byte(tt.body))
+			if got != tt.want {
+				t.Errorf("HTTP %d %q classified %v, want %v", tt.status, tt.body, got, tt.want)
+			}
+		})
+	}
+}
