@@ -96,14 +96,14 @@ func (s *Stream) flushLocked(ctx context.Context) (*Batch, error) {
 		s.timer.Stop()
 		s.timer = nil
 	}
-	if s.err != nil {
-		return nil, s.err
-	}
 	b := s.bt.Flush()
 	if b == nil {
-		return nil, nil
+		return nil, s.err
 	}
 	b.Tag = s.lastTag
+	if s.err != nil {
+		return b, s.err // records queued before the fatal error: their outcome says it
+	}
 	if err := s.submitLocked(ctx, b); err != nil {
 		return b, err
 	}

@@ -302,6 +302,34 @@ func TestStreamRefusedBatchHasAnOutcome(t *testing.T) {
 	}
 }
 
+// After a fatal error (a token HEC refuses), records still queued in the stream get an
+// outcome with that error too, not silence.
+func TestStreamAfterFatalEveryRecordHasAnOutcome(t *testing.T) {
+	srv := newHEC(t, hectest.Options{Token: "11111111-2222-3333-4444-555555555555"})
+	c := newClient(t, func(c *hec.Config) { c.MaxInFlight = 1; c.BatchCount = 1 }, srv.URL)
+	res := &outcomes{ok: map[int]int{}, errs: map[int][]error{}}
+	s := c.NewStream(time.Hour, res.done)
+	bg := context.Background()
+	must(t, s.Add(bg, alert(0, 200), 0))
+	must(t, s.Add(bg, alert(1, 200), 1)) // 0 goes, and HEC refuses the token
+	res.wait(0)
+	if err := s.Add(bg, alert(2, 200), 2); !hec.IsFatal(err) { // 1 cannot go; 2 waits
+		t.Fatalf("Add after the fatal error: %v, want it", err)
+	}
+	if err := s.Flush(bg); !hec.IsFatal(err) { // 2 cannot go either
+		t.Errorf("Flush after the fatal error: %v, want it", err)
+	}
+	res.wait(0, 1, 2)
+	c.Wait()
+	res.mu.Lock()
+	defer res.mu.Unlock()
+	for tag := 0; tag <= 2; tag++ {
+		if res.ok[tag] != 0 || len(res.errs[tag]) != 1 || !hec.IsFatal(res.errs[tag][0]) {
+			t.Errorf("record %d: %d confirmed, errors %v; want one outcome with the fatal error", tag, res.ok[tag], res.errs[tag])
+		}
+	}
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
