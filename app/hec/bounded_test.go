@@ -42,42 +42,124 @@ func sendWithin(t *testing.T, d time.Duration, c *hec.Client, n, size int) (*res
 	return res, time.Since(start)
 }
 
-// An ack that never comes, in the daemon (no give-up time): the batch is re-sent three
-// times, then it fails with an error that says what to check, and its URL is set aside: the
-// caller's next try waits for it (or goes to another URL: re-sends go round the URLs).
+// An ack that never comes, in the daemon (NoAckFails, or no give-up time): the batch is
+// re-sent three times, then it fails with an error that says what to check, and its URL is
+// set aside: the caller's next try waits for it (or goes to another URL: re-sends go round
+// the URLs).
 func TestAckNeverComesSetsURLAside(t *testing.T) {
 	const setAside = time.Second
-	deaf := newHEC(t, hectest.Options{Ack: true})
-	deaf.SetFailures(0, 0, 0, 1) // every ack stays false
-	c := newClient(t, func(c *hec.Config) {
-		c.AckTimeout = 100 * time.Millisecond
-		c.SetAside = setAside
-		c.MaxInFlight = 1
-	}, deaf.URL)
-	res, took := sendWithin(t, 10*time.Second, c, 10, 500)
-	_, _, errs := res.sum()
-	if len(errs) != 1 || !errors.Is(errs[0], hec.ErrNoAck) {
-		t.Fatalf("after %v: errors %v, want one carrying ErrNoAck", took, errs)
+	for _, mode := range []struct {
+		name string
+		mod  func(*hec.Config)
+	}{
+		{"no give-up time", nil},
+		{"give-up time and NoAckFails", func(c *hec.Config) { c.GiveUpAfter, c.NoAckFails = time.Minute, true }},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			deaf := newHEC(t, hectest.Options{Ack: true})
+			deaf.SetFailures(0, 0, 0, 1) // every ack stays false
+			c := newClient(t, func(c *hec.Config) {
+				c.AckTimeout = 100 * time.Millisecond
+				c.SetAside = setAside
+				c.MaxInFlight = 1
+				if mode.mod != nil {
+					mode.mod(c)
+				}
+			}, deaf.URL)
+			res, took := sendWithin(t, 10*time.Second, c, 10, 500)
+			_, _, errs := res.sum()
+			if len(errs) != 1 || !errors.Is(errs[0], hec.ErrNoAck) {
+				t.Fatalf("after %v: errors %v, want one carrying ErrNoAck", took, errs)
+			}
+			msg := errs[0].Error()
+			for _, want := range []string{deaf.URL, "sent 4 times", "load balancer", "sticky", "restarted"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("the error does not say %q: %s", want, msg)
+				}
+			}
+			var he *hec.Error
+			if !errors.As(errs[0], &he) || he.Kind != hec.Retry {
+				t.Errorf("the error is not retryable: %#v", errs[0])
+			}
+			if st := deaf.Stats(); st.Requests != 4 || st.Distinct != 10 || st.Duplicates != 30 {
+				t.Errorf("%d requests, %d indexed, %d duplicates; want 4 (three re-sends), 10, 30", st.Requests, st.Distinct, st.Duplicates)
+			}
+			// The caller tries again (the daemon's next poll), acks work again: the batch waits for
+			// the URL to come back, then goes through.
+			deaf.SetFailures(0, 0, 0, 0)
+			res, took = sendWithin(t, 10*time.Second, c, 10, 500)
+			if _, _, errs := res.sum(); len(errs) > 0 || took < setAside*9/10 {
+				t.Errorf("errors %v; the next try took %v, want at least the set-aside time %v", errs, took, setAside)
+			}
+		})
 	}
-	msg := errs[0].Error()
-	for _, want := range []string{deaf.URL, "sent 4 times", "load balancer", "sticky", "restarted"} {
-		if !strings.Contains(msg, want) {
-			t.Errorf("the error does not say %q: %s", want, msg)
+}
+
+// A batch that gives up while waiting for a URL set aside by an earlier batch says why that
+// URL rests (HEC's error), not only that time ran out, and keeps its kind: retryable.
+func TestGiveUpWhileURLRestsSaysWhy(t *testing.T) {
+	srv := newHEC(t, hectest.Options{Ack: true})
+	srv.SetDown(true)
+	c := newClient(t, func(c *hec.Config) {
+		c.GiveUpAfter = 200 * time.Millisecond
+		c.BackoffInitial, c.BackoffMax, c.SetAside = time.Minute, time.Minute, time.Minute
+		c.MaxInFlight = 1
+	}, srv.URL)
+	for i, requests := range []int{1, 1} { // the second batch only waits: no request
+		res, _ := sendWithin(t, 5*time.Second, c, 5, 200)
+		_, _, errs := res.sum()
+		if len(errs) != 1 {
+			t.Fatalf("batch %d: errors %v, want one", i, errs)
+		}
+		var he *hec.Error
+		if !errors.As(errs[0], &he) || he.Kind != hec.Retry || !strings.Contains(errs[0].Error(), "HTTP 503") {
+			t.Errorf("batch %d: %v; want HEC's retryable 503", i, errs[0])
+		}
+		if got := srv.Stats().Requests; got != requests {
+			t.Errorf("batch %d: %d requests in all, want %d", i, got, requests)
 		}
 	}
-	var he *hec.Error
-	if !errors.As(errs[0], &he) || he.Kind != hec.Retry {
-		t.Errorf("the error is not retryable: %#v", errs[0])
+}
+
+// OnRetry hears of every retryable failure, with the URL, HEC's error and how long the URL
+// rests; the batch then goes through.
+func TestOnRetryReportsEachRetry(t *testing.T) {
+	var calls atomic.Int64
+	srv := newHEC(t, hectest.Options{Ack: true})
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/event") && calls.Add(1) <= 3 {
+			w.WriteHeader(http.StatusRequestTimeout) // a proxy that gave up waiting
+			_, _ = io.WriteString(w, "<html>408 Request Time-out</html>")
+			return
+		}
+		srv.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	type retry struct {
+		url  string
+		err  error
+		wait time.Duration
 	}
-	if st := deaf.Stats(); st.Requests != 4 || st.Distinct != 10 || st.Duplicates != 30 {
-		t.Errorf("%d requests, %d indexed, %d duplicates; want 4 (three re-sends), 10, 30", st.Requests, st.Distinct, st.Duplicates)
+	got := make(chan retry, 10)
+	c := newClient(t, func(c *hec.Config) {
+		c.MaxInFlight = 1
+		c.OnRetry = func(url string, err error, wait time.Duration) { got <- retry{url, err, wait} }
+	}, front.URL)
+	res, _ := sendWithin(t, 10*time.Second, c, 10, 200)
+	if _, _, errs := res.sum(); len(errs) > 0 || srv.Stats().Distinct != 10 {
+		t.Fatalf("errors %v, indexed %d of 10", errs, srv.Stats().Distinct)
 	}
-	// The caller tries again (the daemon's next poll), acks work again: the batch waits for
-	// the URL to come back, then goes through.
-	deaf.SetFailures(0, 0, 0, 0)
-	res, took = sendWithin(t, 10*time.Second, c, 10, 500)
-	if _, _, errs := res.sum(); len(errs) > 0 || took < setAside*9/10 {
-		t.Errorf("errors %v; the next try took %v, want at least the set-aside time %v", errs, took, setAside)
+	close(got)
+	n := 0
+	for r := range got {
+		n++
+		var he *hec.Error
+		if r.url != front.URL || !errors.As(r.err, &he) || he.Status != http.StatusRequestTimeout || he.Kind != hec.Retry || r.wait <= 0 {
+			t.Errorf("OnRetry(%q, %v, %v): want the URL, a retryable 408 and a wait", r.url, r.err, r.wait)
+		}
+	}
+	if n != 3 {
+		t.Errorf("OnRetry called %d times, want 3", n)
 	}
 }
 
@@ -122,6 +204,20 @@ func TestGiveUpBoundsEveryWait(t *testing.T) {
 			},
 			mod:  func(c *hec.Config) { c.AckTimeout = time.Minute },
 			want: []string{"gave up after 400ms", "no indexer acknowledgement", "sticky"},
+		},
+		{
+			name: "HEC slower than the give-up time",
+			setup: func(t *testing.T) string {
+				s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					select {
+					case <-r.Context().Done():
+					case <-time.After(5 * time.Second):
+					}
+				}))
+				t.Cleanup(s.Close)
+				return s.URL
+			},
+			want: []string{"gave up after 400ms", "HEC http://127.0.0.1", "still being sent", "slow"},
 		},
 		{
 			name: "ack never comes, short ack timeout",
@@ -344,6 +440,45 @@ func TestRemoteTextIsCleanAndShort(t *testing.T) {
 			}
 			if !strings.Contains(he.Text, strings.Trim(tt.want, `"`)) {
 				t.Errorf("text %q does not hold %q", he.Text, tt.want)
+			}
+		})
+	}
+}
+
+// Each reply is classified once: what clears by itself (a proxy's 408 or 425 among them) is
+// retried, what a person must fix is fatal.
+func TestClassifyReplies(t *testing.T) {
+	const busy = `{"text":"Server is busy","code":9}`
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		want   hec.Kind
+	}{
+		{"success", 200, `{"text":"Success","code":0,"ackId":3}`, hec.OK},
+		{"cut-off 200", 200, `{"text":"Succ`, hec.Retry},
+		{"proxy request timeout", 408, "<html>408 Request Time-out</html>", hec.Retry},
+		{"request timeout, no body", 408, "", hec.Retry},
+		{"too early", 425, "", hec.Retry},
+		{"throttled", 429, "", hec.Retry},
+		{"internal error", 500, "", hec.Retry},
+		{"bad gateway", 502, "<html>bad gateway</html>", hec.Retry},
+		{"busy", 503, busy, hec.Retry},
+		{"gateway timeout", 504, "", hec.Retry},
+		{"too large", 413, "", hec.TooLarge},
+		{"partial", 400, `{"text":"Invalid data format","code":6,"invalid-event-number":2}`, hec.Partial},
+		{"malformed", 400, `{"text":"Invalid data format","code":6}`, hec.Malformed},
+		{"wrong index", 400, `{"text":"Incorrect index","code":7,"invalid-event-number":0}`, hec.Fatal},
+		{"bad token", 403, `{"text":"Invalid token","code":4}`, hec.Fatal},
+		{"no token", 401, `{"text":"Token is required","code":2}`, hec.Fatal},
+		{"no HEC here", 404, "", hec.Fatal},
+		{"method not allowed", 405, "", hec.Fatal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _ := hec.ClassifyForTest(tt.status, []byte(tt.body))
+			if got != tt.want {
+				t.Errorf("HTTP %d %q classified %v, want %v", tt.status, tt.body, got, tt.want)
 			}
 		})
 	}

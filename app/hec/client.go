@@ -84,6 +84,7 @@ type Client struct {
 type epHealth struct {
 	downUntil time.Time
 	fails     int
+	err       error // why it was set aside last
 }
 
 // New validates cfg and makes a client. Call Close when done.
@@ -201,7 +202,7 @@ func (c *Client) setFatal(err error) {
 var ErrNoAck = errors.New("no indexer acknowledgement came")
 
 // maxAckResends is how often a batch is sent again after its ack did not come before the
-// URL is set aside and, without GiveUpAfter, the batch fails: acks that never come mostly
+// URL is set aside and, with NoAckFails or without GiveUpAfter, the batch fails: acks that never come mostly
 // mean a load balancer that does not keep a channel on one indexer, or a HEC that restarted,
 // and every re-send may index the batch once more.
 const maxAckResends = 3
@@ -213,8 +214,9 @@ var errGaveUp = errors.New("give-up time reached")
 type delivery struct {
 	out       *Outcome
 	start     time.Time
-	ackMisses int   // sends whose ack did not come
-	last      error // the latest reason the batch is not yet delivered
+	ackMisses int    // sends whose ack did not come
+	last      error  // the latest reason the batch is not yet delivered
+	url       string // where it was sent last
 }
 
 // deliver sends a batch until every record is confirmed or delivery fails.
@@ -233,10 +235,14 @@ func (c *Client) deliver(ctx context.Context, b *Batch) Outcome {
 		parts = parts[1:]
 		more, err := c.sendPart(bctx, d, p)
 		if err != nil {
-			if ctx.Err() == nil && errors.Is(context.Cause(bctx), errGaveUp) {
+			if ctx.Err() == nil && errors.Is(context.Cause(bctx), errGaveUp) && !IsFatal(err) {
 				last := d.last
 				if last == nil {
-					last = err
+					last = c.downErr() // it waited for a URL set aside by earlier batches
+				}
+				if last == nil {
+					last = &Error{Kind: Retry, URL: d.url, Code: -1, Err: errors.New("the batch was still being sent"),
+						Hint: "HEC, or a proxy in front of it, is slow to take batches of this size"}
 				}
 				err = fmt.Errorf("HEC delivery gave up after %v: %w", c.cfg.GiveUpAfter, last)
 			}
@@ -278,6 +284,7 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 		if err != nil {
 			return nil, err
 		}
+		d.url = ep.display
 		r, herr := c.post(ctx, ep, body)
 		if ctx.Err() != nil {
 			return nil, ctx.Err() // stopping is not HEC's fault
@@ -312,8 +319,8 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 			c.count(func(s *Stats) { s.AckTimeouts++ })
 			if d.ackMisses > maxAckResends {
 				// Sending again to where acks never come only indexes the batch again.
-				c.setAside(i, c.cfg.SetAside)
-				if c.cfg.GiveUpAfter == 0 {
+				c.setAside(i, c.cfg.SetAside, d.last)
+				if c.cfg.GiveUpAfter == 0 || c.cfg.NoAckFails {
 					return nil, d.last
 				}
 			}
@@ -328,8 +335,11 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 				out.Resent += p.n()
 			}
 			d.last = herr
-			c.setAside(i, herr.RetryAfter)
+			rest := c.setAside(i, herr.RetryAfter, herr)
 			c.count(func(s *Stats) { s.Retries++ })
+			if c.cfg.OnRetry != nil {
+				c.cfg.OnRetry(ep.display, herr, rest)
+			}
 			continue // the batch's context ends the retries at GiveUpAfter
 		case Partial:
 			k := *r.InvalidAt
@@ -438,20 +448,45 @@ func (c *Client) pick(ctx context.Context) (*endpoint, int, error) {
 	}
 }
 
-// setAside rests a failing URL: exponential backoff with jitter, at least Retry-After.
-func (c *Client) setAside(i int, retryAfter time.Duration) {
+// setAside rests a failing URL: exponential backoff with jitter, at least Retry-After. It
+// returns how long the URL now rests.
+func (c *Client) setAside(i int, retryAfter time.Duration, why error) time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	h := &c.health[i]
 	h.fails++
+	h.err = why
 	d := c.cfg.BackoffInitial << min(h.fails-1, 20)
 	d = min(d, c.cfg.SetAside, c.cfg.BackoffMax)
 	d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1)) // jitter: 50–100 %
 	d = max(d, retryAfter)
-	if until := time.Now().Add(d); until.After(h.downUntil) {
+	now := time.Now()
+	if until := now.Add(d); until.After(h.downUntil) {
 		h.downUntil = until
 	}
 	c.stats.SetAside++
+	return h.downUntil.Sub(now)
+}
+
+// downErr is why the URL that comes back first was set aside, if every URL is.
+func (c *Client) downErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	var soonest *epHealth
+	for i := range c.health {
+		h := &c.health[i]
+		if !h.downUntil.After(now) {
+			return nil
+		}
+		if soonest == nil || h.downUntil.Before(soonest.downUntil) {
+			soonest = h
+		}
+	}
+	if soonest == nil {
+		return nil
+	}
+	return soonest.err
 }
 
 func (c *Client) markUp(i int) {

@@ -60,10 +60,18 @@ type Config struct {
 	SetAside       time.Duration // how long a failing URL rests, at most; default 30s
 	RequestTimeout time.Duration // default 60s
 	// GiveUpAfter bounds how long one batch may take, whatever holds it (retryable errors, a
-	// URL set aside, an ack that does not come): then delivery fails. 0 means no bound (the
-	// daemon: a batch whose ack does not come after three re-sends fails instead, so that the
-	// caller says so and tries again later).
+	// URL set aside, an ack that does not come): then delivery fails with the last error,
+	// which stays of kind Retry, so that the caller says so and tries again later. 0 means no
+	// bound.
 	GiveUpAfter time.Duration
+	// NoAckFails ends a batch whose ack did not come after three re-sends with ErrNoAck at
+	// once, even before GiveUpAfter: each re-send may index it once more, and acks that never
+	// come need a person to look (the daemon). Without GiveUpAfter this is always so.
+	NoAckFails bool
+	// OnRetry, if set, is told of every retryable failure of a send (HEC busy or unreachable,
+	// a proxy's 408 or 5xx): the URL, the error and how long that URL now rests. It is called
+	// from the sending goroutines, and must not block.
+	OnRetry func(url string, err error, wait time.Duration)
 
 	Sleep func(ctx context.Context, d time.Duration) error // tests may inject
 }

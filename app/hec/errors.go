@@ -9,7 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
+
+	"ta-defender-alerts/app/textclean"
 )
 
 // Kind says what the sender does about a reply.
@@ -17,7 +18,7 @@ type Kind int
 
 const (
 	OK        Kind = iota
-	Retry          // 429, 5xx, network errors: back off and send again
+	Retry          // 408, 425, 429, 5xx, network errors: back off and send again
 	Partial        // 400 code 6/12/13 with invalid-event-number: records before it are indexed
 	TooLarge       // 413: split the request
 	Fatal          // bad token, disabled token, wrong index, …: stop and say why
@@ -106,7 +107,10 @@ func readReply(resp *http.Response, index string) (reply, *Error) {
 		return r, nil
 	case s == http.StatusRequestEntityTooLarge:
 		e.Kind = TooLarge
-	case s == http.StatusTooManyRequests || s >= 500:
+	case s == http.StatusTooManyRequests || s >= 500,
+		// A proxy or load balancer that timed out waiting for the request (408), or refused
+		// TLS early data (425), passed nothing on: it clears by itself.
+		s == http.StatusRequestTimeout || s == http.StatusTooEarly:
 		e.Kind = Retry
 	case s == http.StatusUnauthorized || s == http.StatusForbidden:
 		e.Kind = Fatal
@@ -170,34 +174,11 @@ func parseRetryAfter(v string) time.Duration {
 }
 
 // maxText is how much of a remote message an error quotes, in characters.
-const maxText = 200
+const maxText = textclean.Max
 
 // printable makes remote text (HEC's "text", a proxy's body) safe for a log line or a
-// terminal: invalid UTF-8 becomes U+FFFD, line breaks and tabs become single spaces, other
-// control and formatting characters (terminal escapes, C1 controls, bidirectional overrides)
-// are removed, and the result is cut to maxText characters.
-func printable(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Map(func(r rune) rune {
-		switch {
-		case r == '\t' || r == '\n' || r == '\r':
-			return ' '
-		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r):
-			return -1
-		}
-		return r
-	}, s)
-	return clip(strings.Join(strings.Fields(s), " "))
-}
+// terminal (see textclean.Line).
+func printable(s string) string { return textclean.Line(s) }
 
 // clip cuts s to maxText characters, marking the cut.
-func clip(s string) string {
-	n := 0
-	for i := range s {
-		if n == maxText {
-			return s[:i] + "…"
-		}
-		n++
-	}
-	return s
-}
+func clip(s string) string { return textclean.Clip(s, maxText) }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"time"
 )
 
 // CompressForTest exposes compression to benchmarks.
@@ -23,4 +24,12 @@ func ClassifyForTest(status int, body []byte) (Kind, bool) {
 		return OK, true
 	}
 	return e.Kind, true
+}
+
+// SetStreamTimer replaces the stream's time.AfterFunc, so that a test decides when (and in
+// which order) linger timers fire.
+func SetStreamTimer(s *Stream, afterFunc func(time.Duration, func()) *time.Timer) {
+	s.mu.Lock()
+	s.afterFunc = afterFunc
+	s.mu.Unlock()
 }

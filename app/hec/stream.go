@@ -11,70 +11,106 @@ import (
 // a caller that tags records with checkpoint positions learns, from each confirmed batch,
 // how far it may commit.
 type Stream struct {
-	c      *Client
-	done   func(Outcome)
-	linger time.Duration
+	c         *Client
+	done      func(Outcome)
+	linger    time.Duration
+	afterFunc func(time.Duration, func()) *time.Timer // time.AfterFunc; tests may inject
 
 	mu      sync.Mutex
 	bt      *Batcher
 	lastTag any
-	timer   *time.Timer
-	err     error // a fatal Submit error, reported by every later Add or Flush
+	// ctx is the context of the latest Add or Flush: the linger timer flushes with it, not
+	// with the one of the Add that started it, which may have ended since (a window of the
+	// caller's that is over) while the records waiting now belong to a newer one.
+	ctx      context.Context
+	timer    *time.Timer
+	timerGen uint64 // the current timer's number: one that fired as it was stopped does nothing
+	err      error  // a fatal Submit error, reported by every later Add or Flush
 }
 
-// NewStream makes a stream that calls done once per batch (from another goroutine).
-// linger 0 means 2 seconds.
+// NewStream makes a stream that calls done once per batch, whatever becomes of it: from
+// another goroutine once the client has taken the batch, or, for a batch the client would not
+// take (a context that ended, a fatal error), with that error from the call that tried (Add,
+// Flush or the linger timer) after it has released the stream. linger 0 means 2 seconds.
 func (c *Client) NewStream(linger time.Duration, done func(Outcome)) *Stream {
 	if linger <= 0 {
 		linger = 2 * time.Second
 	}
-	return &Stream{c: c, done: done, linger: linger, bt: c.NewBatcher()}
+	return &Stream{c: c, done: done, linger: linger, afterFunc: time.AfterFunc, bt: c.NewBatcher()}
 }
 
 // Add queues r, tagged. It blocks while the client has MaxInFlight batches unconfirmed.
 func (s *Stream) Add(ctx context.Context, r Record, tag any) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.ctx = ctx
 	if s.err != nil {
+		s.mu.Unlock()
 		return s.err
 	}
+	var refused *Batch
+	var err error
 	if full := s.bt.Add(r); full != nil {
 		full.Tag = s.lastTag // r went into a new batch
-		if err := s.submit(ctx, full); err != nil {
-			return err
+		if err = s.submitLocked(ctx, full); err != nil {
+			refused = full
 		}
 	}
-	s.lastTag = tag
+	s.lastTag = tag // r is queued either way, and leaves with its own tag
 	if s.bt.Pending() > 0 && s.timer == nil {
-		s.timer = time.AfterFunc(s.linger, func() { _ = s.Flush(ctx) })
+		s.timerGen++
+		gen := s.timerGen
+		s.timer = s.afterFunc(s.linger, func() { s.lingerFlush(gen) })
 	}
-	return nil
+	s.mu.Unlock()
+	s.refused(refused, err)
+	return err
 }
 
 // Flush submits the batch being filled, if any.
 func (s *Stream) Flush(ctx context.Context) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.flushLocked(ctx)
+	s.ctx = ctx
+	refused, err := s.flushLocked(ctx)
+	s.mu.Unlock()
+	s.refused(refused, err)
+	return err
 }
 
-func (s *Stream) flushLocked(ctx context.Context) error {
+// lingerFlush is timer gen's flush. A timer that fired while it was being stopped (its batch
+// went with a Flush, or with a full batch) finds another current, or none, and leaves the
+// records waiting now to their own timer.
+func (s *Stream) lingerFlush(gen uint64) {
+	s.mu.Lock()
+	if s.timer == nil || s.timerGen != gen {
+		s.mu.Unlock()
+		return
+	}
+	refused, err := s.flushLocked(s.ctx)
+	s.mu.Unlock()
+	s.refused(refused, err) // no caller hears err: the batch's outcome says it
+}
+
+// flushLocked submits the batch being filled; it returns the batch if the client refused it.
+func (s *Stream) flushLocked(ctx context.Context) (*Batch, error) {
 	if s.timer != nil {
 		s.timer.Stop()
 		s.timer = nil
 	}
-	if s.err != nil {
-		return s.err
-	}
 	b := s.bt.Flush()
 	if b == nil {
-		return nil
+		return nil, s.err
 	}
 	b.Tag = s.lastTag
-	return s.submit(ctx, b)
+	if s.err != nil {
+		return b, s.err // records queued before the fatal error: their outcome says it
+	}
+	if err := s.submitLocked(ctx, b); err != nil {
+		return b, err
+	}
+	return nil, nil
 }
 
-func (s *Stream) submit(ctx context.Context, b *Batch) error {
+func (s *Stream) submitLocked(ctx context.Context, b *Batch) error {
 	if err := s.c.Submit(ctx, b, s.done); err != nil {
 		if IsFatal(err) {
 			s.err = err // nothing more can go; a cancelled context only ends this call
@@ -82,4 +118,12 @@ func (s *Stream) submit(ctx context.Context, b *Batch) error {
 		return err
 	}
 	return nil
+}
+
+// refused gives a batch the client did not take its outcome, so that nobody waits for it.
+// It runs without s.mu: done may take the caller's locks.
+func (s *Stream) refused(b *Batch, err error) {
+	if b != nil {
+		s.done(Outcome{Batch: b, Err: err})
+	}
 }

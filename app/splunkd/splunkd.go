@@ -22,6 +22,7 @@ import (
 
 	"ta-defender-alerts/app/netaddr"
 	"ta-defender-alerts/app/secret"
+	"ta-defender-alerts/app/textclean"
 )
 
 // Client calls one splunkd as one app.
@@ -202,7 +203,7 @@ func (c *Client) do(ctx context.Context, op, method string, u url.URL, form url.
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return &Error{Op: op, Msg: err.Error()}
+		return &Error{Op: op, Msg: textclean.Line(err.Error())}
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
@@ -214,7 +215,8 @@ func (c *Client) do(ctx context.Context, op, method string, u url.URL, form url.
 		if json.Unmarshal(b, &m) == nil && len(m.Messages) > 0 {
 			msg = m.Messages[0].Text
 		}
-		return &Error{Op: op, Status: resp.StatusCode, Msg: msg}
+		// splunkd's text goes into logs and onto terminals: one short printable line.
+		return &Error{Op: op, Status: resp.StatusCode, Msg: textclean.Line(msg)}
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {

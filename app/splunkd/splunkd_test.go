@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"ta-defender-alerts/app/secret"
 	"ta-defender-alerts/app/splunkdtest"
@@ -219,4 +221,54 @@ func FuzzParseConf(f *testing.F) {
 			}
 		}
 	})
+}
+
+// splunkd's message text reaches logs and terminals: it is one short line without control or
+// formatting characters, whatever splunkd (or something posing as it) sends.
+func TestErrorTextIsCleanAndShort(t *testing.T) {
+	long := strings.Repeat("Insufficient permissions ", 400)
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		want   string
+	}{
+		{"escape sequences and a forged line", 403, `{"messages":[{"type":"ERROR","text":"denied \u001b[2J\u001b]0;pwned\u0007now\u009b31m\nERROR forged line"}]}`,
+			"denied [2J]0;pwnednow31m ERROR forged line"},
+		{"bidirectional override", 404, `{"messages":[{"type":"ERROR","text":"no entity \u202etxet\u202c here\u200b"}]}`, "no entity txet here"},
+		{"long text", 500, `{"messages":[{"type":"ERROR","text":"` + long + `"}]}`, "Insufficient permissions Insufficient"},
+		{"invalid UTF-8", 400, "{\"messages\":[{\"type\":\"ERROR\",\"text\":\"bad \xff\xfe name\"}]}", "bad \uFFFD\uFFFD name"}, // json.Unmarshal replaces each bad byte
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(tt.status)
+				_, _ = w.Write([]byte(tt.body))
+			}))
+			defer srv.Close()
+			c, err := New(srv.URL, secret.String(testKey), "TA-defender-alerts", t.TempDir(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Passwords(context.Background(), "r")
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("error %q does not hold %q", msg, tt.want)
+			}
+			if n := len([]rune(msg)); n > 300 {
+				t.Errorf("the error has %d characters: %.100s…", n, msg)
+			}
+			for _, r := range msg {
+				if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+					t.Errorf("control or format character %U in %q", r, msg)
+				}
+			}
+			if !utf8.ValidString(msg) {
+				t.Errorf("invalid UTF-8 in %q", msg)
+			}
+		})
+	}
 }

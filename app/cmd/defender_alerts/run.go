@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"time"
 
 	"ta-defender-alerts/app/bridge"
@@ -122,6 +123,49 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 // aside, an ack that does not come) before it stops with an error. Tests shrink it.
 var onceGiveUp = 5 * time.Minute
 
+// daemonGiveUp is how long the daemon lets one batch wait for delivery (HEC busy or down)
+// before the poll fails with HEC's last error: the daemon logs it and tries again later from
+// the checkpoint, which stays before the batch. Tests shrink it.
+var daemonGiveUp = 10 * time.Minute
+
+// daemonRetryMin is the daemon's first wait after a failed poll; it doubles up to ten
+// intervals. Tests shrink it.
+var daemonRetryMin = 5 * time.Second
+
+// hecRetryLogEvery is how often, at most, a HEC URL's retries are logged.
+const hecRetryLogEvery = time.Minute
+
+// logHECRetry makes the HEC client's retries WARN lines, at most one per URL every
+// hecRetryLogEvery, with the number of retries since the last line.
+func logHECRetry(log *slog.Logger) func(url string, err error, wait time.Duration) {
+	type seen struct {
+		last   time.Time
+		quiet  int // retries not logged since last
+		logged bool
+	}
+	var mu sync.Mutex
+	byURL := map[string]*seen{}
+	return func(url string, err error, wait time.Duration) {
+		mu.Lock()
+		s := byURL[url]
+		if s == nil {
+			s = &seen{}
+			byURL[url] = s
+		}
+		now := time.Now()
+		if s.logged && now.Sub(s.last) < hecRetryLogEvery {
+			s.quiet++
+			mu.Unlock()
+			return
+		}
+		quiet := s.quiet
+		s.last, s.quiet, s.logged = now, 0, true
+		mu.Unlock()
+		log.Warn("HEC did not take a batch; it will be sent again", "url", url, "err", err,
+			"retry_in", wait.Round(time.Millisecond).String(), "retries_not_logged", quiet)
+	}
+}
+
 // collect is run and run --once.
 func collect(ctx context.Context, once bool, stderr io.Writer) int {
 	cfg, err := config.FromEnv()
@@ -149,7 +193,12 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 	}
 	if once {
 		cfg.HEC.GiveUpAfter = onceGiveUp // --once ends with an error rather than waiting forever
+	} else {
+		// The daemon rides out a HEC that is busy or down for hours, but not inside one batch:
+		// the poll fails with HEC's error, which is logged, and the next one tries again.
+		cfg.HEC.GiveUpAfter, cfg.HEC.NoAckFails = daemonGiveUp, true
 	}
+	cfg.HEC.OnRetry = logHECRetry(log)
 	hc, err := hec.New(cfg.HEC)
 	if err != nil {
 		log.Error("configuration", "err", config.Rename(err, config.DefenderVars, config.HECVars))
@@ -207,7 +256,7 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 				log.Error("stopping: this needs a fix before collection can go on", "err", err)
 				return 1
 			}
-			backoff = min(max(2*backoff, 5*time.Second), 10*cfg.Interval)
+			backoff = min(max(2*backoff, daemonRetryMin), 10*cfg.Interval)
 			wait = backoff
 			if errors.Is(err, hec.ErrNoAck) {
 				// Not a passing outage: someone should look at the load balancer or HEC.
