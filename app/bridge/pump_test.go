@@ -266,7 +266,7 @@ func TestStaleOutcomeIgnored(t *testing.T) {
 	p := &Pump{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}
 	p.cond = newCond(p)
 	p.gen, p.frontier = 2, 0
-	p.confirmed, p.tags = map[uint64]done{}, map[uint64]*tag{}
+	p.confirmed = map[uint64]done{}
 	p.win = &checkpoint.Window{}
 	b := &hec.Batch{Tag: &tag{gen: 1, seq: 5}}
 	p.Outcome(hec.Outcome{Batch: b})

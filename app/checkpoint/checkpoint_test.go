@@ -201,7 +201,9 @@ func FuzzParse(f *testing.F) {
 
 // The hand-written encoder writes exactly what encoding/json would.
 func TestEncoderMatchesEncodingJSON(t *testing.T) {
-	for _, st := range []*State{sample(), {Version: 1, Watermark: time.Now()}, {Version: 1, Watermark: time.Unix(0, 1).UTC(),
+	held := sample()
+	held.Held = &Held{Batches: 2, Records: 60, Through: time.Date(2026, 3, 1, 9, 0, 0, 100, time.UTC), Quiet: 1}
+	for _, st := range []*State{sample(), held, {Version: 1, Watermark: time.Now()}, {Version: 1, Watermark: time.Unix(0, 1).UTC(),
 		Delivered: []Key{{`odd "id" \ <&>`, time.Date(2026, 1, 2, 3, 4, 5, 600, time.UTC)}, {"é", time.Unix(5, 0).UTC()}}, Updated: time.Now().UTC()}} {
 		st.Version = Version
 		want, err := json.Marshal(st)
