@@ -366,28 +366,38 @@ func TestRefusalAcrossPollsStops(t *testing.T) {
 	}
 }
 
-// A rare bad alert that is the last one read waits in the checkpoint for what follows: a
-// newer alert indexed after it shows Splunk is fine (it goes to the dead-letter file then);
-// with nothing newer, it goes there after quietDrains polls. Alerts before it are committed
-// and never sent twice.
-func TestLastAlertRefusedIsCarried(t *testing.T) {
+// Rare bad alerts that are the last ones read wait in the checkpoint for what follows: a
+// newer alert indexed after them shows Splunk is fine (they go to the dead-letter file then);
+// with nothing newer, they go there after quietDrains polls. Alerts before them are committed
+// and never sent twice, and a run sent again on every poll counts once (two batches refused
+// whole, sent three times, are not six batches: no stop).
+func TestLastAlertsRefusedAreCarried(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		daemon  bool
-		newer   bool // a newer alert comes for the second poll
-		wantAt  int  // the poll after which the bad alert is in the dead-letter file
-		indexed int
+		name   string
+		bad    int // the oldest alerts, read last, are refused
+		daemon bool
+		newer  bool // a newer alert comes for the second poll
+		wantAt int  // the poll after which the bad alerts are in the dead-letter file
 	}{
-		{"quiet, daemon", true, false, quietDrains, 29},
-		{"quiet, separate runs", false, false, quietDrains, 29},
-		{"newer alert, daemon", true, true, 2, 30},
-		{"newer alert, separate runs", false, true, 2, 30},
+		{"one, quiet, daemon", 1, true, false, quietDrains},
+		{"one, quiet, separate runs", 1, false, false, quietDrains},
+		{"two batches, quiet, daemon", 20, true, false, quietDrains},
+		{"two batches, quiet, separate runs", 20, false, false, quietDrains},
+		{"one, newer alert, daemon", 1, true, true, 2},
+		{"two batches, newer alert, separate runs", 20, false, true, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, true, 30)
-			bad := defendertest.AlertID(1) // the oldest: read last
-			r.hec.Reject(func(ev []byte) bool { return strings.Contains(string(ev), bad) })
-			pl := r.poller(tc.daemon, func(c *hec.Config) { c.BatchBytes = 1 << 20 })
+			bad := map[string]bool{}
+			for i := 1; i <= tc.bad; i++ {
+				bad[defendertest.AlertID(i)] = true
+			}
+			r.hec.Reject(func(ev []byte) bool {
+				var a struct{ ID string }
+				_ = json.Unmarshal(ev, &a)
+				return bad[a.ID]
+			})
+			pl := r.poller(tc.daemon, func(c *hec.Config) { c.BatchCount = 10 })
 			for poll := 1; poll <= quietDrains+1; poll++ {
 				if poll == 2 && tc.newer {
 					r.addNew(1)
@@ -399,15 +409,19 @@ func TestLastAlertRefusedIsCarried(t *testing.T) {
 				dead := deadLetters(t, DeadLetterPath(r.dir, "tenant1"))
 				cp := r.checkpoint()
 				if poll < tc.wantAt {
-					if dead != 0 || cp.Held == nil || cp.Window == nil || st.Held != 1 {
-						t.Errorf("poll %d: dead-lettered %d, held %d, checkpoint %+v; want it held", poll, dead, st.Held, cp)
+					if dead != 0 || cp.Held == nil || cp.Window == nil || st.Held != tc.bad {
+						t.Errorf("poll %d: dead-lettered %d, held %d, checkpoint %+v; want them held", poll, dead, st.Held, cp)
 					}
-				} else if dead != 1 || cp.Held != nil || cp.Window != nil {
-					t.Errorf("poll %d: dead-lettered %d, checkpoint %+v; want it dead-lettered and the window done", poll, dead, cp)
+				} else if dead != tc.bad || cp.Held != nil || cp.Window != nil {
+					t.Errorf("poll %d: dead-lettered %d, checkpoint %+v; want them dead-lettered and the window done", poll, dead, cp)
 				}
 			}
-			if hs := r.hec.Stats(); hs.Distinct != tc.indexed || hs.Duplicates != 0 {
-				t.Errorf("indexed %d (want %d), duplicates %d (want 0)", hs.Distinct, tc.indexed, hs.Duplicates)
+			want := 30 - tc.bad
+			if tc.newer {
+				want++
+			}
+			if hs := r.hec.Stats(); hs.Distinct != want || hs.Duplicates != 0 {
+				t.Errorf("indexed %d (want %d), duplicates %d (want 0)", hs.Distinct, want, hs.Duplicates)
 			}
 		})
 	}
