@@ -226,3 +226,27 @@ func BenchmarkSave1000Keys(b *testing.B) {
 		_ = st.appendJSON(nil)
 	}
 }
+
+// A held run's counts survive a save and load; negative counts are refused as corrupt.
+func TestHeldRoundTrip(t *testing.T) {
+	s, err := Open(t.TempDir(), "tenant1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want := sample()
+	want.Held = &Held{Batches: 2, Records: 60, Through: time.Date(2026, 3, 1, 9, 0, 0, 100, time.UTC), Quiet: 2}
+	if err := s.Save(want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Held == nil || *got.Held != *want.Held {
+		t.Errorf("held %+v, want %+v", got.Held, want.Held)
+	}
+	if _, err := Parse([]byte(`{"version":1,"watermark":"2026-03-01T08:00:00Z","delivered":[],"held":{"batches":-1,"records":0,"through":"2026-03-01T08:00:00Z","quiet":0}}`)); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Errorf("negative count: %v, want corrupt", err)
+	}
+}
