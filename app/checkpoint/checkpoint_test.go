@@ -243,7 +243,7 @@ func TestHeldRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Held == nil || *got.Held != *want.Held {
+	if h, w := got.Held, want.Held; h == nil || h.Batches != w.Batches || h.Records != w.Records || h.Quiet != w.Quiet || !h.Through.Equal(w.Through) {
 		t.Errorf("held %+v, want %+v", got.Held, want.Held)
 	}
 	if _, err := Parse([]byte(`{"version":1,"watermark":"2026-03-01T08:00:00Z","delivered":[],"held":{"batches":-1,"records":0,"through":"2026-03-01T08:00:00Z","quiet":0}}`)); err == nil || !strings.Contains(err.Error(), "corrupt") {
