@@ -4,6 +4,7 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -58,18 +60,25 @@ type Pump struct {
 	frontier  uint64          // every record with seq <= frontier is confirmed
 	scanned   uint64          // every record with seq <= scanned has its outcome (frontier <= scanned)
 	confirmed map[uint64]done // first seq → the confirmed batch, for batches beyond scanned
-	tags      map[uint64]*tag // last seq of a confirmed batch → its tag
-	held      []done          // batches held back from frontier+1 to scanned: a run of refused alerts
-	halted    bool            // a systematic refusal stopped the window
+	tagBuf    []*tag          // the tags of records tagFirst, tagFirst+1, …: the frontier's and later ones
+	tagFirst  uint64
+	held      []done // batches (or their ends) held back from frontier+1 to scanned: a run of refused alerts
+	heldAt    uint64 // the latest refusal among them, on the sink's event count (hec.Outcome.Sent)
+	halted    bool   // a systematic refusal stopped the window
 	failed    error
 	stats     Stats
 
+	// A run of refused alerts outlives the window that ends with it (see endLocked).
+	carry     checkpoint.Held   // the run's counts from earlier drains; zero: a new run
+	boundary  uint64            // last seq of the earlier window of this drain whose run is held; 0: none
+	pendState *checkpoint.State // that window's state, the checkpoint before its run
+
 	win     *checkpoint.Window
-	pos     *defender.Position // the reader's position up to the frontier, for the next save
-	prior   []checkpoint.Key   // delivered keys from earlier windows (lut >= window start)
-	recent  []seqKey           // keys handed on in this window, inside the next overlap
-	floor   time.Time          // next window's start: keys below it are not kept
-	dirty   bool               // a newer confirmed state awaits saving
+	mark    time.Time        // the watermark of the states saved during this window
+	prior   []checkpoint.Key // delivered keys from earlier windows (lut >= window start)
+	recent  []seqKey         // keys handed on in this window, inside the next overlap
+	floor   time.Time        // next window's start: keys below it are not kept
+	dirty   bool             // a newer confirmed state awaits saving
 	saving  bool
 	saveErr error
 
@@ -77,11 +86,14 @@ type Pump struct {
 	skewLogged time.Duration
 }
 
-// done is a batch the sink has answered for.
+// done is a batch the sink has answered for, or the end of one.
 type done struct {
 	last     uint64
 	n        int
-	rejected []hec.Rejected
+	rejected []hec.Rejected // in record order
+	sent     uint64         // when the last request that indexed some of its records was sent
+	whole    bool           // the batch was refused whole
+	old      bool           // (whole batches) every alert in it was counted by an earlier drain
 }
 
 // A run of batches refused whole is systematic, not a rare bad alert, once it spans this many
@@ -90,6 +102,13 @@ const (
 	refusedBatches = 3
 	refusedRecords = 50
 )
+
+// quietDrains is how many drains in a row may end with a run of refused alerts held, nothing
+// sent after it and the run not growing, before the run counts as rare bad alerts after all:
+// a quiet tenant's last alert may be a bad one, and nothing newer comes to show that Splunk
+// takes the rest. A systematic refusal shows itself sooner in a tenant with alerts to send:
+// its next alerts are refused too.
+const quietDrains = 3
 
 // ErrRefusedAll is in the error of a window stopped because Splunk refused every alert of
 // several batches in a row.
@@ -105,6 +124,7 @@ type tag struct {
 	gen uint64 // the window it belongs to: a late outcome of an abandoned window is ignored
 	seq uint64
 	pos defender.Position
+	old bool // counted in a held run by an earlier drain (updated before carry.Through)
 }
 
 // Stats count a pump's work.
@@ -114,6 +134,7 @@ type Stats struct {
 	Rejected   int // alerts Splunk refused, written to the dead-letter file
 	Resent     int // alerts sent again after a lost reply or ack
 	Skipped    int // versions dropped as delivered before (overlap)
+	Held       int // alerts Splunk refused, held back at the end of the last drain (see Drain)
 	Windows    int
 	Commits    int
 	LastCommit time.Time
@@ -132,14 +153,14 @@ func (p *Pump) Stats() Stats {
 
 // Outcome is the HEC sink's callback for a batch.
 func (p *Pump) Outcome(o hec.Outcome) {
-	p.confirm(o.Batch.Len(), o.Batch.Tag, o.Rejected, o.Resent, o.Err)
+	p.confirm(o.Batch.Len(), o.Batch.Tag, o.Rejected, o.Sent, o.Resent, o.Err)
 }
 
 // Confirmed is the callback of other sinks: the n records up to the one tagged lastTag are
 // confirmed, or err says they cannot be.
-func (p *Pump) Confirmed(n int, lastTag any, err error) { p.confirm(n, lastTag, nil, 0, err) }
+func (p *Pump) Confirmed(n int, lastTag any, err error) { p.confirm(n, lastTag, nil, 0, 0, err) }
 
-func (p *Pump) confirm(n int, lastTag any, rejected []hec.Rejected, resent int, err error) {
+func (p *Pump) confirm(n int, lastTag any, rejected []hec.Rejected, sent uint64, resent int, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	t, ok := lastTag.(*tag)
@@ -159,17 +180,21 @@ func (p *Pump) confirm(n int, lastTag any, rejected []hec.Rejected, resent int, 
 	}
 	last := t.seq
 	first := last - uint64(n) + 1
-	p.confirmed[first] = done{last: last, n: n, rejected: rejected}
-	p.tags[last] = t
+	rejected = slices.Clone(rejected)
+	slices.SortFunc(rejected, func(a, b hec.Rejected) int { return cmp.Compare(a.Index, b.Index) })
+	p.confirmed[first] = done{last: last, n: n, rejected: rejected, sent: sent, whole: n > 0 && len(rejected) == n}
 	p.stats.Confirmed += n - len(rejected)
 	p.advanceLocked()
 	p.cond.Broadcast()
 }
 
 // advanceLocked takes the answered batches in order and moves the frontier over them. A run
-// of refused alerts (from a batch whose last alerts were refused, through batches refused
-// whole) is held back, neither dead-lettered nor committed, until an indexed alert follows
-// (then they were rare bad alerts) or the run turns out systematic.
+// of refused alerts (the refused end of a batch, then batches refused whole) is held back,
+// neither dead-lettered nor committed, until an alert sent after them is indexed (then they
+// were rare bad alerts) or the run turns out systematic. "After" is the order of sending, not
+// of the records: with several batches in flight, a batch sent before Splunk began refusing
+// may be indexed although it comes later in the window; it proves nothing about the refused
+// ones and is held with them.
 func (p *Pump) advanceLocked() {
 	from := p.frontier
 	for !p.halted {
@@ -179,38 +204,91 @@ func (p *Pump) advanceLocked() {
 		}
 		delete(p.confirmed, p.scanned+1)
 		p.scanned = d.last
-		if d.n > 0 && len(d.rejected) == d.n {
-			p.held = append(p.held, d)
-			if batches, records := wholeRefused(p.held); batches >= refusedBatches && records >= refusedRecords {
+		if d.whole {
+			d.old = p.oldLocked(d)
+			p.holdLocked(d)
+			if batches, records := p.runLocked(); batches >= refusedBatches && records >= refusedRecords {
 				p.halted = true
 				p.failed = refusedAll(p.held, batches, records)
 			}
 			continue
 		}
-		// An indexed alert ends the run.
-		if !p.releaseLocked() {
+		if len(p.held) > 0 {
+			if d.sent <= p.heldAt {
+				p.holdLocked(d) // sent before Splunk refused the held alerts
+				continue
+			}
+			// An indexed alert sent after them ends the run.
+			if !p.releaseLocked() {
+				break
+			}
+		}
+		// The batch's own refused alerts before an indexed one are rare bad ones (a batch's
+		// records go in order, each part after the reply to the one before); a refused end may
+		// start the next run.
+		head, tail := d.split()
+		if !p.admitLocked(head) {
 			break
 		}
-		if d.endsRefused() {
-			p.held = append(p.held, d) // it may start the next run
-			continue
-		}
-		if !p.admitLocked(d) {
-			break
+		if tail.n > 0 {
+			p.holdLocked(tail)
 		}
 	}
 	if p.frontier != from {
-		p.stageLocked(p.tags[p.frontier])
-		for s := range p.tags {
-			if s <= p.frontier {
-				delete(p.tags, s)
-			}
-		}
+		p.stageLocked()
 	}
 }
 
-// releaseLocked admits the held batches: Splunk took what followed them, so theirs were rare
-// bad alerts.
+// split cuts a batch that is not refused whole before its refused end, if it has one.
+func (d done) split() (head, tail done) {
+	k := len(d.rejected)
+	for k > 0 && d.rejected[k-1].Index == d.n-len(d.rejected)+k-1 {
+		k--
+	}
+	t := len(d.rejected) - k // the refused end's length
+	head = done{last: d.last - uint64(t), n: d.n - t, rejected: d.rejected[:k], sent: d.sent}
+	tail = done{last: d.last, n: t, rejected: d.rejected[k:]}
+	return head, tail
+}
+
+func (p *Pump) holdLocked(d done) {
+	p.held = append(p.held, d)
+	for _, r := range d.rejected {
+		p.heldAt = max(p.heldAt, r.Refused)
+	}
+}
+
+// oldLocked reports whether every alert of a batch was counted in the held run by an earlier
+// drain: the run is read and sent again on every drain, and counts only once.
+func (p *Pump) oldLocked(d done) bool {
+	if p.carry.Through.IsZero() {
+		return false
+	}
+	for s := d.last - uint64(d.n) + 1; s <= d.last; s++ {
+		if t := p.tagAt(s); t == nil || !t.old {
+			return false
+		}
+	}
+	return true
+}
+
+// runLocked counts the held run: batches refused whole (with those of earlier drains), and
+// their alerts.
+func (p *Pump) runLocked() (batches, records int) {
+	batches = p.carry.Batches
+	for _, d := range p.held {
+		if d.whole {
+			records += d.n
+			if !d.old {
+				batches++
+			}
+		}
+	}
+	return batches, records
+}
+
+// releaseLocked admits the held batches: Splunk took what was sent after them, so theirs
+// were rare bad alerts.
 func (p *Pump) releaseLocked() bool {
 	for len(p.held) > 0 {
 		if !p.admitLocked(p.held[0]) {
@@ -218,12 +296,16 @@ func (p *Pump) releaseLocked() bool {
 		}
 		p.held = p.held[1:]
 	}
+	p.held, p.heldAt = nil, 0
 	return true
 }
 
 // admitLocked writes a batch's refused alerts to the dead-letter file and moves the frontier
 // over it.
 func (p *Pump) admitLocked(d done) bool {
+	if d.n == 0 {
+		return true
+	}
 	if len(d.rejected) > 0 {
 		if err := p.deadLetter(d.rejected); err != nil {
 			p.failed = err
@@ -236,44 +318,75 @@ func (p *Pump) admitLocked(d done) bool {
 		p.stats.Rejected += len(d.rejected)
 	}
 	p.frontier = d.last
+	p.carry = checkpoint.Held{} // a run held by an earlier drain is settled
+	if p.boundary > 0 && p.frontier >= p.boundary {
+		// The earlier window's run is settled: that window is delivered.
+		p.boundary, p.pendState = 0, nil
+		p.stats.Windows++
+		p.stats.Watermark = p.mark
+	}
 	return true
 }
 
-// endLocked is the end of the window's outcomes: batches still held were refused whole but
-// too few to be systematic, so they were rare bad alerts.
-func (p *Pump) endLocked() {
-	if p.failed != nil || len(p.held) == 0 {
-		return
-	}
-	if p.releaseLocked() {
-		p.stageLocked(p.tags[p.frontier])
-	}
+// pendLocked is the end of a window, not the drain's last, whose last alerts are held: the
+// next window decides what they were. It returns the state the window commits once they are
+// settled; until then the checkpoint stays before them.
+func (p *Pump) pendLocked() *checkpoint.State {
+	p.boundary = p.scanned
+	p.pendState = p.stateAt(p.frontier, false)
+	return p.stateAt(p.scanned, true)
 }
 
-// endsRefused reports whether the batch's last alert was refused.
-func (d done) endsRefused() bool {
-	for _, r := range d.rejected {
-		if r.Index == d.n-1 {
-			return true
-		}
+// endLocked is the end of the drain's last window (it reaches now) with a run still held:
+// nothing sent after it was indexed, and it is not yet systematic. Ending a window proves
+// nothing about the run, so the checkpoint stays before it and its counts are saved with
+// the checkpoint (the state endLocked returns): the next drain reads and sends the run again,
+// after it what is new, and goes on counting. Only a run that has ended quietDrains drains in a
+// row without growing is released as rare bad alerts (endLocked returns nil).
+func (p *Pump) endLocked(to time.Time) *checkpoint.State {
+	batches, _ := p.runLocked()
+	n := 0
+	for _, d := range p.held {
+		n += len(d.rejected)
 	}
-	return false
+	h := checkpoint.Held{Batches: batches, Records: n, Through: to, Quiet: 1}
+	if !p.carry.Through.IsZero() && batches == p.carry.Batches && n <= p.carry.Records {
+		h.Quiet = p.carry.Quiet + 1 // nothing new joined the run
+	}
+	if h.Quiet >= quietDrains {
+		p.Log.Warn("Splunk refused the last alerts read, and nothing newer has come to be sent after them for several polls: "+
+			"they count as rare bad alerts and go to the dead-letter file", "alerts", n, "polls", h.Quiet)
+		p.releaseLocked()
+		return nil
+	}
+	st := p.pendState
+	if st == nil {
+		st = p.stateAt(p.frontier, false)
+	}
+	st.Held = &h
+	p.stats.Held = n
+	p.Log.Warn("Splunk refused the last alerts read; they are held back, neither committed nor dead-lettered, and sent again "+
+		"with the next poll: if Splunk then takes a newer alert, they go to the dead-letter file as rare bad alerts; if it goes "+
+		"on refusing, delivery stops", "alerts", n, "refused_whole_batches", batches, "polls", h.Quiet)
+	return st
 }
 
-// wholeRefused counts the held batches refused whole, and their alerts.
-func wholeRefused(held []done) (batches, records int) {
-	for _, d := range held {
-		if len(d.rejected) == d.n {
-			batches++
-			records += d.n
-		}
+// tagAt returns the tag of record seq, if it is still kept.
+func (p *Pump) tagAt(seq uint64) *tag {
+	if seq < p.tagFirst || seq-p.tagFirst >= uint64(len(p.tagBuf)) {
+		return nil
 	}
-	return batches, records
+	return p.tagBuf[seq-p.tagFirst]
 }
 
 // refusedAll says what Splunk refused and what to check.
 func refusedAll(held []done, batches, records int) error {
-	r := held[len(held)-1].rejected[0]
+	var r hec.Rejected
+	for _, d := range held {
+		if d.whole {
+			r = d.rejected[0]
+		}
+	}
 	return fmt.Errorf("%w: it refused all %d alerts of the last %d batches as malformed (for example alert %s: HEC code %d %q). "+
 		"That is not a rare bad alert, so delivery stops instead of filling the dead-letter file. Check for a proxy or gateway "+
 		"between this host and HEC that alters request bodies, and the index, sourcetype, source and host settings (Splunk may "+
@@ -282,11 +395,21 @@ func refusedAll(held []done, batches, records int) error {
 		ErrRefusedAll, records, batches, r.ID, r.Code, r.Text)
 }
 
-// stageLocked records the state up to the frontier as the one to save next. The position is
-// encoded when it is saved: positions staged while a save runs are never encoded (inside a
-// tie group or an unordered window they list versions, and can be large).
-func (p *Pump) stageLocked(t *tag) {
-	p.pos = &t.pos
+// stageLocked records the state up to the frontier as the one to save next.
+func (p *Pump) stageLocked() {
+	if p.frontier > p.tagFirst { // keep the frontier's tag, drop those before it
+		k := min(p.frontier-p.tagFirst, uint64(len(p.tagBuf)))
+		p.tagBuf = p.tagBuf[k:]
+		p.tagFirst += k
+	}
+	if p.boundary > 0 {
+		return // inside an earlier window whose run is held: its checkpoint stays (a failure stopped the release)
+	}
+	if t := p.tagAt(p.frontier); t != nil && t.gen == p.gen {
+		p.win.Position, _ = json.Marshal(t.pos)
+	} else {
+		p.win.Position = nil // the frontier is the end of the earlier window: this one starts
+	}
 	p.dirty = true
 	if !p.saving {
 		p.saving = true
@@ -299,7 +422,7 @@ func (p *Pump) saver() {
 	p.mu.Lock()
 	for p.dirty && p.saveErr == nil {
 		p.dirty = false
-		st := p.stateLocked(false)
+		st := p.stateAt(p.frontier, false)
 		p.mu.Unlock()
 		err := p.Store.Save(st)
 		p.mu.Lock()
@@ -315,9 +438,10 @@ func (p *Pump) saver() {
 	p.mu.Unlock()
 }
 
-// stateLocked builds the checkpoint: done means the window is finished.
-func (p *Pump) stateLocked(done bool) *checkpoint.State {
-	st := &checkpoint.State{Watermark: p.stats.Watermark, Updated: p.Now().UTC()}
+// stateAt builds the checkpoint with the records up to upTo delivered: done means the
+// window is finished.
+func (p *Pump) stateAt(upTo uint64, done bool) *checkpoint.State {
+	st := &checkpoint.State{Watermark: p.mark, Updated: p.Now().UTC()}
 	keep := p.win.From
 	if done {
 		keep = p.floor
@@ -328,7 +452,7 @@ func (p *Pump) stateLocked(done bool) *checkpoint.State {
 		}
 	}
 	for _, sk := range p.recent {
-		if sk.seq <= p.frontier && !sk.key.LastUpdate.Before(keep) {
+		if sk.seq <= upTo && !sk.key.LastUpdate.Before(keep) {
 			st.Delivered = append(st.Delivered, sk.key)
 		}
 	}
@@ -336,9 +460,6 @@ func (p *Pump) stateLocked(done bool) *checkpoint.State {
 		st.Watermark = p.win.To
 	} else {
 		w := *p.win
-		if p.pos != nil {
-			w.Position = p.pos.AppendJSON(nil)
-		}
 		st.Window = &w
 	}
 	return st
@@ -373,6 +494,11 @@ func (p *Pump) deadLetter(rs []hec.Rejected) error {
 // window left part-way by an earlier run is finished first. On ctx's end it stops reading,
 // lets in-flight batches confirm for up to Grace, commits what was confirmed, and returns
 // ctx's error.
+//
+// If Splunk refused the last alerts read, Drain returns nil with the checkpoint before them
+// and their count saved in it (Stats.Held): the next drain sends them again, and what came
+// after them, and so finds out whether they were rare bad alerts or the start of a
+// systematic refusal (see endLocked).
 func (p *Pump) Drain(ctx context.Context) error {
 	if p.cond == nil {
 		p.cond = newCond(p)
@@ -395,6 +521,14 @@ func (p *Pump) Drain(ctx context.Context) error {
 		st = &checkpoint.State{Watermark: now.Add(-p.Start).Truncate(defender.Tick)}
 		p.Log.Info("first run: reading alerts updated since the start time", "start", st.Watermark, "checkpoint", p.Store.Path())
 	}
+	p.mu.Lock()
+	p.carry = checkpoint.Held{}
+	if st.Held != nil {
+		p.carry = *st.Held
+	}
+	p.stats.Held = 0
+	p.mu.Unlock()
+	held := false // the last window ended with a run of refused alerts held
 	for {
 		var w checkpoint.Window
 		var resume *defender.Position
@@ -413,21 +547,22 @@ func (p *Pump) Drain(ctx context.Context) error {
 			// at the watermark (it re-reads the overlap, and delivers nothing twice).
 			to := now.Truncate(defender.Tick)
 			if to.Before(st.Watermark) {
-				if st.Watermark.Sub(to) > time.Minute {
-					p.Log.Warn("the checkpoint's watermark lies ahead of Microsoft's clock (a host clock that ran ahead before this version followed Microsoft's); it is kept, so alerts updated until Microsoft's clock reaches it may be missed: move the checkpoint's watermark back, or set it aside to start over",
-						"watermark", st.Watermark.Format(time.RFC3339), "microsoft_time", now.Format(time.RFC3339), "checkpoint", p.Store.Path())
-				}
 				to = st.Watermark
 			}
 			w = checkpoint.Window{From: st.Watermark.Add(-p.Overlap), To: to}
 		}
-		next, err := p.window(ctx, st, w, resume)
+		next, h, err := p.window(ctx, st, w, resume, held, fresh)
 		if err != nil {
 			return err
 		}
-		st = next
 		if fresh {
 			return nil // a fresh window reaching now is done
+		}
+		st, held = next, h
+		if !held {
+			p.mu.Lock()
+			p.carry = checkpoint.Held{} // the run the checkpoint held is gone from its window
+			p.mu.Unlock()
 		}
 	}
 }
@@ -453,21 +588,31 @@ func (p *Pump) sourceNow(ctx context.Context) (time.Time, error) {
 	return now, nil
 }
 
-// window reads and delivers one window and returns the committed state after it.
-func (p *Pump) window(ctx context.Context, st *checkpoint.State, w checkpoint.Window, resume *defender.Position) (*checkpoint.State, error) {
+// window reads and delivers one window and returns the committed state after it. With
+// cont, the window before it ended with a run of refused alerts held: the run stays held,
+// ahead of this window's alerts, and st is the earlier window's state once the run is
+// settled. final is the drain's last window (it reaches now). held reports that the
+// window (not final) ended with a run held: the state returned is not committed yet.
+func (p *Pump) window(ctx context.Context, st *checkpoint.State, w checkpoint.Window, resume *defender.Position, cont, final bool) (next *checkpoint.State, held bool, err error) {
 	p.mu.Lock()
 	p.gen++
 	gen := p.gen
-	p.nextSeq, p.frontier, p.scanned = 1, 0, 0
-	p.confirmed, p.tags = map[uint64]done{}, map[uint64]*tag{}
-	p.held, p.halted = nil, false
+	if !cont {
+		p.nextSeq, p.frontier, p.scanned = 1, 0, 0
+		p.confirmed = map[uint64]done{}
+		p.tagBuf, p.tagFirst = nil, 1
+		p.held, p.heldAt, p.halted = nil, 0, false
+		p.boundary, p.pendState = 0, nil
+		p.stats.Watermark = st.Watermark
+	}
+	firstSeq := p.nextSeq
 	p.failed, p.saveErr = nil, nil
 	p.win = &checkpoint.Window{From: w.From, To: w.To, Position: w.Position}
-	p.pos = nil
+	p.mark = st.Watermark
 	p.prior = st.Delivered
 	p.recent = p.recent[:0]
 	p.floor = w.To.Add(-p.Overlap)
-	p.stats.Watermark = st.Watermark
+	through := p.carry.Through
 	p.mu.Unlock()
 
 	type dk struct {
@@ -527,9 +672,11 @@ func (p *Pump) window(ctx context.Context, st *checkpoint.State, w checkpoint.Wi
 		if !a.LastUpdate.Before(p.floor) {
 			p.recent = append(p.recent, seqKey{seq, checkpoint.Key{ID: a.ID, LastUpdate: a.LastUpdate}})
 		}
+		t := &tag{gen: gen, seq: seq, pos: pr.Position(), old: a.LastUpdate.Before(through)}
+		p.tagBuf = append(p.tagBuf, t)
 		p.stats.Read++
 		p.mu.Unlock()
-		return p.sink.Add(sendCtx, hec.Record{Time: a.LastUpdate, Event: a.Raw, ID: a.ID}, &tag{gen: gen, seq: seq, pos: pr.Position()})
+		return p.sink.Add(sendCtx, hec.Record{Time: a.LastUpdate, Event: a.Raw, ID: a.ID}, t)
 	})
 	p.mu.Lock()
 	p.stats.Skipped += ws.Delivered
@@ -542,8 +689,14 @@ func (p *Pump) window(ctx context.Context, st *checkpoint.State, w checkpoint.Wi
 	for p.scanned < last && p.failed == nil && sendCtx.Err() == nil {
 		p.cond.Wait()
 	}
-	if p.scanned == last {
-		p.endLocked()
+	// A run of refused alerts still held at the end: what follows it decides.
+	var pending, carry *checkpoint.State
+	if p.scanned == last && p.failed == nil && len(p.held) > 0 && readErr == nil && flushErr == nil && ctx.Err() == nil {
+		if !final {
+			pending = p.pendLocked()
+		} else {
+			carry = p.endLocked(w.To)
+		}
 	}
 	for p.saving {
 		p.cond.Wait()
@@ -553,25 +706,38 @@ func (p *Pump) window(ctx context.Context, st *checkpoint.State, w checkpoint.Wi
 
 	switch {
 	case saveErr != nil:
-		return nil, saveErr
+		return nil, false, saveErr
 	case failed != nil && !errors.Is(failed, context.Canceled):
-		return nil, fmt.Errorf("delivery failed: %w", failed)
+		return nil, false, fmt.Errorf("delivery failed: %w", failed)
 	case readErr != nil && ctx.Err() == nil && !errors.Is(readErr, context.Canceled):
-		return nil, readErr
+		return nil, false, readErr
 	case flushErr != nil && ctx.Err() == nil:
-		return nil, flushErr
+		return nil, false, flushErr
+	case pending != nil:
+		p.Log.Info("window read; Splunk refused its last alerts: they are held back until what follows shows whether the refusal is systematic",
+			"from", w.From, "to", w.To, "alerts", last-firstSeq+1)
+		return pending, true, nil
+	case carry != nil:
+		if err := p.Store.Save(carry); err != nil {
+			return nil, false, err
+		}
+		p.mu.Lock()
+		p.stats.Commits++
+		p.stats.LastCommit = time.Now()
+		p.mu.Unlock()
+		return nil, false, nil
 	case ctx.Err() != nil || !complete:
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, false, ctx.Err()
 		}
-		return nil, errors.New("delivery stopped before every alert was confirmed")
+		return nil, false, errors.New("delivery stopped before every alert was confirmed")
 	}
 	// The whole window is confirmed: move the watermark.
 	p.mu.Lock()
-	next := p.stateLocked(true)
+	next = p.stateAt(last, true)
 	p.mu.Unlock()
 	if err := p.Store.Save(next); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	p.mu.Lock()
 	p.stats.Windows++
@@ -579,8 +745,8 @@ func (p *Pump) window(ctx context.Context, st *checkpoint.State, w checkpoint.Wi
 	p.stats.LastCommit = time.Now()
 	p.stats.Watermark = next.Watermark
 	p.mu.Unlock()
-	p.Log.Info("window delivered", "from", w.From, "to", w.To, "alerts", last, "calls", ws.Calls, "skipped_as_delivered", ws.Delivered)
-	return next, nil
+	p.Log.Info("window delivered", "from", w.From, "to", w.To, "alerts", last-firstSeq+1, "calls", ws.Calls, "skipped_as_delivered", ws.Delivered)
+	return next, false, nil
 }
 
 // DeadLetterPath is the dead-letter file beside an input's checkpoint.

@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"ta-defender-alerts/app/checkpoint"
+	"ta-defender-alerts/app/defendertest"
 	"ta-defender-alerts/app/hec"
+	"ta-defender-alerts/app/secret"
 )
 
 // A proxy starts damaging every request part-way through a drain: delivery stops with an error
@@ -61,39 +63,50 @@ func TestSystematicRefusalStops(t *testing.T) {
 	t.Logf("duplicates after the fix: %d", hs.Duplicates)
 }
 
-// The pump's bookkeeping, batch by batch: refused batches are held until an indexed alert
-// follows them (rare bad alerts: dead-lettered), or until they prove systematic (stop: nothing
-// dead-lettered, the frontier before them).
+// The pump's bookkeeping, batch by batch: refused alerts are held until an alert sent after
+// them is indexed (rare bad alerts: dead-lettered), or until they prove systematic (stop:
+// nothing dead-lettered, the frontier before them). The frontier stops at the last indexed
+// alert before a run, also inside a batch. The end of the drain's last window settles
+// nothing: a run held then stays held (carried to the next drain).
 func TestRefusedBatchesHeldBack(t *testing.T) {
 	type batch struct {
 		n, refused int  // records, and how many of them Splunk refused: the last ones
 		first      bool // the first ones instead
+		slot       int  // the order of sending, from 1 (0: the batch's place): a batch goes after the replies to those in earlier slots
 	}
 	tests := []struct {
 		name         string
 		give         []batch
 		order        []int // arrival order of the outcomes; nil: in order
-		end          bool  // the window ends after these
+		end          bool  // the drain's last window ends after these
 		wantFrontier uint64
 		wantDead     int
 		wantStop     bool
+		wantCarry    bool
 	}{
-		{name: "all indexed", give: []batch{{10, 0, false}, {10, 0, false}}, wantFrontier: 20},
-		{name: "a rare bad alert", give: []batch{{10, 1, true}, {10, 0, false}}, wantFrontier: 20, wantDead: 1},
-		{name: "a rare bad alert, the batch's last", give: []batch{{10, 1, false}, {10, 0, false}}, wantFrontier: 20, wantDead: 1},
-		{name: "a rare bad alert, the batch's last, held until it is clear", give: []batch{{10, 1, false}}, wantFrontier: 0},
-		{name: "a rare bad alert, the window's last", give: []batch{{10, 1, false}}, end: true, wantFrontier: 10, wantDead: 1},
-		{name: "the run starts part-way through a batch", give: []batch{{10, 0, false}, {10, 7, false}, {20, 20, false}, {20, 20, false}, {20, 20, false}}, wantFrontier: 10, wantStop: true},
-		{name: "a bad alert before the run", give: []batch{{10, 0, false}, {10, 1, true}, {20, 20, false}, {20, 20, false}, {20, 20, false}}, wantFrontier: 20, wantDead: 1, wantStop: true},
-		{name: "one batch refused whole, then indexed ones", give: []batch{{10, 0, false}, {10, 10, false}, {10, 0, false}}, wantFrontier: 30, wantDead: 10},
-		{name: "refused whole, held until it is clear", give: []batch{{10, 0, false}, {10, 10, false}, {10, 10, false}}, wantFrontier: 10},
-		{name: "refused at the end of the window", give: []batch{{10, 0, false}, {10, 10, false}, {10, 10, false}}, end: true, wantFrontier: 30, wantDead: 20},
-		{name: "three batches but few alerts", give: []batch{{5, 5, false}, {5, 5, false}, {5, 5, false}, {5, 0, false}}, wantFrontier: 20, wantDead: 15},
-		{name: "many alerts but two batches", give: []batch{{40, 40, false}, {40, 40, false}, {1, 0, false}}, wantFrontier: 81, wantDead: 80},
-		{name: "systematic", give: []batch{{10, 0, false}, {20, 20, false}, {20, 20, false}, {20, 20, false}, {10, 0, false}}, wantFrontier: 10, wantStop: true},
-		{name: "systematic, at the end of the window", give: []batch{{10, 0, false}, {20, 20, false}, {20, 20, false}, {20, 20, false}}, end: true, wantFrontier: 10, wantStop: true},
-		{name: "systematic, outcomes out of order", give: []batch{{10, 0, false}, {20, 20, false}, {20, 20, false}, {20, 20, false}, {10, 0, false}}, order: []int{4, 3, 1, 2, 0}, wantFrontier: 10, wantStop: true},
-		{name: "partly refused batches are not a run", give: []batch{{20, 20, false}, {20, 19, false}, {20, 20, false}, {20, 20, false}}, end: true, wantFrontier: 80, wantDead: 79},
+		{name: "all indexed", give: []batch{{10, 0, false, 0}, {10, 0, false, 0}}, wantFrontier: 20},
+		{name: "a rare bad alert", give: []batch{{10, 1, true, 0}, {10, 0, false, 0}}, wantFrontier: 20, wantDead: 1},
+		{name: "a rare bad alert, the batch's last", give: []batch{{10, 1, false, 0}, {10, 0, false, 0}}, wantFrontier: 20, wantDead: 1},
+		{name: "a rare bad alert, the batch's last, held until it is clear", give: []batch{{10, 1, false, 0}}, wantFrontier: 9},
+		{name: "a rare bad alert, the window's last, carried", give: []batch{{10, 1, false, 0}}, end: true, wantFrontier: 9, wantCarry: true},
+		{name: "a rare bad alert inside a batch", give: []batch{{10, 0, false, 0}, {10, 7, false, 0}, {10, 0, false, 0}}, wantFrontier: 30, wantDead: 7},
+		{name: "the run starts part-way through a batch", give: []batch{{10, 0, false, 0}, {10, 7, false, 0}, {20, 20, false, 0}, {20, 20, false, 0}, {20, 20, false, 0}}, wantFrontier: 13, wantStop: true},
+		{name: "a bad alert before the run", give: []batch{{10, 0, false, 0}, {10, 1, true, 0}, {20, 20, false, 0}, {20, 20, false, 0}, {20, 20, false, 0}}, wantFrontier: 20, wantDead: 1, wantStop: true},
+		{name: "one batch refused whole, then indexed ones", give: []batch{{10, 0, false, 0}, {10, 10, false, 0}, {10, 0, false, 0}}, wantFrontier: 30, wantDead: 10},
+		{name: "refused whole, held until it is clear", give: []batch{{10, 0, false, 0}, {10, 10, false, 0}, {10, 10, false, 0}}, wantFrontier: 10},
+		{name: "refused at the end of the window, carried", give: []batch{{10, 0, false, 0}, {10, 10, false, 0}, {10, 10, false, 0}}, end: true, wantFrontier: 10, wantCarry: true},
+		{name: "three batches but few alerts", give: []batch{{5, 5, false, 0}, {5, 5, false, 0}, {5, 5, false, 0}, {5, 0, false, 0}}, wantFrontier: 20, wantDead: 15},
+		{name: "many alerts but two batches", give: []batch{{40, 40, false, 0}, {40, 40, false, 0}, {1, 0, false, 0}}, wantFrontier: 81, wantDead: 80},
+		{name: "systematic", give: []batch{{10, 0, false, 0}, {20, 20, false, 0}, {20, 20, false, 0}, {20, 20, false, 0}, {10, 0, false, 0}}, wantFrontier: 10, wantStop: true},
+		{name: "systematic, at the end of the window", give: []batch{{10, 0, false, 0}, {20, 20, false, 0}, {20, 20, false, 0}, {20, 20, false, 0}}, end: true, wantFrontier: 10, wantStop: true},
+		{name: "systematic, outcomes out of order", give: []batch{{10, 0, false, 0}, {20, 20, false, 0}, {20, 20, false, 0}, {20, 20, false, 0}, {10, 0, false, 0}}, order: []int{4, 3, 1, 2, 0}, wantFrontier: 10, wantStop: true},
+		{name: "partly refused batches are not a run", give: []batch{{20, 20, false, 0}, {20, 19, false, 0}, {20, 20, false, 0}, {20, 20, false, 0}}, end: true, wantFrontier: 21, wantDead: 20, wantCarry: true},
+		// Several batches in flight: a batch sent before Splunk began refusing may be indexed
+		// after one sent later was refused. It proves nothing about the refused one.
+		{name: "indexed, but sent before the refusal", give: []batch{{10, 0, false, 1}, {20, 20, false, 3}, {20, 0, false, 2}, {20, 20, false, 4}, {20, 20, false, 5}}, wantFrontier: 10, wantStop: true},
+		{name: "indexed, but sent before the refusal, then the window ends", give: []batch{{10, 0, false, 1}, {20, 20, false, 3}, {20, 0, false, 2}}, end: true, wantFrontier: 10, wantCarry: true},
+		{name: "indexed, sent after the refusal", give: []batch{{10, 0, false, 1}, {20, 20, false, 2}, {20, 0, false, 3}}, wantFrontier: 50, wantDead: 20},
+		{name: "indexed before, then indexed after the refusal", give: []batch{{10, 0, false, 1}, {20, 20, false, 3}, {20, 0, false, 2}, {10, 0, false, 4}}, wantFrontier: 60, wantDead: 20},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,17 +114,31 @@ func TestRefusedBatchesHeldBack(t *testing.T) {
 			var outs []hec.Outcome
 			seq := uint64(0)
 			for i, b := range tt.give {
+				slot := b.slot
+				if slot == 0 {
+					slot = i + 1
+				}
+				// The sink's event count: a batch's requests and replies come after those of
+				// earlier slots; a refused first part is answered before the rest is sent.
+				base := uint64(10 * slot)
+				sent, refused := base+1, base+2
+				if b.first {
+					sent, refused = base+3, base+2
+				}
 				var rej []hec.Rejected
 				for k := 0; k < b.refused; k++ {
 					at := b.n - b.refused + k
 					if b.first {
 						at = k
 					}
-					rej = append(rej, hec.Rejected{ID: fmt.Sprintf("b%d-%d", i, at), Index: at, Envelope: []byte(`{"event":{}}`), Code: 6, Text: "Invalid data format"})
+					rej = append(rej, hec.Rejected{ID: fmt.Sprintf("b%d-%d", i, at), Index: at, Envelope: []byte(`{"event":{}}`), Code: 6, Text: "Invalid data format", Refused: refused})
 				}
+				if b.refused == b.n {
+					sent = 0
+				}
+				bt := &hec.Batch{Tag: p.addTags(b.n)}
 				seq += uint64(b.n)
-				bt := &hec.Batch{Tag: &tag{gen: p.gen, seq: seq}}
-				outs = append(outs, hec.Outcome{Batch: batchOf(bt, b.n), Rejected: rej})
+				outs = append(outs, hec.Outcome{Batch: batchOf(bt, b.n), Rejected: rej, Sent: sent})
 			}
 			order := tt.order
 			if order == nil {
@@ -123,8 +150,9 @@ func TestRefusedBatchesHeldBack(t *testing.T) {
 				p.Outcome(outs[i])
 			}
 			p.mu.Lock()
-			if tt.end {
-				p.endLocked()
+			var carry *checkpoint.State
+			if tt.end && p.failed == nil && len(p.held) > 0 {
+				carry = p.endLocked(time.Now())
 			}
 			frontier, failed := p.frontier, p.failed
 			for p.saving {
@@ -140,8 +168,24 @@ func TestRefusedBatchesHeldBack(t *testing.T) {
 			if got := deadLetters(t, DeadLetterPath(dir, "tenant1")); got != tt.wantDead {
 				t.Errorf("%d alerts dead-lettered, want %d", got, tt.wantDead)
 			}
+			if got := carry != nil && carry.Held != nil && carry.Window != nil; got != tt.wantCarry {
+				t.Errorf("carried: %v (%+v), want %v", got, carry, tt.wantCarry)
+			}
 		})
 	}
+}
+
+// addTags adds the tags of n records, as the reader's handler does, and returns the last.
+func (p *Pump) addTags(n int) *tag {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var t *tag
+	for k := 0; k < n; k++ {
+		t = &tag{gen: p.gen, seq: p.nextSeq}
+		p.nextSeq++
+		p.tagBuf = append(p.tagBuf, t)
+	}
+	return t
 }
 
 // batchOf fills b with n records.
@@ -163,8 +207,8 @@ func newBarePump(t *testing.T) (*Pump, string) {
 	t.Cleanup(func() { store.Close() })
 	p := &Pump{Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now, DeadLetter: DeadLetterPath(dir, "tenant1")}
 	p.cond = newCond(p)
-	p.gen = 1
-	p.confirmed, p.tags = map[uint64]done{}, map[uint64]*tag{}
+	p.gen, p.nextSeq, p.tagFirst = 1, 1, 1
+	p.confirmed = map[uint64]done{}
 	p.win = &checkpoint.Window{From: time.Now().Add(-time.Hour), To: time.Now()}
 	return p, dir
 }
@@ -188,4 +232,197 @@ func deadLetters(t *testing.T, path string) int {
 		n++
 	}
 	return n
+}
+
+// poller runs drains as the daemon does (one pump and one HEC client for every poll), or as
+// separate runs do (run --once, the modular input: a new process each time).
+type poller struct {
+	r      *rig
+	daemon bool
+	mod    func(*hec.Config)
+	p      *Pump
+	close  func()
+}
+
+func (r *rig) poller(daemon bool, mod func(*hec.Config)) *poller {
+	pl := &poller{r: r, daemon: daemon, mod: mod}
+	if daemon {
+		cfg := hec.Config{URLs: []string{r.hec.URL}, Token: secret.String(hecToken), BatchBytes: 64 << 10,
+			AckInterval: 10 * time.Millisecond, AckTimeout: time.Second, BackoffInitial: 5 * time.Millisecond, BackoffMax: 50 * time.Millisecond, SetAside: 50 * time.Millisecond,
+			MaxInFlight: 4}
+		if mod != nil {
+			mod(&cfg)
+		}
+		hc, err := hec.New(cfg)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		store, err := checkpoint.Open(r.dir, "tenant1")
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		pl.p = &Pump{Reader: r.reads, Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Start: 24 * time.Hour,
+			Overlap: 10 * time.Minute, Grace: time.Second, DeadLetter: DeadLetterPath(r.dir, "tenant1")}
+		pl.p.SetSink(hc.NewStream(50*time.Millisecond, pl.p.Outcome))
+		pl.close = func() { hc.Close(); store.Close() }
+		r.t.Cleanup(func() {
+			if pl.close != nil {
+				pl.close()
+			}
+		})
+	}
+	return pl
+}
+
+func (pl *poller) drain() (Stats, error) {
+	if !pl.daemon {
+		return pl.r.drain(context.Background(), pl.mod)
+	}
+	err := pl.p.Drain(context.Background())
+	return pl.p.Stats(), err
+}
+
+// stop ends the daemon (it stops on an error that needs a fix), so that another run can lock the checkpoint.
+func (pl *poller) stop() {
+	if pl.close != nil {
+		pl.close()
+		pl.close = nil
+	}
+}
+
+func (r *rig) checkpoint() *checkpoint.State {
+	r.t.Helper()
+	b, err := os.ReadFile(r.dir + "/tenant1.json")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	st, err := checkpoint.Parse(b)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return st
+}
+
+// addNew adds n alerts updated after everything read so far.
+func (r *rig) addNew(n int) {
+	start := time.Now()
+	r.api.AddAlerts(n, func(i int) time.Time { return start.Add(time.Duration(i) * time.Microsecond) })
+	time.Sleep(2 * time.Millisecond) // the next window ends after them
+}
+
+// A proxy damages every request, and each poll finds about one batch: no window holds three
+// refused batches. The refusal is still one run across polls, in the daemon (one pump for
+// every poll) and across separate runs (run --once, the modular input): delivery stops with
+// ErrRefusedAll, nothing goes to the dead-letter file, the checkpoint stays before the run,
+// and once the proxy is fixed every alert is delivered.
+func TestRefusalAcrossPollsStops(t *testing.T) {
+	for _, daemon := range []bool{true, false} {
+		t.Run(map[bool]string{true: "daemon", false: "separate runs"}[daemon], func(t *testing.T) {
+			r := newRig(t, true, 30)
+			start := time.Now()
+			r.hec.Reject(func([]byte) bool { return true })
+			pl := r.poller(daemon, func(c *hec.Config) { c.BatchBytes = 1 << 20 }) // 30 alerts: one batch
+			stopped := 0
+			for poll := 1; poll <= 5 && stopped == 0; poll++ {
+				if poll > 1 {
+					r.addNew(30)
+				}
+				st, err := pl.drain()
+				switch {
+				case errors.Is(err, ErrRefusedAll):
+					stopped = poll
+				case err != nil:
+					t.Fatalf("poll %d: %v", poll, err)
+				case st.Held == 0:
+					t.Errorf("poll %d: nothing held, yet Splunk refused everything", poll)
+				}
+				t.Logf("poll %d: err %v, held %d, dead-lettered %d", poll, err, st.Held, st.Rejected)
+				if st.Rejected != 0 {
+					t.Errorf("poll %d: %d alerts went to the dead-letter file", poll, st.Rejected)
+				}
+			}
+			if stopped == 0 {
+				t.Errorf("5 polls of refused alerts did not stop delivery")
+			}
+			if n := deadLetters(t, DeadLetterPath(r.dir, "tenant1")); n > 0 {
+				t.Errorf("%d alerts in the dead-letter file", n)
+			}
+			if cp := r.checkpoint(); cp.Watermark.After(start) {
+				t.Errorf("the checkpoint moved past the refused alerts: watermark %v", cp.Watermark)
+			}
+			// Fixed: the next run sends everything.
+			pl.stop()
+			r.hec.Reject(nil)
+			if _, err := r.drain(context.Background(), nil); err != nil {
+				t.Fatal(err)
+			}
+			if lost, hs := r.lost(), r.hec.Stats(); len(lost) > 0 || hs.Distinct != 30*stopped {
+				t.Errorf("after the fix: %d alerts lost, %d indexed, want %d", len(lost), hs.Distinct, 30*stopped)
+			}
+			if cp := r.checkpoint(); cp.Held != nil || cp.Window != nil {
+				t.Errorf("after the fix the checkpoint still holds a run: %+v", cp)
+			}
+		})
+	}
+}
+
+// Rare bad alerts that are the last ones read wait in the checkpoint for what follows: a
+// newer alert indexed after them shows Splunk is fine (they go to the dead-letter file then);
+// with nothing newer, they go there after quietDrains polls. Alerts before them are committed
+// and never sent twice, and a run sent again on every poll counts once (two batches refused
+// whole, sent three times, are not six batches: no stop).
+func TestLastAlertsRefusedAreCarried(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		bad    int // the oldest alerts, read last, are refused
+		daemon bool
+		newer  bool // a newer alert comes for the second poll
+		wantAt int  // the poll after which the bad alerts are in the dead-letter file
+	}{
+		{"one, quiet, daemon", 1, true, false, quietDrains},
+		{"one, quiet, separate runs", 1, false, false, quietDrains},
+		{"two batches, quiet, daemon", 20, true, false, quietDrains},
+		{"two batches, quiet, separate runs", 20, false, false, quietDrains},
+		{"one, newer alert, daemon", 1, true, true, 2},
+		{"two batches, newer alert, separate runs", 20, false, true, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, true, 30)
+			bad := map[string]bool{}
+			for i := 1; i <= tc.bad; i++ {
+				bad[defendertest.AlertID(i)] = true
+			}
+			r.hec.Reject(func(ev []byte) bool {
+				var a struct{ ID string }
+				_ = json.Unmarshal(ev, &a)
+				return bad[a.ID]
+			})
+			pl := r.poller(tc.daemon, func(c *hec.Config) { c.BatchCount = 10 })
+			for poll := 1; poll <= quietDrains+1; poll++ {
+				if poll == 2 && tc.newer {
+					r.addNew(1)
+				}
+				st, err := pl.drain()
+				if err != nil {
+					t.Fatalf("poll %d: %v", poll, err)
+				}
+				dead := deadLetters(t, DeadLetterPath(r.dir, "tenant1"))
+				cp := r.checkpoint()
+				if poll < tc.wantAt {
+					if dead != 0 || cp.Held == nil || cp.Window == nil || st.Held != tc.bad {
+						t.Errorf("poll %d: dead-lettered %d, held %d, checkpoint %+v; want them held", poll, dead, st.Held, cp)
+					}
+				} else if dead != tc.bad || cp.Held != nil || cp.Window != nil {
+					t.Errorf("poll %d: dead-lettered %d, checkpoint %+v; want them dead-lettered and the window done", poll, dead, cp)
+				}
+			}
+			want := 30 - tc.bad
+			if tc.newer {
+				want++
+			}
+			if hs := r.hec.Stats(); hs.Distinct != want || hs.Duplicates != 0 {
+				t.Errorf("indexed %d (want %d), duplicates %d (want 0)", hs.Distinct, want, hs.Duplicates)
+			}
+		})
+	}
 }

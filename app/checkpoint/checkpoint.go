@@ -66,8 +66,27 @@ type State struct {
 	// re-reading the overlap sends none of them twice.
 	Delivered []Key `json:"delivered"`
 	// Window is set while a window is read part-way.
-	Window  *Window   `json:"window,omitempty"`
+	Window *Window `json:"window,omitempty"`
+	// Held is set while the checkpoint stays before a run of alerts Splunk refused, until
+	// what is sent after them shows whether the refusal is systematic.
+	Held    *Held     `json:"held,omitempty"`
 	Updated time.Time `json:"updated"`
+}
+
+// Held counts a run of refused alerts across runs, so that a refusal that goes on through
+// several polls is seen as one run. The alerts themselves are read and sent again on every
+// run, since the checkpoint stays before them.
+type Held struct {
+	// Batches counts the batches Splunk refused whole in the run so far, each counted once
+	// although the run is sent again every time.
+	Batches int `json:"batches"`
+	// Records counts the refused alerts in the run as the last run ended.
+	Records int `json:"records"`
+	// Through is the end of the last window read: alert versions updated before it were
+	// counted already.
+	Through time.Time `json:"through"`
+	// Quiet counts the runs in a row that ended with the run held and not grown.
+	Quiet int `json:"quiet"`
 }
 
 // Store is one input's checkpoint file, locked for this process.
@@ -185,6 +204,9 @@ func Parse(b []byte) (*State, error) {
 	}
 	if w := st.Window; w != nil && (w.To.Before(w.From) || w.From.IsZero()) {
 		return nil, errors.New(corrupt("has a window that ends before it starts"))
+	}
+	if h := st.Held; h != nil && (h.Batches < 0 || h.Records < 0 || h.Quiet < 0) {
+		return nil, errors.New(corrupt("has a negative count of refused alerts"))
 	}
 	return &st, nil
 }

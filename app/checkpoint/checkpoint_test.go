@@ -201,7 +201,9 @@ func FuzzParse(f *testing.F) {
 
 // The hand-written encoder writes exactly what encoding/json would.
 func TestEncoderMatchesEncodingJSON(t *testing.T) {
-	for _, st := range []*State{sample(), {Version: 1, Watermark: time.Now()}, {Version: 1, Watermark: time.Unix(0, 1).UTC(),
+	held := sample()
+	held.Held = &Held{Batches: 2, Records: 60, Through: time.Date(2026, 3, 1, 9, 0, 0, 100, time.UTC), Quiet: 1}
+	for _, st := range []*State{sample(), held, {Version: 1, Watermark: time.Now()}, {Version: 1, Watermark: time.Unix(0, 1).UTC(),
 		Delivered: []Key{{`odd "id" \ <&>`, time.Date(2026, 1, 2, 3, 4, 5, 600, time.UTC)}, {"é", time.Unix(5, 0).UTC()}}, Updated: time.Now().UTC()}} {
 		st.Version = Version
 		want, err := json.Marshal(st)
@@ -222,5 +224,29 @@ func BenchmarkSave1000Keys(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		_ = st.appendJSON(nil)
+	}
+}
+
+// A held run's counts survive a save and load; negative counts are refused as corrupt.
+func TestHeldRoundTrip(t *testing.T) {
+	s, err := Open(t.TempDir(), "tenant1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want := sample()
+	want.Held = &Held{Batches: 2, Records: 60, Through: time.Date(2026, 3, 1, 9, 0, 0, 100, time.UTC), Quiet: 2}
+	if err := s.Save(want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, w := got.Held, want.Held; h == nil || h.Batches != w.Batches || h.Records != w.Records || h.Quiet != w.Quiet || !h.Through.Equal(w.Through) {
+		t.Errorf("held %+v, want %+v", got.Held, want.Held)
+	}
+	if _, err := Parse([]byte(`{"version":1,"watermark":"2026-03-01T08:00:00Z","delivered":[],"held":{"batches":-1,"records":0,"through":"2026-03-01T08:00:00Z","quiet":0}}`)); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Errorf("negative count: %v, want corrupt", err)
 	}
 }

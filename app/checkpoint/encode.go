@@ -41,6 +41,11 @@ func (st *State) appendJSON(b []byte) []byte {
 		}
 		b = append(b, '}')
 	}
+	if st.Held != nil {
+		h, _ := json.Marshal(st.Held) // rare: only while refused alerts are held
+		b = append(b, `,"held":`...)
+		b = append(b, h...)
+	}
 	b = append(b, `,"updated":`...)
 	b = appendTime(b, st.Updated)
 	return append(b, '}')

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +25,7 @@ type Rejected struct {
 	Envelope []byte // the whole envelope as sent
 	Code     int    // HEC's code (413 for a record too large for the server)
 	Text     string // HEC's text
+	Refused  uint64 // when the refusal came, on the client's event count (see Outcome.Sent)
 }
 
 // Outcome is what became of a batch. With Err nil, every record is confirmed (indexed, or
@@ -35,7 +37,12 @@ type Outcome struct {
 	// them twice.
 	Resent     int
 	AckLatency time.Duration // from the first send to the last ack, when acks are on
-	Err        error
+	// Sent is when the last request that indexed records of the batch was sent (0 if none
+	// did), on the client's event count, which counts every request sent and every refusal
+	// received. A batch whose Sent is above a Rejected's Refused was sent after that record
+	// was refused: HEC accepted data after refusing it.
+	Sent uint64
+	Err  error
 }
 
 // Stats counts a client's work.
@@ -63,6 +70,7 @@ type Client struct {
 	eps      []*endpoint
 	warnings []string
 	gz       sync.Pool
+	events   atomic.Uint64 // Outcome.Sent and Rejected.Refused
 
 	sem chan struct{}
 	wg  sync.WaitGroup
@@ -285,6 +293,7 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 			return nil, err
 		}
 		d.url = ep.display
+		sent := c.events.Add(1)
 		r, herr := c.post(ctx, ep, body)
 		if ctx.Err() != nil {
 			return nil, ctx.Err() // stopping is not HEC's fault
@@ -299,10 +308,12 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 					return nil, err
 				}
 				c.learnAcks(false)
+				out.Sent = sent
 				return nil, nil
 			}
 			c.learnAcks(true)
 			if c.cfg.Ack == AckOff {
+				out.Sent = sent
 				return nil, nil // the caller chose HTTP 200 as proof
 			}
 			acked, err := c.waitAck(ctx, ep, *r.AckID)
@@ -311,6 +322,7 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 				return nil, err
 			}
 			if acked {
+				out.Sent = sent
 				return nil, nil
 			}
 			// Still not acknowledged after AckTimeout: the data may be lost; send it again.
@@ -347,6 +359,9 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 				return c.isolate(p, out, herr), nil
 			}
 			out.Rejected = append(out.Rejected, c.reject(p.b, p.lo+k, herr))
+			if k > 0 {
+				out.Sent = sent // the records before k were indexed
+			}
 			if p.lo+k+1 < p.hi {
 				return []part{{p.b, p.lo + k + 1, p.hi}}, nil
 			}
@@ -393,7 +408,7 @@ func (c *Client) reject(b *Batch, i int, herr *Error) Rejected {
 		code, text = 413, "the record alone is larger than the HEC server accepts (max_content_length)"
 	}
 	env := bytes.TrimRight(b.record(i), "\n")
-	return Rejected{ID: b.ids[i], Index: i, Envelope: append([]byte(nil), env...), Code: code, Text: text}
+	return Rejected{ID: b.ids[i], Index: i, Envelope: append([]byte(nil), env...), Code: code, Text: text, Refused: c.events.Add(1)}
 }
 
 // mayHaveIndexed tells a lost reply (the request may have arrived) from a refused connection.
