@@ -76,9 +76,9 @@ func TestWindowsFollowMicrosoftsClock(t *testing.T) {
 			if d := cp.Watermark.Sub(apiNow()); d > 2*time.Second {
 				t.Errorf("the watermark lies %v in the API's future", d)
 			}
-			// 120 alerts updated in the API's present, then the next poll.
+			// 120 alerts updated in the API's present (within the Date header's one-second grain), then the next poll.
 			time.Sleep(1100 * time.Millisecond)
-			api.AddAlerts(120, func(int) time.Time { return apiNow().Add(-500 * time.Millisecond) })
+			api.AddAlerts(120, func(int) time.Time { return apiNow().Add(-2 * time.Second) })
 			st2, _ := drainWith(t, api, h, rd, dir, false)
 			if st2.Confirmed != 120 {
 				t.Errorf("the next poll delivered %d of 120 new alerts", st2.Confirmed)
