@@ -43,10 +43,17 @@ import (
 // The residual race: a count probe counts what the API holds when it answers. If, between a
 // page and its probe, versions seen on the page leave the probed range (updated) while as
 // many versions never seen stay in it, the probe comes back empty although the page missed
-// them. That needs an API whose order is not the one being checked (in the checked order
-// there is nothing unseen in the range) and updates landing on the page in the moment between
-// two calls, as many as there are unseen versions. Short replies (the snapshot proof) have no
-// such race, and neither has anything read along a key that a probe has confirmed.
+// them. That needs an API whose order is not the one being checked (when the API does list in
+// the order checked, the page missed nothing) and updates landing on the page in the moment
+// between two calls, as many as there are unseen versions. The count probe that ends a tie
+// group's $skip passes has the same limit. Short replies (the snapshot proof) have none.
+//
+// A resumed drain repeats the page in flight and drops what the checkpoint's progress (At,
+// KeyAt) covers while the reply comes in that progress's order; a full page's proof then
+// confirms the order. A short reply is not probed: there, a version the saved page did not
+// show could be dropped only if every version that page showed with a lower lastUpdateTime
+// has left the range since (been updated), for in the same order they come before it and
+// break the order the drop rests on.
 
 // Alert is one alert as the API sent it.
 type Alert struct {

@@ -218,11 +218,11 @@ const ordersIntro = `## The API's list order
 The Alert API documents no order for its pages, so the client proves each full page with a
 count probe (` + "`$skip=k&$top=1`" + ` on the range the page covered) and, when the API lists by
 something else, pages along the key a probe confirms or bisects the window (README, "How alerts
-are read"). The same run against the stand-in listing in each order, at the default page size
-(10,000), with every tenth alert updated later (so that creation order and lastUpdateTime order
-differ), acks off. Minimum calls: one per 10,000 alerts, plus the short page that ends the
-window. Alerts downloaded counts every alert in every reply (probes included); bytes are the
-alert bytes the stand-in sent.
+are read"). The same run (` + "`BENCH_ORDERS`, `BENCH_ORDER_SIZES`" + `) against the stand-in
+listing in each order, at the default page size (10,000), with every tenth alert updated later
+(so that creation order and lastUpdateTime order differ), acks off. Minimum calls: one per
+10,000 alerts, plus the short page that ends the window. Alerts downloaded counts every alert in
+every reply (probes included); MB are the alert bytes the stand-in sent.
 
 `
 
