@@ -449,15 +449,7 @@ func (d *drain) resume(p *Position) error {
 	if d.key == nil {
 		at := p.At.clone()
 		d.at = at.clone()
-		// Dropping what At covers is sound only if the reply it was taken from came in
-		// lastUpdateTime order. Before any page of this drain was proven in that order (the
-		// page cursor still at the window's end), nothing says so: an API without a stable
-		// order may have sent [x1, x2, w] before the crash and [x1, y, x2] after it, and y,
-		// never handed on, would be dropped. Then the page is handed on again instead (a
-		// page of repeats after a crash in a window's first page, never a loss).
-		if proven := !(p.Page.Upper.Equal(d.to) && !p.Page.Inclusive); proven {
-			d.trustAt = &at
-		}
+		d.trustAt = &at
 		if at.Inclusive { // the ids listed at its bound were handed on, in any order
 			for _, id := range at.Done {
 				if k := keyOf(id, at.Upper); !d.proven(id, k.t, 0) {
