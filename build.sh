@@ -8,7 +8,7 @@ export GOFLAGS
 
 # GO_MIN is the oldest Go this code is built or tested with: the current patched release of
 # its Go line, so that no build ships standard-library flaws this code reaches (XML, TLS,
-# HTTP/2, ASN.1). Raise it, and go.mod's go line with it, at each Go security release. go.mod
+# HTTP/2, ASN.1). Raise it, and go.mod's toolchain line with it, at each Go security release. go.mod
 # alone is not enough: with GOTOOLCHAIN=local (as many machines set it), go builds with
 # whatever it is.
 GO_MIN=1.26.11

@@ -1,6 +1,8 @@
 module ta-defender-alerts
 
-go 1.26.11
+go 1.26.0
+
+toolchain go1.26.11
 
 require (
 	github.com/cenkalti/backoff/v4 v4.3.0
