@@ -45,10 +45,10 @@ func NeedsFix(err error) bool {
 }
 
 // Persist calls drain until it succeeds, fails with an error that NeedsFix, or ctx ends. It
-// logs every other failure and backs off before the next try: first, doubling, at most max.
+// logs every other failure and backs off before the next try: first, doubling, at most limit.
 // With giveUp > 0 it also stops once failures have gone on that long without a success. At
 // the end it returns the last failure (or ctx's error if there was none).
-func Persist(ctx context.Context, log *slog.Logger, first, max, giveUp time.Duration, drain func(context.Context) error) error {
+func Persist(ctx context.Context, log *slog.Logger, first, limit, giveUp time.Duration, drain func(context.Context) error) error {
 	backoff := time.Duration(0)
 	var failingSince time.Time
 	for {
@@ -69,7 +69,7 @@ func Persist(ctx context.Context, log *slog.Logger, first, max, giveUp time.Dura
 		} else if giveUp > 0 && time.Since(failingSince) >= giveUp {
 			return fmt.Errorf("still failing after %v of tries: %w", giveUp.Round(time.Second), err)
 		}
-		backoff = min(maxDuration(2*backoff, first), max)
+		backoff = min(max(2*backoff, first), limit)
 		log.Warn("collection failed; it clears by itself, so it will be tried again", "err", err, "in", backoff)
 		t := time.NewTimer(backoff)
 		select {
@@ -79,13 +79,6 @@ func Persist(ctx context.Context, log *slog.Logger, first, max, giveUp time.Dura
 		case <-t.C:
 		}
 	}
-}
-
-func maxDuration(a, b time.Duration) time.Duration {
-	if a > b {
-		return a
-	}
-	return b
 }
 
 // LogRetryAfter makes the Defender client's Retry-After notice a log line: what Microsoft
