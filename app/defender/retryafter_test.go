@@ -51,3 +51,20 @@ func TestRemoteMessagesAreCleaned(t *testing.T) {
 		t.Errorf("a rune was cut in half: %q", got[len(got)-10:])
 	}
 }
+
+// Whatever a server sends as Retry-After, the wait is between 0 and MaxRetryAfter, and what
+// was asked is quoted as one short printable line.
+func FuzzRetryAfter(f *testing.F) {
+	for _, v := range []string{"30", "0.25", "1e300", "-5", "NaN", "Inf", "Tue, 01 Dec 2026 12:00:45 GMT", "Fri, 01 Dec 2999 12:00:00 GMT", "\x1b[2J"} {
+		f.Add(v)
+	}
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, v string) {
+		if d := parseRetryAfter(v, now); d < 0 || d > MaxRetryAfter {
+			t.Fatalf("parseRetryAfter(%q) = %v", v, d)
+		}
+		if q := oneLine(strings.Map(printable, v), 64); strings.ContainsAny(q, "\x1b\r\n\x00") || !utf8.ValidString(q) {
+			t.Fatalf("asked quoted as %q", q)
+		}
+	})
+}
