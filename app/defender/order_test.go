@@ -325,3 +325,60 @@ func TestResumeWithShortReplyInAnotherOrder(t *testing.T) {
 		t.Errorf("the updated old alert %s was never read: %v", a, got)
 	}
 }
+
+// A crash inside a window's first page, then a resume, when the API has no stable order: the
+// first reply had a version below the saved bound before one above it ([a, c, b] with b's time
+// between a's and c's), the drain stopped after c, and the resumed reply lists [a, b, c]. The
+// saved progress says "everything above c's time was handed on", which held only for the
+// first reply's prefix: b must still be read. Every seed and stop point of a shuffled API.
+func TestResumeInFirstPageOfUnstableOrder(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	from, to := now.Add(-2*time.Hour), now
+	lost, resumes, dupTotal := 0, 0, 0
+	for seed := uint64(1); seed <= 150; seed++ {
+		for stopAt := 1; stopAt <= 3; stopAt++ {
+			srv := newServer(t, defendertest.Options{Seed: seed})
+			srv.AddAlerts(7, func(i int) time.Time { return now.Add(-time.Hour).Add(time.Duration(i) * 5 * time.Minute) })
+			srv.SetOrder(defendertest.Shuffled)
+			c := newClient(t, srv, func(c *defender.Config) { c.PageSize = 4 })
+			seen := map[version]int{}
+			errStop := errors.New("crash")
+			var saved []byte
+			n := 0
+			_, err := c.ReadWindow(context.Background(), defender.Window{From: from, To: to}, func(a defender.Alert, p *defender.Progress) error {
+				seen[version{a.ID, a.LastUpdate}]++
+				n++
+				var err error
+				if saved, err = json.Marshal(p.Position()); err != nil {
+					return err
+				}
+				if n == stopAt {
+					return errStop
+				}
+				return nil
+			})
+			if !errors.Is(err, errStop) {
+				t.Fatalf("seed %d stop %d: err = %v", seed, stopAt, err)
+			}
+			resume := new(defender.Position)
+			if err := json.Unmarshal(saved, resume); err != nil {
+				t.Fatal(err)
+			}
+			resumes++
+			if _, err := c.ReadWindow(context.Background(), defender.Window{From: from, To: to, Resume: resume}, func(a defender.Alert, _ *defender.Progress) error {
+				seen[version{a.ID, a.LastUpdate}]++
+				return nil
+			}); err != nil {
+				t.Fatalf("seed %d stop %d: resume: %v", seed, stopAt, err)
+			}
+			if len(seen) != 7 {
+				lost++
+				t.Errorf("seed %d, stop after %d: read %d of 7 after the resume (position %s)", seed, stopAt, len(seen), saved)
+			}
+			for _, k := range seen {
+				dupTotal += k - 1
+			}
+		}
+	}
+	t.Logf("%d resumes: %d lost an alert, %d re-sent in all", resumes, lost, dupTotal)
+}

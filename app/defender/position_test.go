@@ -14,6 +14,7 @@ func FuzzPosition(f *testing.F) {
 	f.Add([]byte(`{"page":{"upper":"2026-03-01T10:00:00Z","inclusive":true},"at":{"upper":"2026-03-01T10:00:00Z","inclusive":true},"tie":{"upper":"2026-03-01T08:00:00.1234567Z","inclusive":true,"done":["b"]},"handed":[["c","2026-03-01T10:00:00Z"]]}`))
 	f.Add([]byte(`{"page":{"upper":"2026-03-01T10:00:00Z"},"at":{"upper":"2026-03-01T10:00:00Z"},"key":{"key":"id","asc":true,"id":"da1"},"key_at":{"key":"id","asc":true,"id":"da2"}}`))
 	f.Add([]byte(`{"handed":[["\u00e9\"<",  "2026-03-01T10:00:00Z"]]}`))
+	f.Add([]byte(`{"page":{"upper":"2026-03-01T10:00:00Z"},"at":{"upper":"2026-03-01T09:00:00Z","inclusive":true,"done":["a"]},"claim":{"n":2,"sum":18446744073709551615}}`))
 	from := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var p Position
@@ -48,6 +49,7 @@ func TestPositionJSON(t *testing.T) {
 		Key:    &KeyCursor{Key: "created", Asc: true, Time: at.Add(-2 * time.Hour), Inclusive: true, Done: []string{"e"}},
 		KeyAt:  &KeyCursor{Key: "id", ID: "da<1>"},
 		Handed: Versions{{"f", at}, {"g\n", at.Add(time.Minute)}},
+		Claim:  &Claim{N: 3, Sum: 18446744073709551557}, // above 2^63: no float on the way
 	}
 	b := p.AppendJSON(nil)
 	if !json.Valid(b) {

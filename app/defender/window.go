@@ -184,7 +184,8 @@ func (v *AlertVersion) UnmarshalJSON(b []byte) error {
 // the window is read along another key, when Key covers it; or when Handed lists it. At and
 // KeyAt are how far the hand-over got within the page in flight (for lastUpdateTime and for
 // Key): a resumed drain repeats that page's query, drops what they cover while the reply
-// comes in their order, and keeps that only if the page's proof then holds.
+// comes in their order, and keeps that only if Claim (what the progress covers) matches what
+// it dropped and the page's proof then holds.
 //
 // The format only grew: a position written before Tie, Key, KeyAt and Handed existed (Page
 // and At) reads and resumes as it did.
@@ -195,6 +196,7 @@ type Position struct {
 	Key    *KeyCursor `json:"key,omitempty"`
 	KeyAt  *KeyCursor `json:"key_at,omitempty"`
 	Handed Versions   `json:"handed,omitempty"`
+	Claim  *Claim     `json:"claim,omitempty"` // nil: a position written before Claim existed
 }
 
 // MarshalJSON writes the position as AppendJSON does.
@@ -223,6 +225,10 @@ func (p Position) AppendJSON(b []byte) []byte {
 	if len(p.Handed) > 0 {
 		b = append(b, `,"handed":`...)
 		b = p.Handed.appendJSON(b)
+	}
+	if p.Claim != nil {
+		b = append(b, `,"claim":`...)
+		b = p.Claim.appendJSON(b)
 	}
 	return append(b, '}')
 }
@@ -315,6 +321,10 @@ func (p *Progress) Position() Position {
 	if len(d.handed) > 0 {
 		pos.Handed = d.handed[:len(d.handed):len(d.handed)]
 	}
+	if d.tie == nil {
+		c := d.claim
+		pos.Claim = &c
+	}
 	return pos
 }
 
@@ -374,10 +384,17 @@ type drain struct {
 	handed Versions
 	shared bool // a Position holds views of at, keyAt or handed: replace their lists, never reuse
 
-	// The first page of a resumed drain drops what the checkpoint's At or KeyAt covers.
-	trustAt  *Cursor
-	trustKey *KeyCursor
-	trusted  bool // and it did
+	// claim sums the versions at or keyAt covers (Position.Claim).
+	claim Claim
+
+	// The first page of a resumed drain drops what the checkpoint's At or KeyAt covers, and
+	// keeps that only if what it dropped matches the checkpoint's claim (see Claim).
+	trustAt    *Cursor
+	trustKey   *KeyCursor
+	trusted    bool             // and it did
+	trustClaim *Claim           // the checkpoint's claim (nil: an older checkpoint, trusted as before)
+	dropped    Claim            // what the first reply showed of the versions the claim covers
+	restored   map[key]struct{} // the checkpoint's Handed: never part of its claim
 
 	seen     map[key]int64 // handed on (this drain or the checkpoint's) and not proven done; → alertCreationTime
 	pageKeys []pageKey     // handed on during the page in flight, covered by at or keyAt
@@ -446,6 +463,16 @@ func (d *drain) resume(p *Position) error {
 	if d.tie != nil {
 		return nil // progress inside a tie group is in Tie and Handed
 	}
+	if p.Claim != nil {
+		c := *p.Claim
+		d.claim, d.trustClaim = c, &c
+	}
+	if len(p.Handed) > 0 {
+		d.restored = make(map[key]struct{}, len(p.Handed))
+		for _, v := range p.Handed {
+			d.restored[keyOf(v.ID, v.LastUpdate)] = struct{}{}
+		}
+	}
 	if d.key == nil {
 		at := p.At.clone()
 		d.at = at.clone()
@@ -456,6 +483,9 @@ func (d *drain) resume(p *Position) error {
 					if _, ok := d.seen[k]; !ok {
 						d.seen[k] = 0
 						d.handed = append(d.handed, AlertVersion{id, at.Upper.UTC()})
+						if d.trustClaim != nil {
+							d.claim.sub(k) // now Handed's: a later resume must not count it twice
+						}
 					}
 				}
 			}
@@ -502,6 +532,7 @@ func (d *drain) setKey(k *KeyCursor) {
 func (d *drain) commit() {
 	d.at = d.page.clone()
 	d.keyAt = d.key.clone()
+	d.claim = Claim{}
 	d.shared = false
 	for _, pk := range d.pageKeys {
 		if _, ok := d.seen[pk.k]; !ok && !d.proven(pk.k.id, pk.k.t, pk.created) {
@@ -743,6 +774,7 @@ func (d *drain) read(ctx context.Context, filter string, skip int, in func(it it
 				d.seen[pk.k] = pk.created
 			}
 		}
+		d.dropped = Claim{}
 		r = reply{}
 		d.items = d.items[:0]
 		inOrder := true
@@ -803,14 +835,21 @@ func (d *drain) read(ctx context.Context, filter string, skip int, in func(it it
 				case trackAt:
 					d.advanceAt(f.id, f.lut)
 					progress = true
-					if c := d.trustAt; c != nil && (f.lut.After(c.Upper) || f.lut.Equal(c.Upper) && !c.Inclusive) {
-						d.trusted = true // (the ids listed at the bound are in seen)
-						return nil
+					if c := d.trustAt; c != nil {
+						if f.lut.After(c.Upper) || f.lut.Equal(c.Upper) && !c.Inclusive {
+							d.trusted = true
+							d.drop(it)
+							return nil
+						}
+						if f.lut.Equal(c.Upper) && c.Inclusive && slices.Contains(c.Done, f.id) {
+							d.drop(it) // (and it is in seen: handOn drops it)
+						}
 					}
 				case trackKey:
 					d.advanceKey(it)
 					progress = true
 					if c := d.trustKey; c != nil && c.covers(it) {
+						d.drop(it)
 						if c.cmp(it) == 0 && c.Inclusive {
 							d.pageKeys = append(d.pageKeys, pageKey{keyOf(f.id, f.lut), it.created})
 						} else {
@@ -833,6 +872,21 @@ func (d *drain) read(ctx context.Context, filter string, skip int, in func(it it
 		d.st.Pages++
 	}
 	return r, err
+}
+
+// drop counts a version of the resumed first reply that the checkpoint's progress covers,
+// unless the claim leaves it out: listed in Handed, or covered by the proven cursors.
+func (d *drain) drop(it item) {
+	k := key{it.id, it.lut}
+	if _, ok := d.restored[k]; !ok && !d.proven(it.id, it.lut, it.created) {
+		d.dropped.add(k)
+	}
+}
+
+// claimHolds reports whether what the resumed first reply dropped is what the checkpoint's
+// progress covered: if not, the progress claimed more than was handed on.
+func (d *drain) claimHolds() bool {
+	return d.trustClaim == nil || *d.trustClaim == d.dropped
 }
 
 // advanceAt moves the lastUpdateTime progress down to (id, t). An id met twice at the same
@@ -883,6 +937,9 @@ func (d *drain) handOn(raw []byte, id string, t time.Time, created int64, progre
 			d.st.Repeats++
 			return nil
 		}
+	}
+	if progress {
+		d.claim.add(k)
 	}
 	if d.w.Delivered != nil && d.w.Delivered(id, t) {
 		d.st.Delivered++
@@ -947,9 +1004,13 @@ func (d *drain) byLastUpdate(ctx context.Context) (bool, error) {
 	base := d.pageFilter()
 	r, err := d.read(ctx, base, 0, d.inPage, trackAt)
 	trusted := d.trusted
-	d.trustAt, d.trusted = nil, false
+	d.trustAt, d.trusted, d.restored = nil, false, nil
 	if err != nil {
 		return false, err
+	}
+	if trusted && !d.claimHolds() {
+		d.commit() // the checkpoint's progress claimed more than was handed on: read again
+		return false, nil
 	}
 	if r.n < d.size {
 		return true, nil // a short page held the rest of the window
@@ -1056,9 +1117,13 @@ func (d *drain) byKey(ctx context.Context) (bool, error) {
 	}
 	r, err := d.read(ctx, base, 0, in, trackKey)
 	trusted := d.trusted
-	d.trustKey, d.trusted = nil, false
+	d.trustKey, d.trusted, d.restored = nil, false, nil
 	if err != nil {
 		return false, err
+	}
+	if trusted && !d.claimHolds() {
+		d.commit()
+		return false, nil
 	}
 	if r.n < d.size {
 		return true, nil
