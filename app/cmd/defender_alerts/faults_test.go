@@ -41,11 +41,18 @@ func report(t *testing.T, name string, w *world, started time.Time) {
 	}
 }
 
-// Scenario 1: SIGKILLs at random moments of a drain, each followed by a restart.
+// Scenario 1: SIGKILLs at random moments of a drain, each followed by a restart; then the
+// same against an API that lists in no stable order, where a restart inside a page must not
+// trust the interrupted reply's order (issue 9).
 func TestFaultSIGKILL(t *testing.T) {
+	t.Run("lastupdate", func(t *testing.T) { faultSIGKILL(t, defendertest.NewestFirst, pick(20000, 50000), pick(10, 20)) })
+	t.Run("shuffled", func(t *testing.T) { faultSIGKILL(t, defendertest.Shuffled, pick(6000, 30000), pick(5, 15)) })
+}
+
+func faultSIGKILL(t *testing.T, order defendertest.Order, n, kills int) {
 	started := time.Now()
-	n, kills := pick(20000, 50000), pick(10, 20)
 	w := newWorld(t, n, true)
+	w.api.SetOrder(order)
 	r := mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	landed := 0
 	for landed < kills {
@@ -81,7 +88,11 @@ func TestFaultSIGKILL(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("final run: %v\n%s", err, out)
 	}
-	report(t, fmt.Sprintf("1 SIGKILL x%d", landed), w, started)
+	name := fmt.Sprintf("1 SIGKILL x%d", landed)
+	if order != defendertest.NewestFirst {
+		name += " (" + order.String() + ")"
+	}
+	report(t, name, w, started)
 	if landed < kills {
 		t.Errorf("only %d of %d kills landed during the drain", landed, kills)
 	}
