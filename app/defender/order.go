@@ -1,0 +1,185 @@
+package defender
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// Paging newest lastUpdateTime first, and along another key when a probe shows the API lists
+// by that key.
+
+func (d *drain) pageFilter() string {
+	return "lastUpdateTime ge " + FilterTime(d.from) + " and lastUpdateTime" + upperOp(d.page) + FilterTime(d.page.Upper)
+}
+
+func upperOp(c Cursor) string {
+	if c.Inclusive {
+		return " le "
+	}
+	return " lt "
+}
+
+// inPage reports whether a version lies in the range the page query asks for.
+func (d *drain) inPage(it item) bool {
+	t := time.Unix(0, it.lut).UTC()
+	if t.Before(d.from) || t.After(d.page.Upper) {
+		return false
+	}
+	return d.page.Inclusive || t.Before(d.page.Upper)
+}
+
+// byLastUpdate reads the page below the proven bound and proves it: done when the window is.
+func (d *drain) byLastUpdate(ctx context.Context) (bool, error) {
+	base := d.pageFilter()
+	r, err := d.read(ctx, base, 0, d.inPage, trackAt)
+	trusted := d.trusted
+	d.trustAt, d.trusted, d.restored = nil, false, nil
+	if err != nil {
+		return false, err
+	}
+	if trusted && !d.claimHolds() {
+		d.commit() // the checkpoint's progress claimed more than was handed on: read again
+		return false, nil
+	}
+	if r.n < d.size {
+		return true, nil // a short page held the rest of the window
+	}
+	if len(d.items) == 0 {
+		return false, errIgnoresFilter()
+	}
+	e, k, atL := keyDef{key: "lut"}.edge(d.items)
+	low := time.Unix(0, e.lut).UTC()
+	if low.Equal(d.page.Upper) { // a full page at the bound itself: a tie group
+		d.commit()
+		if trusted {
+			return false, nil // the checkpoint's progress above the bound is unproven: read again
+		}
+		return false, d.tieThenBelow(ctx, low)
+	}
+	ok, err := d.holdsAtMost(ctx, "lastUpdateTime gt "+FilterTime(low)+" and lastUpdateTime"+upperOp(d.page)+FilterTime(d.page.Upper), k)
+	if err != nil {
+		return false, err
+	}
+	if ok {
+		if k == 0 { // all at one time
+			d.setPage(Cursor{Upper: low, Inclusive: true})
+			return false, d.tieThenBelow(ctx, low)
+		}
+		d.setPage(Cursor{Upper: low, Inclusive: true, Done: atL})
+		return false, nil
+	}
+	// Not listed by lastUpdateTime (or a version became visible late in the range).
+	if trusted {
+		d.commit() // the checkpoint's progress rested on that order: read the page again
+		return false, nil
+	}
+	kc, err := d.otherKey(ctx, base)
+	if err != nil {
+		return false, err
+	}
+	d.st.Unordered = true
+	if kc != nil {
+		d.setKey(kc)
+		return false, nil
+	}
+	sample := lutSample(d.items)
+	d.commit()
+	return true, d.bisect(ctx, nil, span{d.from, hiOf(d.page)}, sample)
+}
+
+func hiOf(c Cursor) time.Time {
+	if c.Inclusive {
+		return c.Upper.Add(Tick)
+	}
+	return c.Upper
+}
+
+func lutSample(items []item) []int64 {
+	s := make([]int64, len(items))
+	for i, it := range items {
+		s[i] = it.lut
+	}
+	return s
+}
+
+// otherKey tries the page in d.items against the other orders it is sorted by: the first one
+// a count probe confirms becomes the key. At most three probes.
+func (d *drain) otherKey(ctx context.Context, base string) (*KeyCursor, error) {
+	tries := 0
+	for _, kd := range candidates {
+		if kd.key == "created" && slices.ContainsFunc(d.items, func(it item) bool { return it.created == 0 }) {
+			continue
+		}
+		if !kd.sorted(d.items) {
+			continue
+		}
+		e, k, at := kd.edge(d.items)
+		if k == 0 {
+			continue // all at one value: no progress along it
+		}
+		if tries == 3 {
+			break
+		}
+		tries++
+		ok, err := d.holdsAtMost(ctx, base+" and "+kd.aheadFilter(e), k)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			d.st.By = kd.by
+			return kd.cursor(e, at), nil
+		}
+	}
+	return nil, nil
+}
+
+// --- along another key ---
+
+func (d *drain) byKey(ctx context.Context) (bool, error) {
+	base := d.pageFilter() + " and " + d.key.filter()
+	in := func(it item) bool {
+		if !d.inPage(it) || (d.key.Key == "created" && it.created == 0) {
+			return false
+		}
+		c := d.key.cmp(it)
+		return c > 0 || (c == 0 && d.key.Inclusive)
+	}
+	r, err := d.read(ctx, base, 0, in, trackKey)
+	trusted := d.trusted
+	d.trustKey, d.trusted, d.restored = nil, false, nil
+	if err != nil {
+		return false, err
+	}
+	if trusted && !d.claimHolds() {
+		d.commit()
+		return false, nil
+	}
+	if r.n < d.size {
+		return true, nil
+	}
+	if len(d.items) == 0 {
+		return false, errIgnoresFilter()
+	}
+	kd := keyDef{key: d.key.Key, asc: d.key.Asc}
+	e, k, at := kd.edge(d.items)
+	if k > 0 {
+		ok, err := d.holdsAtMost(ctx, base+" and "+kd.aheadFilter(e), k)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			d.setKey(kd.cursor(e, at))
+			return false, nil
+		}
+		if trusted {
+			d.commit()
+			return false, nil
+		}
+	}
+	// The order no longer holds, or more than a page shares one value of the key.
+	sample := lutSample(d.items)
+	d.commit()
+	d.st.By += ", then bisected"
+	return true, d.bisect(ctx, nil, span{d.from, hiOf(d.page)}, sample)
+}

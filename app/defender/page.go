@@ -1,0 +1,240 @@
+package defender
+
+import (
+	"context"
+	"io"
+	"slices"
+	"time"
+)
+
+// Reading one page: hand on what is new, track the progress the reply's order allows, and the
+// count probe that proves a page.
+
+type track int
+
+const (
+	trackNone track = iota // the reply's versions go to Handed
+	trackAt                // progress by lastUpdateTime, newest first (Position.At)
+	trackKey               // progress along the key (Position.KeyAt)
+)
+
+type reply struct {
+	n         int  // versions in the reply
+	noCreated bool // one in range had no alertCreationTime
+}
+
+// read runs one query and hands on what is new; d.items receives the distinct versions the
+// reply held inside the range (in says which), in reply order.
+func (d *drain) read(ctx context.Context, filter string, skip int, in func(it item) bool, tr track) (reply, error) {
+	q := d.encode(filter, d.size, skip, true)
+	var r reply
+	attempt := 0
+	err := d.c.get(ctx, q, func(body io.Reader) error {
+		attempt++
+		if attempt > 1 { // a retried reply repeats what the cut-off one handed on
+			for _, pk := range d.pageKeys {
+				d.seen[pk.k] = pk.created
+			}
+		}
+		d.dropped = Claim{}
+		r = reply{}
+		d.items = d.items[:0]
+		inOrder := true
+		mapped := false // replyIDs holds the ids of d.items
+		n, err := d.dec.decode(body, func(raw []byte, f fields) error {
+			it := item{id: f.id, lut: f.lut.UnixNano()}
+			if !f.created.IsZero() {
+				it.created = f.created.UnixNano()
+			}
+			if !in(it) {
+				return nil // outside the query's range: a later query owns it
+			}
+			if inOrder && len(d.items) > 0 {
+				prev := d.items[len(d.items)-1]
+				switch tr {
+				case trackAt:
+					inOrder = it.lut <= prev.lut
+				case trackKey:
+					inOrder = !ahead(d.key.Key, d.key.Asc, it, prev)
+				}
+			}
+			// A version the reply already held is not counted or handed on twice. While the
+			// reply is newest first, a repeat sits among the last few at the same time.
+			if !mapped && tr == trackAt && inOrder {
+				for i, k := len(d.items)-1, 0; i >= 0 && d.items[i].lut == it.lut; i, k = i-1, k+1 {
+					if d.items[i].id == it.id {
+						return nil
+					}
+					if k == 16 {
+						mapped = true
+						break
+					}
+				}
+			} else if !mapped {
+				mapped = true
+			}
+			if mapped {
+				if len(d.replyIDs) == 0 {
+					for _, x := range d.items {
+						d.replyIDs[x.id] = struct{}{}
+					}
+				}
+				if _, dup := d.replyIDs[it.id]; dup {
+					return nil
+				}
+				d.replyIDs[it.id] = struct{}{}
+			}
+			if it.created == 0 {
+				r.noCreated = true
+			}
+			d.items = append(d.items, it)
+			progress := false
+			if inOrder {
+				// The checkpoint's progress: the ids it lists at its bound were handed on (an
+				// exact record); what lies ahead of the bound was, if the API still lists in
+				// this order, which the page's proof will tell (trusted).
+				switch tr {
+				case trackAt:
+					d.advanceAt(f.id, f.lut)
+					progress = true
+					if c := d.trustAt; c != nil {
+						if f.lut.After(c.Upper) || f.lut.Equal(c.Upper) && !c.Inclusive {
+							d.trusted = true
+							d.drop(it)
+							return nil
+						}
+						if f.lut.Equal(c.Upper) && c.Inclusive && slices.Contains(c.Done, f.id) {
+							d.drop(it) // (and it is in seen: handOn drops it)
+						}
+					}
+				case trackKey:
+					d.advanceKey(it)
+					progress = true
+					if c := d.trustKey; c != nil && c.covers(it) {
+						d.drop(it)
+						if c.cmp(it) == 0 && c.Inclusive {
+							d.pageKeys = append(d.pageKeys, pageKey{keyOf(f.id, f.lut), it.created})
+						} else {
+							d.trusted = true
+						}
+						return nil
+					}
+				}
+			}
+			if d.proven(it.id, it.lut, it.created) {
+				return nil
+			}
+			return d.handOn(raw, f.id, f.lut, it.created, progress)
+		})
+		r.n = n
+		clear(d.replyIDs)
+		return err
+	})
+	if err == nil {
+		d.st.Pages++
+	}
+	return r, err
+}
+
+// drop counts a version of the resumed first reply that the checkpoint's progress covers,
+// unless the claim leaves it out: listed in Handed, or covered by the proven cursors.
+func (d *drain) drop(it item) {
+	k := key{it.id, it.lut}
+	if _, ok := d.restored[k]; !ok && !d.proven(it.id, it.lut, it.created) {
+		d.dropped.add(k)
+	}
+}
+
+// claimHolds reports whether what the resumed first reply dropped is what the checkpoint's
+// progress covered: if not, the progress claimed more than was handed on.
+func (d *drain) claimHolds() bool {
+	return d.trustClaim == nil || *d.trustClaim == d.dropped
+}
+
+// advanceAt moves the lastUpdateTime progress down to (id, t). An id met twice at the same
+// time (a retried reply) is listed twice; covers does not mind.
+func (d *drain) advanceAt(id string, t time.Time) {
+	switch {
+	case t.Before(d.at.Upper) || (t.Equal(d.at.Upper) && !d.at.Inclusive):
+		d.at.Upper, d.at.Inclusive = t, true
+		if d.shared {
+			d.at.Done, d.shared = make([]string, 0, 4), false
+			d.keyAt = d.keyAt.clone()
+		}
+		d.at.Done = append(d.at.Done[:0], id)
+	case t.Equal(d.at.Upper):
+		d.at.Done = append(d.at.Done, id)
+	}
+}
+
+// advanceKey moves the key progress to it.
+func (d *drain) advanceKey(it item) {
+	k := d.keyAt
+	switch c := k.cmp(it); {
+	case c > 0 || (c == 0 && !k.Inclusive):
+		if k.Key == "id" {
+			k.ID = it.id // ids are unique: exclusive
+			return
+		}
+		k.Time, k.Inclusive = time.Unix(0, it.lut).UTC(), true
+		if k.Key == "created" {
+			k.Time = time.Unix(0, it.created).UTC()
+		}
+		if d.shared {
+			k.Done, d.shared = make([]string, 0, 4), false
+			d.at = d.at.clone()
+		}
+		k.Done = append(k.Done[:0], it.id)
+	case c == 0:
+		k.Done = append(k.Done, it.id)
+	}
+}
+
+// handOn gives a version to the handler unless this drain handed it on before. progress: the
+// page's progress cursor covers it.
+func (d *drain) handOn(raw []byte, id string, t time.Time, created int64, progress bool) error {
+	k := keyOf(id, t)
+	if len(d.seen) > 0 {
+		if _, ok := d.seen[k]; ok {
+			d.st.Repeats++
+			return nil
+		}
+	}
+	if progress {
+		d.claim.add(k)
+	}
+	if d.w.Delivered != nil && d.w.Delivered(id, t) {
+		d.st.Delivered++
+		return nil
+	}
+	if progress {
+		d.pageKeys = append(d.pageKeys, pageKey{k, created})
+	} else {
+		d.seen[k] = created
+		d.handed = append(d.handed, AlertVersion{id, t})
+	}
+	d.st.Alerts++
+	if err := d.fn(Alert{ID: id, LastUpdate: t, Raw: raw}, &d.prog); err != nil {
+		return &callbackError{err}
+	}
+	return nil
+}
+
+// holdsAtMost is the count probe: does the API hold at most k versions matching filter?
+func (d *drain) holdsAtMost(ctx context.Context, filter string, k int) (bool, error) {
+	n := 0
+	err := d.c.get(ctx, d.encode(filter, 1, k, false), func(body io.Reader) error {
+		var err error
+		n, err = d.dec.decode(body, func([]byte, fields) error { return nil })
+		return err
+	})
+	if err == nil {
+		d.st.Probes++
+	}
+	return n == 0, err
+}
+
+func errIgnoresFilter() error {
+	return &APIError{Kind: Permanent, Message: "a full page held nothing inside the requested range",
+		Hint: "the API seems to ignore the lastUpdateTime filter; please report this"}
+}
