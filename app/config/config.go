@@ -1,5 +1,7 @@
-// Package config reads the standalone collector's settings from the environment
-// (DEFENDER_* variables, via envconfig), validates them once, and says which variable is wrong.
+// Package config reads the collector's settings from the environment (DEFENDER_* variables,
+// via envconfig) or from a modular input's stanza, validates them once, and says which setting
+// is wrong in the words of its source. One table (settings.go) names, defaults and describes
+// every setting in both vocabularies.
 package config
 
 import (
@@ -49,8 +51,10 @@ func ParseDuration(v string) (time.Duration, error) {
 	return days + d, nil
 }
 
-// env is the environment as envconfig reads it; names are DEFENDER_ + the tag.
-type env struct {
+// raw holds the settings as given, before validation: read from the environment by
+// envconfig (names are DEFENDER_ + the tag), or from a stanza by FromParams. Each field is a
+// row of the settings table; a test holds the tags equal to the table's names and defaults.
+type raw struct {
 	TenantID         string        `envconfig:"TENANT_ID"`
 	ClientID         string        `envconfig:"CLIENT_ID"`
 	ClientSecret     secret.String `envconfig:"CLIENT_SECRET"`
@@ -68,6 +72,7 @@ type env struct {
 	Interval         Duration      `envconfig:"INTERVAL" default:"60s"`
 	StateDir         string        `envconfig:"STATE_DIR" default:"./state"`
 	Input            string        `envconfig:"INPUT"`
+	Output           string        `ignored:"true"` // "hec" (standalone), or the stanza's output
 
 	HECURL                string        `envconfig:"HEC_URL"`
 	HECToken              secret.String `envconfig:"HEC_TOKEN"`
@@ -80,7 +85,7 @@ type env struct {
 	HECAckTimeout         Duration      `envconfig:"HEC_ACK_TIMEOUT" default:"2m"`
 	HECAckInterval        Duration      `envconfig:"HEC_ACK_INTERVAL" default:"1s"`
 	HECCAFile             string        `envconfig:"HEC_CA_FILE"`
-	HECInsecureSkipVerify bool          `envconfig:"HEC_INSECURE_SKIP_VERIFY"`
+	HECInsecureSkipVerify bool          `envconfig:"HEC_INSECURE_SKIP_VERIFY" default:"false"`
 	HECBatchBytes         int           `envconfig:"HEC_BATCH_BYTES" default:"1048576"`
 	HECGzip               bool          `envconfig:"HEC_GZIP" default:"true"`
 	HECLinger             Duration      `envconfig:"HEC_LINGER" default:"2s"`
@@ -90,9 +95,8 @@ type env struct {
 	LogFormat   string `envconfig:"LOG_FORMAT" default:"text"`
 	MetricsAddr string `envconfig:"METRICS_ADDR"`
 
-	output  string        // "hec" (standalone) or "stdout" (modular input's default)
 	certPEM secret.String // certificate PEM text given inline (modular input)
-	name    func(envVar string) string
+	names   vocab         // what the source calls the settings
 }
 
 // Config is the validated configuration.
@@ -110,6 +114,8 @@ type Config struct {
 	LogLevel    slog.Level
 	LogFormat   string
 	MetricsAddr string
+
+	names vocab // what the source calls the settings, for Explain
 }
 
 // Error names the variable that is wrong and why; a secret's value is never shown.
@@ -126,55 +132,19 @@ func (e *Error) Error() string {
 	return e.Var + ": " + e.Msg
 }
 
-// Names of the defender and hec Config fields as the standalone mode calls them.
-var (
-	DefenderVars = map[string]string{
-		"TenantID": "DEFENDER_TENANT_ID", "ClientID": "DEFENDER_CLIENT_ID", "ClientSecret": "DEFENDER_CLIENT_SECRET",
-		"CertificatePEM": "DEFENDER_CERT_FILE", "Cloud": "DEFENDER_CLOUD", "Region": "DEFENDER_REGION",
-		"APIURL": "DEFENDER_API_URL", "LoginURL": "DEFENDER_LOGIN_URL", "ProxyURL": "DEFENDER_PROXY_URL",
-		"CAFile": "DEFENDER_CA_FILE", "PageSize": "DEFENDER_PAGE_SIZE",
-	}
-	HECVars = map[string]string{
-		"URLs": "DEFENDER_HEC_URL", "Token": "DEFENDER_HEC_TOKEN", "Ack": "DEFENDER_HEC_ACK",
-		"CAFile": "DEFENDER_HEC_CA_FILE", "BatchBytes": "DEFENDER_HEC_BATCH_BYTES", "GzipLevel": "DEFENDER_HEC_GZIP",
-		"BatchCount": "DEFENDER_HEC_BATCH_COUNT", "MaxInFlight": "DEFENDER_HEC_MAX_IN_FLIGHT",
-	}
-)
-
-// Rename turns a *defender.FieldError or *hec.FieldError into an *Error with the caller's
-// setting names.
-func Rename(err error, defenderNames, hecNames map[string]string) error {
-	var de *defender.FieldError
-	if errors.As(err, &de) {
-		msg := de.Msg
-		if de.Err != nil {
-			msg += ": " + de.Err.Error()
-		}
-		return &Error{Var: nameOr(defenderNames, de.Field), Value: de.Value, Msg: msg}
-	}
-	var he *hec.FieldError
-	if errors.As(err, &he) {
-		return &Error{Var: nameOr(hecNames, he.Field), Value: he.Value, Msg: he.Msg}
-	}
-	return err
-}
-
-func nameOr(m map[string]string, k string) string {
-	if v, ok := m[k]; ok {
-		return v
-	}
-	return k
-}
+// Explain turns an error of the defender or hec package about one of its Config fields into
+// an *Error naming the setting as the configuration's source calls it (DEFENDER_HEC_URL in the
+// environment, hec_url in a stanza); other errors are returned as they are.
+func (c *Config) Explain(err error) error { return c.names.explain(err) }
 
 // FromEnv reads and validates the DEFENDER_* environment.
 func FromEnv() (*Config, error) {
-	var e env
-	if err := envconfig.Process("DEFENDER", &e); err != nil {
+	r := raw{names: envNames}
+	if err := envconfig.Process("DEFENDER", &r); err != nil {
 		var pe *envconfig.ParseError
 		if errors.As(err, &pe) {
-			v := pe.KeyName // already DEFENDER_…
 			val := pe.Value
-			if strings.Contains(v, "SECRET") || strings.Contains(v, "TOKEN") {
+			if s := find(func(s *Setting) bool { return s.Env == pe.KeyName }); s == nil || s.Secret {
 				val = ""
 			}
 			var ne *strconv.NumError
@@ -182,134 +152,134 @@ func FromEnv() (*Config, error) {
 			if errors.As(pe.Err, &ne) {
 				msg = "is not a number"
 			}
-			return nil, &Error{Var: v, Value: val, Msg: "is not valid: " + msg}
+			return nil, &Error{Var: pe.KeyName, Value: val, Msg: "is not valid: " + msg}
 		}
 		return nil, err
 	}
-	e.output = "hec"
-	return e.build()
+	r.Output = "hec"
+	return r.build()
 }
 
-// errorf makes an *Error for an environment variable, under the caller's name for it.
-func (e *env) errorf(envVar, value, msg string) *Error {
-	return &Error{Var: e.name(envVar), Value: value, Msg: msg}
+// errorf makes an *Error about the setting that fills the raw field, under the source's name.
+func (r *raw) errorf(field, value, msg string) *Error {
+	return &Error{Var: r.names.name(field), Value: value, Msg: msg}
 }
 
-func (e *env) build() (*Config, error) {
-	if e.name == nil {
-		e.name = func(v string) string { return v }
-	}
+func (r *raw) build() (*Config, error) {
 	c := &Config{
-		Output:      e.output,
-		Input:       e.Input,
-		Start:       time.Duration(e.Start),
-		Overlap:     time.Duration(e.Overlap),
-		Interval:    time.Duration(e.Interval),
-		StateDir:    e.StateDir,
-		Linger:      time.Duration(e.HECLinger),
-		LogFormat:   e.LogFormat,
-		MetricsAddr: e.MetricsAddr,
+		names:       r.names,
+		Output:      r.Output,
+		Input:       r.Input,
+		Start:       time.Duration(r.Start),
+		Overlap:     time.Duration(r.Overlap),
+		Interval:    time.Duration(r.Interval),
+		StateDir:    r.StateDir,
+		Linger:      time.Duration(r.HECLinger),
+		LogFormat:   r.LogFormat,
+		MetricsAddr: r.MetricsAddr,
 	}
-	secretFrom := func(v secret.String, file, varName string) (secret.String, error) {
-		if file == "" {
-			return v, nil
-		}
-		if !v.IsZero() {
-			return "", e.errorf(varName, "", "and "+varName+"_FILE are both set; set one")
-		}
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", e.errorf(varName+"_FILE", file, "cannot be read: "+pathErr(err))
-		}
-		s := strings.TrimSpace(string(b))
-		if s == "" {
-			return "", e.errorf(varName+"_FILE", file, "is empty")
-		}
-		return secret.String(s), nil
-	}
-	clientSecret, err := secretFrom(e.ClientSecret, e.ClientSecretFile, "DEFENDER_CLIENT_SECRET")
+	clientSecret, err := r.secretFrom(r.ClientSecret, r.ClientSecretFile, "ClientSecret", "ClientSecretFile")
 	if err != nil {
 		return nil, err
 	}
-	certPEM := e.certPEM
-	if certPEM.IsZero() && e.CertFile != "" {
-		b, err := os.ReadFile(e.CertFile)
+	certPEM := r.certPEM
+	if certPEM.IsZero() && r.CertFile != "" {
+		b, err := os.ReadFile(r.CertFile)
 		if err != nil {
-			return nil, e.errorf("DEFENDER_CERT_FILE", e.CertFile, "cannot be read: "+pathErr(err))
+			return nil, r.errorf("CertFile", r.CertFile, "cannot be read: "+pathErr(err))
 		}
 		certPEM = secret.String(b)
 	}
-	hecToken, err := secretFrom(e.HECToken, e.HECTokenFile, "DEFENDER_HEC_TOKEN")
+	hecToken, err := r.secretFrom(r.HECToken, r.HECTokenFile, "HECToken", "HECTokenFile")
 	if err != nil {
 		return nil, err
 	}
 	c.Defender = defender.Config{
-		TenantID: e.TenantID, ClientID: e.ClientID, ClientSecret: clientSecret, CertificatePEM: certPEM,
-		Cloud: defender.Cloud(e.Cloud), Region: e.Region, APIURL: e.APIURL, LoginURL: e.LoginURL,
-		ProxyURL: e.ProxyURL, CAFile: e.CAFile, PageSize: e.PageSize,
+		TenantID: r.TenantID, ClientID: r.ClientID, ClientSecret: clientSecret, CertificatePEM: certPEM,
+		Cloud: defender.Cloud(r.Cloud), Region: r.Region, APIURL: r.APIURL, LoginURL: r.LoginURL,
+		ProxyURL: r.ProxyURL, CAFile: r.CAFile, PageSize: r.PageSize,
 	}
 	if _, err := defender.New(c.Defender); err != nil {
-		return nil, e.rename(err)
+		return nil, c.Explain(err)
 	}
-	if e.output == "stdout" && strings.TrimSpace(e.HECURL) == "" {
+	if r.Output == "stdout" && strings.TrimSpace(r.HECURL) == "" {
 		// Events go to splunkd: HEC is not used, its metadata settings are.
-		c.HEC = hec.Config{Host: e.HECHost, Source: e.HECSource, Sourcetype: e.HECSourcetype, Index: e.HECIndex}
-		return e.finish(c)
+		c.HEC = hec.Config{Host: r.HECHost, Source: r.HECSource, Sourcetype: r.HECSourcetype, Index: r.HECIndex}
+		return r.finish(c)
 	}
-	if strings.TrimSpace(e.HECURL) == "" {
-		return nil, e.errorf("DEFENDER_HEC_URL", "", "is required (one or more HEC URLs, comma-separated, such as https://splunk.example.com:8088)")
+	if strings.TrimSpace(r.HECURL) == "" {
+		return nil, r.errorf("HECURL", "", "is required (one or more HEC URLs, comma-separated, such as https://splunk.example.com:8088)")
 	}
 	var urls []string
-	for _, u := range strings.Split(e.HECURL, ",") {
+	for _, u := range strings.Split(r.HECURL, ",") {
 		if u = strings.TrimSpace(u); u != "" {
 			urls = append(urls, u)
 		}
 	}
 	if hecToken.IsZero() {
-		return nil, e.errorf("DEFENDER_HEC_TOKEN", "", "is required (or DEFENDER_HEC_TOKEN_FILE): the HEC token from Settings → Data inputs → HTTP Event Collector")
+		return nil, r.errorf("HECToken", "", "is required"+r.or("HECTokenFile")+": the HEC token from Settings → Data inputs → HTTP Event Collector")
 	}
-	gzip := e.HECGzip
+	gzip := r.HECGzip
 	c.HEC = hec.Config{
-		URLs: urls, Token: hecToken, Host: e.HECHost, Source: e.HECSource, Sourcetype: e.HECSourcetype, Index: e.HECIndex,
-		Ack: hec.AckMode(strings.ToLower(e.HECAck)), AckTimeout: time.Duration(e.HECAckTimeout), AckInterval: time.Duration(e.HECAckInterval), Gzip: &gzip,
-		BatchBytes: e.HECBatchBytes, MaxInFlight: e.HECMaxInFlight, CAFile: e.HECCAFile, InsecureSkipVerify: e.HECInsecureSkipVerify,
+		URLs: urls, Token: hecToken, Host: r.HECHost, Source: r.HECSource, Sourcetype: r.HECSourcetype, Index: r.HECIndex,
+		Ack: hec.AckMode(strings.ToLower(r.HECAck)), AckTimeout: time.Duration(r.HECAckTimeout), AckInterval: time.Duration(r.HECAckInterval), Gzip: &gzip,
+		BatchBytes: r.HECBatchBytes, MaxInFlight: r.HECMaxInFlight, CAFile: r.HECCAFile, InsecureSkipVerify: r.HECInsecureSkipVerify,
 	}
 	if err := hec.Validate(c.HEC); err != nil {
-		return nil, e.rename(err)
+		return nil, c.Explain(err)
 	}
-	return e.finish(c)
+	return r.finish(c)
 }
 
-// rename gives a defender or hec field error the caller's name for the setting.
-func (e *env) rename(err error) error {
-	err = Rename(err, DefenderVars, HECVars)
-	var ce *Error
-	if errors.As(err, &ce) {
-		ce.Var = e.name(ce.Var)
+// secretFrom is the secret given in the setting that fills field, or read from the file
+// named in fileField; one of them, not both.
+func (r *raw) secretFrom(v secret.String, file, field, fileField string) (secret.String, error) {
+	if file == "" {
+		return v, nil
 	}
-	return err
+	if !v.IsZero() {
+		return "", r.errorf(field, "", "and "+r.names.name(fileField)+" are both set; set one")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", r.errorf(fileField, file, "cannot be read: "+pathErr(err))
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", r.errorf(fileField, file, "is empty")
+	}
+	return secret.String(s), nil
 }
 
-func (e *env) finish(c *Config) (*Config, error) {
+// or is " (or NAME)" for an alternative setting the source has, "" when it has none.
+func (r *raw) or(field string) string {
+	s := find(func(s *Setting) bool { return s.field == field })
+	if s == nil || r.names.nameOf(s) == "" {
+		return ""
+	}
+	return " (or " + r.names.nameOf(s) + ")"
+}
+
+func (r *raw) finish(c *Config) (*Config, error) {
 	var err error
 	switch {
 	case c.Start <= 0:
-		return nil, e.errorf("DEFENDER_START", "", "must be more than 0 (how far back the first run reads, such as 24h or 7d)")
+		return nil, r.errorf("Start", "", "must be more than 0 (how far back the first run reads, such as 24h or 7d)")
 	case c.Overlap < 0 || c.Overlap > 24*time.Hour:
-		return nil, e.errorf("DEFENDER_OVERLAP", c.Overlap.String(), "must be between 0 and 24h (10m is the default)")
+		return nil, r.errorf("Overlap", c.Overlap.String(), "must be between 0 and 24h (10m is the default)")
 	case c.Interval < time.Second:
-		return nil, e.errorf("DEFENDER_INTERVAL", c.Interval.String(), "must be at least 1s")
+		return nil, r.errorf("Interval", c.Interval.String(), "must be at least 1s")
 	case c.StateDir == "":
-		return nil, e.errorf("DEFENDER_STATE_DIR", "", "must not be empty")
+		return nil, r.errorf("StateDir", "", "must not be empty")
 	}
-	if c.LogLevel, err = ParseLevel(e.LogLevel); err != nil {
-		return nil, e.errorf("DEFENDER_LOG_LEVEL", e.LogLevel, "must be debug, info, warn or error")
+	if c.LogLevel, err = ParseLevel(r.LogLevel); err != nil {
+		return nil, r.errorf("LogLevel", r.LogLevel, "must be debug, info, warn or error")
 	}
 	if c.LogFormat = strings.ToLower(c.LogFormat); c.LogFormat != "text" && c.LogFormat != "json" {
-		return nil, e.errorf("DEFENDER_LOG_FORMAT", e.LogFormat, "must be text or json")
+		return nil, r.errorf("LogFormat", r.LogFormat, "must be text or json")
 	}
 	if c.Input == "" {
-		c.Input = e.TenantID
+		c.Input = r.TenantID
 	}
 	return c, nil
 }

@@ -37,59 +37,6 @@ const (
 	Mask = "********"
 )
 
-// Args are the input's own arguments (Splunk's index, sourcetype, host, source and interval
-// come with every stanza and are honoured, but are Splunk's to declare).
-var Args = []modinput.Arg{
-	{Name: "tenant_id", Title: "Tenant ID", DataType: "string", Required: true,
-		Description: "The Entra ID tenant: its GUID, or a domain such as contoso.onmicrosoft.com."},
-	{Name: "client_id", Title: "Client ID", DataType: "string", Required: true,
-		Description: "Application (client) ID of the Entra app that has the WindowsDefenderATP Alert.Read.All application permission, with admin consent."},
-	{Name: "client_secret", Title: "Client secret", DataType: "string",
-		Description: "The app's client secret (its Value, not its Secret ID). Moved to Splunk's password storage on the first run; the field then shows ********. Set this or certificate."},
-	{Name: "certificate", Title: "Certificate", DataType: "string",
-		Description: "Instead of a secret: PEM text holding the app's certificate and its unencrypted RSA key (moved to password storage like a secret), or the path of such a file inside this app's folder."},
-	{Name: "cloud", Title: "Cloud", DataType: "string",
-		Description: "commercial (default), gcc, gcc-high or dod."},
-	{Name: "region", Title: "Region", DataType: "string",
-		Description: "Commercial cloud only, optional: us, eu, uk, au, swa or ina, for the regional API host."},
-	{Name: "api_url", Title: "API URL (advanced)", DataType: "string",
-		Description: "Overrides the cloud's API base URL (https). The token scope stays the cloud's."},
-	{Name: "login_url", Title: "Login URL (advanced)", DataType: "string",
-		Description: "Overrides the cloud's Entra ID login base URL (https)."},
-	{Name: "proxy_url", Title: "Proxy URL", DataType: "string",
-		Description: "http(s)://[user:password@]host:port for calls to Microsoft. A URL with a password is moved to password storage and masked. Default: HTTPS_PROXY and NO_PROXY."},
-	{Name: "ca_file", Title: "CA file", DataType: "string",
-		Description: "Extra CA certificates (PEM file) for calls to Microsoft, such as a TLS-inspecting proxy's."},
-	{Name: "start", Title: "Start", DataType: "string",
-		Description: "How far back the first run reads: 90s, 10m, 24h or 7d. Default 24h."},
-	{Name: "overlap", Title: "Overlap", DataType: "string",
-		Description: "How far back each run re-reads for alerts that show up late; versions already sent are not sent again. Default 10m."},
-	{Name: "output", Title: "Output", DataType: "string",
-		Description: "stdout (default): events go to splunkd through this input, on this node's own connection. hec: events go to the HTTP Event Collector at hec_url."},
-	{Name: "hec_url", Title: "HEC URL", DataType: "string",
-		Description: "output = hec: HEC URL(s), comma-separated, such as https://http-inputs-<stack>.splunkcloud.com or https://splunk.example.com:8088."},
-	{Name: "hec_token", Title: "HEC token", DataType: "string",
-		Description: "output = hec: the HEC token. Moved to Splunk's password storage on the first run."},
-	{Name: "hec_ack", Title: "HEC acknowledgement", DataType: "string",
-		Description: "output = hec: auto (default: use indexer acknowledgement when the token has it), on (require it) or off."},
-	{Name: "hec_ca_file", Title: "HEC CA file", DataType: "string",
-		Description: "output = hec: CA certificates (PEM file) for the HEC server."},
-	{Name: "hec_insecure_skip_verify", Title: "HEC: skip TLS verification", DataType: "boolean",
-		Description: "output = hec: do not verify the HEC server's certificate (logged as a warning). Default false."},
-}
-
-// WriteScheme prints the scheme.
-func WriteScheme(w io.Writer) error {
-	return modinput.WriteScheme(w, modinput.Scheme{
-		Title:       "Microsoft Defender for Endpoint alerts",
-		Description: "Reads alerts (with evidence) from the Defender for Endpoint Alert API, as sourcetype ms:defender:atp:alerts.",
-		Args:        Args,
-	})
-}
-
-// secretFields are the settings that move to password storage.
-var secretFields = []string{"client_secret", "certificate", "hec_token", "proxy_url"}
-
 // isSecret reports whether a field's value must be stored rather than kept in inputs.conf.
 func isSecret(field, v string) bool {
 	switch field {
@@ -294,7 +241,7 @@ func validateItem(ctx context.Context, serverURI, sessionKey, name, app string, 
 	}
 	rd, err := defender.New(cfg.Defender)
 	if err != nil {
-		return config.Rename(err, nil, nil)
+		return cfg.Explain(err)
 	}
 	tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
@@ -383,7 +330,7 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 	cfg.Defender.GiveUpAfter = runGiveUp // a run must end, a throttled read too
 	rd, err := defender.New(cfg.Defender)
 	if err != nil {
-		return config.Rename(err, nil, nil)
+		return cfg.Explain(err)
 	}
 	store, err := checkpoint.Open(in.CheckpointDir, name)
 	if err != nil {
@@ -396,7 +343,7 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 		cfg.HEC.GiveUpAfter = runGiveUp
 		hc, err := hec.New(cfg.HEC)
 		if err != nil {
-			return config.Rename(err, nil, nil)
+			return cfg.Explain(err)
 		}
 		defer hc.Close()
 		for _, w := range hc.Warnings() {

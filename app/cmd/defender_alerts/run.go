@@ -188,7 +188,7 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 	}
 	rd, err := defender.New(cfg.Defender)
 	if err != nil {
-		log.Error("configuration", "err", config.Rename(err, config.DefenderVars, config.HECVars))
+		log.Error("configuration", "err", cfg.Explain(err))
 		return 2
 	}
 	if once {
@@ -201,7 +201,7 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 	cfg.HEC.OnRetry = logHECRetry(log)
 	hc, err := hec.New(cfg.HEC)
 	if err != nil {
-		log.Error("configuration", "err", config.Rename(err, config.DefenderVars, config.HECVars))
+		log.Error("configuration", "err", cfg.Explain(err))
 		return 2
 	}
 	defer hc.Close()
@@ -299,7 +299,7 @@ func check(ctx context.Context, stdout, stderr io.Writer) int {
 	mark(true, "configuration (DEFENDER_* settings are valid)", "")
 	rd, err := defender.New(cfg.Defender)
 	if err != nil {
-		mark(false, "Defender client", config.Rename(err, config.DefenderVars, config.HECVars).Error())
+		mark(false, "Defender client", cfg.Explain(err).Error())
 		return 1
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -317,7 +317,7 @@ func check(ctx context.Context, stdout, stderr io.Writer) int {
 	}
 	hc, err := hec.New(cfg.HEC)
 	if err != nil {
-		mark(false, "HEC client", config.Rename(err, config.DefenderVars, config.HECVars).Error())
+		mark(false, "HEC client", cfg.Explain(err).Error())
 		return 1
 	}
 	defer hc.Close()

@@ -1,0 +1,264 @@
+package config
+
+import (
+	"errors"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"ta-defender-alerts/app/defender"
+	"ta-defender-alerts/app/hec"
+	"ta-defender-alerts/app/secret"
+)
+
+// Setting is one setting in both of the collector's vocabularies: an environment variable of
+// the standalone collector and a parameter of the modular input. The table below is the one
+// place a setting is named, defaulted and described; the environment reader (through the raw
+// struct's envconfig tags, which a test holds equal to it), the stanza reader, the errors, the
+// input's scheme, README/inputs.conf.spec and the README's settings table all follow it.
+type Setting struct {
+	Env   string // environment variable; "" when the standalone collector has none
+	Param string // modular input parameter; "" when the modular input has none
+	Title string // the input page's label
+
+	// Default is the value of an unset or empty setting, in the setting's own syntax.
+	Default string
+	// Required: the input page asks for it (the environment's required settings are
+	// checked when the configuration is validated).
+	Required bool
+	// Secret: its value never appears in an error, and the modular input moves it to
+	// Splunk's password storage.
+	Secret bool
+	// Splunk: Param is one of Splunk's own (index, host, …), which come with every stanza:
+	// the stanza reader reads it, the scheme and the spec leave it to Splunk.
+	Splunk bool
+
+	Description string // the input page's and inputs.conf.spec's text
+	Doc         string // the README's text (markdown)
+	DocDefault  string // the README's default when Default does not tell it all
+
+	field    string // the raw field it fills
+	defender string // the defender.Config field whose errors are about it
+	hec      string // the hec.Config field whose errors are about it
+}
+
+// Settings returns the table, in the order of the scheme and the documentation.
+func Settings() []Setting { return append([]Setting(nil), settings...) }
+
+// DataType is the setting's type for the scheme: string, number or boolean.
+func (s Setting) DataType() string {
+	f, _ := reflect.TypeFor[raw]().FieldByName(s.field)
+	switch f.Type.Kind() {
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int:
+		return "number"
+	}
+	return "string" // strings, secrets, lists and durations
+}
+
+const outputDoc = "output = hec: "
+
+var settings = []Setting{
+	{Env: "DEFENDER_TENANT_ID", Param: "tenant_id", Title: "Tenant ID", Required: true, field: "TenantID", defender: "TenantID",
+		Description: "The Entra ID tenant: its GUID, or a domain such as contoso.onmicrosoft.com.",
+		Doc:         "the Entra app's tenant: its GUID or a domain such as `contoso.onmicrosoft.com`", DocDefault: "required"},
+	{Env: "DEFENDER_CLIENT_ID", Param: "client_id", Title: "Client ID", Required: true, field: "ClientID", defender: "ClientID",
+		Description: "Application (client) ID of the Entra app that has the WindowsDefenderATP Alert.Read.All application permission, with admin consent.",
+		Doc:         "the Entra app's application (client) ID", DocDefault: "required"},
+	{Env: "DEFENDER_CLIENT_SECRET", Param: "client_secret", Title: "Client secret", Secret: true, field: "ClientSecret", defender: "ClientSecret",
+		Description: "The app's client secret (its Value, not its Secret ID). Moved to Splunk's password storage on the first run; the field then shows ********. Set this or certificate.",
+		Doc:         "the app's client secret (its Value); set it, `DEFENDER_CLIENT_SECRET_FILE` or `DEFENDER_CERT_FILE`"},
+	{Env: "DEFENDER_CLIENT_SECRET_FILE", field: "ClientSecretFile",
+		Doc: "a file holding the client secret, instead of `DEFENDER_CLIENT_SECRET`"},
+	{Env: "DEFENDER_CERT_FILE", Param: "certificate", Title: "Certificate", Secret: true, field: "CertFile", defender: "CertificatePEM",
+		Description: "Instead of a secret: PEM text holding the app's certificate and its unencrypted RSA key (moved to password storage like a secret), or the path of such a file inside this app's folder.",
+		Doc:         "instead of a secret: a PEM file with the certificate and its unencrypted RSA key"},
+	{Env: "DEFENDER_CLOUD", Param: "cloud", Title: "Cloud", Default: "commercial", field: "Cloud", defender: "Cloud",
+		Description: "commercial (default), gcc, gcc-high or dod.",
+		Doc:         "`commercial` `gcc` `gcc-high` `dod`"},
+	{Env: "DEFENDER_REGION", Param: "region", Title: "Region", field: "Region", defender: "Region",
+		Description: "Commercial cloud only, optional: us, eu, uk, au, swa or ina, for the regional API host.",
+		Doc:         "commercial cloud only, for the regional API host: `us` `eu` `uk` `au` `swa` `ina`", DocDefault: "the cloud's own host"},
+	{Env: "DEFENDER_API_URL", Param: "api_url", Title: "API URL (advanced)", field: "APIURL", defender: "APIURL",
+		Description: "Overrides the cloud's API base URL (https). The token scope stays the cloud's.",
+		Doc:         "API base URL override (https, or http on loopback); the token scope stays the cloud's", DocDefault: "from the cloud"},
+	{Env: "DEFENDER_LOGIN_URL", Param: "login_url", Title: "Login URL (advanced)", field: "LoginURL", defender: "LoginURL",
+		Description: "Overrides the cloud's Entra ID login base URL (https).",
+		Doc:         "Entra ID login base URL override (https, or http on loopback)", DocDefault: "from the cloud"},
+	{Env: "DEFENDER_PROXY_URL", Param: "proxy_url", Title: "Proxy URL", Secret: true, field: "ProxyURL", defender: "ProxyURL",
+		Description: "http(s)://[user:password@]host:port for calls to Microsoft. A URL with a password is moved to password storage and masked. Default: HTTPS_PROXY and NO_PROXY.",
+		Doc:         "proxy for calls to Microsoft, `http(s)://[user:password@]host:port`", DocDefault: "`HTTPS_PROXY`, `NO_PROXY`"},
+	{Env: "DEFENDER_CA_FILE", Param: "ca_file", Title: "CA file", field: "CAFile", defender: "CAFile",
+		Description: "Extra CA certificates (PEM file) for calls to Microsoft, such as a TLS-inspecting proxy's.",
+		Doc:         "extra CA certificates (PEM file) for calls to Microsoft, such as a TLS-inspecting proxy's"},
+	{Env: "DEFENDER_START", Param: "start", Title: "Start", Default: "24h", field: "Start",
+		Description: "How far back the first run reads: 90s, 10m, 24h or 7d. Default 24h.",
+		Doc:         "how far back the first run reads"},
+	{Env: "DEFENDER_OVERLAP", Param: "overlap", Title: "Overlap", Default: "10m", field: "Overlap",
+		Description: "How far back each run re-reads for alerts that show up late; versions already sent are not sent again. Default 10m.",
+		Doc:         "re-read window for alerts that show up late"},
+	{Env: "DEFENDER_INTERVAL", Default: "60s", field: "Interval",
+		Doc: "poll interval of `run` (the modular input's runs follow its `interval`)"},
+	{Env: "DEFENDER_STATE_DIR", Default: "./state", field: "StateDir",
+		Doc: "checkpoint folder (and the dead-letter file), created 0700; on Unix refused if group or others can write to it or another user owns it (the modular input uses splunkd's `checkpoint_dir`)"},
+	{Env: "DEFENDER_INPUT", field: "Input",
+		Doc: "name of this input's checkpoint (the modular input's is its stanza name)", DocDefault: "the tenant id"},
+	{Env: "DEFENDER_PAGE_SIZE", Default: "10000", field: "PageSize", defender: "PageSize",
+		Doc: "alerts per API call (`$top`)"},
+	{Param: "output", Title: "Output", Default: "stdout", field: "Output",
+		Description: "stdout (default): events go to splunkd through this input, on this node's own connection. hec: events go to the HTTP Event Collector at hec_url."},
+	{Env: "DEFENDER_HEC_URL", Param: "hec_url", Title: "HEC URL", field: "HECURL", hec: "URLs",
+		Description: outputDoc + "HEC URL(s), comma-separated, such as https://http-inputs-<stack>.splunkcloud.com or https://splunk.example.com:8088.",
+		Doc:         "HEC URL(s), comma-separated: base or full endpoint", DocDefault: "required"},
+	{Env: "DEFENDER_HEC_TOKEN", Param: "hec_token", Title: "HEC token", Secret: true, field: "HECToken", hec: "Token",
+		Description: outputDoc + "the HEC token. Moved to Splunk's password storage on the first run.",
+		Doc:         "HEC token; set it or `DEFENDER_HEC_TOKEN_FILE`", DocDefault: "required"},
+	{Env: "DEFENDER_HEC_TOKEN_FILE", field: "HECTokenFile",
+		Doc: "a file holding the HEC token, instead of `DEFENDER_HEC_TOKEN`"},
+	{Env: "DEFENDER_HEC_INDEX", Param: "index", Splunk: true, field: "HECIndex",
+		Doc: "event index (the modular input's `default` sends none)", DocDefault: "the token's index"},
+	{Env: "DEFENDER_HEC_SOURCETYPE", Param: "sourcetype", Splunk: true, Default: "ms:defender:atp:alerts", field: "HECSourcetype",
+		Doc: "event sourcetype"},
+	{Env: "DEFENDER_HEC_SOURCE", Param: "source", Splunk: true, Default: "defender_alerts", field: "HECSource",
+		Doc: "event source"},
+	{Env: "DEFENDER_HEC_HOST", Param: "host", Splunk: true, field: "HECHost",
+		Doc: "event host", DocDefault: "this host"},
+	{Env: "DEFENDER_HEC_ACK", Param: "hec_ack", Title: "HEC acknowledgement", Default: "auto", field: "HECAck", hec: "Ack",
+		Description: outputDoc + "auto (default: use indexer acknowledgement when the token has it), on (require it) or off.",
+		Doc:         "indexer acknowledgement: `auto` (use it when the token has it), `on` (require it), `off`"},
+	{Env: "DEFENDER_HEC_ACK_TIMEOUT", Param: "hec_ack_timeout", Title: "HEC acknowledgement timeout", Default: "2m", field: "HECAckTimeout",
+		Description: outputDoc + "send a batch again when its acknowledgement has not come after this long. Default 2m.",
+		Doc:         "send a batch again when its acknowledgement has not come after this long"},
+	{Env: "DEFENDER_HEC_ACK_INTERVAL", Param: "hec_ack_interval", Title: "HEC acknowledgement polls", Default: "1s", field: "HECAckInterval",
+		Description: outputDoc + "the longest wait between polls for acknowledgements. Default 1s.",
+		Doc:         "the longest wait between polls for acknowledgements"},
+	{Env: "DEFENDER_HEC_CA_FILE", Param: "hec_ca_file", Title: "HEC CA file", field: "HECCAFile", hec: "CAFile",
+		Description: outputDoc + "CA certificates (PEM file) for the HEC server.",
+		Doc:         "CA certificates (PEM file) for the HEC server"},
+	{Env: "DEFENDER_HEC_INSECURE_SKIP_VERIFY", Param: "hec_insecure_skip_verify", Title: "HEC: skip TLS verification", Default: "false", field: "HECInsecureSkipVerify",
+		Description: outputDoc + "do not verify the HEC server's certificate (logged as a warning). Default false.",
+		Doc:         "do not verify the HEC server's certificate (logged as a warning)"},
+	{Env: "DEFENDER_HEC_BATCH_BYTES", Default: "1048576", field: "HECBatchBytes", hec: "BatchBytes",
+		Doc: "batch size, uncompressed"},
+	{Env: "DEFENDER_HEC_GZIP", Default: "true", field: "HECGzip",
+		Doc: "compress batches with gzip"},
+	{Env: "DEFENDER_HEC_LINGER", Param: "hec_linger", Title: "HEC linger", Default: "2s", field: "HECLinger",
+		Description: outputDoc + "the longest wait to fill a batch before it is sent. Default 2s.",
+		Doc:         "the longest wait to fill a batch before it is sent"},
+	{Env: "DEFENDER_HEC_MAX_IN_FLIGHT", Default: "1", field: "HECMaxInFlight", hec: "MaxInFlight",
+		Doc: "batches sent and not yet confirmed (see \"Delivery guarantee\")"},
+	{Env: "DEFENDER_LOG_LEVEL", Default: "info", field: "LogLevel",
+		Doc: "`debug` `info` `warn` `error`"},
+	{Env: "DEFENDER_LOG_FORMAT", Default: "text", field: "LogFormat",
+		Doc: "`text` or `json` (on stderr)"},
+	{Env: "DEFENDER_METRICS_ADDR", field: "MetricsAddr",
+		Doc: "serve `/metrics` (Prometheus) and `/healthz` here, e.g. `127.0.0.1:9108`", DocDefault: "off"},
+}
+
+// vocab is the set of names a configuration's source gives its settings.
+type vocab int
+
+const (
+	envNames   vocab = iota // DEFENDER_* variables (the standalone collector)
+	paramNames              // stanza parameters (the modular input)
+)
+
+// nameOf is the setting's name in v, "" when it has none there.
+func (v vocab) nameOf(s *Setting) string {
+	if v == paramNames {
+		return s.Param
+	}
+	return s.Env
+}
+
+// name is the name in v of the setting that fills the raw field; a setting v has no name for
+// is called by its other name rather than by none.
+func (v vocab) name(field string) string {
+	s := find(func(s *Setting) bool { return s.field == field })
+	switch {
+	case s == nil:
+		return field
+	case v.nameOf(s) != "":
+		return v.nameOf(s)
+	case s.Env != "":
+		return s.Env
+	}
+	return s.Param
+}
+
+func find(match func(*Setting) bool) *Setting {
+	for i := range settings {
+		if match(&settings[i]) {
+			return &settings[i]
+		}
+	}
+	return nil
+}
+
+// explain turns a *defender.FieldError or *hec.FieldError into an *Error naming the
+// setting; a field no setting fills keeps its own name.
+func (v vocab) explain(err error) error {
+	var de *defender.FieldError
+	if errors.As(err, &de) {
+		msg := de.Msg
+		if de.Err != nil {
+			msg += ": " + de.Err.Error()
+		}
+		return &Error{Var: v.fieldName(de.Field, func(s *Setting) string { return s.defender }), Value: de.Value, Msg: msg}
+	}
+	var he *hec.FieldError
+	if errors.As(err, &he) {
+		return &Error{Var: v.fieldName(he.Field, func(s *Setting) string { return s.hec }), Value: he.Value, Msg: he.Msg}
+	}
+	return err
+}
+
+func (v vocab) fieldName(field string, of func(*Setting) string) string {
+	if s := find(func(s *Setting) bool { return of(s) == field }); s != nil {
+		return v.name(s.field)
+	}
+	return field
+}
+
+// set decodes a value into the raw field the setting fills: strings are trimmed, secrets
+// taken as given, booleans in Splunk's words (1/0, true/false, yes/no). The error says what
+// is wrong with the value, for the caller to name the setting.
+func (r *raw) set(s *Setting, v string) error {
+	switch p := reflect.ValueOf(r).Elem().FieldByName(s.field).Addr().Interface().(type) {
+	case *secret.String:
+		*p = secret.String(v)
+	case *string:
+		*p = strings.TrimSpace(v)
+	case *int:
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return errors.New("is not a number")
+		}
+		*p = n
+	case *bool:
+		b, err := parseBool(strings.TrimSpace(v))
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		*p = b
+	case *Duration:
+		if err := p.Decode(v); err != nil {
+			return errors.New("is not a duration such as 90s, 10m, 24h or 7d")
+		}
+	default:
+		panic("config: setting " + s.field + " has a type the stanza reader does not decode")
+	}
+	return nil
+}
+
+// parseBool reads Splunk's booleans: 1/0, true/false, yes/no, t/f, y/n.
+func parseBool(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "1", "true", "yes", "t", "y":
+		return true, nil
+	case "0", "false", "no", "f", "n":
+		return false, nil
+	}
+	return strconv.ParseBool(v)
+}
