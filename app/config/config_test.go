@@ -75,6 +75,13 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"hec token missing", nil, []string{"DEFENDER_HEC_TOKEN"}, "DEFENDER_HEC_TOKEN", "is required"},
 		{"hec ack", map[string]string{"DEFENDER_HEC_ACK": "sometimes"}, nil, "DEFENDER_HEC_ACK", "auto, on or off"},
 		{"hec batch", map[string]string{"DEFENDER_HEC_BATCH_BYTES": "lots"}, nil, "DEFENDER_HEC_BATCH_BYTES", "not valid"},
+		{"hec batch small", map[string]string{"DEFENDER_HEC_BATCH_BYTES": "10"}, nil, "DEFENDER_HEC_BATCH_BYTES", "at least 1024"},
+		{"hec in flight", map[string]string{"DEFENDER_HEC_MAX_IN_FLIGHT": "100"}, nil, "DEFENDER_HEC_MAX_IN_FLIGHT", "between 1 and 64"},
+		{"page size", map[string]string{"DEFENDER_PAGE_SIZE": "20000"}, nil, "DEFENDER_PAGE_SIZE", "between 1 and 10000"},
+		{"ca file", map[string]string{"DEFENDER_CA_FILE": filepath.Join(dir, "nope.pem")}, nil, "DEFENDER_CA_FILE", "cannot be read"},
+		{"hec ca file", map[string]string{"DEFENDER_HEC_CA_FILE": filepath.Join(dir, "nope.pem")}, nil, "DEFENDER_HEC_CA_FILE", "cannot be read"},
+		{"token twice", map[string]string{"DEFENDER_HEC_TOKEN_FILE": secretFile}, nil, "DEFENDER_HEC_TOKEN", "DEFENDER_HEC_TOKEN_FILE are both set"},
+		{"token from nowhere", nil, []string{"DEFENDER_HEC_TOKEN"}, "DEFENDER_HEC_TOKEN", "(or DEFENDER_HEC_TOKEN_FILE)"},
 		{"log level", map[string]string{"DEFENDER_LOG_LEVEL": "loud"}, nil, "DEFENDER_LOG_LEVEL", "debug, info, warn or error"},
 		{"log format", map[string]string{"DEFENDER_LOG_FORMAT": "xml"}, nil, "DEFENDER_LOG_FORMAT", "text or json"},
 	}

@@ -34,6 +34,11 @@ func TestFromParams(t *testing.T) {
 		{"hec needs url", map[string]string{"output": "hec"}, "hec_url", "is required"},
 		{"hec bad url", map[string]string{"output": "hec", "hec_url": "splunk:8088", "hec_token": "t"}, "hec_url", "http(s) URL"},
 		{"hec needs token", map[string]string{"output": "hec", "hec_url": "https://splunk:8088"}, "hec_token", "is required"},
+		{"hec ca file", map[string]string{"output": "hec", "hec_url": "https://splunk:8088", "hec_token": "t", "hec_ca_file": "/nowhere/ca.pem"}, "hec_ca_file", "cannot be read"},
+		{"ca file", map[string]string{"ca_file": "/nowhere/ca.pem"}, "ca_file", "cannot be read"},
+		{"bad linger", map[string]string{"hec_linger": "soon"}, "hec_linger", "not a duration"},
+		{"ack timeout", map[string]string{"hec_ack_timeout": "never"}, "hec_ack_timeout", "not a duration"},
+		{"no checkpoint dir", map[string]string{}, "checkpoint_dir", "must not be empty"},
 		{"bad bool", map[string]string{"hec_insecure_skip_verify": "maybe"}, "hec_insecure_skip_verify", "true or false"},
 		{"no secret", map[string]string{"client_secret": ""}, "client_secret", "set exactly one"},
 		{"cert path missing", map[string]string{"client_secret": "", "certificate": "/nowhere/cert.pem"}, "certificate", "cannot be read"},
@@ -45,13 +50,20 @@ func TestFromParams(t *testing.T) {
 			for k, v := range tt.set {
 				p[k] = v
 			}
-			_, err := FromParams(p, "/tmp/cp", "tenant1")
+			cp := "/tmp/cp"
+			if tt.wantParam == "checkpoint_dir" {
+				cp = ""
+			}
+			_, err := FromParams(p, cp, "tenant1")
 			var ce *Error
 			if !errors.As(err, &ce) || ce.Var != tt.wantParam || !strings.Contains(err.Error(), tt.wantMsg) {
 				t.Fatalf("err = %v, want %s %q", err, tt.wantParam, tt.wantMsg)
 			}
 			if strings.Contains(err.Error(), "sup3r~secret") {
 				t.Errorf("error shows the secret: %v", err)
+			}
+			if strings.Contains(err.Error(), "DEFENDER_") {
+				t.Errorf("the modular input's error speaks of the environment: %v", err)
 			}
 		})
 	}

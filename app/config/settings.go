@@ -26,8 +26,9 @@ type Setting struct {
 	// Required: the input page asks for it (the environment's required settings are
 	// checked when the configuration is validated).
 	Required bool
-	// Secret: its value never appears in an error, and the modular input moves it to
-	// Splunk's password storage.
+	// Secret: it may hold a secret, which never appears in an error and which the modular
+	// input moves to Splunk's password storage (a certificate given as a path is no secret,
+	// nor a proxy URL without a password: the input keeps those, errors show them).
 	Secret bool
 	// Splunk: Param is one of Splunk's own (index, host, …), which come with every stanza:
 	// the stanza reader reads it, the scheme and the spec leave it to Splunk.
