@@ -11,10 +11,11 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"time"
+
+	"ta-defender-alerts/app/loopback"
 )
 
 // Order is how the stand-in orders the versions a query selects, before $skip and $top cut
@@ -79,7 +80,7 @@ type Options struct {
 
 // Server is the stand-in. Its exported methods change its state or adversity at any time.
 type Server struct {
-	*httptest.Server
+	*loopback.Server
 	opt Options
 
 	mu      sync.Mutex
@@ -162,7 +163,7 @@ func New(opt Options) *Server {
 	mux.HandleFunc("POST /{tenant}/oauth2/token", s.token)
 	mux.HandleFunc("GET /api/alerts", s.list)
 	mux.HandleFunc("GET /api/v1.0/alerts", s.list)
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.Server = loopback.New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Every reply says the service's time, from its own clock (net/http would use the
 		// host's), so a client can follow Microsoft's clock rather than its own.
 		w.Header().Set("Date", s.opt.Now().UTC().Format(http.TimeFormat))
