@@ -12,6 +12,7 @@ import (
 
 	"ta-defender-alerts/app/defender"
 	"ta-defender-alerts/app/defendertest"
+	"ta-defender-alerts/app/defendertest/dtest"
 	"ta-defender-alerts/app/secret"
 )
 
@@ -642,15 +643,15 @@ func TestStandInRejectsWhatTheAPIRejects(t *testing.T) {
 		{"eight fractional digits", "$filter=lastUpdateTime%20ge%202024-05-01T10:00:00.12345678Z", 400},
 		{"fine", "$filter=lastUpdateTime%20ge%202024-05-01T10:00:00.1234567Z&$top=10000&$skip=5&$expand=evidence", 200},
 	}
-	tok := defendertest.TokenFor(t, srv, tenantID, clientID, secretV)
+	tok := dtest.TokenFor(t, srv, tenantID, clientID, secretV)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := defendertest.GetStatus(t, srv.URL+"/api/alerts?"+tt.query, tok); got != tt.want {
+			if got := dtest.GetStatus(t, srv.URL+"/api/alerts?"+tt.query, tok); got != tt.want {
 				t.Errorf("status %d, want %d", got, tt.want)
 			}
 		})
 	}
-	if got := defendertest.GetStatus(t, srv.URL+"/api/alerts", ""); got != 401 {
+	if got := dtest.GetStatus(t, srv.URL+"/api/alerts", ""); got != 401 {
 		t.Errorf("no token: %d, want 401", got)
 	}
 }

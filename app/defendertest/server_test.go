@@ -1,4 +1,4 @@
-package defendertest
+package defendertest_test
 
 import (
 	"encoding/json"
@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"ta-defender-alerts/app/defendertest"
+	"ta-defender-alerts/app/defendertest/dtest"
 )
 
 const (
@@ -15,7 +18,7 @@ const (
 )
 
 func TestTokenEndpoints(t *testing.T) {
-	s := New(Options{TenantID: tTenant, TenantDomain: "contoso.onmicrosoft.com", ClientID: tClient, ClientSecret: "pw"})
+	s := defendertest.New(defendertest.Options{TenantID: tTenant, TenantDomain: "contoso.onmicrosoft.com", ClientID: tClient, ClientSecret: "pw"})
 	defer s.Close()
 	tests := []struct {
 		name       string
@@ -24,12 +27,12 @@ func TestTokenEndpoints(t *testing.T) {
 		wantStatus int
 		wantBody   string
 	}{
-		{"v2", "/" + tTenant + "/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {tClient}, "client_secret": {"pw"}, "scope": {Resource + "/.default"}}, 200, `"expires_in":3600,`},
-		{"v1 numbers are strings", "/contoso.onmicrosoft.com/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {tClient}, "client_secret": {"pw"}, "resource": {Resource}}, 200, `"expires_in":"3600"`},
-		{"wrong secret", "/" + tTenant + "/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {tClient}, "client_secret": {"nope"}, "scope": {Resource + "/.default"}}, 401, "AADSTS7000215"},
+		{"v2", "/" + tTenant + "/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {tClient}, "client_secret": {"pw"}, "scope": {defendertest.Resource + "/.default"}}, 200, `"expires_in":3600,`},
+		{"v1 numbers are strings", "/contoso.onmicrosoft.com/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {tClient}, "client_secret": {"pw"}, "resource": {defendertest.Resource}}, 200, `"expires_in":"3600"`},
+		{"wrong secret", "/" + tTenant + "/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {tClient}, "client_secret": {"nope"}, "scope": {defendertest.Resource + "/.default"}}, 401, "AADSTS7000215"},
 		{"wrong scope", "/" + tTenant + "/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {tClient}, "client_secret": {"pw"}, "scope": {"https://graph.microsoft.com/.default"}}, 400, "AADSTS70011"},
-		{"unknown tenant", "/contoso.com/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {tClient}, "client_secret": {"pw"}, "scope": {Resource + "/.default"}}, 400, "AADSTS90002"},
-		{"no credential", "/" + tTenant + "/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {tClient}, "scope": {Resource + "/.default"}}, 401, "invalid_client"},
+		{"unknown tenant", "/contoso.com/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {tClient}, "client_secret": {"pw"}, "scope": {defendertest.Resource + "/.default"}}, 400, "AADSTS90002"},
+		{"no credential", "/" + tTenant + "/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {tClient}, "scope": {defendertest.Resource + "/.default"}}, 401, "invalid_client"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,11 +54,11 @@ func TestTokenEndpoints(t *testing.T) {
 
 // Pages come newest first and hold exactly the versions the filter asks for.
 func TestListFiltersAndOrders(t *testing.T) {
-	s := New(Options{TenantID: tTenant, ClientID: tClient, ClientSecret: "pw"})
+	s := defendertest.New(defendertest.Options{TenantID: tTenant, ClientID: tClient, ClientSecret: "pw"})
 	defer s.Close()
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	s.AddAlerts(50, func(i int) time.Time { return base.Add(time.Duration(i) * time.Minute) })
-	tok := TokenFor(t, s, tTenant, tClient, "pw")
+	tok := dtest.TokenFor(t, s, tTenant, tClient, "pw")
 	q := "$filter=" + url.QueryEscape("lastUpdateTime ge 2026-01-01T00:10:00Z and lastUpdateTime lt 2026-01-01T00:30:00.0000000Z") + "&$top=5&$skip=2&$expand=evidence"
 	req, _ := http.NewRequest(http.MethodGet, s.URL+"/api/alerts?"+q, nil)
 	req.Header.Set("Authorization", "Bearer "+tok)

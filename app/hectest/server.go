@@ -9,21 +9,14 @@
 package hectest
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
-	gzip "github.com/klauspost/compress/gzip"
-	"io"
 	mrand "math/rand/v2"
 	"net/http"
-	"net/http/httptest"
-	"regexp"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"ta-defender-alerts/app/loopback"
 )
 
 // Options configure the stand-in's token and limits.
@@ -78,7 +71,7 @@ type Stats struct {
 
 // Server is the stand-in.
 type Server struct {
-	*httptest.Server
+	*loopback.Server
 	opt Options
 
 	mu       sync.Mutex
@@ -116,7 +109,7 @@ func New(opt Options) *Server {
 	mux.HandleFunc("POST /services/collector/ack", s.ack)
 	mux.HandleFunc("GET /services/collector/health", s.health)
 	mux.HandleFunc("GET /services/collector/health/1.0", s.health)
-	s.Server = httptest.NewServer(mux)
+	s.Server = loopback.New(mux)
 	return s
 }
 
@@ -177,270 +170,4 @@ func (s *Server) Keys() map[string]int {
 		m[k] = v
 	}
 	return m
-}
-
-func (s *Server) reply(w http.ResponseWriter, status int, body any) {
-	s.stats.ByStatus[status]++
-	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(body)
-}
-
-type msg struct {
-	Text    string `json:"text"`
-	Code    int    `json:"code"`
-	Invalid *int   `json:"invalid-event-number,omitempty"`
-	AckID   *int64 `json:"ackId,omitempty"`
-}
-
-var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
-// auth checks the token and, on an ack token, the channel. It writes the error reply itself.
-func (s *Server) auth(w http.ResponseWriter, r *http.Request) (*channel, bool) {
-	h := r.Header.Get("Authorization")
-	if h == "" {
-		s.reply(w, 401, msg{Text: "Token is required", Code: 2})
-		return nil, false
-	}
-	tok, ok := strings.CutPrefix(h, "Splunk ")
-	if !ok {
-		s.reply(w, 401, msg{Text: "Invalid authorization", Code: 3})
-		return nil, false
-	}
-	if tok != s.opt.Token {
-		s.reply(w, 403, msg{Text: "Invalid token", Code: 4})
-		return nil, false
-	}
-	if s.opt.Disabled {
-		s.reply(w, 403, msg{Text: "Token disabled", Code: 1})
-		return nil, false
-	}
-	node := s.route(w, r)
-	ch := r.Header.Get("X-Splunk-Request-Channel")
-	if ch == "" {
-		ch = r.URL.Query().Get("channel")
-	}
-	if !s.opt.Ack {
-		return nil, true // a channel on a token without ack is fine, and unused
-	}
-	if ch == "" {
-		s.reply(w, 400, msg{Text: "Data channel is missing", Code: 10})
-		return nil, false
-	}
-	if !guidRE.MatchString(ch) {
-		s.reply(w, 400, msg{Text: "Invalid data channel", Code: 11})
-		return nil, false
-	}
-	key := node + "/" + ch
-	c := s.channels[key]
-	if c == nil {
-		c = &channel{acks: map[int64]ackState{}}
-		s.channels[key] = c
-	}
-	return c, true
-}
-
-// route is the sticky load balancer: the indexer named by its cookie, or a new one (with the
-// cookie to come back to it). Without Sticky there is one indexer.
-func (s *Server) route(w http.ResponseWriter, r *http.Request) string {
-	if !s.opt.Sticky {
-		return ""
-	}
-	if c, err := r.Cookie(LBCookie); err == nil && s.nodes[c.Value] {
-		return c.Value
-	}
-	s.stats.NoCookie++
-	node := fmt.Sprintf("indexer-%d", nodeSeq.Add(1))
-	s.nodes[node] = true
-	http.SetCookie(w, &http.Cookie{Name: LBCookie, Value: node, Path: "/", HttpOnly: true})
-	return node
-}
-
-func (s *Server) event(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.stats.Requests++
-	drop := s.drop > 0 && s.rng.Float64() < s.drop
-	s.mu.Unlock()
-	if drop {
-		s.mu.Lock()
-		s.stats.Dropped++
-		s.mu.Unlock()
-		panic(http.ErrAbortHandler) // the connection drops; nothing indexed
-	}
-	raw, err := io.ReadAll(r.Body)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err != nil {
-		s.reply(w, 400, msg{Text: "Invalid data format", Code: 6})
-		return
-	}
-	ch, ok := s.auth(w, r)
-	if !ok {
-		return
-	}
-	if s.down {
-		s.reply(w, 503, msg{Text: "Server is busy", Code: 9})
-		return
-	}
-	if s.busy > 0 && s.rng.Float64() < s.busy {
-		w.Header().Set("Retry-After", "0")
-		s.reply(w, 503, msg{Text: "Server is busy", Code: 9})
-		return
-	}
-	if s.opt.MaxBody > 0 && len(raw) > s.opt.MaxBody {
-		s.stats.ByStatus[413]++
-		http.Error(w, fmt.Sprintf("Content-Length of %d too large (maximum is %d)", len(raw), s.opt.MaxBody), 413)
-		return
-	}
-	switch enc := r.Header.Get("Content-Encoding"); enc {
-	case "":
-	case "gzip":
-		zr, err := gzip.NewReader(bytes.NewReader(raw))
-		if err == nil {
-			raw, err = io.ReadAll(zr)
-		}
-		if err != nil {
-			s.reply(w, 400, msg{Text: "Invalid data format", Code: 6})
-			return
-		}
-	default:
-		s.stats.ByStatus[415]++
-		http.Error(w, "Unsupported Content-Encoding: "+enc, 415)
-		return
-	}
-	if len(bytes.TrimSpace(raw)) == 0 {
-		s.reply(w, 400, msg{Text: "No data", Code: 5})
-		return
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var batch []Event
-	fail := func(k int, text string, code int) {
-		// Objects before k are indexed; the rest of the request is not.
-		s.index(batch)
-		s.stats.Partial++
-		s.reply(w, 400, msg{Text: text, Code: code, Invalid: &k})
-	}
-	for k := 0; ; k++ {
-		var env struct {
-			Time       json.Number     `json:"time"`
-			Host       string          `json:"host"`
-			Source     string          `json:"source"`
-			Sourcetype string          `json:"sourcetype"`
-			Index      string          `json:"index"`
-			Event      json.RawMessage `json:"event"`
-		}
-		if err := dec.Decode(&env); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			fail(k, "Invalid data format", 6)
-			return
-		}
-		switch ev := bytes.TrimSpace(env.Event); {
-		case ev == nil:
-			fail(k, "Event field is required", 12)
-			return
-		case string(ev) == `""` || string(ev) == "null":
-			fail(k, "Event field cannot be blank", 13)
-			return
-		case s.reject != nil && s.reject(ev):
-			fail(k, "Invalid data format", 6)
-			return
-		}
-		if env.Index != "" && len(s.opt.Indexes) > 0 && !contains(s.opt.Indexes, env.Index) {
-			fail(k, "Incorrect index", 7)
-			return
-		}
-		batch = append(batch, Event{Time: env.Time, Host: env.Host, Source: env.Source, Sourcetype: env.Sourcetype, Index: env.Index, Raw: env.Event})
-	}
-	s.index(batch)
-	if s.lostReply > 0 && s.rng.Float64() < s.lostReply {
-		s.stats.LostReply++
-		if ch != nil {
-			ch.next++ // the ack id was spent
-		}
-		panic(http.ErrAbortHandler) // indexed, but the reply never leaves
-
-	}
-	out := msg{Text: "Success", Code: 0}
-	if ch != nil {
-		id := ch.next
-		ch.next++
-		st := ackState{ready: time.Now().Add(s.ackDelay)}
-		if s.ackNever > 0 && s.rng.Float64() < s.ackNever {
-			st.never = true
-			s.stats.AcksLost++
-		}
-		ch.acks[id] = st
-		out.AckID = &id
-	}
-	s.reply(w, 200, out)
-}
-
-func (s *Server) index(batch []Event) {
-	for _, e := range batch {
-		key := string(e.Raw)
-		if s.opt.Key != nil {
-			key = s.opt.Key(e.Raw)
-		}
-		s.counts[key]++
-		s.stats.Indexed++
-		if !s.opt.CountOnly {
-			s.events = append(s.events, e)
-		}
-	}
-}
-
-func (s *Server) ack(w http.ResponseWriter, r *http.Request) {
-	raw, _ := io.ReadAll(r.Body)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stats.AckQueries++
-	if !s.opt.Ack {
-		if h := r.Header.Get("Authorization"); h == "Splunk "+s.opt.Token {
-			s.reply(w, 400, msg{Text: "ACK is disabled", Code: 14})
-			return
-		}
-	}
-	ch, ok := s.auth(w, r)
-	if !ok {
-		return
-	}
-	var req struct {
-		Acks []int64 `json:"acks"`
-	}
-	if json.Unmarshal(raw, &req) != nil {
-		s.reply(w, 400, msg{Text: "Invalid data format", Code: 6})
-		return
-	}
-	res := map[string]bool{}
-	now := time.Now()
-	for _, id := range req.Acks {
-		st, ok := ch.acks[id]
-		done := ok && !st.never && !now.Before(st.ready)
-		res[strconv.FormatInt(id, 10)] = done
-		if done {
-			delete(ch.acks, id) // read once
-		}
-	}
-	s.reply(w, 200, map[string]any{"acks": res})
-}
-
-func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.down {
-		s.reply(w, 503, msg{Text: "HEC is unhealthy, queues are full", Code: 18})
-		return
-	}
-	s.reply(w, 200, msg{Text: "HEC is healthy", Code: 17})
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

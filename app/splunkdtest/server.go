@@ -15,17 +15,18 @@ import (
 	"io"
 	"log"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"ta-defender-alerts/app/loopback"
 )
 
 // Server is the stand-in.
 type Server struct {
-	*httptest.Server
+	*loopback.Server
 	SessionKey string
 	App        string
 
@@ -67,11 +68,10 @@ func NewWith(sessionKey, app string, o Options) *Server {
 		}
 		s.caPEM, cert = ca.CertPEM, &leaf
 	}
-	s.Server = httptest.NewUnstartedServer(s)
-	s.Server.TLS = &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}
+	s.Server = loopback.NewUnstarted(s)
 	// Clients that refuse the certificate are part of the tests; their handshake errors are not news.
 	s.Server.Config.ErrorLog = log.New(io.Discard, "", 0)
-	s.Server.StartTLS()
+	s.Server.StartTLS(&tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12})
 	return s
 }
 

@@ -1,18 +1,22 @@
-package defendertest
+// Package dtest holds test helpers for the Defender stand-in that need the testing package,
+// apart from defendertest itself, which the demo links into the shipped binary.
+package dtest
 
 import (
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"testing"
+
+	"ta-defender-alerts/app/defendertest"
 )
 
 // TokenFor gets an access token from the stand-in with a client secret.
-func TokenFor(t testing.TB, s *Server, tenant, client, secret string) string {
+func TokenFor(t testing.TB, s *defendertest.Server, tenant, client, secret string) string {
 	t.Helper()
 	resp, err := http.PostForm(s.URL+"/"+tenant+"/oauth2/v2.0/token", url.Values{
 		"grant_type": {"client_credentials"}, "client_id": {client}, "client_secret": {secret},
-		"scope": {Resource + "/.default"},
+		"scope": {defendertest.Resource + "/.default"},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,288 @@
+package hec
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	gzip "github.com/klauspost/compress/gzip"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Delivery: one batch sent until every record is confirmed, split to find the records HEC
+// refuses, and re-sent when a reply or an ack is lost.
+
+// ErrNoAck is in the error of a batch whose indexer acknowledgement never came.
+var ErrNoAck = errors.New("no indexer acknowledgement came")
+
+// maxAckResends is how often a batch is sent again after its ack did not come before the
+// URL is set aside and, with NoAckFails or without GiveUpAfter, the batch fails: acks that never come mostly
+// mean a load balancer that does not keep a channel on one indexer, or a HEC that restarted,
+// and every re-send may index the batch once more.
+const maxAckResends = 3
+
+// errGaveUp ends a batch's context when GiveUpAfter has passed.
+var errGaveUp = errors.New("give-up time reached")
+
+// delivery is one batch on its way.
+type delivery struct {
+	out       *Outcome
+	start     time.Time
+	ackMisses int    // sends whose ack did not come
+	last      error  // the latest reason the batch is not yet delivered
+	url       string // where it was sent last
+}
+
+// deliver sends a batch until every record is confirmed or delivery fails.
+func (c *Client) deliver(ctx context.Context, b *Batch) Outcome {
+	out := Outcome{Batch: b}
+	d := &delivery{out: &out, start: time.Now()}
+	bctx := ctx
+	if c.cfg.GiveUpAfter > 0 {
+		var cancel context.CancelFunc
+		bctx, cancel = context.WithTimeoutCause(ctx, c.cfg.GiveUpAfter, errGaveUp)
+		defer cancel()
+	}
+	parts := []part{{b, 0, b.Len()}}
+	for len(parts) > 0 {
+		p := parts[0]
+		parts = parts[1:]
+		more, err := c.sendPart(bctx, d, p)
+		if err != nil {
+			if ctx.Err() == nil && errors.Is(context.Cause(bctx), errGaveUp) && !IsFatal(err) {
+				last := d.last
+				if last == nil {
+					last = c.downErr() // it waited for a URL set aside by earlier batches
+				}
+				if last == nil {
+					last = &Error{Kind: Retry, URL: d.url, Code: -1, Err: errors.New("the batch was still being sent"),
+						Hint: "HEC, or a proxy in front of it, is slow to take batches of this size"}
+				}
+				err = fmt.Errorf("HEC delivery gave up after %v: %w", c.cfg.GiveUpAfter, last)
+			}
+			out.Err = err
+			return out
+		}
+		parts = append(more, parts...)
+	}
+	if on, _ := c.AcksOn(); on && c.cfg.Ack != AckOff {
+		out.AckLatency = time.Since(d.start)
+	}
+	c.count(func(s *Stats) {
+		if out.AckLatency > 0 {
+			s.AckWaits++
+			s.AckWaitSum += out.AckLatency
+		}
+		s.Batches++
+		s.Records += b.Len() - len(out.Rejected)
+		s.Rejected += len(out.Rejected)
+		s.Resent += out.Resent
+		s.BytesRaw += int64(b.Size())
+	})
+	return out
+}
+
+// sendPart sends records [p.lo, p.hi) until they are confirmed, rejected or split; it returns
+// the parts still to send.
+func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, error) {
+	out := d.out
+	body, err := c.compress(p.body())
+	if err != nil {
+		return nil, err
+	}
+	for {
+		if err := c.Err(); err != nil {
+			return nil, err
+		}
+		ep, i, err := c.pick(ctx)
+		if err != nil {
+			return nil, err
+		}
+		d.url = ep.display
+		sent := c.events.Add(1)
+		r, herr := c.post(ctx, ep, body)
+		if ctx.Err() != nil {
+			return nil, ctx.Err() // stopping is not HEC's fault
+		}
+		if herr == nil {
+			c.markUp(i)
+			if !r.ackPresent {
+				if c.cfg.Ack == AckOn {
+					err := &Error{Kind: Fatal, URL: ep.display, Status: 200, Code: r.Code, Text: r.Text,
+						Hint: "indexer acknowledgement is required (ack mode on) but this token has it disabled: enable it on the token, or set the ack mode to auto"}
+					c.setFatal(err)
+					return nil, err
+				}
+				c.learnAcks(false)
+				out.Sent = sent
+				return nil, nil
+			}
+			c.learnAcks(true)
+			if c.cfg.Ack == AckOff {
+				out.Sent = sent
+				return nil, nil // the caller chose HTTP 200 as proof
+			}
+			acked, err := c.waitAck(ctx, ep, *r.AckID)
+			if err != nil {
+				d.last = c.noAck(ep, d.ackMisses+1)
+				return nil, err
+			}
+			if acked {
+				out.Sent = sent
+				return nil, nil
+			}
+			// Still not acknowledged after AckTimeout: the data may be lost; send it again.
+			d.ackMisses++
+			d.last = c.noAck(ep, d.ackMisses)
+			c.count(func(s *Stats) { s.AckTimeouts++ })
+			if d.ackMisses > maxAckResends {
+				// Sending again to where acks never come only indexes the batch again.
+				c.setAside(i, c.cfg.SetAside, d.last)
+				if c.cfg.GiveUpAfter == 0 || c.cfg.NoAckFails {
+					return nil, d.last
+				}
+			}
+			out.Resent += p.n()
+			c.count(func(s *Stats) { s.Retries++ })
+			continue
+		}
+		herr.URL = ep.display
+		switch herr.Kind {
+		case Retry:
+			if mayHaveIndexed(herr) {
+				out.Resent += p.n()
+			}
+			d.last = herr
+			rest := c.setAside(i, herr.RetryAfter, herr)
+			c.count(func(s *Stats) { s.Retries++ })
+			if c.cfg.OnRetry != nil {
+				c.cfg.OnRetry(ep.display, herr, rest)
+			}
+			continue // the batch's context ends the retries at GiveUpAfter
+		case Partial:
+			k := *r.InvalidAt
+			if k < 0 || k >= p.n() {
+				return c.isolate(p, out, herr), nil
+			}
+			out.Rejected = append(out.Rejected, c.reject(p.b, p.lo+k, herr))
+			if k > 0 {
+				out.Sent = sent // the records before k were indexed
+			}
+			if p.lo+k+1 < p.hi {
+				return []part{{p.b, p.lo + k + 1, p.hi}}, nil
+			}
+			return nil, nil
+		case Malformed, TooLarge:
+			return c.isolate(p, out, herr), nil
+		default:
+			c.setFatal(herr)
+			return nil, herr
+		}
+	}
+}
+
+// isolate splits a part in two to find the record HEC refuses, or rejects a single record.
+func (c *Client) isolate(p part, out *Outcome, herr *Error) []part {
+	if p.n() == 1 {
+		out.Rejected = append(out.Rejected, c.reject(p.b, p.lo, herr))
+		return nil
+	}
+	mid := p.lo + p.n()/2
+	return []part{{p.b, p.lo, mid}, {p.b, mid, p.hi}}
+}
+
+// noAck is the error of a batch whose ack did not come after sends sends to ep.
+func (c *Client) noAck(ep *endpoint, sends int) *Error {
+	return &Error{Kind: Retry, URL: ep.display, Code: -1,
+		Err: fmt.Errorf("%w for a batch sent %d time%s (ack timeout %v)", ErrNoAck, sends, plural(sends), c.cfg.AckTimeout),
+		Hint: "the batch is not committed and will be sent again, so it may be indexed more than once. " +
+			"Check that the load balancer in front of HEC keeps each client on one indexer (sticky sessions by cookie: " +
+			"a channel's acks are known only to the indexer that took its data), and whether HEC restarted or " +
+			"dropped idle channels (ack state is kept in memory and lost then)"}
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+func (c *Client) reject(b *Batch, i int, herr *Error) Rejected {
+	code, text := herr.Code, herr.Text
+	if herr.Kind == TooLarge {
+		code, text = 413, "the record alone is larger than the HEC server accepts (max_content_length)"
+	}
+	env := bytes.TrimRight(b.record(i), "\n")
+	return Rejected{ID: b.ids[i], Index: i, Envelope: append([]byte(nil), env...), Code: code, Text: text, Refused: c.events.Add(1)}
+}
+
+// mayHaveIndexed tells a lost reply (the request may have arrived) from a refused connection.
+func mayHaveIndexed(e *Error) bool {
+	if e.Status == http.StatusOK {
+		return true // a cut-off 200
+	}
+	if e.Status != 0 {
+		return false // HEC answered: 429 and 5xx index nothing
+	}
+	var oe *net.OpError
+	if errors.As(e.Err, &oe) && oe.Op == "dial" {
+		return false
+	}
+	return true
+}
+
+func (c *Client) compress(raw []byte) ([]byte, error) {
+	if !*c.cfg.Gzip {
+		return raw, nil
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(raw)/4 + 64)
+	w := c.gz.Get().(*gzip.Writer)
+	defer c.gz.Put(w)
+	w.Reset(&buf)
+	if _, err := w.Write(raw); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// post sends one event request and classifies the reply.
+func (c *Client) post(ctx context.Context, ep *endpoint, body []byte) (reply, *Error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.event, bytes.NewReader(body))
+	if err != nil {
+		return reply{}, &Error{Kind: Fatal, URL: ep.display, Code: -1, Err: err}
+	}
+	c.headers(req, ep)
+	if *c.cfg.Gzip {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
+	c.count(func(s *Stats) { s.Requests++; s.BytesSent += int64(len(body)) })
+	resp, err := ep.do(req)
+	if err != nil {
+		return reply{}, &Error{Kind: Retry, URL: ep.display, Code: -1, Err: cleanURLError(err)}
+	}
+	defer resp.Body.Close()
+	return readReply(resp, c.cfg.Index)
+}
+
+func (c *Client) headers(req *http.Request, ep *endpoint) {
+	req.Header.Set("Authorization", "Splunk "+c.cfg.Token.Reveal())
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Splunk-Request-Channel", ep.channel)
+	req.Header.Set("User-Agent", "TA-defender-alerts")
+}
+
+func cleanURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
