@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,4 +145,30 @@ type sourceFunc func(context.Context, Window, func(Record, Position) error) (Sou
 
 func (f sourceFunc) Read(ctx context.Context, w Window, emit func(Record, Position) error) (SourceStats, error) {
 	return f(ctx, w, emit)
+}
+
+// When the dead-letter file cannot take a batch's refused record, the checkpoint stays
+// before that batch, also when a later batch is confirmed before the window ends: the
+// refused record is neither in Splunk nor in the file, and the next run must send it again.
+func TestDeadLetterFailureHoldsTheCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	store, err := checkpoint.Open(dir, "tenant1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	sink := &scripted{onFlush: func(s *scripted) error {
+		s.report(Outcome{Last: s.tags[9], N: 10, Sent: 2, Rejected: []Rejected{{ID: "a3", Index: 2, Code: 6, Refused: 1}}})
+		s.report(Outcome{Last: s.tags[19], N: 10, Sent: 3})
+		return nil
+	}}
+	p := New(Config{Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Start: time.Hour,
+		DeadLetter: t.TempDir()}, listSource{n: 20}, sink.open) // a folder: it cannot be opened as a file
+	err = p.Drain(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "dead-letter file") {
+		t.Fatalf("err = %v, want the dead-letter file's failure", err)
+	}
+	if st, err := store.Load(); err != nil || (st != nil && (st.Window == nil || len(st.Window.Position) > 0)) {
+		t.Errorf("checkpoint %+v (%v): it moved past the batch whose refused record was not dead-lettered", st, err)
+	}
 }

@@ -70,7 +70,7 @@ type frontier struct {
 	answered map[uint64]answer // first seq → an answer beyond scanned
 	held     []answer          // answers (or their ends) held back from at+1 to scanned: a run of refusals
 	heldAt   uint64            // the latest refusal among them, on the sink's count
-	halted   bool              // the run turned out systematic: the frontier moves no more
+	halted   bool              // a run turned out systematic, or settle failed: the frontier moves no more
 	// carry is the run an earlier drain ended with (the checkpoint's Held): its batches count
 	// once although the run is sent again; zero: a new run.
 	carry checkpoint.Held
@@ -85,7 +85,7 @@ func (f *frontier) reset() {
 func (f *frontier) add(first uint64, a answer) { f.answered[first] = a }
 
 // advance takes the answers in record order as far as they go and moves the frontier. settle
-// is called for each answer (or part) before the frontier moves over it; its error stops the
+// is called for each answer (or part) before the frontier moves over it; its error halts the
 // frontier there. advance returns that error, or one wrapping ErrRefusedAll once the held run
 // is systematic.
 func (f *frontier) advance(settle func(answer) error) error {
@@ -137,12 +137,15 @@ func (f *frontier) hold(d answer) {
 	}
 }
 
-// settle moves the frontier over d once settle has taken its refusals.
+// settle moves the frontier over d once settle has taken its refusals. If settle fails, the
+// frontier halts there: a later answer must not carry it over refusals that were not
+// dead-lettered.
 func (f *frontier) settle(d answer, settle func(answer) error) error {
 	if d.n == 0 {
 		return nil
 	}
 	if err := settle(d); err != nil {
+		f.halted = true
 		return err
 	}
 	f.at = d.last

@@ -84,7 +84,7 @@ func TestFrontierAdvance(t *testing.T) {
 			give: []reply{{first: 1, last: 20, refused: all(0, 20), refusedAt: 1, counted: true}, {first: 21, last: 40, refused: all(0, 20), refusedAt: 2, counted: true},
 				{first: 41, last: 60, refused: all(0, 20), refusedAt: 3, counted: true}},
 			wantAt: 0, wantScanned: 60, wantHeld: 3},
-		{name: "settle fails", give: []reply{{first: 1, last: 10, refused: []int{0}, sent: 2, refusedAt: 1}},
+		{name: "settle fails, then a later batch is indexed", give: []reply{{first: 1, last: 10, refused: []int{0}, sent: 2, refusedAt: 1}, {first: 11, last: 20, sent: 3}},
 			failSettle: 10, wantAt: 0, wantScanned: 10, wantErr: errSettle},
 	}
 	for _, tt := range tests {
