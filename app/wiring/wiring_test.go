@@ -37,7 +37,7 @@ func tenantWith(t *testing.T, n int, output string) *config.Config {
 	now := time.Now()
 	api.AddAlerts(n, func(i int) time.Time { return now.Add(-time.Hour).Add(time.Duration(i) * time.Second) })
 	return &config.Config{Output: output, Input: "tenant1", StateDir: t.TempDir(), Start: 2 * time.Hour, Overlap: time.Minute,
-		Linger: 20 * time.Millisecond,
+		Linger:   20 * time.Millisecond,
 		Defender: defender.Config{TenantID: tenant, ClientID: client, ClientSecret: secretV, APIURL: api.URL, LoginURL: api.URL, PageSize: 100},
 		HEC:      hec.Config{Sourcetype: "ms:defender:atp:alerts", Source: "defender_alerts", Index: "security"}}
 }
