@@ -13,14 +13,15 @@
 //
 // # Who runs, who waits
 //
-// Everything below is guarded by one mutex, with one condition variable that is broadcast
+// The pump's state is guarded by one mutex, with one condition variable that is broadcast
 // whenever the sink reports, the saver stops, or reading ends.
 //
 //   - The caller of Drain reads: the Source hands each record to take, which numbers it
-//     (seq, from 1 in each window) and tags it, and then to the Sink's Add, outside the
-//     lock, where it may block while the sink is full. When the Source is done it flushes the
-//     sink and waits (await) until the sink has answered for every record, or failed, or
-//     delivery has ended; then for the saver to stop; then it commits the window (finish).
+//     (seq, from 1 in each window, or on from the last window's when it continues that
+//     window's held run) and tags it, and then to the Sink's Add, outside the lock, where it
+//     may block while the sink is full. When the Source is done, the caller flushes the sink
+//     and waits (await) until the sink has answered for every record, or failed, or delivery
+//     has ended; then for the saver to stop; then it commits the window (finish).
 //   - The sink reports each batch's Outcome from its own goroutines (or from inside Add and
 //     Flush), naming the batch by the Tag of its last record. report files it with the
 //     frontier, moves the frontier as far as the answers go, and stages the checkpoint.

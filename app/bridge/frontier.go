@@ -63,7 +63,8 @@ func (d answer) split() (head, tail answer) {
 // of the records: with several batches in flight, a batch sent before the refusals may be
 // indexed although it comes later; it proves nothing about them and is held with them.
 //
-// The frontier does no I/O and takes no lock: the pump calls it under its own.
+// The frontier does no I/O of its own (the settle function it is given writes the dead-letter
+// file) and takes no lock: the pump calls it under its own.
 type frontier struct {
 	at       uint64            // every record with seq <= at is settled
 	scanned  uint64            // every record with seq <= scanned is answered for (at <= scanned)
