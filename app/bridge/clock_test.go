@@ -3,7 +3,6 @@ package bridge
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -33,12 +32,11 @@ func drainWith(t *testing.T, api *defendertest.Server, h *hectest.Server, rd *de
 		t.Fatal(err)
 	}
 	defer store.Close()
-	p := &Pump{Reader: rd, Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Start: 24 * time.Hour,
-		Overlap: 10 * time.Minute, Grace: time.Second, DeadLetter: DeadLetterPath(dir, "tenant1")}
+	cfg := testConfig(store, dir)
 	if !hostClock {
-		p.Clock = rd.APITime
+		cfg.Clock = rd.APITime
 	}
-	p.SetSink(hc.NewStream(20*time.Millisecond, p.Outcome))
+	p := New(cfg, DefenderSource(rd), HECSink(hc, 20*time.Millisecond))
 	if err := p.Drain(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -114,10 +112,9 @@ func TestClockSteppingBackKeepsTheWatermark(t *testing.T) {
 	}
 	defer store.Close()
 	clock := time.Now().UTC()
-	p := &Pump{Reader: r.reads, Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Start: 24 * time.Hour,
-		Overlap: 10 * time.Minute, Grace: time.Second, DeadLetter: DeadLetterPath(r.dir, "tenant1"),
-		Clock: func(context.Context) (time.Time, error) { return clock, nil }}
-	p.SetSink(hc.NewStream(20*time.Millisecond, p.Outcome))
+	cfg := testConfig(store, r.dir)
+	cfg.Clock = func(context.Context) (time.Time, error) { return clock, nil }
+	p := New(cfg, DefenderSource(r.reads), HECSink(hc, 20*time.Millisecond))
 	if err := p.Drain(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -140,8 +137,8 @@ func TestClockSteppingBackKeepsTheWatermark(t *testing.T) {
 func TestClockDifferenceIsLoggedOnce(t *testing.T) {
 	var buf syncBuffer
 	host := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	p := &Pump{Log: slog.New(slog.NewTextHandler(&buf, nil)), Now: func() time.Time { return host },
-		Clock: func(context.Context) (time.Time, error) { return host.Add(-90 * time.Second), nil }}
+	p := New(Config{Log: slog.New(slog.NewTextHandler(&buf, nil)), Now: func() time.Time { return host },
+		Clock: func(context.Context) (time.Time, error) { return host.Add(-90 * time.Second), nil }}, nil, (&scripted{}).open)
 	for range 3 {
 		if _, err := p.sourceNow(context.Background()); err != nil {
 			t.Fatal(err)

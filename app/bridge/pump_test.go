@@ -80,11 +80,16 @@ func (r *rig) drain(ctx context.Context, mod func(*hec.Config)) (Stats, error) {
 		return Stats{}, err
 	}
 	defer store.Close()
-	p := &Pump{Reader: r.reads, Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Start: 24 * time.Hour,
-		Overlap: 10 * time.Minute, Grace: time.Second, DeadLetter: DeadLetterPath(r.dir, "tenant1")}
-	p.SetSink(hc.NewStream(50*time.Millisecond, p.Outcome))
+	p := New(testConfig(store, r.dir), DefenderSource(r.reads), HECSink(hc, 50*time.Millisecond))
 	err = p.Drain(ctx)
 	return p.Stats(), err
+}
+
+// testConfig is how these tests run a pump: a first run reads 24 hours back, each window
+// re-reads 10 minutes, windows end on the Defender API's tick, as the program's do.
+func testConfig(store *checkpoint.Store, dir string) Config {
+	return Config{Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Start: 24 * time.Hour,
+		Overlap: 10 * time.Minute, Tick: defender.Tick, Grace: time.Second, DeadLetter: DeadLetterPath(dir, "tenant1")}
 }
 
 // lost lists current alert versions never indexed.
@@ -259,20 +264,5 @@ func TestResumeAfterFailure(t *testing.T) {
 	// At most the batches in flight (2 × 64 KiB ≈ 40 alerts) come twice.
 	if hs.Duplicates > 60 {
 		t.Errorf("%d duplicates after the resume: more than the batches in flight", hs.Duplicates)
-	}
-}
-
-// An outcome that arrives after its window was abandoned must not move the next window's
-// frontier: sequence numbers restart with every window.
-func TestStaleOutcomeIgnored(t *testing.T) {
-	p := &Pump{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}
-	p.cond = newCond(p)
-	p.gen, p.frontier = 2, 0
-	p.confirmed = map[uint64]done{}
-	p.win = &checkpoint.Window{}
-	b := &hec.Batch{Tag: &tag{gen: 1, seq: 5}}
-	p.Outcome(hec.Outcome{Batch: b})
-	if p.frontier != 0 || len(p.confirmed) != 0 || p.stats.Confirmed != 0 {
-		t.Fatalf("a stale outcome moved the frontier to %d", p.frontier)
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -110,9 +108,8 @@ func TestRefusedBatchesHeldBack(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, dir := newBarePump(t)
-			var outs []hec.Outcome
-			seq := uint64(0)
+			p, r, dir := newBarePump(t)
+			var outs []Outcome
 			for i, b := range tt.give {
 				slot := b.slot
 				if slot == 0 {
@@ -125,20 +122,18 @@ func TestRefusedBatchesHeldBack(t *testing.T) {
 				if b.first {
 					sent, refused = base+3, base+2
 				}
-				var rej []hec.Rejected
+				var rej []Rejected
 				for k := 0; k < b.refused; k++ {
 					at := b.n - b.refused + k
 					if b.first {
 						at = k
 					}
-					rej = append(rej, hec.Rejected{ID: fmt.Sprintf("b%d-%d", i, at), Index: at, Envelope: []byte(`{"event":{}}`), Code: 6, Text: "Invalid data format", Refused: refused})
+					rej = append(rej, Rejected{ID: fmt.Sprintf("b%d-%d", i, at), Index: at, Envelope: []byte(`{"event":{}}`), Code: 6, Text: "Invalid data format", Refused: refused})
 				}
 				if b.refused == b.n {
 					sent = 0
 				}
-				bt := &hec.Batch{Tag: p.addTags(b.n)}
-				seq += uint64(b.n)
-				outs = append(outs, hec.Outcome{Batch: batchOf(bt, b.n), Rejected: rej, Sent: sent})
+				outs = append(outs, Outcome{Last: p.takeN(r, b.n), N: b.n, Rejected: rej, Sent: sent})
 			}
 			order := tt.order
 			if order == nil {
@@ -147,14 +142,14 @@ func TestRefusedBatchesHeldBack(t *testing.T) {
 				}
 			}
 			for _, i := range order {
-				p.Outcome(outs[i])
+				p.report(outs[i])
 			}
 			p.mu.Lock()
 			var carry *checkpoint.State
-			if tt.end && p.failed == nil && len(p.held) > 0 {
+			if tt.end && p.failed == nil && len(p.front.held) > 0 {
 				carry = p.endLocked(time.Now())
 			}
-			frontier, failed := p.frontier, p.failed
+			frontier, failed := p.front.at, p.failed
 			for p.saving {
 				p.cond.Wait()
 			}
@@ -175,29 +170,17 @@ func TestRefusedBatchesHeldBack(t *testing.T) {
 	}
 }
 
-// addTags adds the tags of n records, as the reader's handler does, and returns the last.
-func (p *Pump) addTags(n int) *tag {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var t *tag
+// takeN hands the pump n records, as a Source does, and returns the last one's tag.
+func (p *Pump) takeN(r *pass, n int) *Tag {
+	var t *Tag
 	for k := 0; k < n; k++ {
-		t = &tag{gen: p.gen, seq: p.nextSeq}
-		p.nextSeq++
-		p.tagBuf = append(p.tagBuf, t)
+		t = p.take(r, Record{ID: fmt.Sprint(k), Time: time.Now(), Data: []byte(`{}`)}, nil)
 	}
 	return t
 }
 
-// batchOf fills b with n records.
-func batchOf(b *hec.Batch, n int) *hec.Batch {
-	enc := hec.NewEncoder("h", "s", "st", "")
-	for k := 0; k < n; k++ {
-		enc.Append(b, hec.Record{Time: time.Unix(0, 0), Event: []byte(`{}`), ID: fmt.Sprint(k)})
-	}
-	return b
-}
-
-func newBarePump(t *testing.T) (*Pump, string) {
+// newBarePump is a pump with a window begun, fed by hand (takeN, report).
+func newBarePump(t *testing.T) (*Pump, *pass, string) {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := checkpoint.Open(dir, "tenant1")
@@ -205,12 +188,10 @@ func newBarePump(t *testing.T) (*Pump, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	p := &Pump{Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now, DeadLetter: DeadLetterPath(dir, "tenant1")}
-	p.cond = newCond(p)
-	p.gen, p.nextSeq, p.tagFirst = 1, 1, 1
-	p.confirmed = map[uint64]done{}
-	p.win = &checkpoint.Window{From: time.Now().Add(-time.Hour), To: time.Now()}
-	return p, dir
+	p := New(testConfig(store, dir), nil, (&scripted{}).open)
+	now := time.Now()
+	r := p.begin(context.Background(), &checkpoint.State{}, checkpoint.Window{From: now.Add(-time.Hour), To: now}, false, false)
+	return p, r, dir
 }
 
 func deadLetters(t *testing.T, path string) int {
@@ -261,9 +242,7 @@ func (r *rig) poller(daemon bool, mod func(*hec.Config)) *poller {
 		if err != nil {
 			r.t.Fatal(err)
 		}
-		pl.p = &Pump{Reader: r.reads, Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Start: 24 * time.Hour,
-			Overlap: 10 * time.Minute, Grace: time.Second, DeadLetter: DeadLetterPath(r.dir, "tenant1")}
-		pl.p.SetSink(hc.NewStream(50*time.Millisecond, pl.p.Outcome))
+		pl.p = New(testConfig(store, r.dir), DefenderSource(r.reads), HECSink(hc, 50*time.Millisecond))
 		pl.close = func() { hc.Close(); store.Close() }
 		r.t.Cleanup(func() {
 			if pl.close != nil {

@@ -16,15 +16,14 @@ import (
 	"time"
 
 	"ta-defender-alerts/app/bridge"
-	"ta-defender-alerts/app/checkpoint"
 	"ta-defender-alerts/app/config"
 	"ta-defender-alerts/app/defender"
-	"ta-defender-alerts/app/hec"
 	"ta-defender-alerts/app/modinput"
 	"ta-defender-alerts/app/netaddr"
 	"ta-defender-alerts/app/secret"
 	"ta-defender-alerts/app/splunkd"
 	"ta-defender-alerts/app/version"
+	"ta-defender-alerts/app/wiring"
 )
 
 const (
@@ -327,34 +326,14 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 		return err
 	}
 	cfg.Defender.OnRetryAfter = bridge.LogRetryAfter(log)
-	cfg.Defender.GiveUpAfter = runGiveUp // a run must end, a throttled read too
-	rd, err := defender.New(cfg.Defender)
+	cfg.Defender.GiveUpAfter, cfg.HEC.GiveUpAfter = runGiveUp, runGiveUp // a run must end, a throttled read too
+	c, err := wiring.New(cfg, log, &wiring.Stdout{Events: events, Stanza: st.Name})
 	if err != nil {
 		return cfg.Explain(err)
 	}
-	store, err := checkpoint.Open(in.CheckpointDir, name)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	p := &bridge.Pump{Reader: rd, Clock: rd.APITime, Store: store, Log: log, Start: cfg.Start, Overlap: cfg.Overlap,
-		DeadLetter: bridge.DeadLetterPath(in.CheckpointDir, name)}
-	if cfg.Output == "hec" {
-		cfg.HEC.GiveUpAfter = runGiveUp
-		hc, err := hec.New(cfg.HEC)
-		if err != nil {
-			return cfg.Explain(err)
-		}
-		defer hc.Close()
-		for _, w := range hc.Warnings() {
-			log.Warn(w)
-		}
-		p.SetSink(hc.NewStream(cfg.Linger, p.Outcome))
-	} else {
-		p.SetSink(bridge.NewStdoutSink(events, modinput.Event{Stanza: st.Name, Source: cfg.HEC.Source, Sourcetype: cfg.HEC.Sourcetype,
-			Index: cfg.HEC.Index, Host: cfg.HEC.Host}, 200, p.Confirmed))
-	}
-	log.Info("run starting", "version", version.Version, "output", cfg.Output, "api", rd.Endpoints().API.String(), "checkpoint", store.Path())
+	defer c.Close()
+	p := c.Pump
+	log.Info("run starting", "version", version.Version, "output", cfg.Output, "api", c.Defender.Endpoints().API.String(), "checkpoint", c.Store.Path())
 	// Within its run the input rides out what clears by itself (throttling, expired tokens,
 	// 5xx, HEC busy or down) and stops at once for what needs a fix.
 	err = bridge.Persist(ctx, log, time.Second, 30*time.Second, runGiveUp, p.Drain)

@@ -15,12 +15,13 @@ import (
 	"time"
 
 	"ta-defender-alerts/app/bridge"
-	"ta-defender-alerts/app/checkpoint"
+	"ta-defender-alerts/app/config"
 	"ta-defender-alerts/app/defender"
 	"ta-defender-alerts/app/defendertest"
 	"ta-defender-alerts/app/hec"
 	"ta-defender-alerts/app/hectest"
 	"ta-defender-alerts/app/secret"
+	"ta-defender-alerts/app/wiring"
 )
 
 // demo runs the real pipeline between a simulated tenant and a simulated Splunk, on loopback.
@@ -67,30 +68,22 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer logFile.Close()
 	log := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	rd, err := defender.New(defender.Config{
-		TenantID: tenant[:8] + "-0000-4000-8000-000000000000", ClientID: client[:8] + "-0000-4000-8000-000000000001", ClientSecret: secret.String(demoSecret),
-		APIURL: api.URL, LoginURL: api.URL, PageSize: 100,
-	})
+	c, err := wiring.New(&config.Config{
+		Output: "hec", Input: "demo-tenant", StateDir: filepath.Join(dir, "state"),
+		Defender: defender.Config{
+			TenantID: tenant[:8] + "-0000-4000-8000-000000000000", ClientID: client[:8] + "-0000-4000-8000-000000000001", ClientSecret: secret.String(demoSecret),
+			APIURL: api.URL, LoginURL: api.URL, PageSize: 100,
+		},
+		HEC: hec.Config{URLs: []string{splunk.URL}, Token: "8a3f2b1c-4d5e-6f70-8192-a3b4c5d6e7f8", Host: "demo-collector",
+			BatchBytes: 128 << 10, AckInterval: 200 * time.Millisecond},
+		Start: 7 * time.Hour, Overlap: 30 * time.Second, Linger: 300 * time.Millisecond,
+	}, log, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "demo:", err)
 		return 1
 	}
-	hc, err := hec.New(hec.Config{URLs: []string{splunk.URL}, Token: "8a3f2b1c-4d5e-6f70-8192-a3b4c5d6e7f8", Host: "demo-collector",
-		BatchBytes: 128 << 10, AckInterval: 200 * time.Millisecond})
-	if err != nil {
-		fmt.Fprintln(stderr, "demo:", err)
-		return 1
-	}
-	defer hc.Close()
-	store, err := checkpoint.Open(filepath.Join(dir, "state"), "demo-tenant")
-	if err != nil {
-		fmt.Fprintln(stderr, "demo:", err)
-		return 1
-	}
-	defer store.Close()
-	p := &bridge.Pump{Reader: rd, Clock: rd.APITime, Store: store, Log: log, Start: 7 * time.Hour, Overlap: 30 * time.Second,
-		DeadLetter: bridge.DeadLetterPath(filepath.Join(dir, "state"), "demo-tenant")}
-	p.SetSink(hc.NewStream(300*time.Millisecond, p.Outcome))
+	defer c.Close()
+	p, rd := c.Pump, c.Defender
 
 	fmt.Fprintf(stdout, "defender_alerts demo: a simulated Defender tenant (300 alerts, 3 updates a second,\n"+
 		"new alerts now and then) and a simulated Splunk HEC with indexer acknowledgement, on this machine.\n"+
@@ -159,7 +152,7 @@ loop:
 		fmt.Fprintf(stdout, "the final poll failed: %v\n", err)
 		return 1
 	}
-	return summary(stdout, dir, api, splunk, p.Stats(), rd.Stats(), store.Path())
+	return summary(stdout, dir, api, splunk, p.Stats(), rd.Stats(), c.Store.Path())
 }
 
 func progress(ps bridge.Stats, ds defender.Stats, hs hectest.Stats, started time.Time) string {

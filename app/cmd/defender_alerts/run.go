@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"ta-defender-alerts/app/bridge"
-	"ta-defender-alerts/app/checkpoint"
 	"ta-defender-alerts/app/config"
 	"ta-defender-alerts/app/defender"
 	"ta-defender-alerts/app/hec"
@@ -23,6 +22,7 @@ import (
 	"ta-defender-alerts/app/splunkapp"
 	"ta-defender-alerts/app/statedir"
 	"ta-defender-alerts/app/version"
+	"ta-defender-alerts/app/wiring"
 )
 
 const usage = `defender_alerts pulls Microsoft Defender for Endpoint alerts into Splunk's HTTP Event Collector.
@@ -184,42 +184,29 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 	}
 	cfg.Defender.OnRetryAfter = bridge.LogRetryAfter(log)
 	if once {
-		cfg.Defender.GiveUpAfter = onceGiveUp // a throttled read ends too
-	}
-	rd, err := defender.New(cfg.Defender)
-	if err != nil {
-		log.Error("configuration", "err", cfg.Explain(err))
-		return 2
-	}
-	if once {
-		cfg.HEC.GiveUpAfter = onceGiveUp // --once ends with an error rather than waiting forever
+		// --once ends with an error rather than waiting forever, a throttled read too.
+		cfg.Defender.GiveUpAfter, cfg.HEC.GiveUpAfter = onceGiveUp, onceGiveUp
 	} else {
 		// The daemon rides out a HEC that is busy or down for hours, but not inside one batch:
 		// the poll fails with HEC's error, which is logged, and the next one tries again.
 		cfg.HEC.GiveUpAfter, cfg.HEC.NoAckFails = daemonGiveUp, true
 	}
 	cfg.HEC.OnRetry = logHECRetry(log)
-	hc, err := hec.New(cfg.HEC)
+	c, err := wiring.New(cfg, log, nil)
 	if err != nil {
-		log.Error("configuration", "err", cfg.Explain(err))
-		return 2
-	}
-	defer hc.Close()
-	for _, w := range hc.Warnings() {
-		log.Warn(w)
-	}
-	store, err := checkpoint.Open(cfg.StateDir, cfg.Input)
-	if err != nil {
+		var se *wiring.SettingError
+		if errors.As(err, &se) {
+			log.Error("configuration", "err", cfg.Explain(err))
+			return 2
+		}
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	defer store.Close()
-	p := &bridge.Pump{Reader: rd, Clock: rd.APITime, Store: store, Log: log, Start: cfg.Start, Overlap: cfg.Overlap,
-		DeadLetter: bridge.DeadLetterPath(cfg.StateDir, cfg.Input)}
-	p.SetSink(hc.NewStream(cfg.Linger, p.Outcome))
+	defer c.Close()
+	p := c.Pump
 	if cfg.MetricsAddr != "" {
 		addr, err := metrics.Serve(ctx, cfg.MetricsAddr, metrics.Handler(metrics.Sources{
-			Pump: p.Stats, Defender: rd.Stats, HEC: hc.Stats, Interval: cfg.Interval, Started: time.Now()}))
+			Pump: p.Stats, Defender: c.Defender.Stats, HEC: c.HEC.Stats, Interval: cfg.Interval, Started: time.Now()}))
 		if err != nil {
 			log.Error("cannot serve metrics", "err", err)
 			return 2
@@ -227,7 +214,7 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 		log.Info("serving /metrics and /healthz", "addr", addr.String())
 	}
 	log.Info("defender_alerts starting", "version", version.Version, "input", cfg.Input, "once", once,
-		"api", rd.Endpoints().API.String(), "hec_urls", len(cfg.HEC.URLs), "checkpoint", store.Path())
+		"api", c.Defender.Endpoints().API.String(), "hec_urls", len(cfg.HEC.URLs), "checkpoint", c.Store.Path())
 
 	if once {
 		err := p.Drain(ctx)

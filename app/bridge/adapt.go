@@ -1,0 +1,61 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"ta-defender-alerts/app/defender"
+	"ta-defender-alerts/app/hec"
+)
+
+// DefenderSource makes a Defender client a Source: an alert version is a Record (its
+// lastUpdateTime its Time, its JSON its Data) and a defender.Position a Position.
+func DefenderSource(c *defender.Client) Source { return defenderSource{c} }
+
+type defenderSource struct{ c *defender.Client }
+
+func (s defenderSource) Read(ctx context.Context, w Window, emit func(Record, Position) error) (SourceStats, error) {
+	dw := defender.Window{From: w.From, To: w.To, Delivered: w.Delivered}
+	if len(w.Resume) > 0 {
+		dw.Resume = new(defender.Position)
+		if err := json.Unmarshal(w.Resume, dw.Resume); err != nil {
+			return SourceStats{}, fmt.Errorf("%w (%v)", ErrPosition, err)
+		}
+	}
+	ws, err := s.c.ReadWindow(ctx, dw, func(a defender.Alert, pr *defender.Progress) error {
+		return emit(Record{ID: a.ID, Time: a.LastUpdate, Data: a.Raw}, pr.Position())
+	})
+	return SourceStats{Calls: ws.Calls, Skipped: ws.Delivered}, err
+}
+
+// HECSink makes a HEC client a Sink: records go as hec.Records through a hec.Stream, which
+// sends a batch when it is full or its first record has waited linger, and each batch's
+// hec.Outcome comes back as an Outcome.
+func HECSink(c *hec.Client, linger time.Duration) OpenSink {
+	return func(report func(Outcome)) Sink {
+		return hecSink{c.NewStream(linger, func(o hec.Outcome) { report(fromHEC(o)) })}
+	}
+}
+
+type hecSink struct{ s *hec.Stream }
+
+func (h hecSink) Add(ctx context.Context, r Record, t *Tag) error {
+	return h.s.Add(ctx, hec.Record{Time: r.Time, Event: r.Data, ID: r.ID}, t)
+}
+
+func (h hecSink) Flush(ctx context.Context) error { return h.s.Flush(ctx) }
+
+// fromHEC is a hec.Outcome in the pump's words.
+func fromHEC(o hec.Outcome) Outcome {
+	last, _ := o.Batch.Tag.(*Tag)
+	out := Outcome{Last: last, N: o.Batch.Len(), Sent: o.Sent, Resent: o.Resent, Err: o.Err}
+	if len(o.Rejected) > 0 {
+		out.Rejected = make([]Rejected, len(o.Rejected))
+		for i, r := range o.Rejected {
+			out.Rejected[i] = Rejected{ID: r.ID, Index: r.Index, Envelope: r.Envelope, Code: r.Code, Text: r.Text, Refused: r.Refused}
+		}
+	}
+	return out
+}

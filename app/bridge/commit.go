@@ -1,0 +1,89 @@
+package bridge
+
+import (
+	"encoding/json"
+	"time"
+
+	"ta-defender-alerts/app/checkpoint"
+)
+
+// stageLocked records the state up to the frontier as the one to save next, and starts the
+// saver unless it runs: states staged while it writes coalesce into the newest.
+func (p *Pump) stageLocked() {
+	p.tags.dropBefore(p.front.at) // keep the frontier's tag
+	if p.boundary > 0 {
+		return // inside an earlier window whose run is held: its checkpoint stays (a failure stopped the release)
+	}
+	if t := p.tags.at(p.front.at); t != nil && t.gen == p.gen {
+		p.win.Position = positionJSON(t.pos)
+	} else {
+		p.win.Position = nil // the frontier is the end of the earlier window: this one starts
+	}
+	p.dirty = true
+	if !p.saving {
+		p.saving = true
+		go p.saver()
+	}
+}
+
+// positionJSON is what the checkpoint holds of a Position.
+func positionJSON(pos Position) json.RawMessage {
+	if pos == nil {
+		return nil
+	}
+	b, _ := json.Marshal(pos)
+	return b
+}
+
+// saver writes the newest staged state; states staged while it writes coalesce.
+func (p *Pump) saver() {
+	p.mu.Lock()
+	for p.dirty && p.saveErr == nil {
+		p.dirty = false
+		st := p.stateAt(p.front.at, false)
+		p.mu.Unlock()
+		err := p.cfg.Store.Save(st)
+		p.mu.Lock()
+		if err != nil {
+			p.saveErr = err
+		} else {
+			p.committedLocked()
+		}
+	}
+	p.saving = false
+	p.cond.Broadcast()
+	p.mu.Unlock()
+}
+
+// committedLocked counts a checkpoint saved.
+func (p *Pump) committedLocked() {
+	p.stats.Commits++
+	p.stats.LastCommit = time.Now()
+}
+
+// stateAt builds the checkpoint with the records up to upTo delivered: done means the
+// window is finished.
+func (p *Pump) stateAt(upTo uint64, done bool) *checkpoint.State {
+	st := &checkpoint.State{Watermark: p.mark, Updated: p.cfg.Now().UTC()}
+	keep := p.win.From
+	if done {
+		keep = p.floor
+	}
+	for _, k := range p.prior {
+		if !k.LastUpdate.Before(keep) {
+			st.Delivered = append(st.Delivered, k)
+		}
+	}
+	for _, sk := range p.recent {
+		if sk.seq <= upTo && !sk.key.LastUpdate.Before(keep) {
+			st.Delivered = append(st.Delivered, sk.key)
+		}
+	}
+	if done {
+		st.Watermark = p.win.To
+	} else {
+		w := *p.win
+		st.Window = &w
+	}
+	return st
+}

@@ -1,0 +1,106 @@
+// Package wiring assembles one input's collection: the Defender client as the pump's
+// Source, HEC or the modular input's stream to splunkd as its Sink, the checkpoint, and the
+// pump between them. run, run --once, the modular input and the demo are all assembled here,
+// alike; it is the one place besides bridge that knows the feed and the sinks together.
+package wiring
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"ta-defender-alerts/app/bridge"
+	"ta-defender-alerts/app/checkpoint"
+	"ta-defender-alerts/app/config"
+	"ta-defender-alerts/app/defender"
+	"ta-defender-alerts/app/hec"
+	"ta-defender-alerts/app/modinput"
+)
+
+// Collector is one input's collection, assembled.
+type Collector struct {
+	Pump     *bridge.Pump
+	Defender *defender.Client
+	HEC      *hec.Client // nil when events go to splunkd
+	Store    *checkpoint.Store
+}
+
+// Stdout is the modular input's stream to splunkd, where events go with output "stdout".
+type Stdout struct {
+	Events *modinput.EventWriter
+	Stanza string // the input's stanza, named on every event
+}
+
+// SettingError is a setting the Defender or the HEC client refused; cfg.Explain names it
+// as the caller's settings do.
+type SettingError struct{ Err error }
+
+func (e *SettingError) Error() string { return e.Err.Error() }
+func (e *SettingError) Unwrap() error { return e.Err }
+
+// New assembles the collection cfg describes, logging to log. Events go to HEC with
+// cfg.Output "hec", else to splunkd through out. A caller sets its own give-up times and
+// retry logging in cfg first. A setting a client refuses comes back as a *SettingError; the
+// checkpoint's errors (locked, unwritable) as they are.
+func New(cfg *config.Config, log *slog.Logger, out *Stdout) (*Collector, error) {
+	rd, err := defender.New(cfg.Defender)
+	if err != nil {
+		return nil, &SettingError{err}
+	}
+	c := &Collector{Defender: rd}
+	var open bridge.OpenSink
+	if cfg.Output == "hec" {
+		hc, err := hec.New(cfg.HEC)
+		if err != nil {
+			return nil, &SettingError{err}
+		}
+		for _, w := range hc.Warnings() {
+			log.Warn(w)
+		}
+		c.HEC, open = hc, bridge.HECSink(hc, cfg.Linger)
+	} else {
+		if out == nil {
+			return nil, errors.New("events go to splunkd (output stdout), which only a modular input run can reach")
+		}
+		open = stdoutSink(out.Events, modinput.Event{Stanza: out.Stanza, Source: cfg.HEC.Source, Sourcetype: cfg.HEC.Sourcetype,
+			Index: cfg.HEC.Index, Host: cfg.HEC.Host})
+	}
+	c.Store, err = checkpoint.Open(cfg.StateDir, cfg.Input)
+	if err != nil {
+		if c.HEC != nil {
+			c.HEC.Close()
+		}
+		return nil, err
+	}
+	c.Pump = bridge.New(bridge.Config{Store: c.Store, Log: log, Start: cfg.Start, Overlap: cfg.Overlap, Tick: defender.Tick,
+		Clock: rd.APITime, DeadLetter: bridge.DeadLetterPath(cfg.StateDir, cfg.Input)}, bridge.DefenderSource(rd), open)
+	return c, nil
+}
+
+// Close waits for the HEC client's deliveries, whose outcomes may still be committed, then
+// releases the checkpoint.
+func (c *Collector) Close() {
+	if c.HEC != nil {
+		c.HEC.Close()
+	}
+	c.Store.Close()
+}
+
+// stdoutSink makes the modular input's stream to splunkd a Sink: events count as delivered
+// once flushed to splunkd, 200 at a time and at the end of a window.
+func stdoutSink(w *modinput.EventWriter, meta modinput.Event) bridge.OpenSink {
+	return func(report func(bridge.Outcome)) bridge.Sink {
+		return streamSink{modinput.NewStream(w, meta, 200, func(n int, last any, err error) {
+			t, _ := last.(*bridge.Tag)
+			report(bridge.Outcome{Last: t, N: n, Err: err})
+		})}
+	}
+}
+
+type streamSink struct{ s *modinput.Stream }
+
+func (k streamSink) Add(_ context.Context, r bridge.Record, t *bridge.Tag) error {
+	return k.s.Write(r.Time, r.Data, t)
+}
+
+func (k streamSink) Flush(context.Context) error { return k.s.Flush() }
