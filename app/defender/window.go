@@ -89,7 +89,7 @@ func (p *Progress) Position() Position {
 	if len(d.handed) > 0 {
 		pos.Handed = d.handed[:len(d.handed):len(d.handed)]
 	}
-	if d.tie == nil {
+	if d.tie == nil && !d.legacy {
 		c := d.claim
 		pos.Claim = &c
 	}
@@ -153,7 +153,8 @@ type drain struct {
 	shared bool // a Position holds views of at, keyAt or handed: replace their lists, never reuse
 
 	// claim sums the versions at or keyAt covers (Position.Claim).
-	claim Claim
+	claim  Claim
+	legacy bool // the page in flight rests on a checkpoint without Claim: write none until it ends
 
 	// The first page of a resumed drain drops what the checkpoint's At or KeyAt covers, and
 	// keeps that only if what it dropped matches the checkpoint's claim (see Claim).
@@ -234,6 +235,8 @@ func (d *drain) resume(p *Position) error {
 	if p.Claim != nil {
 		c := *p.Claim
 		d.claim, d.trustClaim = c, &c
+	} else {
+		d.legacy = true
 	}
 	if len(p.Handed) > 0 {
 		d.restored = make(map[key]struct{}, len(p.Handed))
@@ -252,7 +255,12 @@ func (d *drain) resume(p *Position) error {
 						d.seen[k] = 0
 						d.handed = append(d.handed, AlertVersion{id, at.Upper.UTC()})
 						if d.trustClaim != nil {
-							d.claim.sub(k) // now Handed's: a later resume must not count it twice
+							d.claim.sub(k)      // now Handed's: a later resume must not count it twice
+							d.trustClaim.sub(k) // an exact record: not part of what the drop must match
+							if d.restored == nil {
+								d.restored = map[key]struct{}{}
+							}
+							d.restored[k] = struct{}{}
 						}
 					}
 				}
@@ -301,6 +309,7 @@ func (d *drain) commit() {
 	d.at = d.page.clone()
 	d.keyAt = d.key.clone()
 	d.claim = Claim{}
+	d.legacy = false
 	d.shared = false
 	for _, pk := range d.pageKeys {
 		if _, ok := d.seen[pk.k]; !ok && !d.proven(pk.k.id, pk.k.t, pk.created) {
