@@ -1,44 +1,137 @@
 package defender
 
-import "strconv"
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"strconv"
+)
 
-// Claim sums the versions a page's hand-over progress (Position.At or KeyAt) covers because
+// Claim records the versions a page's hand-over progress (Position.At or KeyAt) covers because
 // they were handed on in the order that progress rests on. A resumed drain drops what the
 // saved progress covers while the reply comes in that order; that is right only if the API
 // listed the interrupted reply the same way. Where the API has no stable order, the first
 // reply may have put a version above the saved bound after one below it, and a crash between
-// the two leaves a bound that claims more than was handed on. The resumed drain therefore sums
-// what it drops and keeps the drop only if the sums agree; otherwise it reads the page again
-// and hands on what it dropped (repeats instead of a loss).
+// the two leaves a bound that claims more than was handed on. The resumed drain therefore
+// records what it drops the same way and keeps the drop only if every version it dropped is
+// in the claim; otherwise it reads the page again and hands on what it dropped (repeats
+// instead of a loss). Versions in the claim that the resumed reply no longer shows (updated
+// out of the window, or cut off by $top) are fine: they were handed on.
 //
-// N counts the versions and Sum adds a 64-bit hash of each (id and lastUpdateTime): equal
-// sums mean the same set but for a 2^-64 chance, in any order.
+// The record is small whatever the page size: a count and an invertible table of hashes of
+// (id, lastUpdateTime) in claimCells cells. Subtracting the dropped table from the claim's
+// lists the versions in which the two differ, when they are few (up to about a dozen); more
+// differences than that cannot be listed, and the page is read again.
 type Claim struct {
-	N   int    `json:"n"`
-	Sum uint64 `json:"sum"`
+	N     int
+	cells [claimCells]claimCell
 }
 
-func (c *Claim) add(k key) {
-	c.N++
-	c.Sum += versionHash(k)
+// claimCells cells in claimHashes partitions: each version lands in one cell of each.
+const (
+	claimHashes = 3
+	claimPart   = 10
+	claimCells  = claimHashes * claimPart
+	cellBytes   = 20
+)
+
+type claimCell struct {
+	n   int32  // versions added minus removed
+	key uint64 // XOR of their hashes
+	chk uint64 // XOR of a second hash of each (a cell holding one version proves it)
 }
 
-func (c *Claim) sub(k key) {
-	c.N--
-	c.Sum -= versionHash(k)
+func (c *Claim) add(k key) { c.N++; c.put(versionHash(k), 1) }
+func (c *Claim) sub(k key) { c.N--; c.put(versionHash(k), -1) }
+
+func (c *Claim) put(h uint64, n int32) {
+	chk := mix(h ^ 0x9e3779b97f4a7c15)
+	for i := range claimHashes {
+		x := &c.cells[i*claimPart+int(mix(h+uint64(i)*0x632be59bd9b4e019)%claimPart)]
+		x.n += n
+		x.key ^= h
+		x.chk ^= chk
+	}
 }
+
+// covers reports whether every version recorded in d is recorded in c (their difference is
+// listed, and holds only versions of c).
+func (c Claim) covers(d Claim) bool {
+	if d.N > c.N {
+		return false
+	}
+	t := c
+	for i := range t.cells {
+		t.cells[i].n -= d.cells[i].n
+		t.cells[i].key ^= d.cells[i].key
+		t.cells[i].chk ^= d.cells[i].chk
+	}
+	extra := 0
+	for peeled := true; peeled; {
+		peeled = false
+		for i := range t.cells {
+			x := t.cells[i]
+			if (x.n != 1 && x.n != -1) || x.chk != mix(x.key^0x9e3779b97f4a7c15) {
+				continue
+			}
+			if x.n == -1 {
+				return false // dropped, but not in the claim
+			}
+			t.put(x.key, -1)
+			extra++
+			peeled = true
+		}
+	}
+	for _, x := range t.cells {
+		if x != (claimCell{}) {
+			return false // too many differences to list
+		}
+	}
+	return extra == c.N-d.N
+}
+
+// MarshalJSON writes {"n":N,"cells":"<base64>"}.
+func (c Claim) MarshalJSON() ([]byte, error) { return c.appendJSON(nil), nil }
 
 func (c Claim) appendJSON(b []byte) []byte {
 	b = append(b, `{"n":`...)
 	b = strconv.AppendInt(b, int64(c.N), 10)
-	b = append(b, `,"sum":`...)
-	b = strconv.AppendUint(b, c.Sum, 10)
-	return append(b, '}')
+	b = append(b, `,"cells":"`...)
+	var raw [claimCells * cellBytes]byte
+	for i, x := range c.cells {
+		o := raw[i*cellBytes:]
+		binary.LittleEndian.PutUint32(o, uint32(x.n))
+		binary.LittleEndian.PutUint64(o[4:], x.key)
+		binary.LittleEndian.PutUint64(o[12:], x.chk)
+	}
+	b = base64.StdEncoding.AppendEncode(b, raw[:])
+	return append(b, `"}`...)
 }
 
-// versionHash is FNV-1a over the id and the time's nanoseconds, then a finalizer that spreads
-// the bits (sums of plain FNV values of similar ids would share their low bits). It must
-// never change: checkpoints hold its sums.
+// UnmarshalJSON reads what MarshalJSON writes.
+func (c *Claim) UnmarshalJSON(b []byte) error {
+	var v struct {
+		N     int    `json:"n"`
+		Cells string `json:"cells"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	raw, err := base64.StdEncoding.DecodeString(v.Cells)
+	if err != nil || len(raw) != claimCells*cellBytes || v.N < 0 {
+		return errors.New("a position's claim is not a count and " + strconv.Itoa(claimCells) + " cells")
+	}
+	c.N = v.N
+	for i := range c.cells {
+		o := raw[i*cellBytes:]
+		c.cells[i] = claimCell{int32(binary.LittleEndian.Uint32(o)), binary.LittleEndian.Uint64(o[4:]), binary.LittleEndian.Uint64(o[12:])}
+	}
+	return nil
+}
+
+// versionHash is FNV-1a over the id and the time's nanoseconds, then mixed. It must never
+// change: checkpoints hold its values.
 func versionHash(k key) uint64 {
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(k.id); i++ {
@@ -49,6 +142,11 @@ func versionHash(k key) uint64 {
 		h ^= uint64(byte(k.t >> i))
 		h *= 1099511628211
 	}
+	return mix(h)
+}
+
+// mix is a 64-bit finalizer (MurmurHash3's): every input bit reaches every output bit.
+func mix(h uint64) uint64 {
 	h ^= h >> 33
 	h *= 0xff51afd7ed558ccd
 	h ^= h >> 33

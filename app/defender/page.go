@@ -145,10 +145,10 @@ func (d *drain) drop(it item) {
 	}
 }
 
-// claimHolds reports whether what the resumed first reply dropped is what the checkpoint's
-// progress covered: if not, the progress claimed more than was handed on.
+// claimHolds reports whether every version the resumed first reply dropped is in the
+// checkpoint's claim: if not, the progress claimed more than was handed on.
 func (d *drain) claimHolds() bool {
-	return d.trustClaim == nil || *d.trustClaim == d.dropped
+	return d.trustClaim == nil || d.trustClaim.covers(d.dropped)
 }
 
 // advanceAt moves the lastUpdateTime progress down to (id, t). An id met twice at the same

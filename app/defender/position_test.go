@@ -14,7 +14,10 @@ func FuzzPosition(f *testing.F) {
 	f.Add([]byte(`{"page":{"upper":"2026-03-01T10:00:00Z","inclusive":true},"at":{"upper":"2026-03-01T10:00:00Z","inclusive":true},"tie":{"upper":"2026-03-01T08:00:00.1234567Z","inclusive":true,"done":["b"]},"handed":[["c","2026-03-01T10:00:00Z"]]}`))
 	f.Add([]byte(`{"page":{"upper":"2026-03-01T10:00:00Z"},"at":{"upper":"2026-03-01T10:00:00Z"},"key":{"key":"id","asc":true,"id":"da1"},"key_at":{"key":"id","asc":true,"id":"da2"}}`))
 	f.Add([]byte(`{"handed":[["\u00e9\"<",  "2026-03-01T10:00:00Z"]]}`))
-	f.Add([]byte(`{"page":{"upper":"2026-03-01T10:00:00Z"},"at":{"upper":"2026-03-01T09:00:00Z","inclusive":true,"done":["a"]},"claim":{"n":2,"sum":18446744073709551615}}`))
+	withClaim := Position{Page: Cursor{Upper: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)},
+		At: Cursor{Upper: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC), Inclusive: true, Done: []string{"a"}}, Claim: new(Claim)}
+	withClaim.Claim.add(keyOf("a", withClaim.At.Upper))
+	f.Add(withClaim.AppendJSON(nil))
 	from := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var p Position
@@ -49,7 +52,10 @@ func TestPositionJSON(t *testing.T) {
 		Key:    &KeyCursor{Key: "created", Asc: true, Time: at.Add(-2 * time.Hour), Inclusive: true, Done: []string{"e"}},
 		KeyAt:  &KeyCursor{Key: "id", ID: "da<1>"},
 		Handed: Versions{{"f", at}, {"g\n", at.Add(time.Minute)}},
-		Claim:  &Claim{N: 3, Sum: 18446744073709551557}, // above 2^63: no float on the way
+	}
+	p.Claim = new(Claim)
+	for _, id := range []string{"h", "i", "j"} {
+		p.Claim.add(keyOf(id, at))
 	}
 	b := p.AppendJSON(nil)
 	if !json.Valid(b) {

@@ -45,7 +45,7 @@ import (
 //
 // A resumed drain repeats the page in flight and drops what the checkpoint's progress (At,
 // KeyAt) covers while the reply comes in that progress's order, then keeps the drop only if the
-// dropped versions match the checkpoint's Claim (a count and a checksum of what the progress
+// dropped versions are all in the checkpoint's Claim (a small record of what the progress
 // covered when it was saved); otherwise it reads the page again without dropping. A full
 // page's proof then confirms the order.
 
