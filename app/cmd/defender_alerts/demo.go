@@ -16,9 +16,7 @@ import (
 
 	"ta-defender-alerts/app/bridge"
 	"ta-defender-alerts/app/config"
-	"ta-defender-alerts/app/defender"
 	"ta-defender-alerts/app/defendertest"
-	"ta-defender-alerts/app/hec"
 	"ta-defender-alerts/app/hectest"
 	"ta-defender-alerts/app/secret"
 	"ta-defender-alerts/app/wiring"
@@ -68,16 +66,16 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer logFile.Close()
 	log := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	c, err := wiring.New(&config.Config{
-		Output: "hec", Input: "demo-tenant", StateDir: filepath.Join(dir, "state"),
-		Defender: defender.Config{
-			TenantID: tenant[:8] + "-0000-4000-8000-000000000000", ClientID: client[:8] + "-0000-4000-8000-000000000001", ClientSecret: secret.String(demoSecret),
-			APIURL: api.URL, LoginURL: api.URL, PageSize: 100,
-		},
-		HEC: hec.Config{URLs: []string{splunk.URL}, Token: "8a3f2b1c-4d5e-6f70-8192-a3b4c5d6e7f8", Host: "demo-collector",
-			BatchBytes: 128 << 10, AckInterval: 200 * time.Millisecond},
-		Start: 7 * time.Hour, Overlap: 30 * time.Second, Linger: 300 * time.Millisecond,
-	}, log, nil)
+	// The demo's settings, as an admin would give them (small pages and batches, so that a
+	// few hundred alerts take several calls and batches).
+	cfg := &config.Config{Output: "hec", Input: "demo-tenant", StateDir: filepath.Join(dir, "state"),
+		Start: 7 * time.Hour, Overlap: 30 * time.Second, Linger: 300 * time.Millisecond}
+	d, h := &cfg.Defender, &cfg.HEC
+	d.TenantID, d.ClientID = tenant[:8]+"-0000-4000-8000-000000000000", client[:8]+"-0000-4000-8000-000000000001"
+	d.ClientSecret, d.APIURL, d.LoginURL, d.PageSize = secret.String(demoSecret), api.URL, api.URL, 100
+	h.URLs, h.Token, h.Host = []string{splunk.URL}, "8a3f2b1c-4d5e-6f70-8192-a3b4c5d6e7f8", "demo-collector"
+	h.BatchBytes, h.AckInterval = 128<<10, 200*time.Millisecond
+	c, err := wiring.New(cfg, log, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "demo:", err)
 		return 1
@@ -128,7 +126,7 @@ loop:
 			break loop
 		case <-tick.C:
 		}
-		line := progress(p.Stats(), rd.Stats(), splunk.Stats(), started)
+		line := progress(p.Stats(), rd.Stats().Calls, splunk.Stats(), started)
 		if tty {
 			fmt.Fprintf(stdout, "\r%s\x1b[K", line)
 		} else if time.Since(lastLine) >= 2*time.Second {
@@ -152,20 +150,20 @@ loop:
 		fmt.Fprintf(stdout, "the final poll failed: %v\n", err)
 		return 1
 	}
-	return summary(stdout, dir, api, splunk, p.Stats(), rd.Stats(), c.Store.Path())
+	return summary(stdout, dir, api, splunk, p.Stats(), rd.Stats().Calls, c.Store.Path())
 }
 
-func progress(ps bridge.Stats, ds defender.Stats, hs hectest.Stats, started time.Time) string {
+func progress(ps bridge.Stats, apiCalls int, hs hectest.Stats, started time.Time) string {
 	el := time.Since(started)
 	cp := "—"
 	if !ps.LastCommit.IsZero() {
 		cp = fmt.Sprintf("%s (watermark lag %.0fs)", ps.LastCommit.Format("15:04:05"), time.Since(ps.Watermark).Seconds())
 	}
 	return fmt.Sprintf("%5.1fs  read %4d  confirmed %4d  in Splunk %4d  API calls %3d (at most 100 a minute)  checkpoint %s",
-		el.Seconds(), ps.Read, ps.Confirmed, hs.Indexed, ds.Calls, cp)
+		el.Seconds(), ps.Read, ps.Confirmed, hs.Indexed, apiCalls, cp)
 }
 
-func summary(w io.Writer, dir string, api *defendertest.Server, splunk *hectest.Server, ps bridge.Stats, ds defender.Stats, cpPath string) int {
+func summary(w io.Writer, dir string, api *defendertest.Server, splunk *hectest.Server, ps bridge.Stats, apiCalls int, cpPath string) int {
 	events := splunk.Events()
 	seen := map[string]int{}
 	for _, e := range events {
@@ -195,7 +193,7 @@ func summary(w io.Writer, dir string, api *defendertest.Server, splunk *hectest.
 	fmt.Fprintf(w, "  events indexed in Splunk        %d\n", len(events))
 	fmt.Fprintf(w, "  current versions missing        %d\n", missing)
 	fmt.Fprintf(w, "  duplicates                      %d\n", dups)
-	fmt.Fprintf(w, "  API calls                       %d (limit: 100 a minute, 1,500 an hour)\n", ds.Calls)
+	fmt.Fprintf(w, "  API calls                       %d (limit: 100 a minute, 1,500 an hour)\n", apiCalls)
 	fmt.Fprintf(w, "  checkpoint                      %s (watermark %s)\n", cpPath, ps.Watermark.Format(time.RFC3339))
 	fmt.Fprintf(w, "\nTwo events as Splunk indexed them (sourcetype ms:defender:atp:alerts):\n")
 	for i, e := range events {
