@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -59,3 +60,8 @@ func fromHEC(o hec.Outcome) Outcome {
 	}
 	return out
 }
+
+// Alarming reports whether a failure that clears by itself still deserves an ERROR line
+// rather than a warning: HEC never acknowledged a batch, which is not a passing outage (a
+// load balancer without sticky sessions, HEC restarting) and needs someone to look.
+func Alarming(err error) bool { return errors.Is(err, hec.ErrNoAck) }

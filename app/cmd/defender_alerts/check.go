@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"ta-defender-alerts/app/config"
+	"ta-defender-alerts/app/defender"
+	"ta-defender-alerts/app/hec"
+	"ta-defender-alerts/app/statedir"
+)
+
+// check prints a checklist: configuration, token, one page of alerts, HEC health and token.
+func check(ctx context.Context, stdout, stderr io.Writer) int {
+	ok := true
+	mark := func(good bool, what, detail string) {
+		if good {
+			fmt.Fprintf(stdout, "✓ %s\n", what)
+			return
+		}
+		ok = false
+		fmt.Fprintf(stdout, "✗ %s\n    %s\n", what, detail)
+	}
+	cfg, err := config.FromEnv()
+	if err != nil {
+		mark(false, "configuration", err.Error())
+		return 1
+	}
+	mark(true, "configuration (DEFENDER_* settings are valid)", "")
+	rd, err := defender.New(cfg.Defender)
+	if err != nil {
+		mark(false, "Defender client", cfg.Explain(err).Error())
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := rd.CheckToken(ctx); err != nil {
+		mark(false, "Entra ID token for "+rd.Endpoints().TokenURL, err.Error())
+	} else {
+		mark(true, "Entra ID token ("+cfg.Defender.TenantID+")", "")
+		n, err := rd.Probe(ctx, time.Now())
+		if err != nil {
+			mark(false, "Defender Alert API at "+rd.Endpoints().API.String(), err.Error())
+		} else {
+			mark(true, fmt.Sprintf("Defender Alert API at %s (read %d alert of the last day)", rd.Endpoints().API, n), "")
+		}
+	}
+	hc, err := hec.New(cfg.HEC)
+	if err != nil {
+		mark(false, "HEC client", cfg.Explain(err).Error())
+		return 1
+	}
+	defer hc.Close()
+	for _, w := range hc.Warnings() {
+		fmt.Fprintf(stdout, "! %s\n", w)
+	}
+	for _, h := range hc.Health(ctx) {
+		switch {
+		case h.Err == nil:
+			mark(true, "HEC at "+h.URL+" is healthy and accepts the token", "")
+		case !h.Up:
+			mark(false, "HEC at "+h.URL, h.Err.Error())
+		default:
+			mark(false, "HEC token at "+h.URL, h.Err.Error())
+		}
+	}
+	if dir := cfg.StateDir; dir != "" {
+		if err := statedir.Prepare(dir); err != nil {
+			mark(false, "state folder "+dir, err.Error()+" (or set DEFENDER_STATE_DIR to another folder)")
+		} else {
+			mark(true, "state folder "+dir, "")
+		}
+	}
+	if !ok {
+		return 1
+	}
+	return 0
+}
