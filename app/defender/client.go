@@ -13,6 +13,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"ta-defender-alerts/app/retry"
 	"ta-defender-alerts/app/secret"
 	"ta-defender-alerts/app/wait"
 )
@@ -52,7 +53,7 @@ type Config struct {
 	Now func() time.Time
 	// OnRetryAfter, if set, is told of every Retry-After the client honours: the reply's
 	// status, what the server asked (as sent) and how long the client waits (at most
-	// MaxRetryAfter). The caller logs it; this package does not log.
+	// retry.MaxAfter). The caller logs it; this package does not log.
 	OnRetryAfter func(status int, asked string, wait time.Duration)
 	// Sleep waits between retries; default a timer. Tests may inject one.
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -345,7 +346,7 @@ func (c *Client) try(ctx context.Context, rawQuery string, handle func(io.Reader
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		c.count(func(s *Stats) { s.Calls++; s.addStatus(0) })
-		return tok, &APIError{Kind: Transient, Err: cleanURLError(err)}
+		return tok, &APIError{Kind: Transient, Err: retry.URLError(err)}
 	}
 	defer resp.Body.Close()
 	c.count(func(s *Stats) {
@@ -367,7 +368,7 @@ func (c *Client) try(ctx context.Context, rawQuery string, handle func(io.Reader
 		case ctx.Err() != nil:
 			return tok, ctx.Err()
 		default: // cut off, reset or timed out while reading the body
-			return tok, &APIError{Kind: Transient, Status: resp.StatusCode, Message: "the reply was cut off", Err: cleanURLError(err)}
+			return tok, &APIError{Kind: Transient, Status: resp.StatusCode, Message: "the reply was cut off", Err: retry.URLError(err)}
 		}
 	}
 	return tok, nil
@@ -378,15 +379,6 @@ func (s *Stats) addStatus(code int) {
 		s.CallsByStatus = map[int]int{}
 	}
 	s.CallsByStatus[code]++
-}
-
-// cleanURLError drops the request URL from a *url.Error: it is long and says nothing new.
-func cleanURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }
 
 // Probe reads one alert of the last day, for a configuration check: it proves the token, the

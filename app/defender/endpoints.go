@@ -161,3 +161,6 @@ func (e *FieldError) Error() string {
 }
 
 func (e *FieldError) Unwrap() error { return e.Err }
+
+// Retryable is false: a setting is wrong until someone changes it.
+func (e *FieldError) Retryable() bool { return false }

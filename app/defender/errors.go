@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"ta-defender-alerts/app/retry"
 )
 
 // Kind says what a caller can do about an error.
@@ -75,6 +76,10 @@ func (e *APIError) Error() string {
 
 func (e *APIError) Unwrap() error { return e.Err }
 
+// Retryable reports whether the failure clears by itself: throttling, 5xx, network errors and
+// a token that expired (renewed) do; a permanent refusal needs a person.
+func (e *APIError) Retryable() bool { return e.Kind != Permanent }
+
 // ErrorKind returns the kind of err: the Kind of an *APIError or *TokenError in its chain,
 // else Permanent.
 func ErrorKind(err error) Kind {
@@ -96,6 +101,7 @@ const hintForbidden = "the app lacks the Alert.Read.All application permission o
 	"Application permissions → Alert.Read.All, then Grant admin consent"
 
 // classifyResponse turns a non-200 reply into an *APIError. It reads at most 64 KiB of body.
+// now is Microsoft's clock, against which a Retry-After date is reckoned.
 func classifyResponse(resp *http.Response, now time.Time) *APIError {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	e := &APIError{Status: resp.StatusCode}
@@ -111,7 +117,7 @@ func classifyResponse(resp *http.Response, now time.Time) *APIError {
 	switch s := resp.StatusCode; {
 	case s == http.StatusTooManyRequests:
 		e.Kind = Throttled
-		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
+		e.RetryAfter = retry.After(resp.Header.Get("Retry-After"), now)
 		e.RetryAfterAsked = oneLine(strings.Map(printable, resp.Header.Get("Retry-After")), 64)
 		e.Hint = "Microsoft's rate limit: 100 calls per minute and 1,500 per hour per application"
 	case s == http.StatusUnauthorized:
@@ -128,7 +134,7 @@ func classifyResponse(resp *http.Response, now time.Time) *APIError {
 		e.Hint = "no alerts endpoint at this address; check the API URL, cloud and region"
 	case s == http.StatusRequestTimeout || s >= 500:
 		e.Kind = Transient
-		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
+		e.RetryAfter = retry.After(resp.Header.Get("Retry-After"), now)
 		e.RetryAfterAsked = oneLine(strings.Map(printable, resp.Header.Get("Retry-After")), 64)
 	default:
 		e.Kind = Permanent
@@ -137,29 +143,6 @@ func classifyResponse(resp *http.Response, now time.Time) *APIError {
 		e.Message = http.StatusText(resp.StatusCode)
 	}
 	return e
-}
-
-// MaxRetryAfter caps a Retry-After: the longest quota window is an hour, so an hourly quota
-// is still honoured, and a far-future date cannot block the collector silently.
-const MaxRetryAfter = time.Hour
-
-// parseRetryAfter reads Retry-After as seconds or an HTTP date (reckoned against now, which is
-// Microsoft's clock), capped at MaxRetryAfter; 0 when absent or unreadable.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
-		if n > MaxRetryAfter.Seconds() {
-			return MaxRetryAfter
-		}
-		d = time.Duration(n * float64(time.Second))
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, 0), MaxRetryAfter)
 }
 
 // oneLine shortens a server message to its first line, at most n bytes, without control

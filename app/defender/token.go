@@ -62,6 +62,10 @@ func (e *TokenError) Error() string {
 
 func (e *TokenError) Unwrap() error { return e.Err }
 
+// Retryable reports whether the failure clears by itself (the token endpoint was unreachable,
+// busy or failing); a refusal of the app, its secret or its certificate needs a person.
+func (e *TokenError) Retryable() bool { return e.Transient }
+
 type tokenHint struct {
 	reason TokenReason
 	hint   string
