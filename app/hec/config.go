@@ -83,6 +83,9 @@ type FieldError struct {
 	Msg   string
 }
 
+// Retryable is false: a setting is wrong until someone changes it.
+func (e *FieldError) Retryable() bool { return false }
+
 func (e *FieldError) Error() string {
 	if e.Value != "" {
 		return fmt.Sprintf("%s %q %s", e.Field, clip(e.Value), e.Msg)

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	gzip "github.com/klauspost/compress/gzip"
 	"net"
 	"net/http"
-	"net/url"
 	"time"
+
+	gzip "github.com/klauspost/compress/gzip"
+
+	"ta-defender-alerts/app/retry"
 )
 
 // Delivery: one batch sent until every record is confirmed, split to find the records HEC
@@ -266,7 +268,7 @@ func (c *Client) post(ctx context.Context, ep *endpoint, body []byte) (reply, *E
 	c.count(func(s *Stats) { s.Requests++; s.BytesSent += int64(len(body)) })
 	resp, err := ep.do(req)
 	if err != nil {
-		return reply{}, &Error{Kind: Retry, URL: ep.display, Code: -1, Err: cleanURLError(err)}
+		return reply{}, &Error{Kind: Retry, URL: ep.display, Code: -1, Err: retry.URLError(err)}
 	}
 	defer resp.Body.Close()
 	return readReply(resp, c.cfg.Index)
@@ -277,12 +279,4 @@ func (c *Client) headers(req *http.Request, ep *endpoint) {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Splunk-Request-Channel", ep.channel)
 	req.Header.Set("User-Agent", "TA-defender-alerts")
-}
-
-func cleanURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }

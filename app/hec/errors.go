@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
+	"ta-defender-alerts/app/retry"
 	"ta-defender-alerts/app/textclean"
 )
 
@@ -75,6 +75,10 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// Retryable reports whether the failure clears by itself (HEC busy or unreachable, a proxy's
+// 408 or 5xx, a lost reply or ack); a refused token, index or record needs a person.
+func (e *Error) Retryable() bool { return e.Kind == Retry }
+
 // IsFatal reports whether err is an *Error that retrying cannot fix.
 func IsFatal(err error) bool {
 	var he *Error
@@ -92,7 +96,7 @@ func readReply(resp *http.Response, index string) (reply, *Error) {
 		r.Code, r.bodyUnknown = -1, true
 	}
 	r.ackPresent = r.AckID != nil
-	r.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
+	r.retryAfter = retry.After(resp.Header.Get("Retry-After"), replyTime(resp.Header))
 	e := &Error{Status: resp.StatusCode, Code: r.Code, Text: printable(r.Text), RetryAfter: r.retryAfter}
 	if r.bodyUnknown && resp.StatusCode != http.StatusOK {
 		e.Text = printable(string(body[:min(len(body), 4*maxText)]))
@@ -157,20 +161,13 @@ func readReply(resp *http.Response, index string) (reply, *Error) {
 	return r, e
 }
 
-func parseRetryAfter(v string) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
+// replyTime is the server's time when it replied, from the reply's Date header, or this
+// host's time without one: a Retry-After date is meant on the server's clock.
+func replyTime(h http.Header) time.Time {
+	if t, err := http.ParseTime(h.Get("Date")); err == nil {
+		return t
 	}
-	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
-		return time.Duration(min(n, 3600) * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return min(d, time.Hour)
-		}
-	}
-	return 0
+	return time.Now()
 }
 
 // maxText is how much of a remote message an error quotes, in characters.
