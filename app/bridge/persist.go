@@ -7,41 +7,26 @@ import (
 	"log/slog"
 	"time"
 
-	"ta-defender-alerts/app/defender"
-	"ta-defender-alerts/app/hec"
+	"ta-defender-alerts/app/retry"
 )
 
 // NeedsFix reports whether err is one that a person must fix before collection can go on:
-// Entra ID refused the login (wrong or expired secret, unknown client or tenant, bad
-// certificate), the API refused the app (missing permission, wrong address, a query it
-// rejects), or HEC refused the token or the index. Everything else clears by itself:
-// throttling, expired tokens, 5xx, timeouts, HEC busy or down, acknowledgements that did
-// not come; a collector rides those out.
+// Splunk refuses every alert (a proxy or a setting), or the error says it does not clear by
+// itself (retry.Retryable): Entra ID refused the login (wrong or expired secret, unknown
+// client or tenant, bad certificate), the API refused the app (missing permission, wrong
+// address, a query it rejects), HEC refused the token or the index, a setting is wrong, the
+// checkpoint cannot be read or written. Everything else clears by itself: throttling, expired
+// tokens, 5xx, timeouts, HEC busy or down, acknowledgements that did not come, and errors
+// nothing classified; a collector rides those out.
 func NeedsFix(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
 	if errors.Is(err, ErrRefusedAll) {
-		return true // Splunk refuses every alert: a proxy or a setting needs fixing
-	}
-	var he *hec.Error
-	if errors.As(err, &he) {
-		return he.Kind != hec.Retry
-	}
-	var ae *defender.APIError
-	var te *defender.TokenError
-	var fe *defender.FieldError
-	switch {
-	case errors.As(err, &fe):
 		return true
-	case errors.As(err, &ae), errors.As(err, &te):
-		return defender.ErrorKind(err) == defender.Permanent
 	}
-	var nf interface{ NeedsFix() bool }
-	if errors.As(err, &nf) {
-		return nf.NeedsFix()
-	}
-	return false
+	retryable, known := retry.Retryable(err)
+	return known && !retryable
 }
 
 // Persist calls drain until it succeeds, fails with an error that NeedsFix, or ctx ends. It

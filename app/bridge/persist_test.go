@@ -15,10 +15,11 @@ import (
 	"ta-defender-alerts/app/hec"
 )
 
-type fixable bool
+// classified is an error of another package that classifies itself.
+type classified bool
 
-func (f fixable) Error() string  { return "custom" }
-func (f fixable) NeedsFix() bool { return bool(f) }
+func (c classified) Error() string   { return "custom" }
+func (c classified) Retryable() bool { return bool(c) }
 
 func TestNeedsFix(t *testing.T) {
 	tests := []struct {
@@ -42,8 +43,8 @@ func TestNeedsFix(t *testing.T) {
 		{"cancelled", context.Canceled, false},
 		{"Splunk refuses everything", fmt.Errorf("delivery failed: %w", fmt.Errorf("%w: …", ErrRefusedAll)), true},
 		{"no ack after three sends", fmt.Errorf("delivery failed: %w", &hec.Error{Kind: hec.Retry, Err: fmt.Errorf("%w for a batch", hec.ErrNoAck)}), false},
-		{"marked fixable", fmt.Errorf("w: %w", fixable(true)), true},
-		{"marked not fixable", fixable(false), false},
+		{"classified as needing a fix", fmt.Errorf("w: %w", classified(false)), true},
+		{"classified as clearing by itself", classified(true), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

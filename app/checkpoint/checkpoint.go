@@ -173,8 +173,9 @@ type FixError struct{ Err error }
 func (e *FixError) Error() string { return e.Err.Error() }
 func (e *FixError) Unwrap() error { return e.Err }
 
-// NeedsFix marks the error for the collector's stop rule.
-func (e *FixError) NeedsFix() bool { return true }
+// Retryable is false: trying again does not help until someone fixes the file or the folder
+// (the collector's stop rule, see retry.Classified).
+func (e *FixError) Retryable() bool { return false }
 
 // Parse reads a checkpoint document. Its errors start with what is wrong and end with what
 // to do, for Load to prefix with the path.

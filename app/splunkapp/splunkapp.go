@@ -5,7 +5,6 @@ package splunkapp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -244,11 +243,8 @@ func validateItem(ctx context.Context, serverURI, sessionKey, name, app string, 
 	}
 	tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if err := rd.CheckToken(tctx); err != nil {
-		var te *defender.TokenError
-		if errors.As(err, &te) && !te.Transient {
-			return err // an actionable refusal; a network failure is not the settings' fault
-		}
+	if err := rd.CheckToken(tctx); bridge.NeedsFix(err) {
+		return err // an actionable refusal; a network failure is not the settings' fault
 	}
 	return nil
 }

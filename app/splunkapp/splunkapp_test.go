@@ -286,6 +286,8 @@ func TestValidate(t *testing.T) {
 		{"bad duration", map[string]string{"start": "forever"}, "start"},
 		{"hec url not http", map[string]string{"output": "hec", "hec_url": "ftp://x", "hec_token": "t"}, "hec_url"},
 		{"wrong secret", map[string]string{"client_secret": "wrong"}, "Secret ID"},
+		// A login endpoint that does not answer is the network's fault, not the settings'.
+		{"token endpoint unreachable", map[string]string{"login_url": "http://127.0.0.1:1"}, ""},
 		{"masked, not stored", map[string]string{"client_secret": Mask}, "no stored value"},
 		{"certificate outside the app", map[string]string{"client_secret": "", "certificate": "../../../etc/passwd"}, "inside this app's folder"},
 	}
