@@ -242,7 +242,8 @@ func TestResumeAfterFailure(t *testing.T) {
 		r.hec.SetToken(true)
 	}()
 	_, err := r.drain(context.Background(), func(c *hec.Config) { c.MaxInFlight = 2 })
-	if err == nil || !hec.IsFatal(errors.Unwrap(err)) {
+	var he *hec.Error
+	if err == nil || !errors.As(errors.Unwrap(err), &he) || he.Retryable() {
 		t.Fatalf("err = %v, want the disabled-token failure", err)
 	}
 	s, _ := checkpoint.Open(r.dir, "tenant1")

@@ -215,7 +215,7 @@ func (e *callbackError) Error() string { return e.err.Error() }
 func (e *callbackError) Unwrap() error { return e.err }
 
 // get calls the alerts endpoint with rawQuery and hands a 200 body to handle, retrying per
-// the error's Kind. handle may be called more than once (after a cut-off body).
+// the error's kind. handle may be called more than once (after a cut-off body).
 //
 // Every wait (the limiter, a Retry-After, a backoff) comes before the token is taken, so a
 // token is never sent after a wait that may have outlived it. A 401 renews the token and
@@ -247,19 +247,19 @@ func (c *Client) get(ctx context.Context, rawQuery string, handle func(body io.R
 			return ctx.Err()
 		}
 		renew = false
-		switch kind := ErrorKind(err); kind {
-		case Unauthorized:
+		switch errorKind(err) {
+		case unauthorized:
 			if tok.fresh {
 				var ae *APIError
 				if errors.As(err, &ae) {
-					ae.Kind = Permanent
+					ae.kind = permanent
 				}
 				return fmt.Errorf("reading alerts: the API refused a freshly issued token: %w", err)
 			}
 			renew = true
 			c.tokens.Invalidate(tok.access)
 			c.count(func(s *Stats) { s.Renewals++ })
-		case Throttled:
+		case throttled:
 			throttles++
 			if throttles > c.cfg.MaxThrottleWaits {
 				return fmt.Errorf("reading alerts: still throttled after %d waits: %w", throttles-1, err)
@@ -276,7 +276,7 @@ func (c *Client) get(ctx context.Context, rawQuery string, handle func(body io.R
 				return fmt.Errorf("reading alerts: gave up after %v (the give-up time is %v): %w", time.Since(began).Round(time.Second), c.cfg.GiveUpAfter, err)
 			}
 			c.lim.Block(wait)
-		case Transient:
+		case transient:
 			attempts++
 			if attempts >= c.cfg.MaxAttempts {
 				return fmt.Errorf("reading alerts: giving up after %d attempts: %w", attempts, err)
@@ -346,7 +346,7 @@ func (c *Client) try(ctx context.Context, rawQuery string, handle func(io.Reader
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		c.count(func(s *Stats) { s.Calls++; s.addStatus(0) })
-		return tok, &APIError{Kind: Transient, Err: retry.URLError(err)}
+		return tok, &APIError{kind: transient, Err: retry.URLError(err)}
 	}
 	defer resp.Body.Close()
 	c.count(func(s *Stats) {
@@ -368,7 +368,7 @@ func (c *Client) try(ctx context.Context, rawQuery string, handle func(io.Reader
 		case ctx.Err() != nil:
 			return tok, ctx.Err()
 		default: // cut off, reset or timed out while reading the body
-			return tok, &APIError{Kind: Transient, Status: resp.StatusCode, Message: "the reply was cut off", Err: retry.URLError(err)}
+			return tok, &APIError{kind: transient, Status: resp.StatusCode, Message: "the reply was cut off", Err: retry.URLError(err)}
 		}
 	}
 	return tok, nil

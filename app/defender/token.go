@@ -37,7 +37,7 @@ type TokenError struct {
 	Code      int // the AADSTS number, 0 when unknown
 	Status    int // HTTP status of the token endpoint, 0 for network errors
 	Hint      string
-	Transient bool // network errors, 5xx and 429: worth retrying
+	transient bool // network errors, 5xx and 429: worth retrying
 	Err       error
 }
 
@@ -64,7 +64,7 @@ func (e *TokenError) Unwrap() error { return e.Err }
 
 // Retryable reports whether the failure clears by itself (the token endpoint was unreachable,
 // busy or failing); a refusal of the app, its secret or its certificate needs a person.
-func (e *TokenError) Retryable() bool { return e.Transient }
+func (e *TokenError) Retryable() bool { return e.transient }
 
 type tokenHint struct {
 	reason TokenReason
@@ -93,7 +93,7 @@ func tokenErrorFrom(err error) *TokenError {
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) {
 		// Network failure or timeout reaching the token endpoint.
-		return &TokenError{Reason: TokenFailed, Transient: true, Err: err,
+		return &TokenError{Reason: TokenFailed, transient: true, Err: err,
 			Hint: "could not reach the Entra ID token endpoint; check the network, proxy and login URL"}
 	}
 	te := &TokenError{Reason: TokenFailed}
@@ -114,7 +114,7 @@ func tokenErrorFrom(err error) *TokenError {
 	}
 	switch {
 	case te.Status == http.StatusTooManyRequests || te.Status >= 500:
-		te.Transient = true
+		te.transient = true
 		te.Hint = "the Entra ID token endpoint is busy or failing; retrying"
 	case body.Error != "":
 		te.Hint = "Entra ID answered " + oneLine(body.Error, 200)

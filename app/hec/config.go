@@ -61,7 +61,7 @@ type Config struct {
 	RequestTimeout time.Duration // default 60s
 	// GiveUpAfter bounds how long one batch may take, whatever holds it (retryable errors, a
 	// URL set aside, an ack that does not come): then delivery fails with the last error,
-	// which stays of kind Retry, so that the caller says so and tries again later. 0 means no
+	// which stays retryable, so that the caller says so and tries again later. 0 means no
 	// bound.
 	GiveUpAfter time.Duration
 	// NoAckFails ends a batch whose ack did not come after three re-sends with ErrNoAck at

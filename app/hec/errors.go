@@ -13,16 +13,16 @@ import (
 	"ta-defender-alerts/app/textclean"
 )
 
-// Kind says what the sender does about a reply.
-type Kind int
+// kind says what the sender does about a reply; callers see only Error.Retryable.
+type kind int
 
 const (
-	OK        Kind = iota
-	Retry          // 408, 425, 429, 5xx, network errors: back off and send again
-	Partial        // 400 code 6/12/13 with invalid-event-number: records before it are indexed
-	TooLarge       // 413: split the request
-	Fatal          // bad token, disabled token, wrong index, …: stop and say why
-	Malformed      // a single record Splunk will not take (code 6/12/13 without a position)
+	kindOK        kind = iota
+	kindRetry          // 408, 425, 429, 5xx, network errors: back off and send again
+	kindPartial        // 400 code 6/12/13 with invalid-event-number: records before it are indexed
+	kindTooLarge       // 413: split the request
+	kindFatal          // bad token, disabled token, wrong index, …: stop and say why
+	kindMalformed      // a single record Splunk will not take (code 6/12/13 without a position)
 )
 
 // reply is HEC's JSON answer.
@@ -40,7 +40,7 @@ type reply struct {
 // Error is a failed HEC request, classified once where the status code is seen. It never
 // carries the token.
 type Error struct {
-	Kind       Kind
+	kind       kind
 	URL        string // the HEC server (scheme://host:port)
 	Status     int    // 0 for network errors
 	Code       int    // HEC's code; -1 when the reply was not HEC's JSON
@@ -77,12 +77,12 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Retryable reports whether the failure clears by itself (HEC busy or unreachable, a proxy's
 // 408 or 5xx, a lost reply or ack); a refused token, index or record needs a person.
-func (e *Error) Retryable() bool { return e.Kind == Retry }
+func (e *Error) Retryable() bool { return e.kind == kindRetry }
 
-// IsFatal reports whether err is an *Error that retrying cannot fix.
-func IsFatal(err error) bool {
+// isFatal reports whether err is an *Error that retrying cannot fix.
+func isFatal(err error) bool {
 	var he *Error
-	return errors.As(err, &he) && he.Kind == Fatal
+	return errors.As(err, &he) && he.kind == kindFatal
 }
 
 // maxReply bounds what is read of any HEC reply: HEC's own replies are a few hundred bytes.
@@ -105,19 +105,19 @@ func readReply(resp *http.Response, index string) (reply, *Error) {
 	case s == http.StatusOK:
 		if rerr != nil || r.bodyUnknown {
 			// The events may have been indexed; the caller treats this like a lost reply.
-			e.Kind, e.Err = Retry, errors.New("the reply was cut off or is not HEC's")
+			e.kind, e.Err = kindRetry, errors.New("the reply was cut off or is not HEC's")
 			return r, e
 		}
 		return r, nil
 	case s == http.StatusRequestEntityTooLarge:
-		e.Kind = TooLarge
+		e.kind = kindTooLarge
 	case s == http.StatusTooManyRequests || s >= 500,
 		// A proxy or load balancer that timed out waiting for the request (408), or refused
 		// TLS early data (425), passed nothing on: it clears by itself.
 		s == http.StatusRequestTimeout || s == http.StatusTooEarly:
-		e.Kind = Retry
+		e.kind = kindRetry
 	case s == http.StatusUnauthorized || s == http.StatusForbidden:
-		e.Kind = Fatal
+		e.kind = kindFatal
 		switch r.Code {
 		case 1:
 			e.Hint = "the HEC token is disabled: enable it in Settings → Data inputs → HTTP Event Collector"
@@ -130,30 +130,30 @@ func readReply(resp *http.Response, index string) (reply, *Error) {
 		switch r.Code {
 		case 6, 12, 13:
 			if r.InvalidAt != nil {
-				e.Kind = Partial
+				e.kind = kindPartial
 			} else {
-				e.Kind = Malformed
+				e.kind = kindMalformed
 			}
 		case 22:
-			e.Kind, e.Hint = Fatal, "the HEC token is disabled: enable it in Settings → Data inputs → HTTP Event Collector"
+			e.kind, e.Hint = kindFatal, "the HEC token is disabled: enable it in Settings → Data inputs → HTTP Event Collector"
 		case 21:
-			e.Kind, e.Hint = Fatal, "the HEC token is not valid"
+			e.kind, e.Hint = kindFatal, "the HEC token is not valid"
 		case 7:
-			e.Kind = Fatal
+			e.kind = kindFatal
 			if index != "" {
 				e.Hint = fmt.Sprintf("the HEC token may not write to index %q: add it to the token's allowed indexes, or change the index", index)
 			} else {
 				e.Hint = "the token's default index does not exist or is not allowed: set one in the token's settings"
 			}
 		case 10, 11:
-			e.Kind, e.Hint = Fatal, "HEC refused the request channel; this is a bug in defender_alerts, please report it"
+			e.kind, e.Hint = kindFatal, "HEC refused the request channel; this is a bug in defender_alerts, please report it"
 		case 14:
-			e.Kind, e.Hint = Fatal, "indexer acknowledgement is disabled on this token: enable it, or set the ack mode to auto or off"
+			e.kind, e.Hint = kindFatal, "indexer acknowledgement is disabled on this token: enable it, or set the ack mode to auto or off"
 		default:
-			e.Kind = Fatal
+			e.kind = kindFatal
 		}
 	default:
-		e.Kind = Fatal
+		e.kind = kindFatal
 		if s == http.StatusNotFound {
 			e.Hint = "no HEC endpoint at this URL: check the URL and port (8088 by default) and that HEC is enabled"
 		}

@@ -32,7 +32,7 @@ func (c *Client) Health(ctx context.Context) []Health {
 		}
 		resp, err := ep.do(req)
 		if err != nil {
-			h.Err = &Error{Kind: Retry, URL: ep.display, Code: -1, Err: retry.URLError(err),
+			h.Err = &Error{kind: kindRetry, URL: ep.display, Code: -1, Err: retry.URLError(err),
 				Hint: "HEC does not answer: check the URL and port, that HEC is enabled, and the network"}
 			out = append(out, h)
 			continue
@@ -58,7 +58,7 @@ func (c *Client) Health(ctx context.Context) []Health {
 		c.headers(req, ep)
 		resp, err = ep.do(req)
 		if err != nil {
-			h.Err = &Error{Kind: Retry, URL: ep.display, Code: -1, Err: retry.URLError(err)}
+			h.Err = &Error{kind: kindRetry, URL: ep.display, Code: -1, Err: retry.URLError(err)}
 			out = append(out, h)
 			continue
 		}

@@ -112,7 +112,7 @@ func (s *Stream) flushLocked(ctx context.Context) (*Batch, error) {
 
 func (s *Stream) submitLocked(ctx context.Context, b *Batch) error {
 	if err := s.c.Submit(ctx, b, s.done); err != nil {
-		if IsFatal(err) {
+		if isFatal(err) {
 			s.err = err // nothing more can go; a cancelled context only ends this call
 		}
 		return err
