@@ -30,11 +30,12 @@ func NeedsFix(err error) bool {
 }
 
 // Persist calls drain until it succeeds, fails with an error that NeedsFix, or ctx ends. It
-// logs every other failure and backs off before the next try: first, doubling, at most limit.
+// logs every other failure and backs off before the next try: first, doubling, at most limit,
+// each wait jittered (retry.Delay).
 // With giveUp > 0 it also stops once failures have gone on that long without a success. At
 // the end it returns the last failure (or ctx's error if there was none).
 func Persist(ctx context.Context, log *slog.Logger, first, limit, giveUp time.Duration, drain func(context.Context) error) error {
-	backoff := time.Duration(0)
+	fails := 0
 	var failingSince time.Time
 	for {
 		err := drain(ctx)
@@ -54,9 +55,10 @@ func Persist(ctx context.Context, log *slog.Logger, first, limit, giveUp time.Du
 		} else if giveUp > 0 && time.Since(failingSince) >= giveUp {
 			return fmt.Errorf("still failing after %v of tries: %w", giveUp.Round(time.Second), err)
 		}
-		backoff = min(max(2*backoff, first), limit)
-		log.Warn("collection failed; it clears by itself, so it will be tried again", "err", err, "in", backoff)
-		t := time.NewTimer(backoff)
+		fails++
+		wait := retry.Delay(first, limit, fails)
+		log.Warn("collection failed; it clears by itself, so it will be tried again", "err", err, "in", wait)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()

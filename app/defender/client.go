@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
-
 	"ta-defender-alerts/app/retry"
 	"ta-defender-alerts/app/secret"
 	"ta-defender-alerts/app/wait"
@@ -222,12 +220,7 @@ func (e *callbackError) Unwrap() error { return e.err }
 // tries again, however often waits make tokens expire; only a token issued for the very call
 // that the API refused proves a configuration problem.
 func (c *Client) get(ctx context.Context, rawQuery string, handle func(body io.Reader) error) error {
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = c.cfg.BackoffInitial
-	bo.MaxInterval = c.cfg.BackoffMax
-	bo.MaxElapsedTime = 0
-	bo.RandomizationFactor = 0.5
-	bo.Reset()
+	bo := retry.NewBackoff(c.cfg.BackoffInitial, c.cfg.BackoffMax)
 	attempts, throttles, renew := 0, 0, false
 	began := time.Now()
 	// giveUp reports whether waiting d more would pass GiveUpAfter.

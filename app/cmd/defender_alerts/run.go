@@ -19,6 +19,7 @@ import (
 	"ta-defender-alerts/app/defender"
 	"ta-defender-alerts/app/hec"
 	"ta-defender-alerts/app/metrics"
+	"ta-defender-alerts/app/retry"
 	"ta-defender-alerts/app/splunkapp"
 	"ta-defender-alerts/app/statedir"
 	"ta-defender-alerts/app/version"
@@ -129,7 +130,7 @@ var onceGiveUp = 5 * time.Minute
 var daemonGiveUp = 10 * time.Minute
 
 // daemonRetryMin is the daemon's first wait after a failed poll; it doubles up to ten
-// intervals. Tests shrink it.
+// intervals, each wait jittered (retry.Delay). Tests shrink it.
 var daemonRetryMin = 5 * time.Second
 
 // hecRetryLogEvery is how often, at most, a HEC URL's retries are logged.
@@ -230,7 +231,7 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 		log.Info("done", "read", st.Read, "confirmed", st.Confirmed, "rejected", st.Rejected, "resent", st.Resent, "watermark", st.Watermark)
 		return 0
 	}
-	backoff := time.Duration(0)
+	fails := 0 // failed polls in a row
 	for {
 		err := p.Drain(ctx)
 		if ctx.Err() != nil {
@@ -243,8 +244,8 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 				log.Error("stopping: this needs a fix before collection can go on", "err", err)
 				return 1
 			}
-			backoff = min(max(2*backoff, daemonRetryMin), 10*cfg.Interval)
-			wait = backoff
+			fails++
+			wait = retry.Delay(daemonRetryMin, 10*cfg.Interval, fails)
 			if errors.Is(err, hec.ErrNoAck) {
 				// Not a passing outage: someone should look at the load balancer or HEC.
 				log.Error("HEC never acknowledged a batch; it is not committed and will be sent again", "err", err, "in", wait)
@@ -252,7 +253,7 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 				log.Warn("collection failed; will try again", "err", err, "in", wait)
 			}
 		} else {
-			backoff = 0
+			fails = 0
 			st := p.Stats()
 			log.Debug("poll done", "confirmed_total", st.Confirmed, "watermark", st.Watermark)
 		}
