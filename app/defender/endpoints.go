@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -71,7 +72,7 @@ func resolveEndpoints(c *Config) (Endpoints, error) {
 			return Endpoints{}, &FieldError{Field: "Region", Value: c.Region,
 				Msg: "applies to the commercial cloud only; leave it empty for " + string(cloud)}
 		}
-		if !contains(Regions, region) {
+		if !slices.Contains(Regions, region) {
 			return Endpoints{}, &FieldError{Field: "Region", Value: c.Region,
 				Msg: "is not a documented region; use one of " + strings.Join(Regions, ", ") + ", or leave it empty"}
 		}
@@ -130,15 +131,6 @@ var (
 func IsGUID(s string) bool { return guidRE.MatchString(s) }
 
 func validTenant(s string) bool { return IsGUID(s) || (len(s) <= 253 && domainRE.MatchString(s)) }
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
 
 // FieldError names the setting that is wrong and why.
 type FieldError struct {

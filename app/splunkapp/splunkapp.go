@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -112,7 +113,7 @@ func (s *secrets) put(ctx context.Context, field, v string) error {
 	}
 	// Old parts, or the whole value, left from an earlier, different length.
 	for name := range s.have {
-		if (name == base || isPart(name, base)) && !contains(want, name) {
+		if (name == base || isPart(name, base)) && !slices.Contains(want, name) {
 			if err := s.sc.DeletePassword(ctx, Realm, name); err != nil {
 				return err
 			}
@@ -128,15 +129,6 @@ func (s *secrets) put(ctx context.Context, field, v string) error {
 func isPart(name, base string) bool {
 	n, ok := strings.CutPrefix(name, base+"#")
 	return ok && n != "" && strings.Trim(n, "0123456789") == ""
-}
-
-func contains(l []string, s string) bool {
-	for _, v := range l {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // resolve replaces masked secrets by the stored ones and returns the fields holding a new
