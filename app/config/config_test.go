@@ -139,9 +139,9 @@ func TestParseDuration(t *testing.T) {
 		{give: "d", bad: true}, {give: "-1d", bad: true}, {give: "5", bad: true}, {give: "-5m", bad: true},
 	}
 	for _, tt := range tests {
-		got, err := ParseDuration(tt.give)
+		got, err := parseDuration(tt.give)
 		if (err != nil) != tt.bad || got != tt.want {
-			t.Errorf("ParseDuration(%q) = %v, %v", tt.give, got, err)
+			t.Errorf("parseDuration(%q) = %v, %v", tt.give, got, err)
 		}
 	}
 }
@@ -151,7 +151,7 @@ func FuzzParseDuration(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		d, err := ParseDuration(s)
+		d, err := parseDuration(s)
 		if err == nil && d < 0 {
 			t.Fatalf("negative duration %v from %q", d, s)
 		}
