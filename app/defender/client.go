@@ -35,7 +35,7 @@ type Config struct {
 	CAFile   string // extra CA certificates (PEM) for the Microsoft side
 
 	PageSize         int           // $top, default and at most 10,000
-	Limits           Limits        // default DefaultLimits
+	Limits           Limits        // default 100 calls a minute and 1,500 an hour (Microsoft's quota)
 	MaxAttempts      int           // tries per call for transient errors, default 6
 	MaxThrottleWaits int           // 429 replies tolerated per call, default 30
 	BackoffInitial   time.Duration // default 1s
@@ -109,7 +109,7 @@ func New(cfg Config) (*Client, error) {
 	case !cfg.ClientSecret.IsZero():
 		c.tokens = &tokenCache{fetch: secretFetcher(ep, cfg.ClientID, cfg.ClientSecret.Reveal(), tokenHTTP), now: cfg.Now}
 	default:
-		cert, err := ParseCertificate([]byte(cfg.CertificatePEM.Reveal()))
+		cert, err := parseCertificate([]byte(cfg.CertificatePEM.Reveal()))
 		if err != nil {
 			return nil, &FieldError{Field: "CertificatePEM", Msg: "cannot be used", Err: err}
 		}
@@ -129,7 +129,7 @@ func (cfg *Config) setDefaults() error {
 		}
 		return &FieldError{Field: "TenantID", Value: cfg.TenantID, Msg: "is neither a GUID nor a domain name such as contoso.onmicrosoft.com"}
 	}
-	if !IsGUID(cfg.ClientID) {
+	if !isGUID(cfg.ClientID) {
 		if cfg.ClientID == "" {
 			return &FieldError{Field: "ClientID", Msg: "is required (the application (client) id of the Entra app, a GUID)"}
 		}
@@ -148,7 +148,7 @@ func (cfg *Config) setDefaults() error {
 		return &FieldError{Field: "PageSize", Value: fmt.Sprint(cfg.PageSize), Msg: "must be between 1 and 10000 (the API's largest $top)"}
 	}
 	if cfg.Limits == (Limits{}) {
-		cfg.Limits = DefaultLimits
+		cfg.Limits = defaultLimits
 	}
 	if cfg.MaxAttempts == 0 {
 		cfg.MaxAttempts = 6
@@ -354,7 +354,7 @@ func (c *Client) try(ctx context.Context, rawQuery string, handle func(io.Reader
 	}
 	if err := handle(resp.Body); err != nil {
 		var cbe *callbackError
-		var de *DecodeError
+		var de *decodeError
 		switch {
 		case errors.As(err, &cbe), errors.As(err, &de):
 			return tok, err

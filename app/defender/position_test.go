@@ -51,7 +51,7 @@ func TestPositionJSON(t *testing.T) {
 		Handed: Versions{{"f", at}, {"g\n", at.Add(time.Minute)}},
 		Claim:  &Claim{N: 3, Sum: 18446744073709551557}, // above 2^63: no float on the way
 	}
-	b := p.AppendJSON(nil)
+	b := p.appendJSON(nil)
 	if !json.Valid(b) {
 		t.Fatalf("not JSON: %s", b)
 	}

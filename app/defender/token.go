@@ -154,7 +154,7 @@ func secretFetcher(ep Endpoints, clientID, secret string, hc *http.Client) fetch
 // (AADSTS700024). Before any reply has shown Microsoft's time, the host's clock is used; if
 // Entra ID refuses the assertion's time and its reply moved the clock, the assertion is
 // signed again on the corrected clock, once.
-func certFetcher(ep Endpoints, clientID string, cert *Certificate, hc *http.Client, clock *apiClock) fetchFunc {
+func certFetcher(ep Endpoints, clientID string, cert *certificate, hc *http.Client, clock *apiClock) fetchFunc {
 	return func(ctx context.Context) (*oauth2.Token, error) {
 		for try := 0; ; try++ {
 			signedAt := clock.now()
