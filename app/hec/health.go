@@ -2,7 +2,6 @@ package hec
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 
@@ -75,15 +74,4 @@ func (c *Client) Health(ctx context.Context) []Health {
 		out = append(out, h)
 	}
 	return out
-}
-
-// HealthError joins the problems of a Health report, or returns nil.
-func HealthError(hs []Health) error {
-	var errs []error
-	for _, h := range hs {
-		if h.Err != nil {
-			errs = append(errs, h.Err)
-		}
-	}
-	return errors.Join(errs...)
 }

@@ -56,7 +56,7 @@ func (s *Stream) Add(ctx context.Context, r Record, tag any) error {
 		}
 	}
 	s.lastTag = tag // r is queued either way, and leaves with its own tag
-	if s.bt.Pending() > 0 && s.timer == nil {
+	if s.bt.queued() > 0 && s.timer == nil {
 		s.timerGen++
 		gen := s.timerGen
 		s.timer = s.afterFunc(s.linger, func() { s.lingerFlush(gen) })
