@@ -22,7 +22,7 @@ func NeedsFix(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
-	if errors.Is(err, ErrRefusedAll) {
+	if errors.Is(err, errRefusedAll) {
 		return true
 	}
 	retryable, known := retry.Retryable(err)

@@ -46,8 +46,8 @@ func TestNeedsFix(t *testing.T) {
 		{"deadline", context.DeadlineExceeded, false},
 		{"cancelled", context.Canceled, false},
 		{"cancelled, whatever it wraps", fmt.Errorf("%w: %w", context.Canceled, classified(false)), false},
-		{"Splunk refuses everything", fmt.Errorf("delivery failed: %w", fmt.Errorf("%w: …", ErrRefusedAll)), true},
-		{"Splunk refuses everything, whatever else is said", fmt.Errorf("%w: %w", ErrRefusedAll, classified(true)), true},
+		{"Splunk refuses everything", fmt.Errorf("delivery failed: %w", fmt.Errorf("%w: …", errRefusedAll)), true},
+		{"Splunk refuses everything, whatever else is said", fmt.Errorf("%w: %w", errRefusedAll, classified(true)), true},
 		{"nil", nil, false},
 	}
 	for _, tt := range tests {

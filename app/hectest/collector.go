@@ -85,13 +85,13 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) string {
 	if !s.opt.Sticky {
 		return ""
 	}
-	if c, err := r.Cookie(LBCookie); err == nil && s.nodes[c.Value] {
+	if c, err := r.Cookie(lbCookie); err == nil && s.nodes[c.Value] {
 		return c.Value
 	}
 	s.stats.NoCookie++
 	node := fmt.Sprintf("indexer-%d", nodeSeq.Add(1))
 	s.nodes[node] = true
-	http.SetCookie(w, &http.Cookie{Name: LBCookie, Value: node, Path: "/", HttpOnly: true})
+	http.SetCookie(w, &http.Cookie{Name: lbCookie, Value: node, Path: "/", HttpOnly: true})
 	return node
 }
 

@@ -37,8 +37,8 @@ type Options struct {
 	Sticky bool
 }
 
-// LBCookie is the sticky load balancer's cookie.
-const LBCookie = "hec_lb_node"
+// lbCookie is the sticky load balancer's cookie.
+const lbCookie = "hec_lb_node"
 
 // nodeSeq numbers indexers across every stand-in of the process, so that one balancer never
 // takes another's cookie for its own.
