@@ -32,7 +32,7 @@ type Options struct {
 	CountOnly bool
 	Seed      uint64
 	// Sticky puts a load balancer in front: it pins a client to an indexer with a cookie
-	// (LBCookie), and a request without it, or with a cookie this balancer did not set, reaches
+	// (named lbCookie), and a request without it, or with a cookie this balancer did not set, reaches
 	// another indexer, which knows none of the channel's ack ids (they stay false forever).
 	Sticky bool
 }
