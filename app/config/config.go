@@ -219,10 +219,9 @@ func (r *raw) build() (*Config, error) {
 	if hecToken.IsZero() {
 		return nil, r.errorf("HECToken", "", "is required"+r.or("HECTokenFile")+": the HEC token from Settings → Data inputs → HTTP Event Collector")
 	}
-	gzip := r.HECGzip
 	c.HEC = hec.Config{
 		URLs: urls, Token: hecToken, Host: r.HECHost, Source: r.HECSource, Sourcetype: r.HECSourcetype, Index: r.HECIndex,
-		Ack: hec.AckMode(strings.ToLower(r.HECAck)), AckTimeout: time.Duration(r.HECAckTimeout), AckInterval: time.Duration(r.HECAckInterval), Gzip: &gzip,
+		Ack: hec.AckMode(strings.ToLower(r.HECAck)), AckTimeout: time.Duration(r.HECAckTimeout), AckInterval: time.Duration(r.HECAckInterval), NoGzip: !r.HECGzip,
 		BatchBytes: r.HECBatchBytes, MaxInFlight: r.HECMaxInFlight, CAFile: r.HECCAFile, InsecureSkipVerify: r.HECInsecureSkipVerify,
 	}
 	if err := hec.Validate(c.HEC); err != nil {

@@ -45,8 +45,8 @@ type Config struct {
 	AckTimeout  time.Duration // an ack still false after this means: send again; default 2m
 	AckInterval time.Duration // how often pending acks are polled; default 1s
 
-	Gzip      *bool // default true
-	GzipLevel int   // default 1 (fastest)
+	NoGzip    bool // send bodies uncompressed; by default they are gzipped
+	GzipLevel int  // default 1 (fastest)
 
 	BatchBytes  int // uncompressed body per request; default 1 MiB (Splunk Cloud)
 	BatchCount  int // records per request; default 10,000
@@ -204,10 +204,6 @@ func (c *Config) setDefaults() ([]string, error) {
 	}
 	if c.AckInterval == 0 {
 		c.AckInterval = time.Second
-	}
-	if c.Gzip == nil {
-		on := true
-		c.Gzip = &on
 	}
 	if c.GzipLevel == 0 {
 		c.GzipLevel = 1

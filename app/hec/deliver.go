@@ -238,7 +238,7 @@ func mayHaveIndexed(e *Error) bool {
 }
 
 func (c *Client) compress(raw []byte) ([]byte, error) {
-	if !*c.cfg.Gzip {
+	if c.cfg.NoGzip {
 		return raw, nil
 	}
 	var buf bytes.Buffer
@@ -262,7 +262,7 @@ func (c *Client) post(ctx context.Context, ep *endpoint, body []byte) (reply, *E
 		return reply{}, &Error{kind: kindFatal, URL: ep.display, Code: -1, Err: err}
 	}
 	c.headers(req, ep)
-	if *c.cfg.Gzip {
+	if !c.cfg.NoGzip {
 		req.Header.Set("Content-Encoding", "gzip")
 	}
 	c.count(func(s *Stats) { s.Requests++; s.BytesSent += int64(len(body)) })
