@@ -239,7 +239,7 @@ func TestResumeAfterFailure(t *testing.T) {
 		for r.hec.Stats().Indexed < 3000 {
 			time.Sleep(time.Millisecond)
 		}
-		r.hec.SetToken(true)
+		r.hec.SetTokenDisabled(true)
 	}()
 	_, err := r.drain(context.Background(), func(c *hec.Config) { c.MaxInFlight = 2 })
 	var he *hec.Error
@@ -253,7 +253,7 @@ func TestResumeAfterFailure(t *testing.T) {
 		t.Fatalf("no part-way window in the checkpoint: %+v", cp)
 	}
 	indexedBefore := r.hec.Stats().Indexed
-	r.hec.SetToken(false)
+	r.hec.SetTokenDisabled(false)
 	if _, err := r.drain(context.Background(), func(c *hec.Config) { c.MaxInFlight = 2 }); err != nil {
 		t.Fatal(err)
 	}

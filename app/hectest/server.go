@@ -130,8 +130,8 @@ func (s *Server) SetDown(down bool) { s.mu.Lock(); s.down = down; s.mu.Unlock() 
 // Reject makes Splunk refuse events for which f is true as malformed (code 6).
 func (s *Server) Reject(f func(event []byte) bool) { s.mu.Lock(); s.reject = f; s.mu.Unlock() }
 
-// SetToken changes the token's state (disable it mid-run, say).
-func (s *Server) SetToken(disabled bool) { s.mu.Lock(); s.opt.Disabled = disabled; s.mu.Unlock() }
+// SetTokenDisabled disables the token (true) or enables it again (false), mid-run say.
+func (s *Server) SetTokenDisabled(disabled bool) { s.mu.Lock(); s.opt.Disabled = disabled; s.mu.Unlock() }
 
 // Stats returns a copy of the counters.
 func (s *Server) Stats() Stats {
