@@ -131,7 +131,11 @@ func (s *Server) SetDown(down bool) { s.mu.Lock(); s.down = down; s.mu.Unlock() 
 func (s *Server) Reject(f func(event []byte) bool) { s.mu.Lock(); s.reject = f; s.mu.Unlock() }
 
 // SetTokenDisabled disables the token (true) or enables it again (false), mid-run say.
-func (s *Server) SetTokenDisabled(disabled bool) { s.mu.Lock(); s.opt.Disabled = disabled; s.mu.Unlock() }
+func (s *Server) SetTokenDisabled(disabled bool) {
+	s.mu.Lock()
+	s.opt.Disabled = disabled
+	s.mu.Unlock()
+}
 
 // Stats returns a copy of the counters.
 func (s *Server) Stats() Stats {
