@@ -42,9 +42,9 @@ func ClassifyForTest(status int, body []byte) (kind, bool) {
 	return e.kind, true
 }
 
-// SetStreamTimer replaces the stream's time.AfterFunc, so that a test decides when (and in
+// SetSenderTimer replaces the sender's time.AfterFunc, so that a test decides when (and in
 // which order) linger timers fire.
-func SetStreamTimer(s *Stream, afterFunc func(time.Duration, func()) *time.Timer) {
+func SetSenderTimer(s *BatchSender, afterFunc func(time.Duration, func()) *time.Timer) {
 	s.mu.Lock()
 	s.afterFunc = afterFunc
 	s.mu.Unlock()
