@@ -89,7 +89,7 @@ func (r *rig) drain(ctx context.Context, mod func(*hec.Config)) (Stats, error) {
 // re-reads 10 minutes, windows end on the Defender API's tick, as the program's do.
 func testConfig(store *checkpoint.Store, dir string) Config {
 	return Config{Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Start: 24 * time.Hour,
-		Overlap: 10 * time.Minute, Tick: defender.Tick, Grace: time.Second, DeadLetter: DeadLetterPath(dir, "tenant1")}
+		Overlap: 10 * time.Minute, TimeResolution: defender.TimeResolution, Grace: time.Second, DeadLetter: DeadLetterPath(dir, "tenant1")}
 }
 
 // lost lists current alert versions never indexed.

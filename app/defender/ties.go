@@ -95,7 +95,7 @@ const maxStalls = 10
 func (d *drain) skipPasses(ctx context.Context, t time.Time, c *time.Time) error {
 	f := tieFilter(t)
 	if c != nil {
-		f += " and alertCreationTime ge " + FilterTime(*c) + " and alertCreationTime lt " + FilterTime(c.Add(Tick))
+		f += " and alertCreationTime ge " + FilterTime(*c) + " and alertCreationTime lt " + FilterTime(c.Add(TimeResolution))
 	} else if d.tie != nil && !d.tie.Upper.IsZero() {
 		f += " and alertCreationTime" + upperOp(*d.tie) + FilterTime(d.tie.Upper)
 	}

@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-// Tick is the API's time resolution: 7 fractional digits of a second.
-const Tick = 100 * time.Nanosecond
+// TimeResolution is the API's time resolution: 7 fractional digits of a second.
+const TimeResolution = 100 * time.Nanosecond
 
 // FilterTime formats t as the API's $filter wants it: unquoted ISO-8601 UTC, 7 fractional digits.
 func FilterTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.0000000Z") }
