@@ -31,16 +31,16 @@ func (s defenderSource) Read(ctx context.Context, w Window, emit func(Record, Po
 	return SourceStats{Calls: ws.Calls, Skipped: ws.Delivered}, err
 }
 
-// HECSink makes a HEC client a Sink: records go as hec.Records through a hec.Stream, which
+// HECSink makes a HEC client a Sink: records go as hec.Records through a hec.BatchSender, which
 // sends a batch when it is full or its first record has waited linger, and each batch's
 // hec.Outcome comes back as an Outcome.
 func HECSink(c *hec.Client, linger time.Duration) OpenSink {
 	return func(report func(Outcome)) Sink {
-		return hecSink{c.NewStream(linger, func(o hec.Outcome) { report(fromHEC(o)) })}
+		return hecSink{c.NewBatchSender(linger, func(o hec.Outcome) { report(fromHEC(o)) })}
 	}
 }
 
-type hecSink struct{ s *hec.Stream }
+type hecSink struct{ s *hec.BatchSender }
 
 func (h hecSink) Add(ctx context.Context, r Record, t *Tag) error {
 	return h.s.Add(ctx, hec.Record{Time: r.Time, Event: r.Data, ID: r.ID}, t)

@@ -17,9 +17,9 @@ const (
 	refusedRecords = 50
 )
 
-// ErrRefusedAll is in the error of a window stopped because Splunk refused every alert of
+// errRefusedAll is in the error of a window stopped because Splunk refused every alert of
 // several batches in a row.
-var ErrRefusedAll = errors.New("Splunk refused every alert of several batches in a row")
+var errRefusedAll = errors.New("Splunk refused every alert of several batches in a row")
 
 // answer is a batch the sink has answered for, or the end of one: records last-n+1 … last.
 type answer struct {
@@ -87,7 +87,7 @@ func (f *frontier) add(first uint64, a answer) { f.answered[first] = a }
 
 // advance takes the answers in record order as far as they go and moves the frontier. settle
 // is called for each answer (or part) before the frontier moves over it; its error halts the
-// frontier there. advance returns that error, or one wrapping ErrRefusedAll once the held run
+// frontier there. advance returns that error, or one wrapping errRefusedAll once the held run
 // is systematic.
 func (f *frontier) advance(settle func(answer) error) error {
 	var err error
@@ -210,5 +210,5 @@ func refusedAll(held []answer, batches, records int) error {
 		"between this host and HEC that alters request bodies, and the index, sourcetype, source and host settings (Splunk may "+
 		"refuse one of them, or the token may not allow it). These alerts were not written to the dead-letter file and the "+
 		"checkpoint stays before them: they are sent again once the cause is fixed",
-		ErrRefusedAll, records, batches, r.ID, r.Code, r.Text)
+		errRefusedAll, records, batches, r.ID, r.Code, r.Text)
 }

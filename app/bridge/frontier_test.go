@@ -73,13 +73,13 @@ func TestFrontierAdvance(t *testing.T) {
 			wantAt: 12, wantScanned: 12, wantSettled: []string{"10:r1,r2,r3,r4,r5,r6,r7,r8,r9,r10", "12:"}},
 		{name: "systematic: three whole batches, 60 records", give: []reply{{first: 1, last: 5, sent: 1}, {first: 6, last: 25, refused: all(0, 20), refusedAt: 2},
 			{first: 26, last: 45, refused: all(0, 20), refusedAt: 3}, {first: 46, last: 65, refused: all(0, 20), refusedAt: 4}, {first: 66, last: 70, sent: 5}},
-			wantAt: 5, wantScanned: 65, wantSettled: []string{"5:"}, wantHeld: 3, wantErr: ErrRefusedAll},
+			wantAt: 5, wantScanned: 65, wantSettled: []string{"5:"}, wantHeld: 3, wantErr: errRefusedAll},
 		{name: "three whole batches but few records", give: []reply{{first: 1, last: 5, refused: all(0, 5), refusedAt: 1}, {first: 6, last: 10, refused: all(0, 5), refusedAt: 2},
 			{first: 11, last: 15, refused: all(0, 5), refusedAt: 3}},
 			wantAt: 0, wantScanned: 15, wantHeld: 3},
 		{name: "a carried run counts its batches", carry: checkpoint.Held{Batches: 2, Records: 40, Through: time.Unix(1, 0)},
 			give:   []reply{{first: 1, last: 20, refused: all(0, 20), refusedAt: 1}, {first: 21, last: 50, refused: all(0, 30), refusedAt: 2}},
-			wantAt: 0, wantScanned: 50, wantHeld: 2, wantErr: ErrRefusedAll},
+			wantAt: 0, wantScanned: 50, wantHeld: 2, wantErr: errRefusedAll},
 		{name: "a carried run's own batches count once", carry: checkpoint.Held{Batches: 2, Records: 40, Through: time.Unix(1, 0)},
 			give: []reply{{first: 1, last: 20, refused: all(0, 20), refusedAt: 1, counted: true}, {first: 21, last: 40, refused: all(0, 20), refusedAt: 2, counted: true},
 				{first: 41, last: 60, refused: all(0, 20), refusedAt: 3, counted: true}},
@@ -123,7 +123,7 @@ func TestFrontierAdvance(t *testing.T) {
 			if !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
 				t.Errorf("err %v, want %v", err, tt.wantErr)
 			}
-			if tt.wantErr == ErrRefusedAll && !f.halted {
+			if tt.wantErr == errRefusedAll && !f.halted {
 				t.Error("a systematic run did not halt the frontier")
 			}
 		})
@@ -152,7 +152,7 @@ func TestFrontierHaltedStaysHalted(t *testing.T) {
 		{first: 41, last: 60, refused: all(0, 20), refusedAt: 3}} {
 		f.add(r.first, r.answer())
 		err := f.advance(settle)
-		if (i == 2) != errors.Is(err, ErrRefusedAll) {
+		if (i == 2) != errors.Is(err, errRefusedAll) {
 			t.Fatalf("answer %d: err %v", i, err)
 		}
 	}

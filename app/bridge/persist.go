@@ -7,49 +7,35 @@ import (
 	"log/slog"
 	"time"
 
-	"ta-defender-alerts/app/defender"
-	"ta-defender-alerts/app/hec"
+	"ta-defender-alerts/app/retry"
 )
 
 // NeedsFix reports whether err is one that a person must fix before collection can go on:
-// Entra ID refused the login (wrong or expired secret, unknown client or tenant, bad
-// certificate), the API refused the app (missing permission, wrong address, a query it
-// rejects), or HEC refused the token or the index. Everything else clears by itself:
-// throttling, expired tokens, 5xx, timeouts, HEC busy or down, acknowledgements that did
-// not come; a collector rides those out.
+// Splunk refuses every alert (a proxy or a setting), or the error says it does not clear by
+// itself (retry.Retryable): Entra ID refused the login (wrong or expired secret, unknown
+// client or tenant, bad certificate), the API refused the app (missing permission, wrong
+// address, a query it rejects), HEC refused the token or the index, a setting is wrong, the
+// checkpoint cannot be read or written. Everything else clears by itself: throttling, expired
+// tokens, 5xx, timeouts, HEC busy or down, acknowledgements that did not come, and errors
+// nothing classified; a collector rides those out.
 func NeedsFix(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
-	if errors.Is(err, ErrRefusedAll) {
-		return true // Splunk refuses every alert: a proxy or a setting needs fixing
-	}
-	var he *hec.Error
-	if errors.As(err, &he) {
-		return he.Kind != hec.Retry
-	}
-	var ae *defender.APIError
-	var te *defender.TokenError
-	var fe *defender.FieldError
-	switch {
-	case errors.As(err, &fe):
+	if errors.Is(err, errRefusedAll) {
 		return true
-	case errors.As(err, &ae), errors.As(err, &te):
-		return defender.ErrorKind(err) == defender.Permanent
 	}
-	var nf interface{ NeedsFix() bool }
-	if errors.As(err, &nf) {
-		return nf.NeedsFix()
-	}
-	return false
+	retryable, known := retry.Retryable(err)
+	return known && !retryable
 }
 
 // Persist calls drain until it succeeds, fails with an error that NeedsFix, or ctx ends. It
-// logs every other failure and backs off before the next try: first, doubling, at most limit.
+// logs every other failure and backs off before the next try: first, doubling, at most limit,
+// each wait jittered (retry.Delay).
 // With giveUp > 0 it also stops once failures have gone on that long without a success. At
 // the end it returns the last failure (or ctx's error if there was none).
 func Persist(ctx context.Context, log *slog.Logger, first, limit, giveUp time.Duration, drain func(context.Context) error) error {
-	backoff := time.Duration(0)
+	fails := 0
 	var failingSince time.Time
 	for {
 		err := drain(ctx)
@@ -69,9 +55,10 @@ func Persist(ctx context.Context, log *slog.Logger, first, limit, giveUp time.Du
 		} else if giveUp > 0 && time.Since(failingSince) >= giveUp {
 			return fmt.Errorf("still failing after %v of tries: %w", giveUp.Round(time.Second), err)
 		}
-		backoff = min(max(2*backoff, first), limit)
-		log.Warn("collection failed; it clears by itself, so it will be tried again", "err", err, "in", backoff)
-		t := time.NewTimer(backoff)
+		fails++
+		wait := retry.Delay(first, limit, fails)
+		log.Warn("collection failed; it clears by itself, so it will be tried again", "err", err, "in", wait)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -15,10 +15,13 @@ import (
 	"ta-defender-alerts/app/hec"
 )
 
-type fixable bool
+// classified is an error that classifies itself (retry.Classified), as the clients' errors
+// do; which of theirs clear by themselves is tested where they are classified
+// (defender.TestErrorsSayWhetherTheyClearByThemselves, hec.TestErrorsSayWhetherTheyClearByThemselves).
+type classified bool
 
-func (f fixable) Error() string  { return "custom" }
-func (f fixable) NeedsFix() bool { return bool(f) }
+func (c classified) Error() string   { return "custom" }
+func (c classified) Retryable() bool { return bool(c) }
 
 func TestNeedsFix(t *testing.T) {
 	tests := []struct {
@@ -26,24 +29,26 @@ func TestNeedsFix(t *testing.T) {
 		give error
 		want bool
 	}{
-		{"throttled", &defender.APIError{Kind: defender.Throttled, Status: 429}, false},
-		{"5xx", fmt.Errorf("reading alerts: giving up after 6 attempts: %w", &defender.APIError{Kind: defender.Transient, Status: 500}), false},
-		{"expired token after a wait", &defender.APIError{Kind: defender.Unauthorized, Status: 401}, false},
-		{"token endpoint down", &defender.TokenError{Reason: defender.TokenFailed, Transient: true}, false},
+		{"clears by itself", classified(true), false},
+		{"clears by itself, wrapped", fmt.Errorf("reading alerts: giving up after 6 attempts: %w", classified(true)), false},
+		{"needs a fix", classified(false), true},
+		{"needs a fix, wrapped", fmt.Errorf("delivery failed: %w", classified(false)), true},
+		{"the first classified error in the chain decides", fmt.Errorf("a: %w", fmt.Errorf("b %w: %w", classified(true), classified(false))), false},
 		{"wrong secret", &defender.TokenError{Reason: defender.WrongSecret, Code: 7000215}, true},
 		{"unknown tenant", &defender.TokenError{Reason: defender.UnknownTenant, Code: 90002}, true},
-		{"missing permission", fmt.Errorf("reading alerts: %w", &defender.APIError{Kind: defender.Permanent, Status: 403}), true},
-		{"fresh token refused", fmt.Errorf("x: %w", &defender.APIError{Kind: defender.Permanent, Status: 401}), true},
-		{"HEC busy", fmt.Errorf("delivery failed: %w", &hec.Error{Kind: hec.Retry, Status: 503}), false},
-		{"HEC bad token", fmt.Errorf("delivery failed: %w", &hec.Error{Kind: hec.Fatal, Status: 403}), true},
-		{"index refused", &hec.Error{Kind: hec.Fatal, Status: 400, Code: 7}, true},
+		{"missing permission", fmt.Errorf("reading alerts: %w", &defender.APIError{Status: 403}), true},
+		{"bad Defender setting", &defender.FieldError{Field: "Region", Msg: "is not a documented region"}, true},
+		{"HEC bad token", fmt.Errorf("delivery failed: %w", &hec.Error{Status: 403}), true},
+		{"bad HEC setting", &hec.FieldError{Field: "URLs", Msg: "is required"}, true},
+		{"checkpoint unreadable", &checkpoint.FixError{Err: errors.New("checkpoint x.json cannot be read")}, true},
 		{"delivery incomplete", errors.New("delivery stopped before every alert was confirmed"), false},
+		{"no ack, unclassified", fmt.Errorf("%w for a batch", hec.ErrNoAck), false},
 		{"deadline", context.DeadlineExceeded, false},
 		{"cancelled", context.Canceled, false},
-		{"Splunk refuses everything", fmt.Errorf("delivery failed: %w", fmt.Errorf("%w: …", ErrRefusedAll)), true},
-		{"no ack after three sends", fmt.Errorf("delivery failed: %w", &hec.Error{Kind: hec.Retry, Err: fmt.Errorf("%w for a batch", hec.ErrNoAck)}), false},
-		{"marked fixable", fmt.Errorf("w: %w", fixable(true)), true},
-		{"marked not fixable", fixable(false), false},
+		{"cancelled, whatever it wraps", fmt.Errorf("%w: %w", context.Canceled, classified(false)), false},
+		{"Splunk refuses everything", fmt.Errorf("delivery failed: %w", fmt.Errorf("%w: …", errRefusedAll)), true},
+		{"Splunk refuses everything, whatever else is said", fmt.Errorf("%w: %w", errRefusedAll, classified(true)), true},
+		{"nil", nil, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,7 +61,7 @@ func TestNeedsFix(t *testing.T) {
 
 func TestPersistRidesOutWhatClearsByItself(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	throttled := &defender.APIError{Kind: defender.Throttled, Status: 429}
+	throttled := fmt.Errorf("HTTP 429: %w", classified(true))
 	calls := 0
 	err := Persist(context.Background(), log, time.Millisecond, 4*time.Millisecond, 0, func(context.Context) error {
 		calls++
@@ -69,7 +74,7 @@ func TestPersistRidesOutWhatClearsByItself(t *testing.T) {
 		t.Fatalf("err %v after %d calls, want nil after 5", err, calls)
 	}
 
-	fatal := &hec.Error{Kind: hec.Fatal, Status: 403}
+	fatal := &hec.Error{Status: 403, Hint: "the HEC token is not valid"}
 	calls = 0
 	err = Persist(context.Background(), log, time.Millisecond, time.Millisecond, 0, func(context.Context) error { calls++; return fatal })
 	if !errors.Is(err, fatal) || calls != 1 {

@@ -16,9 +16,9 @@ type Config struct {
 	Log     *slog.Logger
 	Start   time.Duration // how far back a first run reads
 	Overlap time.Duration // how far back each window re-reads
-	// Tick is the Source's time resolution (defender.Tick): windows, and so the watermarks
-	// saved, end on it. 0: no rounding.
-	Tick time.Duration
+	// TimeResolution is the Source's (defender.TimeResolution): windows, and so the
+	// watermarks saved, end on it. 0: no rounding.
+	TimeResolution time.Duration
 	// Clock, if set, is the source's clock (Microsoft's time): windows end at its "now", so
 	// a host clock that is off neither skips alerts nor delays them. Default Now.
 	Clock func(ctx context.Context) (time.Time, error)
@@ -232,7 +232,7 @@ func (p *Pump) Drain(ctx context.Context) error {
 		return err
 	}
 	if st == nil {
-		st = &checkpoint.State{Watermark: now.Add(-p.cfg.Start).Truncate(p.cfg.Tick)}
+		st = &checkpoint.State{Watermark: now.Add(-p.cfg.Start).Truncate(p.cfg.TimeResolution)}
 		p.cfg.Log.Info("first run: reading alerts updated since the start time", "start", st.Watermark, "checkpoint", p.cfg.Store.Path())
 	}
 	p.mu.Lock()
@@ -252,7 +252,7 @@ func (p *Pump) Drain(ctx context.Context) error {
 		} else {
 			// A clock that stepped back never moves the checkpoint back: the window then ends
 			// at the watermark (it re-reads the overlap, and delivers nothing twice).
-			to := now.Truncate(p.cfg.Tick)
+			to := now.Truncate(p.cfg.TimeResolution)
 			if to.Before(st.Watermark) {
 				to = st.Watermark
 			}

@@ -89,7 +89,7 @@ func (r *rig) drain(ctx context.Context, mod func(*hec.Config)) (Stats, error) {
 // re-reads 10 minutes, windows end on the Defender API's tick, as the program's do.
 func testConfig(store *checkpoint.Store, dir string) Config {
 	return Config{Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Start: 24 * time.Hour,
-		Overlap: 10 * time.Minute, Tick: defender.Tick, Grace: time.Second, DeadLetter: DeadLetterPath(dir, "tenant1")}
+		Overlap: 10 * time.Minute, TimeResolution: defender.TimeResolution, Grace: time.Second, DeadLetter: DeadLetterPath(dir, "tenant1")}
 }
 
 // lost lists current alert versions never indexed.
@@ -239,10 +239,11 @@ func TestResumeAfterFailure(t *testing.T) {
 		for r.hec.Stats().Indexed < 3000 {
 			time.Sleep(time.Millisecond)
 		}
-		r.hec.SetToken(true)
+		r.hec.SetTokenDisabled(true)
 	}()
 	_, err := r.drain(context.Background(), func(c *hec.Config) { c.MaxInFlight = 2 })
-	if err == nil || !hec.IsFatal(errors.Unwrap(err)) {
+	var he *hec.Error
+	if err == nil || !errors.As(errors.Unwrap(err), &he) || he.Retryable() {
 		t.Fatalf("err = %v, want the disabled-token failure", err)
 	}
 	s, _ := checkpoint.Open(r.dir, "tenant1")
@@ -252,7 +253,7 @@ func TestResumeAfterFailure(t *testing.T) {
 		t.Fatalf("no part-way window in the checkpoint: %+v", cp)
 	}
 	indexedBefore := r.hec.Stats().Indexed
-	r.hec.SetToken(false)
+	r.hec.SetTokenDisabled(false)
 	if _, err := r.drain(context.Background(), func(c *hec.Config) { c.MaxInFlight = 2 }); err != nil {
 		t.Fatal(err)
 	}

@@ -33,8 +33,8 @@ func TestSystematicRefusalStops(t *testing.T) {
 	})
 	small := func(c *hec.Config) { c.BatchCount = 10 }
 	st, err := r.drain(context.Background(), small)
-	if !errors.Is(err, ErrRefusedAll) {
-		t.Fatalf("err = %v, want ErrRefusedAll", err)
+	if !errors.Is(err, errRefusedAll) {
+		t.Fatalf("err = %v, want errRefusedAll", err)
 	}
 	for _, want := range []string{`HEC code 6 "Invalid data format"`, "proxy", "alters request bodies", "index, sourcetype", "sent again"} {
 		if !strings.Contains(err.Error(), want) {
@@ -157,7 +157,7 @@ func TestRefusedBatchesHeldBack(t *testing.T) {
 			if frontier != tt.wantFrontier {
 				t.Errorf("frontier %d, want %d", frontier, tt.wantFrontier)
 			}
-			if got := errors.Is(failed, ErrRefusedAll); got != tt.wantStop {
+			if got := errors.Is(failed, errRefusedAll); got != tt.wantStop {
 				t.Errorf("stopped: %v (%v), want %v", got, failed, tt.wantStop)
 			}
 			if got := deadLetters(t, DeadLetterPath(dir, "tenant1")); got != tt.wantDead {
@@ -292,7 +292,7 @@ func (r *rig) addNew(n int) {
 // A proxy damages every request, and each poll finds about one batch: no window holds three
 // refused batches. The refusal is still one run across polls, in the daemon (one pump for
 // every poll) and across separate runs (run --once, the modular input): delivery stops with
-// ErrRefusedAll, nothing goes to the dead-letter file, the checkpoint stays before the run,
+// errRefusedAll, nothing goes to the dead-letter file, the checkpoint stays before the run,
 // and once the proxy is fixed every alert is delivered.
 func TestRefusalAcrossPollsStops(t *testing.T) {
 	for _, daemon := range []bool{true, false} {
@@ -308,7 +308,7 @@ func TestRefusalAcrossPollsStops(t *testing.T) {
 				}
 				st, err := pl.drain()
 				switch {
-				case errors.Is(err, ErrRefusedAll):
+				case errors.Is(err, errRefusedAll):
 					stopped = poll
 				case err != nil:
 					t.Fatalf("poll %d: %v", poll, err)

@@ -18,8 +18,8 @@ import (
 	"ta-defender-alerts/app/statedir"
 )
 
-// Version is the format this code writes and reads.
-const Version = 1
+// formatVersion is the format this code writes and reads.
+const formatVersion = 1
 
 // Key names one alert version: its id and lastUpdateTime.
 type Key struct {
@@ -125,12 +125,12 @@ func fnv(s string) uint32 {
 	return h
 }
 
-// ErrLocked means another process runs this input.
-var ErrLocked = errors.New("checkpoint is locked by another process")
+// errLocked means another process runs this input.
+var errLocked = errors.New("checkpoint is locked by another process")
 
-// Open locks the checkpoint of input in dir, creating dir (0700) if needed. It fails with
-// ErrLocked, naming the holder, if another process has it, and refuses a folder that others
-// can write to (statedir.Check).
+// Open locks the checkpoint of input in dir, creating dir (0700) if needed. It fails, naming
+// the holder, if another process has it (errLocked), and refuses a folder that others can
+// write to (statedir.Prepare).
 func Open(dir, input string) (*Store, error) {
 	if err := statedir.Prepare(dir); err != nil {
 		return nil, err
@@ -173,8 +173,9 @@ type FixError struct{ Err error }
 func (e *FixError) Error() string { return e.Err.Error() }
 func (e *FixError) Unwrap() error { return e.Err }
 
-// NeedsFix marks the error for the collector's stop rule.
-func (e *FixError) NeedsFix() bool { return true }
+// Retryable is false: trying again does not help until someone fixes the file or the folder
+// (the collector's stop rule, see retry.Classified).
+func (e *FixError) Retryable() bool { return false }
 
 // Parse reads a checkpoint document. Its errors start with what is wrong and end with what
 // to do, for Load to prefix with the path.
@@ -185,10 +186,10 @@ func Parse(b []byte) (*State, error) {
 	if err := json.Unmarshal(b, &head); err != nil || head.Version == nil {
 		return nil, errors.New(corrupt("is not a checkpoint document"))
 	}
-	if *head.Version != Version {
+	if *head.Version != formatVersion {
 		return nil, fmt.Errorf("has format version %d, which this defender_alerts (format %d) does not know: "+
 			"run the defender_alerts version that wrote it, or move the file away to start over (that re-sends the alerts of DEFENDER_START)",
-			*head.Version, Version)
+			*head.Version, formatVersion)
 	}
 	var st State
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -218,7 +219,7 @@ func corrupt(what string) string {
 // Save writes st atomically: a temp file in the same folder, fsync, rename over the old file,
 // fsync the folder. A crash leaves either the old or the new document, never a mix.
 func (s *Store) Save(st *State) error {
-	st.Version = Version
+	st.Version = formatVersion
 	b := append(st.appendJSON(make([]byte, 0, 256+64*len(st.Delivered))), '\n')
 	if err := writeAtomic(s.path, b); err != nil {
 		return &FixError{err}

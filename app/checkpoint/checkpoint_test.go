@@ -103,8 +103,8 @@ func TestLockNamesTheHolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Open(dir, "tenant1")
-	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
-		t.Fatalf("second open: %v, want ErrLocked naming pid %d", err, os.Getpid())
+	if !errors.Is(err, errLocked) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("second open: %v, want errLocked naming pid %d", err, os.Getpid())
 	}
 	// Another input in the same folder (Splunk's shared checkpoint_dir) is not blocked.
 	b, err := Open(dir, "tenant2")
@@ -187,7 +187,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		// What parses writes back and parses to the same state.
-		st.Version = Version
+		st.Version = formatVersion
 		again, err := json.Marshal(st)
 		if err != nil {
 			t.Fatal(err)
@@ -205,7 +205,7 @@ func TestEncoderMatchesEncodingJSON(t *testing.T) {
 	held.Held = &Held{Batches: 2, Records: 60, Through: time.Date(2026, 3, 1, 9, 0, 0, 100, time.UTC), Quiet: 1}
 	for _, st := range []*State{sample(), held, {Version: 1, Watermark: time.Now()}, {Version: 1, Watermark: time.Unix(0, 1).UTC(),
 		Delivered: []Key{{`odd "id" \ <&>`, time.Date(2026, 1, 2, 3, 4, 5, 600, time.UTC)}, {"é", time.Unix(5, 0).UTC()}}, Updated: time.Now().UTC()}} {
-		st.Version = Version
+		st.Version = formatVersion
 		want, err := json.Marshal(st)
 		if err != nil {
 			t.Fatal(err)

@@ -28,7 +28,7 @@ func acquire(path string) (*lockFile, error) {
 		if who == "" {
 			who = "another process"
 		}
-		return nil, fmt.Errorf("%w: %s is held by %s; run each input in one process only", ErrLocked, path, who)
+		return nil, fmt.Errorf("%w: %s is held by %s; run each input in one process only", errLocked, path, who)
 	}
 	host, _ := os.Hostname()
 	_ = f.Truncate(0)

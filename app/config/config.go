@@ -20,18 +20,18 @@ import (
 	"ta-defender-alerts/app/secret"
 )
 
-// Duration is a time.Duration that also accepts days ("7d", "1d12h").
-type Duration time.Duration
+// duration is a time.Duration that also accepts days ("7d", "1d12h").
+type duration time.Duration
 
 // Decode implements envconfig.Decoder.
-func (d *Duration) Decode(v string) error {
-	p, err := ParseDuration(v)
-	*d = Duration(p)
+func (d *duration) Decode(v string) error {
+	p, err := parseDuration(v)
+	*d = duration(p)
 	return err
 }
 
-// ParseDuration reads Go durations (90s, 10m, 24h) and days (7d, 1d12h).
-func ParseDuration(v string) (time.Duration, error) {
+// parseDuration reads Go durations (90s, 10m, 24h) and days (7d, 1d12h).
+func parseDuration(v string) (time.Duration, error) {
 	v = strings.TrimSpace(v)
 	var days time.Duration
 	if i := strings.IndexByte(v, 'd'); i > 0 {
@@ -67,9 +67,9 @@ type raw struct {
 	ProxyURL         string        `envconfig:"PROXY_URL"`
 	CAFile           string        `envconfig:"CA_FILE"`
 	PageSize         int           `envconfig:"PAGE_SIZE" default:"10000"`
-	Start            Duration      `envconfig:"START" default:"24h"`
-	Overlap          Duration      `envconfig:"OVERLAP" default:"10m"`
-	Interval         Duration      `envconfig:"INTERVAL" default:"60s"`
+	Start            duration      `envconfig:"START" default:"24h"`
+	Overlap          duration      `envconfig:"OVERLAP" default:"10m"`
+	Interval         duration      `envconfig:"INTERVAL" default:"60s"`
 	StateDir         string        `envconfig:"STATE_DIR" default:"./state"`
 	Input            string        `envconfig:"INPUT"`
 	Output           string        `ignored:"true"` // "hec" (standalone), or the stanza's output
@@ -82,13 +82,13 @@ type raw struct {
 	HECSource             string        `envconfig:"HEC_SOURCE" default:"defender_alerts"`
 	HECHost               string        `envconfig:"HEC_HOST"`
 	HECAck                string        `envconfig:"HEC_ACK" default:"auto"`
-	HECAckTimeout         Duration      `envconfig:"HEC_ACK_TIMEOUT" default:"2m"`
-	HECAckInterval        Duration      `envconfig:"HEC_ACK_INTERVAL" default:"1s"`
+	HECAckTimeout         duration      `envconfig:"HEC_ACK_TIMEOUT" default:"2m"`
+	HECAckInterval        duration      `envconfig:"HEC_ACK_INTERVAL" default:"1s"`
 	HECCAFile             string        `envconfig:"HEC_CA_FILE"`
 	HECInsecureSkipVerify bool          `envconfig:"HEC_INSECURE_SKIP_VERIFY" default:"false"`
 	HECBatchBytes         int           `envconfig:"HEC_BATCH_BYTES" default:"1048576"`
 	HECGzip               bool          `envconfig:"HEC_GZIP" default:"true"`
-	HECLinger             Duration      `envconfig:"HEC_LINGER" default:"2s"`
+	HECLinger             duration      `envconfig:"HEC_LINGER" default:"2s"`
 	HECMaxInFlight        int           `envconfig:"HEC_MAX_IN_FLIGHT" default:"1"`
 
 	LogLevel    string `envconfig:"LOG_LEVEL" default:"info"`
@@ -219,10 +219,9 @@ func (r *raw) build() (*Config, error) {
 	if hecToken.IsZero() {
 		return nil, r.errorf("HECToken", "", "is required"+r.or("HECTokenFile")+": the HEC token from Settings → Data inputs → HTTP Event Collector")
 	}
-	gzip := r.HECGzip
 	c.HEC = hec.Config{
 		URLs: urls, Token: hecToken, Host: r.HECHost, Source: r.HECSource, Sourcetype: r.HECSourcetype, Index: r.HECIndex,
-		Ack: hec.AckMode(strings.ToLower(r.HECAck)), AckTimeout: time.Duration(r.HECAckTimeout), AckInterval: time.Duration(r.HECAckInterval), Gzip: &gzip,
+		Ack: hec.AckMode(strings.ToLower(r.HECAck)), AckTimeout: time.Duration(r.HECAckTimeout), AckInterval: time.Duration(r.HECAckInterval), NoGzip: !r.HECGzip,
 		BatchBytes: r.HECBatchBytes, MaxInFlight: r.HECMaxInFlight, CAFile: r.HECCAFile, InsecureSkipVerify: r.HECInsecureSkipVerify,
 	}
 	if err := hec.Validate(c.HEC); err != nil {
@@ -272,7 +271,7 @@ func (r *raw) finish(c *Config) (*Config, error) {
 	case c.StateDir == "":
 		return nil, r.errorf("StateDir", "", "must not be empty")
 	}
-	if c.LogLevel, err = ParseLevel(r.LogLevel); err != nil {
+	if c.LogLevel, err = parseLevel(r.LogLevel); err != nil {
 		return nil, r.errorf("LogLevel", r.LogLevel, "must be debug, info, warn or error")
 	}
 	if c.LogFormat = strings.ToLower(c.LogFormat); c.LogFormat != "text" && c.LogFormat != "json" {
@@ -284,8 +283,8 @@ func (r *raw) finish(c *Config) (*Config, error) {
 	return c, nil
 }
 
-// ParseLevel reads debug, info, warn(ing) or error.
-func ParseLevel(s string) (slog.Level, error) {
+// parseLevel reads debug, info, warn(ing) or error.
+func parseLevel(s string) (slog.Level, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "debug":
 		return slog.LevelDebug, nil

@@ -40,8 +40,24 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Start != 24*time.Hour || c.Overlap != 10*time.Minute || c.Interval != time.Minute || c.StateDir != "./state" ||
 		c.HEC.Sourcetype != "ms:defender:atp:alerts" || c.HEC.Ack != "auto" || len(c.HEC.URLs) != 2 ||
-		c.Input != "6c2a4e1b-3f0d-4a8e-9b7c-2d5e8f1a0b3c" || c.LogFormat != "text" {
+		c.Input != "6c2a4e1b-3f0d-4a8e-9b7c-2d5e8f1a0b3c" || c.LogFormat != "text" || c.HEC.NoGzip {
 		t.Errorf("defaults: %+v", c)
+	}
+}
+
+// DEFENDER_HEC_GZIP=false sends bodies uncompressed; true (the default) gzips them.
+func TestHECGzipSetting(t *testing.T) {
+	for _, tt := range []struct {
+		give   string
+		noGzip bool
+	}{{"true", false}, {"false", true}, {"0", true}, {"1", false}} {
+		env := good()
+		env["DEFENDER_HEC_GZIP"] = tt.give
+		setEnv(t, env)
+		c, err := FromEnv()
+		if err != nil || c.HEC.NoGzip != tt.noGzip {
+			t.Errorf("DEFENDER_HEC_GZIP=%s: NoGzip = %v (%v), want %v", tt.give, c != nil && c.HEC.NoGzip, err, tt.noGzip)
+		}
 	}
 }
 
@@ -139,9 +155,9 @@ func TestParseDuration(t *testing.T) {
 		{give: "d", bad: true}, {give: "-1d", bad: true}, {give: "5", bad: true}, {give: "-5m", bad: true},
 	}
 	for _, tt := range tests {
-		got, err := ParseDuration(tt.give)
+		got, err := parseDuration(tt.give)
 		if (err != nil) != tt.bad || got != tt.want {
-			t.Errorf("ParseDuration(%q) = %v, %v", tt.give, got, err)
+			t.Errorf("parseDuration(%q) = %v, %v", tt.give, got, err)
 		}
 	}
 }
@@ -151,7 +167,7 @@ func FuzzParseDuration(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		d, err := ParseDuration(s)
+		d, err := parseDuration(s)
 		if err == nil && d < 0 {
 			t.Fatalf("negative duration %v from %q", d, s)
 		}

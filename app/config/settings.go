@@ -243,7 +243,7 @@ func (r *raw) set(s *Setting, v string) error {
 			return errors.New("must be true or false")
 		}
 		*p = b
-	case *Duration:
+	case *duration:
 		if err := p.Decode(v); err != nil {
 			return errors.New("is not a duration such as 90s, 10m, 24h or 7d")
 		}

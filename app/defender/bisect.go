@@ -13,7 +13,9 @@ import (
 // a zero bound is unbounded (alertCreationTime only).
 type span struct{ lo, hi time.Time }
 
-func (s span) oneTick() bool { return !s.lo.IsZero() && !s.hi.IsZero() && s.hi.Sub(s.lo) <= Tick }
+func (s span) oneTick() bool {
+	return !s.lo.IsZero() && !s.hi.IsZero() && s.hi.Sub(s.lo) <= TimeResolution
+}
 
 func (s span) has(t time.Time) bool {
 	return (s.lo.IsZero() || !t.Before(s.lo)) && (s.hi.IsZero() || t.Before(s.hi))
@@ -42,7 +44,7 @@ func (d *drain) spanFilter(s span, tie *time.Time) string {
 }
 
 func tieFilter(t time.Time) string {
-	return "lastUpdateTime ge " + FilterTime(t) + " and lastUpdateTime lt " + FilterTime(t.Add(Tick))
+	return "lastUpdateTime ge " + FilterTime(t) + " and lastUpdateTime lt " + FilterTime(t.Add(TimeResolution))
 }
 
 func (d *drain) inKey(it item) bool {
@@ -159,7 +161,7 @@ func (d *drain) parts(ctx context.Context, s span, tie *time.Time, sample []int6
 	slices.Sort(sorted)
 	var cuts []time.Time
 	add := func(v int64) {
-		t := time.Unix(0, v).UTC().Truncate(Tick)
+		t := time.Unix(0, v).UTC().Truncate(TimeResolution)
 		if (s.lo.IsZero() || t.After(s.lo)) && (s.hi.IsZero() || t.Before(s.hi)) {
 			cuts = append(cuts, t)
 		}
@@ -171,14 +173,14 @@ func (d *drain) parts(ctx context.Context, s span, tie *time.Time, sample []int6
 		first, _ := slices.BinarySearch(sorted, v)
 		last, _ := slices.BinarySearch(sorted, v+1)
 		if (last-first)*q > len(sorted) {
-			add(v + int64(Tick))
+			add(v + int64(TimeResolution))
 		}
 	}
 	if len(cuts) == 0 { // every value seen at the span's low end
-		add(sorted[0] + int64(Tick))
+		add(sorted[0] + int64(TimeResolution))
 	}
 	if len(cuts) == 0 && !s.lo.IsZero() && !s.hi.IsZero() {
-		cuts = append(cuts, s.lo.Add(s.hi.Sub(s.lo)/2).Truncate(Tick))
+		cuts = append(cuts, s.lo.Add(s.hi.Sub(s.lo)/2).Truncate(TimeResolution))
 	}
 	slices.SortFunc(cuts, func(a, b time.Time) int { return a.Compare(b) })
 	cuts = slices.CompactFunc(cuts, func(a, b time.Time) bool { return a.Equal(b) })

@@ -16,15 +16,15 @@ import (
 	"time"
 )
 
-// Certificate is an app credential: a certificate registered with the Entra app and its RSA key.
-type Certificate struct {
+// certificate is an app credential: a certificate registered with the Entra app and its RSA key.
+type certificate struct {
 	Leaf *x509.Certificate
 	key  *rsa.PrivateKey
 }
 
-// ParseCertificate reads a PEM document holding the certificate and its private key (PKCS#8
+// parseCertificate reads a PEM document holding the certificate and its private key (PKCS#8
 // or PKCS#1, not encrypted), in any order. Entra ID signs client assertions with RSA only.
-func ParseCertificate(pemBytes []byte) (*Certificate, error) {
+func parseCertificate(pemBytes []byte) (*certificate, error) {
 	var certs []*x509.Certificate
 	var key crypto.PrivateKey
 	rest := pemBytes
@@ -75,34 +75,34 @@ func ParseCertificate(pemBytes []byte) (*Certificate, error) {
 	// The leaf is the certificate whose public key matches the private key.
 	for _, c := range certs {
 		if pub, ok := c.PublicKey.(*rsa.PublicKey); ok && pub.Equal(&rk.PublicKey) {
-			return &Certificate{Leaf: c, key: rk}, nil
+			return &certificate{Leaf: c, key: rk}, nil
 		}
 	}
 	return nil, errors.New("the private key does not belong to the certificate in the PEM")
 }
 
-// Thumbprint is the SHA-1 thumbprint Entra ID shows for the certificate (upper-case hex).
-func (c *Certificate) Thumbprint() string {
+// thumbprint is the SHA-1 thumbprint Entra ID shows for the certificate (upper-case hex).
+func (c *certificate) thumbprint() string {
 	sum := sha1.Sum(c.Leaf.Raw)
 	return fmt.Sprintf("%X", sum[:])
 }
 
 // check reports an expired or not-yet-valid certificate before Entra ID does.
-func (c *Certificate) check(now time.Time) error {
+func (c *certificate) check(now time.Time) error {
 	if now.After(c.Leaf.NotAfter) {
 		return fmt.Errorf("the certificate (thumbprint %s) expired on %s; create a new one and upload it to the app registration",
-			c.Thumbprint(), c.Leaf.NotAfter.UTC().Format(time.DateOnly))
+			c.thumbprint(), c.Leaf.NotAfter.UTC().Format(time.DateOnly))
 	}
 	if now.Before(c.Leaf.NotBefore) {
 		return fmt.Errorf("the certificate (thumbprint %s) is not valid before %s; check this machine's clock",
-			c.Thumbprint(), c.Leaf.NotBefore.UTC().Format(time.RFC3339))
+			c.thumbprint(), c.Leaf.NotBefore.UTC().Format(time.RFC3339))
 	}
 	return nil
 }
 
 // assertion builds the signed JWT client assertion of Entra ID's certificate credentials:
 // RS256, x5t and x5t#S256 headers, aud = token endpoint, iss = sub = client id, fresh jti.
-func (c *Certificate) assertion(clientID, tokenURL string, now time.Time) (string, error) {
+func (c *certificate) assertion(clientID, tokenURL string, now time.Time) (string, error) {
 	s1 := sha1.Sum(c.Leaf.Raw)
 	s256 := sha256.Sum256(c.Leaf.Raw)
 	header := map[string]string{

@@ -11,8 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
-
+	"ta-defender-alerts/app/retry"
 	"ta-defender-alerts/app/secret"
 	"ta-defender-alerts/app/wait"
 )
@@ -36,7 +35,7 @@ type Config struct {
 	CAFile   string // extra CA certificates (PEM) for the Microsoft side
 
 	PageSize         int           // $top, default and at most 10,000
-	Limits           Limits        // default DefaultLimits
+	Limits           Limits        // default 100 calls a minute and 1,500 an hour (Microsoft's quota)
 	MaxAttempts      int           // tries per call for transient errors, default 6
 	MaxThrottleWaits int           // 429 replies tolerated per call, default 30
 	BackoffInitial   time.Duration // default 1s
@@ -52,7 +51,7 @@ type Config struct {
 	Now func() time.Time
 	// OnRetryAfter, if set, is told of every Retry-After the client honours: the reply's
 	// status, what the server asked (as sent) and how long the client waits (at most
-	// MaxRetryAfter). The caller logs it; this package does not log.
+	// retry.MaxAfter). The caller logs it; this package does not log.
 	OnRetryAfter func(status int, asked string, wait time.Duration)
 	// Sleep waits between retries; default a timer. Tests may inject one.
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -110,7 +109,7 @@ func New(cfg Config) (*Client, error) {
 	case !cfg.ClientSecret.IsZero():
 		c.tokens = &tokenCache{fetch: secretFetcher(ep, cfg.ClientID, cfg.ClientSecret.Reveal(), tokenHTTP), now: cfg.Now}
 	default:
-		cert, err := ParseCertificate([]byte(cfg.CertificatePEM.Reveal()))
+		cert, err := parseCertificate([]byte(cfg.CertificatePEM.Reveal()))
 		if err != nil {
 			return nil, &FieldError{Field: "CertificatePEM", Msg: "cannot be used", Err: err}
 		}
@@ -130,7 +129,7 @@ func (cfg *Config) setDefaults() error {
 		}
 		return &FieldError{Field: "TenantID", Value: cfg.TenantID, Msg: "is neither a GUID nor a domain name such as contoso.onmicrosoft.com"}
 	}
-	if !IsGUID(cfg.ClientID) {
+	if !isGUID(cfg.ClientID) {
 		if cfg.ClientID == "" {
 			return &FieldError{Field: "ClientID", Msg: "is required (the application (client) id of the Entra app, a GUID)"}
 		}
@@ -149,7 +148,7 @@ func (cfg *Config) setDefaults() error {
 		return &FieldError{Field: "PageSize", Value: fmt.Sprint(cfg.PageSize), Msg: "must be between 1 and 10000 (the API's largest $top)"}
 	}
 	if cfg.Limits == (Limits{}) {
-		cfg.Limits = DefaultLimits
+		cfg.Limits = defaultLimits
 	}
 	if cfg.MaxAttempts == 0 {
 		cfg.MaxAttempts = 6
@@ -214,19 +213,14 @@ func (e *callbackError) Error() string { return e.err.Error() }
 func (e *callbackError) Unwrap() error { return e.err }
 
 // get calls the alerts endpoint with rawQuery and hands a 200 body to handle, retrying per
-// the error's Kind. handle may be called more than once (after a cut-off body).
+// the error's kind. handle may be called more than once (after a cut-off body).
 //
 // Every wait (the limiter, a Retry-After, a backoff) comes before the token is taken, so a
 // token is never sent after a wait that may have outlived it. A 401 renews the token and
 // tries again, however often waits make tokens expire; only a token issued for the very call
 // that the API refused proves a configuration problem.
 func (c *Client) get(ctx context.Context, rawQuery string, handle func(body io.Reader) error) error {
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = c.cfg.BackoffInitial
-	bo.MaxInterval = c.cfg.BackoffMax
-	bo.MaxElapsedTime = 0
-	bo.RandomizationFactor = 0.5
-	bo.Reset()
+	bo := retry.NewBackoff(c.cfg.BackoffInitial, c.cfg.BackoffMax)
 	attempts, throttles, renew := 0, 0, false
 	began := time.Now()
 	// giveUp reports whether waiting d more would pass GiveUpAfter.
@@ -246,19 +240,19 @@ func (c *Client) get(ctx context.Context, rawQuery string, handle func(body io.R
 			return ctx.Err()
 		}
 		renew = false
-		switch kind := ErrorKind(err); kind {
-		case Unauthorized:
+		switch errorKind(err) {
+		case unauthorized:
 			if tok.fresh {
 				var ae *APIError
 				if errors.As(err, &ae) {
-					ae.Kind = Permanent
+					ae.kind = permanent
 				}
 				return fmt.Errorf("reading alerts: the API refused a freshly issued token: %w", err)
 			}
 			renew = true
 			c.tokens.Invalidate(tok.access)
 			c.count(func(s *Stats) { s.Renewals++ })
-		case Throttled:
+		case throttled:
 			throttles++
 			if throttles > c.cfg.MaxThrottleWaits {
 				return fmt.Errorf("reading alerts: still throttled after %d waits: %w", throttles-1, err)
@@ -275,7 +269,7 @@ func (c *Client) get(ctx context.Context, rawQuery string, handle func(body io.R
 				return fmt.Errorf("reading alerts: gave up after %v (the give-up time is %v): %w", time.Since(began).Round(time.Second), c.cfg.GiveUpAfter, err)
 			}
 			c.lim.Block(wait)
-		case Transient:
+		case transient:
 			attempts++
 			if attempts >= c.cfg.MaxAttempts {
 				return fmt.Errorf("reading alerts: giving up after %d attempts: %w", attempts, err)
@@ -345,7 +339,7 @@ func (c *Client) try(ctx context.Context, rawQuery string, handle func(io.Reader
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		c.count(func(s *Stats) { s.Calls++; s.addStatus(0) })
-		return tok, &APIError{Kind: Transient, Err: cleanURLError(err)}
+		return tok, &APIError{kind: transient, Err: retry.URLError(err)}
 	}
 	defer resp.Body.Close()
 	c.count(func(s *Stats) {
@@ -360,14 +354,14 @@ func (c *Client) try(ctx context.Context, rawQuery string, handle func(io.Reader
 	}
 	if err := handle(resp.Body); err != nil {
 		var cbe *callbackError
-		var de *DecodeError
+		var de *decodeError
 		switch {
 		case errors.As(err, &cbe), errors.As(err, &de):
 			return tok, err
 		case ctx.Err() != nil:
 			return tok, ctx.Err()
 		default: // cut off, reset or timed out while reading the body
-			return tok, &APIError{Kind: Transient, Status: resp.StatusCode, Message: "the reply was cut off", Err: cleanURLError(err)}
+			return tok, &APIError{kind: transient, Status: resp.StatusCode, Message: "the reply was cut off", Err: retry.URLError(err)}
 		}
 	}
 	return tok, nil
@@ -378,15 +372,6 @@ func (s *Stats) addStatus(code int) {
 		s.CallsByStatus = map[int]int{}
 	}
 	s.CallsByStatus[code]++
-}
-
-// cleanURLError drops the request URL from a *url.Error: it is long and says nothing new.
-func cleanURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }
 
 // Probe reads one alert of the last day, for a configuration check: it proves the token, the

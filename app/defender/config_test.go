@@ -182,7 +182,7 @@ func TestExtraCAFileIsTrusted(t *testing.T) {
 	if tlsCfg.RootCAs == nil || tlsCfg.MinVersion < 0x0303 {
 		t.Fatalf("roots %v, min version %x", tlsCfg.RootCAs, tlsCfg.MinVersion)
 	}
-	cert, err := ParseCertificate(pemDoc)
+	cert, err := parseCertificate(pemDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func (f *fakeTime) sleep(_ context.Context, d time.Duration) error {
 
 func TestLimiterSlidingWindows(t *testing.T) {
 	clk := &fakeTime{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	lim := newLimiter(DefaultLimits, clk.now, clk.sleep)
+	lim := newLimiter(defaultLimits, clk.now, clk.sleep)
 	var calls []time.Time
 	for i := 0; i < 1600; i++ {
 		if err := lim.Wait(context.Background()); err != nil {

@@ -10,15 +10,15 @@ import (
 // The page walker: the page's grammar ({"@odata.context": …, "value": [alert, …]}) over the
 // buffer in decodebuf.go, handing each alert to jsonvalid.go's parseAlert.
 
-// DecodeError is a reply the decoder cannot read as an Alert API page. It names the record.
-type DecodeError struct {
+// decodeError is a reply the decoder cannot read as an Alert API page. It names the record.
+type decodeError struct {
 	Offset int64  // byte offset in the reply
 	Record int    // index in "value", -1 outside it
 	ID     string // the alert's id when known
 	Msg    string
 }
 
-func (e *DecodeError) Error() string {
+func (e *decodeError) Error() string {
 	s := "alert page"
 	if e.Record >= 0 {
 		s += fmt.Sprintf(", alert #%d", e.Record)
@@ -58,7 +58,7 @@ type fields struct {
 
 // decode reads one page and calls fn for each alert with its exact bytes (valid only during
 // the call), its id, lastUpdateTime and alertCreationTime. It returns the number of alerts. A reply that ends
-// early gives io.ErrUnexpectedEOF; bad JSON gives *DecodeError; fn's error is returned as is.
+// early gives io.ErrUnexpectedEOF; bad JSON gives *decodeError; fn's error is returned as is.
 func (d *pageDecoder) decode(r io.Reader, fn func(raw []byte, f fields) error) (int, error) {
 	d.r, d.pos, d.end, d.base, d.eof, d.rerr = r, 0, 0, 0, false, nil
 	defer func() { d.r = nil }()
@@ -158,7 +158,7 @@ func (d *pageDecoder) values(fn func([]byte, fields) error) (int, error) {
 		raw := d.buf[d.pos-endRel : d.pos]
 		f, msg := parseAlert(raw)
 		if msg != "" {
-			return n, &DecodeError{Offset: d.base + int64(d.pos-endRel), Record: n, ID: f.id, Msg: msg}
+			return n, &decodeError{Offset: d.base + int64(d.pos-endRel), Record: n, ID: f.id, Msg: msg}
 		}
 		if err := fn(raw, f); err != nil {
 			return n, err

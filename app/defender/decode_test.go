@@ -138,9 +138,9 @@ func TestDecodeRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := decodeAll(t, strings.NewReader(tt.give))
-			var de *DecodeError
+			var de *decodeError
 			if !errors.As(err, &de) {
-				t.Fatalf("err = %v, want *DecodeError", err)
+				t.Fatalf("err = %v, want *decodeError", err)
 			}
 			if de.Record != tt.wantRec || !strings.Contains(de.Error(), tt.wantMsg) {
 				t.Errorf("got %q (record %d), want record %d and %q", de.Error(), de.Record, tt.wantRec, tt.wantMsg)
@@ -175,9 +175,9 @@ func TestParseTime(t *testing.T) {
 		{give: "", bad: true},
 	}
 	for _, tt := range tests {
-		got, err := ParseTime(tt.give)
+		got, err := parseTime(tt.give)
 		if (err != nil) != tt.bad || (!tt.bad && !got.Equal(tt.want)) {
-			t.Errorf("ParseTime(%q) = %v, %v", tt.give, got, err)
+			t.Errorf("parseTime(%q) = %v, %v", tt.give, got, err)
 		}
 	}
 	if got := FilterTime(time.Date(2024, 5, 1, 10, 0, 0, 123456700, time.UTC)); got != "2024-05-01T10:00:00.1234567Z" {
@@ -187,7 +187,7 @@ func TestParseTime(t *testing.T) {
 
 func mustTime(t testing.TB, s string) time.Time {
 	t.Helper()
-	v, err := ParseTime(s)
+	v, err := parseTime(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +274,7 @@ func FuzzDecodePage(f *testing.F) {
 					wantOK = false
 					break
 				}
-				if _, err := ParseTime(*a.LUT); err != nil {
+				if _, err := parseTime(*a.LUT); err != nil {
 					wantOK = false
 					break
 				}
@@ -327,16 +327,16 @@ func FuzzParseTime(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		got, err := ParseTime(s)
+		got, err := parseTime(s)
 		want, werr := time.Parse(time.RFC3339Nano, s)
 		if err == nil && werr == nil && !got.Equal(want) {
-			t.Fatalf("ParseTime(%q) = %v, time.Parse = %v", s, got, want)
+			t.Fatalf("parseTime(%q) = %v, time.Parse = %v", s, got, want)
 		}
 		if err == nil && got.Location() != time.UTC {
-			t.Fatalf("ParseTime(%q) is not UTC", s)
+			t.Fatalf("parseTime(%q) is not UTC", s)
 		}
 		if werr == nil && err != nil {
-			t.Fatalf("ParseTime(%q) rejected what time.Parse reads: %v", s, err)
+			t.Fatalf("parseTime(%q) rejected what time.Parse reads: %v", s, err)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -33,8 +34,8 @@ var clouds = map[Cloud]cloudHosts{
 	DoD:        {api: "https://api-gov.securitycenter.microsoft.us", resource: "https://api-gov.securitycenter.microsoft.us", login: "https://login.microsoftonline.us"},
 }
 
-// Regions are the documented regional hosts of the commercial cloud (<region>.api.security.microsoft.com).
-var Regions = []string{"au", "eu", "ina", "swa", "uk", "us"}
+// regions are the documented regional hosts of the commercial cloud (<region>.api.security.microsoft.com).
+var regions = []string{"au", "eu", "ina", "swa", "uk", "us"}
 
 // Endpoints are the resolved addresses of one tenant's API and token service.
 type Endpoints struct {
@@ -43,8 +44,8 @@ type Endpoints struct {
 	Scope    string   // the API resource + "/.default"
 }
 
-// CloudNames lists the accepted cloud names, for messages.
-func CloudNames() []string {
+// cloudNames lists the accepted cloud names, for messages.
+func cloudNames() []string {
 	names := make([]string, 0, len(clouds))
 	for c := range clouds {
 		names = append(names, string(c))
@@ -61,7 +62,7 @@ func resolveEndpoints(c *Config) (Endpoints, error) {
 	hosts, ok := clouds[Cloud(strings.ToLower(string(cloud)))]
 	if !ok {
 		return Endpoints{}, &FieldError{Field: "Cloud", Value: string(c.Cloud),
-			Msg: "is not a cloud; use one of " + strings.Join(CloudNames(), ", ")}
+			Msg: "is not a cloud; use one of " + strings.Join(cloudNames(), ", ")}
 	}
 	cloud = Cloud(strings.ToLower(string(cloud)))
 	api := hosts.api
@@ -71,9 +72,9 @@ func resolveEndpoints(c *Config) (Endpoints, error) {
 			return Endpoints{}, &FieldError{Field: "Region", Value: c.Region,
 				Msg: "applies to the commercial cloud only; leave it empty for " + string(cloud)}
 		}
-		if !contains(Regions, region) {
+		if !slices.Contains(regions, region) {
 			return Endpoints{}, &FieldError{Field: "Region", Value: c.Region,
-				Msg: "is not a documented region; use one of " + strings.Join(Regions, ", ") + ", or leave it empty"}
+				Msg: "is not a documented region; use one of " + strings.Join(regions, ", ") + ", or leave it empty"}
 		}
 		api = "https://" + region + ".api.security.microsoft.com"
 	}
@@ -126,19 +127,10 @@ var (
 	domainRE = regexp.MustCompile(`^(?i)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
 )
 
-// IsGUID reports whether s is a GUID such as an Entra tenant or client id.
-func IsGUID(s string) bool { return guidRE.MatchString(s) }
+// isGUID reports whether s is a GUID such as an Entra tenant or client id.
+func isGUID(s string) bool { return guidRE.MatchString(s) }
 
-func validTenant(s string) bool { return IsGUID(s) || (len(s) <= 253 && domainRE.MatchString(s)) }
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
+func validTenant(s string) bool { return isGUID(s) || (len(s) <= 253 && domainRE.MatchString(s)) }
 
 // FieldError names the setting that is wrong and why.
 type FieldError struct {
@@ -161,3 +153,6 @@ func (e *FieldError) Error() string {
 }
 
 func (e *FieldError) Unwrap() error { return e.Err }
+
+// Retryable is false: a setting is wrong until someone changes it.
+func (e *FieldError) Retryable() bool { return false }

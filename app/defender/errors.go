@@ -6,33 +6,34 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"ta-defender-alerts/app/retry"
 )
 
-// Kind says what a caller can do about an error.
-type Kind int
+// kind says what the client does about an error; callers see only Retryable.
+type kind int
 
 const (
-	// Permanent errors do not go away by retrying: fix the configuration or the app registration.
-	Permanent Kind = iota
-	// Transient errors (5xx, timeouts, resets, cut-off bodies) are retried with backoff.
-	Transient
-	// Throttled errors (429) are retried after Retry-After.
-	Throttled
-	// Unauthorized (401) renews the token once, then becomes Permanent.
-	Unauthorized
+	// permanent errors do not go away by retrying: fix the configuration or the app registration.
+	permanent kind = iota
+	// transient errors (5xx, timeouts, resets, cut-off bodies) are retried with backoff.
+	transient
+	// throttled errors (429) are retried after Retry-After.
+	throttled
+	// unauthorized (401) renews the token, and becomes permanent when a fresh one is refused.
+	unauthorized
 )
 
-func (k Kind) String() string {
+func (k kind) String() string {
 	switch k {
-	case Transient:
+	case transient:
 		return "transient"
-	case Throttled:
+	case throttled:
 		return "throttled"
-	case Unauthorized:
+	case unauthorized:
 		return "unauthorized"
 	default:
 		return "permanent"
@@ -41,7 +42,7 @@ func (k Kind) String() string {
 
 // APIError is a failed call to the Alert API, classified once where the status code is seen.
 type APIError struct {
-	Kind       Kind
+	kind       kind
 	Status     int    // HTTP status, 0 for network errors
 	Code       string // the API's error code, e.g. "Forbidden"
 	Message    string // the API's message
@@ -75,20 +76,24 @@ func (e *APIError) Error() string {
 
 func (e *APIError) Unwrap() error { return e.Err }
 
-// ErrorKind returns the kind of err: the Kind of an *APIError or *TokenError in its chain,
-// else Permanent.
-func ErrorKind(err error) Kind {
+// Retryable reports whether the failure clears by itself: throttling, 5xx, network errors and
+// a token that expired (renewed) do; a permanent refusal needs a person.
+func (e *APIError) Retryable() bool { return e.kind != permanent }
+
+// errorKind returns the kind of err: that of an *APIError or *TokenError in its chain, else
+// permanent.
+func errorKind(err error) kind {
 	var ae *APIError
 	if errors.As(err, &ae) {
-		return ae.Kind
+		return ae.kind
 	}
 	var te *TokenError
 	if errors.As(err, &te) {
-		if te.Transient {
-			return Transient
+		if te.transient {
+			return transient
 		}
 	}
-	return Permanent
+	return permanent
 }
 
 const hintForbidden = "the app lacks the Alert.Read.All application permission or admin consent: " +
@@ -96,6 +101,7 @@ const hintForbidden = "the app lacks the Alert.Read.All application permission o
 	"Application permissions → Alert.Read.All, then Grant admin consent"
 
 // classifyResponse turns a non-200 reply into an *APIError. It reads at most 64 KiB of body.
+// now is Microsoft's clock, against which a Retry-After date is reckoned.
 func classifyResponse(resp *http.Response, now time.Time) *APIError {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	e := &APIError{Status: resp.StatusCode}
@@ -110,56 +116,33 @@ func classifyResponse(resp *http.Response, now time.Time) *APIError {
 	}
 	switch s := resp.StatusCode; {
 	case s == http.StatusTooManyRequests:
-		e.Kind = Throttled
-		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
+		e.kind = throttled
+		e.RetryAfter = retry.After(resp.Header.Get("Retry-After"), now)
 		e.RetryAfterAsked = oneLine(strings.Map(printable, resp.Header.Get("Retry-After")), 64)
 		e.Hint = "Microsoft's rate limit: 100 calls per minute and 1,500 per hour per application"
 	case s == http.StatusUnauthorized:
-		e.Kind = Unauthorized
+		e.kind = unauthorized
 		e.Hint = "the API refused the access token; check that the app registration belongs to this tenant and cloud"
 	case s == http.StatusForbidden:
-		e.Kind = Permanent
+		e.kind = permanent
 		e.Hint = hintForbidden
 	case s == http.StatusBadRequest:
-		e.Kind = Permanent
+		e.kind = permanent
 		e.Hint = "the API rejected the query; this is a bug in defender_alerts, please report it with this message"
 	case s == http.StatusNotFound:
-		e.Kind = Permanent
+		e.kind = permanent
 		e.Hint = "no alerts endpoint at this address; check the API URL, cloud and region"
 	case s == http.StatusRequestTimeout || s >= 500:
-		e.Kind = Transient
-		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
+		e.kind = transient
+		e.RetryAfter = retry.After(resp.Header.Get("Retry-After"), now)
 		e.RetryAfterAsked = oneLine(strings.Map(printable, resp.Header.Get("Retry-After")), 64)
 	default:
-		e.Kind = Permanent
+		e.kind = permanent
 	}
 	if e.Message == "" && e.Code == "" {
 		e.Message = http.StatusText(resp.StatusCode)
 	}
 	return e
-}
-
-// MaxRetryAfter caps a Retry-After: the longest quota window is an hour, so an hourly quota
-// is still honoured, and a far-future date cannot block the collector silently.
-const MaxRetryAfter = time.Hour
-
-// parseRetryAfter reads Retry-After as seconds or an HTTP date (reckoned against now, which is
-// Microsoft's clock), capped at MaxRetryAfter; 0 when absent or unreadable.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
-		if n > MaxRetryAfter.Seconds() {
-			return MaxRetryAfter
-		}
-		d = time.Duration(n * float64(time.Second))
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, 0), MaxRetryAfter)
 }
 
 // oneLine shortens a server message to its first line, at most n bytes, without control

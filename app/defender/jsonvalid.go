@@ -110,7 +110,7 @@ func timeValue(raw []byte, esc bool) (time.Time, bool) {
 	if !ok {
 		return time.Time{}, false
 	}
-	t, err := ParseTime(s)
+	t, err := parseTime(s)
 	return t, err == nil
 }
 

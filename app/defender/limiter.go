@@ -15,8 +15,8 @@ type Limits struct {
 	Hour      time.Duration
 }
 
-// DefaultLimits are Microsoft's documented quotas for the Alert API.
-var DefaultLimits = Limits{PerMinute: 100, Minute: time.Minute, PerHour: 1500, Hour: time.Hour}
+// defaultLimits are Microsoft's documented quotas for the Alert API.
+var defaultLimits = Limits{PerMinute: 100, Minute: time.Minute, PerHour: 1500, Hour: time.Hour}
 
 // limiter keeps calls within sliding windows: at most n calls in any span of d. A token bucket
 // (golang.org/x/time/rate) would allow its burst plus its rate within one window, up to twice

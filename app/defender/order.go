@@ -90,7 +90,7 @@ func (d *drain) byLastUpdate(ctx context.Context) (bool, error) {
 
 func hiOf(c Cursor) time.Time {
 	if c.Inclusive {
-		return c.Upper.Add(Tick)
+		return c.Upper.Add(TimeResolution)
 	}
 	return c.Upper
 }

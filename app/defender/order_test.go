@@ -150,8 +150,8 @@ func TestTieOfBothTimesUnprovableIsAnError(t *testing.T) {
 	if !strings.Contains(err.Error(), defender.FilterTime(from)) || !strings.Contains(err.Error(), defender.FilterTime(to)) {
 		t.Errorf("the error does not name the window [%v, %v): %v", from, to, err)
 	}
-	if defender.ErrorKind(err) != defender.Permanent {
-		t.Errorf("kind %v, want permanent", defender.ErrorKind(err))
+	if !needsFix(err) {
+		t.Errorf("%v: classified as clearing by itself, want a refusal that needs a fix", err)
 	}
 	// The last position must not claim the group done: a resume reads it again.
 	if last.Page.Upper.Before(shared) || (last.Page.Upper.Equal(shared) && !last.Page.Inclusive) {

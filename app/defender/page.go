@@ -235,6 +235,6 @@ func (d *drain) holdsAtMost(ctx context.Context, filter string, k int) (bool, er
 }
 
 func errIgnoresFilter() error {
-	return &APIError{Kind: Permanent, Message: "a full page held nothing inside the requested range",
+	return &APIError{kind: permanent, Message: "a full page held nothing inside the requested range",
 		Hint: "the API seems to ignore the lastUpdateTime filter; please report this"}
 }

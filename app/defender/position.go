@@ -134,13 +134,13 @@ type Position struct {
 	Claim  *Claim     `json:"claim,omitempty"` // nil: a position written before Claim existed
 }
 
-// MarshalJSON writes the position as AppendJSON does.
-func (p Position) MarshalJSON() ([]byte, error) { return p.AppendJSON(nil), nil }
+// MarshalJSON writes the position as appendJSON does.
+func (p Position) MarshalJSON() ([]byte, error) { return p.appendJSON(nil), nil }
 
-// AppendJSON appends the position's JSON to b, the same document encoding/json would write
+// appendJSON appends the position's JSON to b, the same document encoding/json would write
 // but without reflection or a second pass: a pump saves a position after every confirmed
 // batch, and inside a tie group or an unordered window it lists thousands of versions.
-func (p Position) AppendJSON(b []byte) []byte {
+func (p Position) appendJSON(b []byte) []byte {
 	b = append(b, `{"page":`...)
 	b = p.Page.appendJSON(b)
 	b = append(b, `,"at":`...)

@@ -17,7 +17,7 @@ func FuzzPosition(f *testing.F) {
 	withClaim := Position{Page: Cursor{Upper: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)},
 		At: Cursor{Upper: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC), Inclusive: true, Done: []string{"a"}}, Claim: new(Claim)}
 	withClaim.Claim.add(keyOf("a", withClaim.At.Upper))
-	f.Add(withClaim.AppendJSON(nil))
+	f.Add(withClaim.appendJSON(nil))
 	from := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var p Position
@@ -57,7 +57,7 @@ func TestPositionJSON(t *testing.T) {
 	for _, id := range []string{"h", "i", "j"} {
 		p.Claim.add(keyOf(id, at))
 	}
-	b := p.AppendJSON(nil)
+	b := p.appendJSON(nil)
 	if !json.Valid(b) {
 		t.Fatalf("not JSON: %s", b)
 	}

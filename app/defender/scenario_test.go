@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"ta-defender-alerts/app/defender"
 	"ta-defender-alerts/app/defendertest"
 	"ta-defender-alerts/app/defendertest/dtest"
+	"ta-defender-alerts/app/retry"
 	"ta-defender-alerts/app/secret"
 )
 
@@ -477,8 +479,8 @@ func TestTokenErrorsSayWhatToFix(t *testing.T) {
 					t.Errorf("message leaks %q: %q", leak, msg)
 				}
 			}
-			if defender.ErrorKind(err) != defender.Permanent {
-				t.Errorf("kind %v, want permanent", defender.ErrorKind(err))
+			if !needsFix(err) {
+				t.Errorf("%v: classified as clearing by itself, want a refusal that needs a fix", err)
 			}
 			if n := srv.Stats().APICalls; n != 0 {
 				t.Errorf("%d API calls without a token", n)
@@ -530,7 +532,7 @@ func TestMissingPermission(t *testing.T) {
 	_, err := c.ReadWindow(context.Background(), defender.Window{From: time.Now().Add(-time.Hour), To: time.Now()},
 		func(defender.Alert, *defender.Progress) error { return nil })
 	var ae *defender.APIError
-	if !errors.As(err, &ae) || ae.Status != 403 || ae.Kind != defender.Permanent {
+	if !errors.As(err, &ae) || ae.Status != 403 || ae.Retryable() {
 		t.Fatalf("err = %v, want a permanent 403", err)
 	}
 	if !strings.Contains(err.Error(), "the app lacks the Alert.Read.All application permission or admin consent") {
@@ -734,8 +736,8 @@ func TestFreshTokenRefusedIsPermanent(t *testing.T) {
 	c := newClient(t, srv, nil)
 	_, err := c.ReadWindow(context.Background(), defender.Window{From: time.Now().Add(-48 * time.Hour), To: time.Now()},
 		func(defender.Alert, *defender.Progress) error { return nil })
-	if err == nil || defender.ErrorKind(err) != defender.Permanent || !strings.Contains(err.Error(), "freshly issued token") {
-		t.Fatalf("err = %v (kind %v)", err, defender.ErrorKind(err))
+	if err == nil || !needsFix(err) || !strings.Contains(err.Error(), "freshly issued token") {
+		t.Fatalf("err = %v (needs a fix: %v)", err, needsFix(err))
 	}
 	if st := srv.Stats(); st.ByStatus[401] != 2 || st.TokensIssued != 2 {
 		t.Errorf("401s %d, tokens %d: want one renewal (2 and 2)", st.ByStatus[401], st.TokensIssued)
@@ -752,10 +754,17 @@ func TestGiveUpBoundsThrottling(t *testing.T) {
 	c := newClient(t, srv, func(c *defender.Config) { c.GiveUpAfter = 300 * time.Millisecond })
 	begun := time.Now()
 	_, err := c.Probe(context.Background(), time.Now())
-	if err == nil || !strings.Contains(err.Error(), "gave up after") || defender.ErrorKind(err) != defender.Throttled {
-		t.Fatalf("err = %v", err)
+	var ae *defender.APIError
+	if err == nil || !strings.Contains(err.Error(), "gave up after") || !errors.As(err, &ae) || ae.Status != http.StatusTooManyRequests || !ae.Retryable() {
+		t.Fatalf("err = %v, want the last 429, which clears by itself", err)
 	}
 	if d := time.Since(begun); d > 5*time.Second {
 		t.Errorf("gave up after %v", d)
 	}
+}
+
+// needsFix reports whether err is classified (retry.Classified) as not clearing by itself.
+func needsFix(err error) bool {
+	retryable, known := retry.Retryable(err)
+	return known && !retryable
 }

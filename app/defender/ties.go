@@ -95,7 +95,7 @@ const maxStalls = 10
 func (d *drain) skipPasses(ctx context.Context, t time.Time, c *time.Time) error {
 	f := tieFilter(t)
 	if c != nil {
-		f += " and alertCreationTime ge " + FilterTime(*c) + " and alertCreationTime lt " + FilterTime(c.Add(Tick))
+		f += " and alertCreationTime ge " + FilterTime(*c) + " and alertCreationTime lt " + FilterTime(c.Add(TimeResolution))
 	} else if d.tie != nil && !d.tie.Upper.IsZero() {
 		f += " and alertCreationTime" + upperOp(*d.tie) + FilterTime(d.tie.Upper)
 	}
@@ -142,7 +142,7 @@ func (d *drain) skipPasses(ctx context.Context, t time.Time, c *time.Time) error
 			if c != nil {
 				what += " and alertCreationTime " + FilterTime(*c)
 			}
-			return &APIError{Kind: Permanent,
+			return &APIError{kind: permanent,
 				Message: fmt.Sprintf("reading the window [%s, %s): the versions sharing %s cannot be proven complete: after %d $skip passes the API still holds more than the %d read",
 					FilterTime(d.from), FilterTime(d.to), what, passes, len(group)),
 				Hint: "nothing past them was committed, and the next run reads them again; if this persists, the API's $skip paging does not list every version of the group: please report this"}

@@ -5,15 +5,15 @@ import (
 	"time"
 )
 
-// Tick is the API's time resolution: 7 fractional digits of a second.
-const Tick = 100 * time.Nanosecond
+// TimeResolution is the API's time resolution: 7 fractional digits of a second.
+const TimeResolution = 100 * time.Nanosecond
 
 // FilterTime formats t as the API's $filter wants it: unquoted ISO-8601 UTC, 7 fractional digits.
 func FilterTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.0000000Z") }
 
-// ParseTime reads the API's UTC times ("2021-01-26T20:33:59.2Z", 0 to 9 fractional digits),
+// parseTime reads the API's UTC times ("2021-01-26T20:33:59.2Z", 0 to 9 fractional digits),
 // with a fast path for that exact shape and RFC 3339 for anything else.
-func ParseTime(s string) (time.Time, error) {
+func parseTime(s string) (time.Time, error) {
 	if t, ok := parseZ([]byte(s)); ok {
 		return t, nil
 	}

@@ -37,7 +37,7 @@ type TokenError struct {
 	Code      int // the AADSTS number, 0 when unknown
 	Status    int // HTTP status of the token endpoint, 0 for network errors
 	Hint      string
-	Transient bool // network errors, 5xx and 429: worth retrying
+	transient bool // network errors, 5xx and 429: worth retrying
 	Err       error
 }
 
@@ -61,6 +61,10 @@ func (e *TokenError) Error() string {
 }
 
 func (e *TokenError) Unwrap() error { return e.Err }
+
+// Retryable reports whether the failure clears by itself (the token endpoint was unreachable,
+// busy or failing); a refusal of the app, its secret or its certificate needs a person.
+func (e *TokenError) Retryable() bool { return e.transient }
 
 type tokenHint struct {
 	reason TokenReason
@@ -89,7 +93,7 @@ func tokenErrorFrom(err error) *TokenError {
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) {
 		// Network failure or timeout reaching the token endpoint.
-		return &TokenError{Reason: TokenFailed, Transient: true, Err: err,
+		return &TokenError{Reason: TokenFailed, transient: true, Err: err,
 			Hint: "could not reach the Entra ID token endpoint; check the network, proxy and login URL"}
 	}
 	te := &TokenError{Reason: TokenFailed}
@@ -110,7 +114,7 @@ func tokenErrorFrom(err error) *TokenError {
 	}
 	switch {
 	case te.Status == http.StatusTooManyRequests || te.Status >= 500:
-		te.Transient = true
+		te.transient = true
 		te.Hint = "the Entra ID token endpoint is busy or failing; retrying"
 	case body.Error != "":
 		te.Hint = "Entra ID answered " + oneLine(body.Error, 200)
@@ -150,7 +154,7 @@ func secretFetcher(ep Endpoints, clientID, secret string, hc *http.Client) fetch
 // (AADSTS700024). Before any reply has shown Microsoft's time, the host's clock is used; if
 // Entra ID refuses the assertion's time and its reply moved the clock, the assertion is
 // signed again on the corrected clock, once.
-func certFetcher(ep Endpoints, clientID string, cert *Certificate, hc *http.Client, clock *apiClock) fetchFunc {
+func certFetcher(ep Endpoints, clientID string, cert *certificate, hc *http.Client, clock *apiClock) fetchFunc {
 	return func(ctx context.Context) (*oauth2.Token, error) {
 		for try := 0; ; try++ {
 			signedAt := clock.now()

@@ -178,8 +178,8 @@ func (c *Client) ReadWindow(ctx context.Context, w Window, fn func(Alert, *Progr
 	d := &drain{c: c, w: w, fn: fn, dec: newPageDecoder(), size: c.cfg.PageSize,
 		seen: map[key]int64{}, replyIDs: map[string]struct{}{}}
 	d.prog.d = d
-	d.from = w.From.UTC().Truncate(Tick)
-	d.to = w.To.UTC().Truncate(Tick)
+	d.from = w.From.UTC().Truncate(TimeResolution)
+	d.to = w.To.UTC().Truncate(TimeResolution)
 	before := c.Stats().Calls
 	if !d.from.Before(d.to) {
 		return d.st, nil

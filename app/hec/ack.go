@@ -82,7 +82,7 @@ func (c *Client) pollAcks(ctx context.Context) {
 		for ep, ids := range work {
 			done, err := c.queryAcks(ctx, ep, ids)
 			if err != nil {
-				if IsFatal(err) {
+				if isFatal(err) {
 					c.setFatal(err)
 				}
 				continue // the ack timeout decides
@@ -136,17 +136,17 @@ func (c *Client) queryAcks(ctx context.Context, ep *endpoint, ids []int64) ([]in
 	// A reply for a few ack ids is small: read no more than any other reply.
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxReply+1))
 	if err != nil {
-		return nil, &Error{Kind: Retry, URL: ep.display, Status: resp.StatusCode, Code: -1, Err: err}
+		return nil, &Error{kind: kindRetry, URL: ep.display, Status: resp.StatusCode, Code: -1, Err: err}
 	}
 	if len(raw) > maxReply {
-		return nil, &Error{Kind: Retry, URL: ep.display, Status: resp.StatusCode, Code: -1,
+		return nil, &Error{kind: kindRetry, URL: ep.display, Status: resp.StatusCode, Code: -1,
 			Err: fmt.Errorf("the ack reply is larger than %d bytes, far more than its ids need; it was not read", maxReply)}
 	}
 	var r struct {
 		Acks map[string]bool `json:"acks"`
 	}
 	if err := json.Unmarshal(raw, &r); err != nil {
-		return nil, &Error{Kind: Retry, URL: ep.display, Status: resp.StatusCode, Code: -1, Err: fmt.Errorf("the ack reply is not HEC's: %w", err)}
+		return nil, &Error{kind: kindRetry, URL: ep.display, Status: resp.StatusCode, Code: -1, Err: fmt.Errorf("the ack reply is not HEC's: %w", err)}
 	}
 	var done []int64
 	for k, ok := range r.Acks {

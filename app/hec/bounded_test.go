@@ -78,7 +78,7 @@ func TestAckNeverComesSetsURLAside(t *testing.T) {
 				}
 			}
 			var he *hec.Error
-			if !errors.As(errs[0], &he) || he.Kind != hec.Retry {
+			if !errors.As(errs[0], &he) || !he.Retryable() {
 				t.Errorf("the error is not retryable: %#v", errs[0])
 			}
 			if st := deaf.Stats(); st.Requests != 4 || st.Distinct != 10 || st.Duplicates != 30 {
@@ -112,7 +112,7 @@ func TestGiveUpWhileURLRestsSaysWhy(t *testing.T) {
 			t.Fatalf("batch %d: errors %v, want one", i, errs)
 		}
 		var he *hec.Error
-		if !errors.As(errs[0], &he) || he.Kind != hec.Retry || !strings.Contains(errs[0].Error(), "HTTP 503") {
+		if !errors.As(errs[0], &he) || !he.Retryable() || !strings.Contains(errs[0].Error(), "HTTP 503") {
 			t.Errorf("batch %d: %v; want HEC's retryable 503", i, errs[0])
 		}
 		if got := srv.Stats().Requests; got != requests {
@@ -154,7 +154,7 @@ func TestOnRetryReportsEachRetry(t *testing.T) {
 	for r := range got {
 		n++
 		var he *hec.Error
-		if r.url != front.URL || !errors.As(r.err, &he) || he.Status != http.StatusRequestTimeout || he.Kind != hec.Retry || r.wait <= 0 {
+		if r.url != front.URL || !errors.As(r.err, &he) || he.Status != http.StatusRequestTimeout || !he.Retryable() || r.wait <= 0 {
 			t.Errorf("OnRetry(%q, %v, %v): want the URL, a retryable 408 and a wait", r.url, r.err, r.wait)
 		}
 	}

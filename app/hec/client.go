@@ -56,7 +56,7 @@ type Stats struct {
 // Client sends batches to one or more HEC URLs.
 type Client struct {
 	cfg      Config
-	enc      *Encoder
+	enc      *encoder
 	hc       *http.Client
 	eps      []*endpoint
 	warnings []string
@@ -107,7 +107,7 @@ func New(cfg Config) (*Client, error) {
 	for _, ep := range c.eps {
 		ep.withJar(c.hc)
 	}
-	c.enc = NewEncoder(cfg.Host, cfg.Source, cfg.Sourcetype, cfg.Index)
+	c.enc = newEncoder(cfg.Host, cfg.Source, cfg.Sourcetype, cfg.Index)
 	c.sem = make(chan struct{}, cfg.MaxInFlight)
 	level := cfg.GzipLevel
 	c.gz.New = func() any { w, _ := gzip.NewWriterLevel(nil, level); return w }

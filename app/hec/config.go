@@ -45,8 +45,8 @@ type Config struct {
 	AckTimeout  time.Duration // an ack still false after this means: send again; default 2m
 	AckInterval time.Duration // how often pending acks are polled; default 1s
 
-	Gzip      *bool // default true
-	GzipLevel int   // default 1 (fastest)
+	NoGzip    bool // send bodies uncompressed; by default they are gzipped
+	GzipLevel int  // default 1 (fastest)
 
 	BatchBytes  int // uncompressed body per request; default 1 MiB (Splunk Cloud)
 	BatchCount  int // records per request; default 10,000
@@ -61,7 +61,7 @@ type Config struct {
 	RequestTimeout time.Duration // default 60s
 	// GiveUpAfter bounds how long one batch may take, whatever holds it (retryable errors, a
 	// URL set aside, an ack that does not come): then delivery fails with the last error,
-	// which stays of kind Retry, so that the caller says so and tries again later. 0 means no
+	// which stays retryable, so that the caller says so and tries again later. 0 means no
 	// bound.
 	GiveUpAfter time.Duration
 	// NoAckFails ends a batch whose ack did not come after three re-sends with ErrNoAck at
@@ -82,6 +82,9 @@ type FieldError struct {
 	Value string // never a secret
 	Msg   string
 }
+
+// Retryable is false: a setting is wrong until someone changes it.
+func (e *FieldError) Retryable() bool { return false }
 
 func (e *FieldError) Error() string {
 	if e.Value != "" {
@@ -201,10 +204,6 @@ func (c *Config) setDefaults() ([]string, error) {
 	}
 	if c.AckInterval == 0 {
 		c.AckInterval = time.Second
-	}
-	if c.Gzip == nil {
-		on := true
-		c.Gzip = &on
 	}
 	if c.GzipLevel == 0 {
 		c.GzipLevel = 1

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	gzip "github.com/klauspost/compress/gzip"
 	"net"
 	"net/http"
-	"net/url"
 	"time"
+
+	gzip "github.com/klauspost/compress/gzip"
+
+	"ta-defender-alerts/app/retry"
 )
 
 // Delivery: one batch sent until every record is confirmed, split to find the records HEC
@@ -52,13 +54,13 @@ func (c *Client) deliver(ctx context.Context, b *Batch) Outcome {
 		parts = parts[1:]
 		more, err := c.sendPart(bctx, d, p)
 		if err != nil {
-			if ctx.Err() == nil && errors.Is(context.Cause(bctx), errGaveUp) && !IsFatal(err) {
+			if ctx.Err() == nil && errors.Is(context.Cause(bctx), errGaveUp) && !isFatal(err) {
 				last := d.last
 				if last == nil {
 					last = c.downErr() // it waited for a URL set aside by earlier batches
 				}
 				if last == nil {
-					last = &Error{Kind: Retry, URL: d.url, Code: -1, Err: errors.New("the batch was still being sent"),
+					last = &Error{kind: kindRetry, URL: d.url, Code: -1, Err: errors.New("the batch was still being sent"),
 						Hint: "HEC, or a proxy in front of it, is slow to take batches of this size"}
 				}
 				err = fmt.Errorf("HEC delivery gave up after %v: %w", c.cfg.GiveUpAfter, last)
@@ -111,7 +113,7 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 			c.markUp(i)
 			if !r.ackPresent {
 				if c.cfg.Ack == AckOn {
-					err := &Error{Kind: Fatal, URL: ep.display, Status: 200, Code: r.Code, Text: r.Text,
+					err := &Error{kind: kindFatal, URL: ep.display, Status: 200, Code: r.Code, Text: r.Text,
 						Hint: "indexer acknowledgement is required (ack mode on) but this token has it disabled: enable it on the token, or set the ack mode to auto"}
 					c.setFatal(err)
 					return nil, err
@@ -150,8 +152,8 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 			continue
 		}
 		herr.URL = ep.display
-		switch herr.Kind {
-		case Retry:
+		switch herr.kind {
+		case kindRetry:
 			if mayHaveIndexed(herr) {
 				out.Resent += p.n()
 			}
@@ -162,7 +164,7 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 				c.cfg.OnRetry(ep.display, herr, rest)
 			}
 			continue // the batch's context ends the retries at GiveUpAfter
-		case Partial:
+		case kindPartial:
 			k := *r.InvalidAt
 			if k < 0 || k >= p.n() {
 				return c.isolate(p, out, herr), nil
@@ -175,7 +177,7 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 				return []part{{p.b, p.lo + k + 1, p.hi}}, nil
 			}
 			return nil, nil
-		case Malformed, TooLarge:
+		case kindMalformed, kindTooLarge:
 			return c.isolate(p, out, herr), nil
 		default:
 			c.setFatal(herr)
@@ -196,7 +198,7 @@ func (c *Client) isolate(p part, out *Outcome, herr *Error) []part {
 
 // noAck is the error of a batch whose ack did not come after sends sends to ep.
 func (c *Client) noAck(ep *endpoint, sends int) *Error {
-	return &Error{Kind: Retry, URL: ep.display, Code: -1,
+	return &Error{kind: kindRetry, URL: ep.display, Code: -1,
 		Err: fmt.Errorf("%w for a batch sent %d time%s (ack timeout %v)", ErrNoAck, sends, plural(sends), c.cfg.AckTimeout),
 		Hint: "the batch is not committed and will be sent again, so it may be indexed more than once. " +
 			"Check that the load balancer in front of HEC keeps each client on one indexer (sticky sessions by cookie: " +
@@ -213,7 +215,7 @@ func plural(n int) string {
 
 func (c *Client) reject(b *Batch, i int, herr *Error) Rejected {
 	code, text := herr.Code, herr.Text
-	if herr.Kind == TooLarge {
+	if herr.kind == kindTooLarge {
 		code, text = 413, "the record alone is larger than the HEC server accepts (max_content_length)"
 	}
 	env := bytes.TrimRight(b.record(i), "\n")
@@ -236,7 +238,7 @@ func mayHaveIndexed(e *Error) bool {
 }
 
 func (c *Client) compress(raw []byte) ([]byte, error) {
-	if !*c.cfg.Gzip {
+	if c.cfg.NoGzip {
 		return raw, nil
 	}
 	var buf bytes.Buffer
@@ -257,16 +259,16 @@ func (c *Client) compress(raw []byte) ([]byte, error) {
 func (c *Client) post(ctx context.Context, ep *endpoint, body []byte) (reply, *Error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.event, bytes.NewReader(body))
 	if err != nil {
-		return reply{}, &Error{Kind: Fatal, URL: ep.display, Code: -1, Err: err}
+		return reply{}, &Error{kind: kindFatal, URL: ep.display, Code: -1, Err: err}
 	}
 	c.headers(req, ep)
-	if *c.cfg.Gzip {
+	if !c.cfg.NoGzip {
 		req.Header.Set("Content-Encoding", "gzip")
 	}
 	c.count(func(s *Stats) { s.Requests++; s.BytesSent += int64(len(body)) })
 	resp, err := ep.do(req)
 	if err != nil {
-		return reply{}, &Error{Kind: Retry, URL: ep.display, Code: -1, Err: cleanURLError(err)}
+		return reply{}, &Error{kind: kindRetry, URL: ep.display, Code: -1, Err: retry.URLError(err)}
 	}
 	defer resp.Body.Close()
 	return readReply(resp, c.cfg.Index)
@@ -277,12 +279,4 @@ func (c *Client) headers(req *http.Request, ep *endpoint) {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Splunk-Request-Channel", ep.channel)
 	req.Header.Set("User-Agent", "TA-defender-alerts")
-}
-
-func cleanURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }

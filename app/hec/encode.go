@@ -59,13 +59,13 @@ func (p part) body() []byte {
 	return p.b.body[p.b.starts[p.lo]:end]
 }
 
-// Encoder writes envelopes: time, host, source, sourcetype, index, then the event object.
-type Encoder struct {
+// encoder writes envelopes: time, host, source, sourcetype, index, then the event object.
+type encoder struct {
 	meta []byte // ,"host":…,"source":…,"sourcetype":…[,"index":…],"event":
 }
 
-// NewEncoder prepares the metadata every envelope carries.
-func NewEncoder(host, source, sourcetype, index string) *Encoder {
+// newEncoder prepares the metadata every envelope carries.
+func newEncoder(host, source, sourcetype, index string) *encoder {
 	meta := []byte(`,"host":`)
 	meta = appendJSONString(meta, host)
 	meta = append(meta, `,"source":`...)
@@ -77,7 +77,7 @@ func NewEncoder(host, source, sourcetype, index string) *Encoder {
 		meta = appendJSONString(meta, index)
 	}
 	meta = append(meta, `,"event":`...)
-	return &Encoder{meta: meta}
+	return &encoder{meta: meta}
 }
 
 func appendJSONString(dst []byte, s string) []byte {
@@ -86,23 +86,23 @@ func appendJSONString(dst []byte, s string) []byte {
 }
 
 // Append adds r to b.
-func (e *Encoder) Append(b *Batch, r Record) {
+func (e *encoder) Append(b *Batch, r Record) {
 	b.starts = append(b.starts, len(b.body))
 	b.ids = append(b.ids, r.ID)
 	b.body = append(b.body, `{"time":`...)
-	b.body = AppendEpoch(b.body, r.Time)
+	b.body = appendEpoch(b.body, r.Time)
 	b.body = append(b.body, e.meta...)
 	b.body = append(b.body, r.Event...)
 	b.body = append(b.body, "}\n"...)
 }
 
 // envelopeSize is what Append will add for r.
-func (e *Encoder) envelopeSize(r Record) int {
+func (e *encoder) envelopeSize(r Record) int {
 	return len(`{"time":`) + 20 + len(e.meta) + len(r.Event) + 2
 }
 
-// AppendEpoch writes t as epoch seconds with microseconds (Splunk keeps microseconds).
-func AppendEpoch(dst []byte, t time.Time) []byte {
+// appendEpoch writes t as epoch seconds with microseconds (Splunk keeps microseconds).
+func appendEpoch(dst []byte, t time.Time) []byte {
 	us := t.UnixMicro()
 	sec, frac := us/1e6, us%1e6
 	if frac < 0 {
@@ -120,7 +120,7 @@ func AppendEpoch(dst []byte, t time.Time) []byte {
 // Batcher fills batches up to a size and a count. A record larger than the size limit still
 // goes, alone in its batch.
 type Batcher struct {
-	enc      *Encoder
+	enc      *encoder
 	maxBytes int
 	maxCount int
 	cur      *Batch
@@ -151,8 +151,8 @@ func (bt *Batcher) Flush() *Batch {
 	return b
 }
 
-// Pending is the number of records waiting in the batch being filled.
-func (bt *Batcher) Pending() int {
+// queued is the number of records waiting in the batch being filled.
+func (bt *Batcher) queued() int {
 	if bt.cur == nil {
 		return 0
 	}

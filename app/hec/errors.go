@@ -6,23 +6,23 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
+	"ta-defender-alerts/app/retry"
 	"ta-defender-alerts/app/textclean"
 )
 
-// Kind says what the sender does about a reply.
-type Kind int
+// kind says what the sender does about a reply; callers see only Error.Retryable.
+type kind int
 
 const (
-	OK        Kind = iota
-	Retry          // 408, 425, 429, 5xx, network errors: back off and send again
-	Partial        // 400 code 6/12/13 with invalid-event-number: records before it are indexed
-	TooLarge       // 413: split the request
-	Fatal          // bad token, disabled token, wrong index, …: stop and say why
-	Malformed      // a single record Splunk will not take (code 6/12/13 without a position)
+	kindOK        kind = iota
+	kindRetry          // 408, 425, 429, 5xx, network errors: back off and send again
+	kindPartial        // 400 code 6/12/13 with invalid-event-number: records before it are indexed
+	kindTooLarge       // 413: split the request
+	kindFatal          // bad token, disabled token, wrong index, …: stop and say why
+	kindMalformed      // a single record Splunk will not take (code 6/12/13 without a position)
 )
 
 // reply is HEC's JSON answer.
@@ -40,7 +40,7 @@ type reply struct {
 // Error is a failed HEC request, classified once where the status code is seen. It never
 // carries the token.
 type Error struct {
-	Kind       Kind
+	kind       kind
 	URL        string // the HEC server (scheme://host:port)
 	Status     int    // 0 for network errors
 	Code       int    // HEC's code; -1 when the reply was not HEC's JSON
@@ -75,10 +75,14 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// IsFatal reports whether err is an *Error that retrying cannot fix.
-func IsFatal(err error) bool {
+// Retryable reports whether the failure clears by itself (HEC busy or unreachable, a proxy's
+// 408 or 5xx, a lost reply or ack); a refused token, index or record needs a person.
+func (e *Error) Retryable() bool { return e.kind == kindRetry }
+
+// isFatal reports whether err is an *Error that retrying cannot fix.
+func isFatal(err error) bool {
 	var he *Error
-	return errors.As(err, &he) && he.Kind == Fatal
+	return errors.As(err, &he) && he.kind == kindFatal
 }
 
 // maxReply bounds what is read of any HEC reply: HEC's own replies are a few hundred bytes.
@@ -92,7 +96,7 @@ func readReply(resp *http.Response, index string) (reply, *Error) {
 		r.Code, r.bodyUnknown = -1, true
 	}
 	r.ackPresent = r.AckID != nil
-	r.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
+	r.retryAfter = retry.After(resp.Header.Get("Retry-After"), replyTime(resp.Header))
 	e := &Error{Status: resp.StatusCode, Code: r.Code, Text: printable(r.Text), RetryAfter: r.retryAfter}
 	if r.bodyUnknown && resp.StatusCode != http.StatusOK {
 		e.Text = printable(string(body[:min(len(body), 4*maxText)]))
@@ -101,19 +105,19 @@ func readReply(resp *http.Response, index string) (reply, *Error) {
 	case s == http.StatusOK:
 		if rerr != nil || r.bodyUnknown {
 			// The events may have been indexed; the caller treats this like a lost reply.
-			e.Kind, e.Err = Retry, errors.New("the reply was cut off or is not HEC's")
+			e.kind, e.Err = kindRetry, errors.New("the reply was cut off or is not HEC's")
 			return r, e
 		}
 		return r, nil
 	case s == http.StatusRequestEntityTooLarge:
-		e.Kind = TooLarge
+		e.kind = kindTooLarge
 	case s == http.StatusTooManyRequests || s >= 500,
 		// A proxy or load balancer that timed out waiting for the request (408), or refused
 		// TLS early data (425), passed nothing on: it clears by itself.
 		s == http.StatusRequestTimeout || s == http.StatusTooEarly:
-		e.Kind = Retry
+		e.kind = kindRetry
 	case s == http.StatusUnauthorized || s == http.StatusForbidden:
-		e.Kind = Fatal
+		e.kind = kindFatal
 		switch r.Code {
 		case 1:
 			e.Hint = "the HEC token is disabled: enable it in Settings → Data inputs → HTTP Event Collector"
@@ -126,30 +130,30 @@ func readReply(resp *http.Response, index string) (reply, *Error) {
 		switch r.Code {
 		case 6, 12, 13:
 			if r.InvalidAt != nil {
-				e.Kind = Partial
+				e.kind = kindPartial
 			} else {
-				e.Kind = Malformed
+				e.kind = kindMalformed
 			}
 		case 22:
-			e.Kind, e.Hint = Fatal, "the HEC token is disabled: enable it in Settings → Data inputs → HTTP Event Collector"
+			e.kind, e.Hint = kindFatal, "the HEC token is disabled: enable it in Settings → Data inputs → HTTP Event Collector"
 		case 21:
-			e.Kind, e.Hint = Fatal, "the HEC token is not valid"
+			e.kind, e.Hint = kindFatal, "the HEC token is not valid"
 		case 7:
-			e.Kind = Fatal
+			e.kind = kindFatal
 			if index != "" {
 				e.Hint = fmt.Sprintf("the HEC token may not write to index %q: add it to the token's allowed indexes, or change the index", index)
 			} else {
 				e.Hint = "the token's default index does not exist or is not allowed: set one in the token's settings"
 			}
 		case 10, 11:
-			e.Kind, e.Hint = Fatal, "HEC refused the request channel; this is a bug in defender_alerts, please report it"
+			e.kind, e.Hint = kindFatal, "HEC refused the request channel; this is a bug in defender_alerts, please report it"
 		case 14:
-			e.Kind, e.Hint = Fatal, "indexer acknowledgement is disabled on this token: enable it, or set the ack mode to auto or off"
+			e.kind, e.Hint = kindFatal, "indexer acknowledgement is disabled on this token: enable it, or set the ack mode to auto or off"
 		default:
-			e.Kind = Fatal
+			e.kind = kindFatal
 		}
 	default:
-		e.Kind = Fatal
+		e.kind = kindFatal
 		if s == http.StatusNotFound {
 			e.Hint = "no HEC endpoint at this URL: check the URL and port (8088 by default) and that HEC is enabled"
 		}
@@ -157,20 +161,13 @@ func readReply(resp *http.Response, index string) (reply, *Error) {
 	return r, e
 }
 
-func parseRetryAfter(v string) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
+// replyTime is the server's time when it replied, from the reply's Date header, or this
+// host's time without one: a Retry-After date is meant on the server's clock.
+func replyTime(h http.Header) time.Time {
+	if t, err := http.ParseTime(h.Get("Date")); err == nil {
+		return t
 	}
-	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
-		return time.Duration(min(n, 3600) * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return min(d, time.Hour)
-		}
-	}
-	return 0
+	return time.Now()
 }
 
 // maxText is how much of a remote message an error quotes, in characters.

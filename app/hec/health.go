@@ -2,9 +2,10 @@ package hec
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
+
+	"ta-defender-alerts/app/retry"
 )
 
 // Health is one HEC URL's state, for the check command.
@@ -30,7 +31,7 @@ func (c *Client) Health(ctx context.Context) []Health {
 		}
 		resp, err := ep.do(req)
 		if err != nil {
-			h.Err = &Error{Kind: Retry, URL: ep.display, Code: -1, Err: cleanURLError(err),
+			h.Err = &Error{kind: kindRetry, URL: ep.display, Code: -1, Err: retry.URLError(err),
 				Hint: "HEC does not answer: check the URL and port, that HEC is enabled, and the network"}
 			out = append(out, h)
 			continue
@@ -56,7 +57,7 @@ func (c *Client) Health(ctx context.Context) []Health {
 		c.headers(req, ep)
 		resp, err = ep.do(req)
 		if err != nil {
-			h.Err = &Error{Kind: Retry, URL: ep.display, Code: -1, Err: cleanURLError(err)}
+			h.Err = &Error{kind: kindRetry, URL: ep.display, Code: -1, Err: retry.URLError(err)}
 			out = append(out, h)
 			continue
 		}
@@ -73,15 +74,4 @@ func (c *Client) Health(ctx context.Context) []Health {
 		out = append(out, h)
 	}
 	return out
-}
-
-// HealthError joins the problems of a Health report, or returns nil.
-func HealthError(hs []Health) error {
-	var errs []error
-	for _, h := range hs {
-		if h.Err != nil {
-			errs = append(errs, h.Err)
-		}
-	}
-	return errors.Join(errs...)
 }

@@ -352,7 +352,7 @@ func TestPartialBatch(t *testing.T) {
 
 func TestTooLargeSplits(t *testing.T) {
 	srv := newHEC(t, hectest.Options{MaxBody: 20 << 10})
-	c := newClient(t, func(c *hec.Config) { c.BatchBytes = 200 << 10; c.Gzip = new(bool) }, srv.URL)
+	c := newClient(t, func(c *hec.Config) { c.BatchBytes = 200 << 10; c.NoGzip = true }, srv.URL)
 	res := hec.Record{}
 	_ = res
 	out := &result{}

@@ -2,8 +2,9 @@ package hec
 
 import (
 	"context"
-	"math/rand/v2"
 	"time"
+
+	"ta-defender-alerts/app/retry"
 )
 
 // URL rotation: round robin over the URLs, and a failing URL set aside for a backoff.
@@ -50,10 +51,7 @@ func (c *Client) setAside(i int, retryAfter time.Duration, why error) time.Durat
 	h := &c.health[i]
 	h.fails++
 	h.err = why
-	d := c.cfg.BackoffInitial << min(h.fails-1, 20)
-	d = min(d, c.cfg.SetAside, c.cfg.BackoffMax)
-	d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1)) // jitter: 50–100 %
-	d = max(d, retryAfter)
+	d := max(retry.Delay(c.cfg.BackoffInitial, min(c.cfg.SetAside, c.cfg.BackoffMax), h.fails), retryAfter)
 	now := time.Now()
 	if until := now.Add(d); until.After(h.downUntil) {
 		h.downUntil = until

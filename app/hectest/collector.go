@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -84,13 +85,13 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) string {
 	if !s.opt.Sticky {
 		return ""
 	}
-	if c, err := r.Cookie(LBCookie); err == nil && s.nodes[c.Value] {
+	if c, err := r.Cookie(lbCookie); err == nil && s.nodes[c.Value] {
 		return c.Value
 	}
 	s.stats.NoCookie++
 	node := fmt.Sprintf("indexer-%d", nodeSeq.Add(1))
 	s.nodes[node] = true
-	http.SetCookie(w, &http.Cookie{Name: LBCookie, Value: node, Path: "/", HttpOnly: true})
+	http.SetCookie(w, &http.Cookie{Name: lbCookie, Value: node, Path: "/", HttpOnly: true})
 	return node
 }
 
@@ -185,7 +186,7 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request) {
 			fail(k, "Invalid data format", 6)
 			return
 		}
-		if env.Index != "" && len(s.opt.Indexes) > 0 && !contains(s.opt.Indexes, env.Index) {
+		if env.Index != "" && len(s.opt.Indexes) > 0 && !slices.Contains(s.opt.Indexes, env.Index) {
 			fail(k, "Incorrect index", 7)
 			return
 		}
@@ -272,13 +273,4 @@ func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	s.reply(w, 200, msg{Text: "HEC is healthy", Code: 17})
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

@@ -32,13 +32,13 @@ type Options struct {
 	CountOnly bool
 	Seed      uint64
 	// Sticky puts a load balancer in front: it pins a client to an indexer with a cookie
-	// (LBCookie), and a request without it, or with a cookie this balancer did not set, reaches
+	// (named lbCookie), and a request without it, or with a cookie this balancer did not set, reaches
 	// another indexer, which knows none of the channel's ack ids (they stay false forever).
 	Sticky bool
 }
 
-// LBCookie is the sticky load balancer's cookie.
-const LBCookie = "hec_lb_node"
+// lbCookie is the sticky load balancer's cookie.
+const lbCookie = "hec_lb_node"
 
 // nodeSeq numbers indexers across every stand-in of the process, so that one balancer never
 // takes another's cookie for its own.
@@ -130,8 +130,12 @@ func (s *Server) SetDown(down bool) { s.mu.Lock(); s.down = down; s.mu.Unlock() 
 // Reject makes Splunk refuse events for which f is true as malformed (code 6).
 func (s *Server) Reject(f func(event []byte) bool) { s.mu.Lock(); s.reject = f; s.mu.Unlock() }
 
-// SetToken changes the token's state (disable it mid-run, say).
-func (s *Server) SetToken(disabled bool) { s.mu.Lock(); s.opt.Disabled = disabled; s.mu.Unlock() }
+// SetTokenDisabled disables the token (true) or enables it again (false), mid-run say.
+func (s *Server) SetTokenDisabled(disabled bool) {
+	s.mu.Lock()
+	s.opt.Disabled = disabled
+	s.mu.Unlock()
+}
 
 // Stats returns a copy of the counters.
 func (s *Server) Stats() Stats {

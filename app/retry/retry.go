@@ -84,11 +84,16 @@ func NewBackoff(initial, max time.Duration) *backoff.ExponentialBackOff {
 // a count instead of a Backoff: initial doubled n-1 times, at most max, then jittered down to
 // between half of it and all of it (never above max).
 func Delay(initial, max time.Duration, n int) time.Duration {
-	d := min(initial<<min(max0(n-1), 30), max)
-	if d <= 0 {
+	if initial <= 0 || max <= 0 {
 		return 0
+	}
+	d := min(initial, max)
+	for i := 1; i < n && d < max; i++ { // doubling stops at max, so it cannot overflow
+		if d > max/2 {
+			d = max
+		} else {
+			d *= 2
+		}
 	}
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
-
-func max0(n int) int { return max(n, 0) }

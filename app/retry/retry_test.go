@@ -91,6 +91,13 @@ func TestBackoffAndDelay(t *testing.T) {
 	if d := Delay(0, time.Second, 3); d != 0 {
 		t.Errorf("Delay with no initial wait = %v", d)
 	}
+	// However many failures, a long first wait doubles up to max and no further (a shift by
+	// the count overflowed past 2^63 ns and gave no wait at all).
+	for _, n := range []int{31, 40, 64, 1000, 1 << 30} {
+		if d := Delay(10*time.Second, 30*time.Second, n); d < 15*time.Second || d > 30*time.Second {
+			t.Errorf("Delay(10s, 30s, n=%d) = %v, want in [15s, 30s]", n, d)
+		}
+	}
 }
 
 func FuzzAfter(f *testing.F) {

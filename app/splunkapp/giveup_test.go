@@ -49,7 +49,7 @@ func TestRunToHECGivesUp(t *testing.T) {
 	h.SetFailures(0, 0, 0, 0)
 	out.Reset()
 	errb.Reset()
-	masked := r.params(map[string]string{"output": "hec", "hec_url": h.URL, "hec_token": Mask, "client_secret": Mask, "hec_ack_timeout": "30s"})
+	masked := r.params(map[string]string{"output": "hec", "hec_url": h.URL, "hec_token": mask, "client_secret": mask, "hec_ack_timeout": "30s"})
 	if code := Run(context.Background(), strings.NewReader(inputDoc(r.splunk.URL, sessionKey, r.cpDir, masked)), &out, &errb); code != 0 {
 		t.Fatalf("the run with acks back: exit %d\n%s", code, errb.String())
 	}

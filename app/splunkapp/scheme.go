@@ -7,10 +7,10 @@ import (
 	"ta-defender-alerts/app/modinput"
 )
 
-// Args are the input's own arguments: the settings that have a parameter, from config's
+// schemeArgs are the input's own arguments: the settings that have a parameter, from config's
 // settings table. Splunk's index, sourcetype, host, source and interval come with every
 // stanza and are honoured, but are Splunk's to declare.
-var Args = args()
+var schemeArgs = args()
 
 func args() []modinput.Arg {
 	var out []modinput.Arg
@@ -28,7 +28,7 @@ func WriteScheme(w io.Writer) error {
 	return modinput.WriteScheme(w, modinput.Scheme{
 		Title:       "Microsoft Defender for Endpoint alerts",
 		Description: "Reads alerts (with evidence) from the Defender for Endpoint Alert API, as sourcetype ms:defender:atp:alerts.",
-		Args:        Args,
+		Args:        schemeArgs,
 	})
 }
 

@@ -23,7 +23,7 @@ func (r *rig) run(t *testing.T, name string, params map[string]string) (code int
 func (r *rig) stored(user string) (whole string, hasWhole bool, parts map[string]string) {
 	parts = map[string]string{}
 	for k, v := range r.splunk.Passwords() {
-		u, ok := strings.CutPrefix(k, Realm+"|")
+		u, ok := strings.CutPrefix(k, realm+"|")
 		if !ok {
 			continue
 		}
@@ -54,7 +54,7 @@ func TestSecretRotatedOverTheMask(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRigWith(t, 20, newSecret)
 			for u, v := range tt.seed {
-				r.splunk.SetPassword(Realm, u, v)
+				r.splunk.SetPassword(realm, u, v)
 			}
 			typed := r.params(map[string]string{"client_secret": newSecret})
 			r.splunk.SetInput(Scheme, "tenant1", typed)
@@ -69,7 +69,7 @@ func TestSecretRotatedOverTheMask(t *testing.T) {
 			if len(parts) != 0 {
 				t.Errorf("old parts left in storage: %v", parts)
 			}
-			if got := r.splunk.Input(Scheme, "tenant1")["client_secret"]; got != Mask {
+			if got := r.splunk.Input(Scheme, "tenant1")["client_secret"]; got != mask {
 				t.Errorf("inputs.conf holds %q, want the mask", got)
 			}
 			if strings.Contains(log, newSecret) || strings.Contains(log, secretV) || strings.Contains(log, "old-secret") || strings.Contains(log, sessionKey) {
@@ -77,7 +77,7 @@ func TestSecretRotatedOverTheMask(t *testing.T) {
 			}
 
 			r.api.UpdateAt(r.api.IDs()[:3], time.Now())
-			code, ev, log = r.run(t, "tenant1", r.params(map[string]string{"client_secret": Mask}))
+			code, ev, log = r.run(t, "tenant1", r.params(map[string]string{"client_secret": mask}))
 			if code != 0 || len(ev) != 3 {
 				t.Fatalf("next run, masked: exit %d, %d events (want the 3 updated)\n%s", code, len(ev), log)
 			}
@@ -101,7 +101,7 @@ func TestCertificateRotatedOverTheMask(t *testing.T) {
 	r.api.AddAlerts(5, func(int) time.Time { return time.Now().Add(-time.Hour) })
 	n := (len(newPEM) + maxPart - 1) / maxPart
 	for i := 1; i <= n+2; i++ {
-		r.splunk.SetPassword(Realm, fmt.Sprintf("tenant1/certificate#%d", i), strings.Repeat("x", maxPart))
+		r.splunk.SetPassword(realm, fmt.Sprintf("tenant1/certificate#%d", i), strings.Repeat("x", maxPart))
 	}
 	typed := r.params(map[string]string{"client_secret": "", "certificate": string(pemDoc)})
 	r.splunk.SetInput(Scheme, "tenant1", typed)
@@ -117,7 +117,7 @@ func TestCertificateRotatedOverTheMask(t *testing.T) {
 	if hasWhole || len(parts) != n || joined.String() != newPEM {
 		t.Errorf("whole %v, %d parts (want %d), joined equal to the new PEM: %v", hasWhole, len(parts), n, joined.String() == newPEM)
 	}
-	if got := r.splunk.Input(Scheme, "tenant1")["certificate"]; got != Mask {
+	if got := r.splunk.Input(Scheme, "tenant1")["certificate"]; got != mask {
 		t.Errorf("inputs.conf holds the certificate, want the mask (%d characters)", len(got))
 	}
 }
@@ -134,14 +134,14 @@ func TestInputNamesNeedingEscapes(t *testing.T) {
 			if code != 0 || len(ev) != 5 {
 				t.Fatalf("exit %d, %d events\n%s", code, len(ev), log)
 			}
-			if got := r.splunk.Passwords()[Realm+"|"+name+"/client_secret"]; got != secretV {
+			if got := r.splunk.Passwords()[realm+"|"+name+"/client_secret"]; got != secretV {
 				t.Errorf("stored under %q: %q", name+"/client_secret", got)
 			}
-			if got := r.splunk.Input(Scheme, name)["client_secret"]; got != Mask {
+			if got := r.splunk.Input(Scheme, name)["client_secret"]; got != mask {
 				t.Errorf("inputs.conf holds %q, want the mask", got)
 			}
 			r.api.UpdateAt(r.api.IDs()[:2], time.Now())
-			if code, ev, log := r.run(t, name, r.params(map[string]string{"client_secret": Mask})); code != 0 || len(ev) != 2 {
+			if code, ev, log := r.run(t, name, r.params(map[string]string{"client_secret": mask})); code != 0 || len(ev) != 2 {
 				t.Fatalf("masked run: exit %d, %d events\n%s", code, len(ev), log)
 			}
 		})
@@ -155,11 +155,11 @@ func TestSecretCleanupStaysInItsInput(t *testing.T) {
 	r := newRigWith(t, 5, newSecret)
 	neighbours := []string{"a#b", "a2", "a#1", "a/client_secret#b", "a/client_secret#1x", "a/client_secret#"}
 	for _, n := range neighbours {
-		r.splunk.SetPassword(Realm, n+"/client_secret", "neighbour "+n)
+		r.splunk.SetPassword(realm, n+"/client_secret", "neighbour "+n)
 	}
 	r.splunk.SetPassword("other-app", "a/client_secret#1", "another realm")
-	r.splunk.SetPassword(Realm, "a/client_secret#1", strings.Repeat("o", maxPart))
-	r.splunk.SetPassword(Realm, "a/client_secret#2", "old")
+	r.splunk.SetPassword(realm, "a/client_secret#1", strings.Repeat("o", maxPart))
+	r.splunk.SetPassword(realm, "a/client_secret#2", "old")
 	typed := r.params(map[string]string{"client_secret": newSecret})
 	r.splunk.SetInput(Scheme, "a", typed)
 	if code, _, log := r.run(t, "a", typed); code != 0 {
@@ -167,20 +167,20 @@ func TestSecretCleanupStaysInItsInput(t *testing.T) {
 	}
 	got := r.splunk.Passwords()
 	for _, n := range neighbours {
-		if v := got[Realm+"|"+n+"/client_secret"]; v != "neighbour "+n {
+		if v := got[realm+"|"+n+"/client_secret"]; v != "neighbour "+n {
 			t.Errorf("input %q's secret: %q, want it untouched", n, v)
 		}
 	}
 	if got["other-app|a/client_secret#1"] != "another realm" {
 		t.Error("another realm's entry was deleted")
 	}
-	if _, ok := got[Realm+"|a/client_secret#1"]; ok {
+	if _, ok := got[realm+"|a/client_secret#1"]; ok {
 		t.Error("input a's old part #1 is still stored")
 	}
-	if _, ok := got[Realm+"|a/client_secret#2"]; ok {
+	if _, ok := got[realm+"|a/client_secret#2"]; ok {
 		t.Error("input a's old part #2 is still stored")
 	}
-	if got[Realm+"|a/client_secret"] != newSecret {
+	if got[realm+"|a/client_secret"] != newSecret {
 		t.Error("input a's new secret is not stored")
 	}
 }

@@ -5,12 +5,12 @@ package splunkapp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -29,11 +29,11 @@ import (
 const (
 	// Scheme is the input's scheme name; stanzas are [defender_alerts://<name>].
 	Scheme = "defender_alerts"
-	// App is the app's id, and the realm of its secrets.
-	App   = "TA-defender-alerts"
-	Realm = App
-	// Mask replaces a stored secret in the input's settings.
-	Mask = "********"
+	// appName is the app's id, and the realm of its secrets.
+	appName = "TA-defender-alerts"
+	realm   = appName
+	// mask replaces a stored secret in the input's settings.
+	mask = "********"
 )
 
 // isSecret reports whether a field's value must be stored rather than kept in inputs.conf.
@@ -62,7 +62,7 @@ func (s *secrets) load(ctx context.Context) error {
 	if s.have != nil {
 		return nil
 	}
-	m, err := s.sc.Passwords(ctx, Realm)
+	m, err := s.sc.Passwords(ctx, realm)
 	if err != nil {
 		return err
 	}
@@ -98,14 +98,14 @@ func (s *secrets) put(ctx context.Context, field, v string) error {
 	base := s.user(field)
 	var want []string
 	if len(v) <= maxPart {
-		if err := s.sc.SetPassword(ctx, Realm, base, secret.String(v)); err != nil {
+		if err := s.sc.SetPassword(ctx, realm, base, secret.String(v)); err != nil {
 			return err
 		}
 		want = []string{base}
 	} else {
 		for i := 0; i*maxPart < len(v); i++ {
 			name := fmt.Sprintf("%s#%d", base, i+1)
-			if err := s.sc.SetPassword(ctx, Realm, name, secret.String(v[i*maxPart:min(len(v), (i+1)*maxPart)])); err != nil {
+			if err := s.sc.SetPassword(ctx, realm, name, secret.String(v[i*maxPart:min(len(v), (i+1)*maxPart)])); err != nil {
 				return err
 			}
 			want = append(want, name)
@@ -113,8 +113,8 @@ func (s *secrets) put(ctx context.Context, field, v string) error {
 	}
 	// Old parts, or the whole value, left from an earlier, different length.
 	for name := range s.have {
-		if (name == base || isPart(name, base)) && !contains(want, name) {
-			if err := s.sc.DeletePassword(ctx, Realm, name); err != nil {
+		if (name == base || isPart(name, base)) && !slices.Contains(want, name) {
+			if err := s.sc.DeletePassword(ctx, realm, name); err != nil {
 				return err
 			}
 		}
@@ -131,28 +131,19 @@ func isPart(name, base string) bool {
 	return ok && n != "" && strings.Trim(n, "0123456789") == ""
 }
 
-func contains(l []string, s string) bool {
-	for _, v := range l {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 // resolve replaces masked secrets by the stored ones and returns the fields holding a new
 // secret in plain text.
 func resolve(ctx context.Context, s *secrets, params map[string]string) (fresh []string, err error) {
 	for _, f := range secretFields {
 		v := strings.TrimSpace(params[f])
 		switch {
-		case v == Mask:
+		case v == mask:
 			stored, ok, err := s.get(ctx, f)
 			if err != nil {
 				return nil, fmt.Errorf("%s is masked, and reading Splunk's password storage failed: %w", f, err)
 			}
 			if !ok {
-				return nil, fmt.Errorf("%s shows %s but no stored value was found (realm %s, user %s): enter it again", f, Mask, Realm, s.user(f))
+				return nil, fmt.Errorf("%s shows %s but no stored value was found (realm %s, user %s): enter it again", f, mask, realm, s.user(f))
 			}
 			params[f] = stored
 		case isSecret(f, v):
@@ -168,7 +159,7 @@ func inputName(stanza string) string { return strings.TrimPrefix(stanza, Scheme+
 // certPath resolves a certificate path inside the app's folder.
 func certPath(params map[string]string, appDir string) error {
 	c := strings.TrimSpace(params["certificate"])
-	if c == "" || strings.HasPrefix(c, "-----BEGIN") || c == Mask {
+	if c == "" || strings.HasPrefix(c, "-----BEGIN") || c == mask {
 		return nil
 	}
 	p := c
@@ -186,7 +177,7 @@ func certPath(params map[string]string, appDir string) error {
 
 func appDir(splunkHome, app string) string {
 	if app == "" {
-		app = App
+		app = appName
 	}
 	return filepath.Join(splunkHome, "etc", "apps", app)
 }
@@ -206,7 +197,7 @@ func Validate(ctx context.Context, stdin io.Reader, stdout io.Writer) int {
 		_ = modinput.WriteError(stdout, err.Error())
 		return 1
 	}
-	if err := validateItem(ctx, v.ServerURI, v.SessionKey, v.Item.Name, App, v.Item.Params, v.CheckpointDir); err != nil {
+	if err := validateItem(ctx, v.ServerURI, v.SessionKey, v.Item.Name, appName, v.Item.Params, v.CheckpointDir); err != nil {
 		_ = modinput.WriteError(stdout, err.Error())
 		return 1
 	}
@@ -217,7 +208,7 @@ func validateItem(ctx context.Context, serverURI, sessionKey, name, app string, 
 	params = copyMap(params)
 	needStore := false
 	for _, f := range secretFields {
-		needStore = needStore || strings.TrimSpace(params[f]) == Mask
+		needStore = needStore || strings.TrimSpace(params[f]) == mask
 	}
 	if needStore {
 		sc, err := splunkd.New(serverURI, secret.String(sessionKey), app, splunkHome(), nil)
@@ -244,11 +235,8 @@ func validateItem(ctx context.Context, serverURI, sessionKey, name, app string, 
 	}
 	tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if err := rd.CheckToken(tctx); err != nil {
-		var te *defender.TokenError
-		if errors.As(err, &te) && !te.Transient {
-			return err // an actionable refusal; a network failure is not the settings' fault
-		}
+	if err := rd.CheckToken(tctx); bridge.NeedsFix(err) {
+		return err // an actionable refusal; a network failure is not the settings' fault
 	}
 	return nil
 }
@@ -290,7 +278,7 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 	name := inputName(st.Name)
 	app := st.App
 	if app == "" {
-		app = App
+		app = appName
 	}
 	params := copyMap(st.Params)
 	sc, err := splunkd.New(in.ServerURI, secret.String(in.SessionKey), app, splunkHome(), log)
@@ -310,13 +298,13 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 			if err := sec.put(ctx, f, strings.TrimSpace(params[f])); err != nil {
 				return fmt.Errorf("%s could not be stored in Splunk's password storage, so the input does not run while it sits in inputs.conf: %w", f, err)
 			}
-			masked[f] = Mask
+			masked[f] = mask
 		}
 		if err := sc.UpdateInput(ctx, Scheme, name, masked); err != nil {
 			return fmt.Errorf("the secrets were stored, but masking them in the input failed, so the input does not run while they sit in inputs.conf: %w", err)
 		}
 		sort.Strings(fresh)
-		log.Info("secrets moved to Splunk's password storage and masked in the input", "fields", strings.Join(fresh, ","), "realm", Realm)
+		log.Info("secrets moved to Splunk's password storage and masked in the input", "fields", strings.Join(fresh, ","), "realm", realm)
 	}
 	if err := certPath(params, appDir(splunkHome(), app)); err != nil {
 		return err

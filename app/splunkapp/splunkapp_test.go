@@ -68,7 +68,7 @@ func TestSpecMatchesScheme(t *testing.T) {
 		}
 	}
 	var inScheme []string
-	for _, a := range Args {
+	for _, a := range schemeArgs {
 		inScheme = append(inScheme, a.Name)
 	}
 	if strings.Join(inSpec, ",") != strings.Join(inScheme, ",") {
@@ -98,7 +98,7 @@ func newRigWith(t *testing.T, n int, clientSecret string) *rig {
 	api.AddAlerts(n, func(i int) time.Time {
 		return now.Add(-3 * time.Hour).Add(time.Duration(i) * time.Hour / time.Duration(max(n, 1)))
 	})
-	sp := splunkdtest.New(sessionKey, App)
+	sp := splunkdtest.New(sessionKey, appName)
 	t.Cleanup(sp.Close)
 	// As on a Splunk host: splunkd's certificate is signed by $SPLUNK_HOME/etc/auth/cacert.pem.
 	if err := sp.InstallCACert(home); err != nil {
@@ -107,7 +107,7 @@ func newRigWith(t *testing.T, n int, clientSecret string) *rig {
 	r := &rig{api: api, splunk: sp, cpDir: t.TempDir()}
 	// splunkd validates an input again whenever it is saved, the masking edit included.
 	sp.Validate = func(name string, params map[string]string) error {
-		return validateItem(context.Background(), sp.URL, sessionKey, name, App, params, r.cpDir)
+		return validateItem(context.Background(), sp.URL, sessionKey, name, appName, params, r.cpDir)
 	}
 	return r
 }
@@ -130,7 +130,7 @@ func namedInputDoc(serverURI, key, cpDir, name string, params map[string]string)
 	var b strings.Builder
 	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?><input><server_host>sh1</server_host><server_uri>%s</server_uri><session_key>%s</session_key><checkpoint_dir>%s</checkpoint_dir><configuration><stanza name="`, serverURI, key, cpDir)
 	_ = xml.EscapeText(&b, []byte(Scheme+"://"+name))
-	fmt.Fprintf(&b, `" app="%s">`, App)
+	fmt.Fprintf(&b, `" app="%s">`, appName)
 	for k, v := range params {
 		b.WriteString(`<param name="` + k + `">`)
 		_ = xml.EscapeText(&b, []byte(v))
@@ -178,10 +178,10 @@ func TestRunStoresSecretsAndStreams(t *testing.T) {
 	if ev := streamEvents(t, out.Bytes()); len(ev) != 250 || !strings.Contains(ev[0], `"evidence"`) {
 		t.Fatalf("%d events", len(ev))
 	}
-	if got := r.splunk.Passwords()[Realm+"|tenant1/client_secret"]; got != secretV {
+	if got := r.splunk.Passwords()[realm+"|tenant1/client_secret"]; got != secretV {
 		t.Errorf("stored secret %q", got)
 	}
-	if got := r.splunk.Input(Scheme, "tenant1")["client_secret"]; got != Mask {
+	if got := r.splunk.Input(Scheme, "tenant1")["client_secret"]; got != mask {
 		t.Errorf("input still holds %q, want the mask", got)
 	}
 	for _, line := range strings.Split(strings.TrimSpace(errb.String()), "\n") {
@@ -194,7 +194,7 @@ func TestRunStoresSecretsAndStreams(t *testing.T) {
 	}
 	// The next run: the field is masked, the secret comes from storage, only new versions go.
 	r.api.Update(7)
-	masked := r.params(map[string]string{"client_secret": Mask})
+	masked := r.params(map[string]string{"client_secret": mask})
 	out.Reset()
 	errb.Reset()
 	if code := Run(context.Background(), strings.NewReader(inputDoc(r.splunk.URL, sessionKey, r.cpDir, masked)), &out, &errb); code != 0 {
@@ -237,7 +237,7 @@ func TestLongCertificateIsStoredInParts(t *testing.T) {
 	stored := r.splunk.Passwords()
 	var joined strings.Builder
 	for i := 1; ; i++ {
-		part, ok := stored[fmt.Sprintf("%s|tenant1/certificate#%d", Realm, i)]
+		part, ok := stored[fmt.Sprintf("%s|tenant1/certificate#%d", realm, i)]
 		if !ok {
 			break
 		}
@@ -267,14 +267,14 @@ func TestRunToHEC(t *testing.T) {
 	if st := h.Stats(); st.Distinct != 40 || h.Events()[0].Index != "security" {
 		t.Errorf("HEC indexed %d", st.Distinct)
 	}
-	if r.splunk.Passwords()[Realm+"|tenant1/hec_token"] != hecToken || r.splunk.Input(Scheme, "tenant1")["hec_token"] != Mask {
+	if r.splunk.Passwords()[realm+"|tenant1/hec_token"] != hecToken || r.splunk.Input(Scheme, "tenant1")["hec_token"] != mask {
 		t.Error("the HEC token was not moved to storage")
 	}
 }
 
 func TestValidate(t *testing.T) {
 	r := newRig(t, 1)
-	_ = os.MkdirAll(filepath.Join(os.Getenv("SPLUNK_HOME"), "etc", "apps", App), 0o700)
+	_ = os.MkdirAll(filepath.Join(os.Getenv("SPLUNK_HOME"), "etc", "apps", appName), 0o700)
 	tests := []struct {
 		name   string
 		params map[string]string
@@ -286,7 +286,9 @@ func TestValidate(t *testing.T) {
 		{"bad duration", map[string]string{"start": "forever"}, "start"},
 		{"hec url not http", map[string]string{"output": "hec", "hec_url": "ftp://x", "hec_token": "t"}, "hec_url"},
 		{"wrong secret", map[string]string{"client_secret": "wrong"}, "Secret ID"},
-		{"masked, not stored", map[string]string{"client_secret": Mask}, "no stored value"},
+		// A login endpoint that does not answer is the network's fault, not the settings'.
+		{"token endpoint unreachable", map[string]string{"login_url": "http://127.0.0.1:1"}, ""},
+		{"masked, not stored", map[string]string{"client_secret": mask}, "no stored value"},
 		{"certificate outside the app", map[string]string{"client_secret": "", "certificate": "../../../etc/passwd"}, "inside this app's folder"},
 	}
 	for _, tt := range tests {
@@ -336,7 +338,7 @@ func TestRunWarnsOnceWhenSplunkdIsUnverified(t *testing.T) {
 	if len(warns) != 1 || !strings.Contains(warns[0], "could not be verified") || !strings.Contains(warns[0], "cacert.pem") {
 		t.Errorf("want one warning naming cacert.pem, got %q", warns)
 	}
-	if r.splunk.Input(Scheme, "tenant1")["client_secret"] != Mask {
+	if r.splunk.Input(Scheme, "tenant1")["client_secret"] != mask {
 		t.Error("the secret was not masked")
 	}
 	if strings.Contains(log, sessionKey) || strings.Contains(log, secretV) {

@@ -96,12 +96,12 @@ func loadCA(src caSource) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// DefaultCertCN is the common name of the certificate Splunk generates for splunkd.
-const DefaultCertCN = "SplunkServerDefaultCert"
+// defaultCertCN is the common name of the certificate Splunk generates for splunkd.
+const defaultCertCN = "SplunkServerDefaultCert"
 
 // isDefaultCert reports whether c is Splunk's default certificate: it names no host.
 func isDefaultCert(c *x509.Certificate) bool {
-	return c.Subject.CommonName == DefaultCertCN && len(c.DNSNames) == 0 && len(c.IPAddresses) == 0 && len(c.URIs) == 0
+	return c.Subject.CommonName == defaultCertCN && len(c.DNSNames) == 0 && len(c.IPAddresses) == 0 && len(c.URIs) == 0
 }
 
 func (c *Client) verify(cs tls.ConnectionState) error {
@@ -139,7 +139,7 @@ func (c *Client) check(certs []*x509.Certificate) error {
 	host := c.base.Hostname()
 	if isDefaultCert(leaf) {
 		c.defaultOnce.Do(func() {
-			c.log.Warn("splunkd presents Splunk's default certificate (CN="+DefaultCertCN+"), which names no host: its chain was verified, its host name cannot be. "+
+			c.log.Warn("splunkd presents Splunk's default certificate (CN="+defaultCertCN+"), which names no host: its chain was verified, its host name cannot be. "+
 				"Give splunkd a certificate that names this host (server.conf [sslConfig] serverCert)", "host", host)
 		})
 		return nil
@@ -150,14 +150,14 @@ func (c *Client) check(certs []*x509.Certificate) error {
 	return nil
 }
 
-// Error is a failed splunkd call.
-type Error struct {
+// callError is a failed splunkd call.
+type callError struct {
 	Op     string
 	Status int
 	Msg    string
 }
 
-func (e *Error) Error() string {
+func (e *callError) Error() string {
 	if e.Status == 0 {
 		return fmt.Sprintf("splunkd %s: %s", e.Op, e.Msg)
 	}
@@ -203,7 +203,7 @@ func (c *Client) do(ctx context.Context, op, method string, u url.URL, form url.
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return &Error{Op: op, Msg: textclean.Line(err.Error())}
+		return &callError{Op: op, Msg: textclean.Line(err.Error())}
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
@@ -216,11 +216,11 @@ func (c *Client) do(ctx context.Context, op, method string, u url.URL, form url.
 			msg = m.Messages[0].Text
 		}
 		// splunkd's text goes into logs and onto terminals: one short printable line.
-		return &Error{Op: op, Status: resp.StatusCode, Msg: textclean.Line(msg)}
+		return &callError{Op: op, Status: resp.StatusCode, Msg: textclean.Line(msg)}
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
-			return &Error{Op: op, Status: resp.StatusCode, Msg: "the reply is not JSON: " + err.Error()}
+			return &callError{Op: op, Status: resp.StatusCode, Msg: "the reply is not JSON: " + err.Error()}
 		}
 	}
 	return nil
@@ -258,7 +258,7 @@ func entityName(realm, user string) string {
 // SetPassword stores a password, replacing an existing one.
 func (c *Client) SetPassword(ctx context.Context, realm, user string, pw secret.String) error {
 	err := c.do(ctx, "create storage/passwords", http.MethodPost, c.endpoint("storage", "passwords"), url.Values{"name": {user}, "password": {pw.Reveal()}, "realm": {realm}}, nil)
-	var se *Error
+	var se *callError
 	if errors.As(err, &se) && se.Status == http.StatusConflict {
 		err = c.do(ctx, "update storage/passwords", http.MethodPost, c.endpoint("storage", "passwords", entityName(realm, user)), url.Values{"password": {pw.Reveal()}}, nil)
 	}
@@ -268,7 +268,7 @@ func (c *Client) SetPassword(ctx context.Context, realm, user string, pw secret.
 // DeletePassword removes a password; a missing one is fine.
 func (c *Client) DeletePassword(ctx context.Context, realm, user string) error {
 	err := c.do(ctx, "delete storage/passwords", http.MethodDelete, c.endpoint("storage", "passwords", entityName(realm, user)), nil, nil)
-	var se *Error
+	var se *callError
 	if errors.As(err, &se) && se.Status == http.StatusNotFound {
 		return nil
 	}

@@ -69,8 +69,8 @@ func TestSplunkdCertificate(t *testing.T) {
 	corpLeaf := issue(t, corp, splunkdtest.Leaf{CN: remote, Hosts: []string{remote}})
 	corpOtherHost := issue(t, corp, splunkdtest.Leaf{CN: "idx1.example.com", Hosts: []string{"idx1.example.com"}})
 	corpExpired := issue(t, corp, splunkdtest.Leaf{CN: remote, Hosts: []string{remote}, NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
-	fakeDefault := issue(t, other, splunkdtest.Leaf{CN: DefaultCertCN})
-	defaultNamingHost := issue(t, splunkCA, splunkdtest.Leaf{CN: DefaultCertCN, Hosts: []string{"idx1.example.com"}})
+	fakeDefault := issue(t, other, splunkdtest.Leaf{CN: defaultCertCN})
+	defaultNamingHost := issue(t, splunkCA, splunkdtest.Leaf{CN: defaultCertCN, Hosts: []string{"idx1.example.com"}})
 
 	cacert := "etc/auth/cacert.pem"
 	corpPEM, splunkPEM, otherPEM := string(corp.CertPEM), string(splunkCA.CertPEM), string(other.CertPEM)

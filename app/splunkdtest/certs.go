@@ -31,8 +31,8 @@ type Leaf struct {
 
 // Names of Splunk's default certificates: splunkd's server.pem names no host.
 const (
-	DefaultCACN   = "SplunkCommonCA"
-	DefaultCertCN = "SplunkServerDefaultCert"
+	defaultCACN   = "SplunkCommonCA"
+	defaultCertCN = "SplunkServerDefaultCert"
 )
 
 func serial() (*big.Int, error) { return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62)) }
@@ -98,10 +98,10 @@ func (ca *CA) Issue(l Leaf) (tls.Certificate, error) {
 // (cacert.pem) and, signed by it, splunkd's certificate (server.pem), CN=SplunkServerDefaultCert
 // with no host name.
 func DefaultCertificate() (*CA, tls.Certificate, error) {
-	ca, err := NewCA(DefaultCACN)
+	ca, err := NewCA(defaultCACN)
 	if err != nil {
 		return nil, tls.Certificate{}, err
 	}
-	leaf, err := ca.Issue(Leaf{CN: DefaultCertCN})
+	leaf, err := ca.Issue(Leaf{CN: defaultCertCN})
 	return ca, leaf, err
 }

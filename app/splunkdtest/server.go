@@ -54,7 +54,7 @@ type Options struct {
 
 // New starts a splunkd stand-in over TLS, as splunkd's management port is, with a
 // certificate like Splunk's default one: CN=SplunkServerDefaultCert, naming no host, signed by
-// a CA of its own (CACertPEM, which InstallCACert writes where Splunk keeps it).
+// a CA of its own (which InstallCACert writes where Splunk keeps it).
 func New(sessionKey, app string) *Server { return NewWith(sessionKey, app, Options{}) }
 
 // NewWith starts a stand-in with the given options.
@@ -75,11 +75,8 @@ func NewWith(sessionKey, app string, o Options) *Server {
 	return s
 }
 
-// CACertPEM is the CA of the default certificate (nil when Options.Certificate was set).
-func (s *Server) CACertPEM() []byte { return s.caPEM }
-
-// InstallCACert writes CACertPEM to splunkHome/etc/auth/cacert.pem, where splunkd keeps the
-// CA of its default certificate.
+// InstallCACert writes the CA of the default certificate (see New) to
+// splunkHome/etc/auth/cacert.pem, where splunkd keeps it.
 func (s *Server) InstallCACert(splunkHome string) error {
 	dir := filepath.Join(splunkHome, "etc", "auth")
 	if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -11,25 +11,25 @@ import (
 	"os"
 )
 
-// ErrLink means a state file's path is a symbolic link (or, on Windows, a reparse point).
-var ErrLink = errors.New("is a link")
+// errLink means a state file's path is a symbolic link (or, on Windows, a reparse point).
+var errLink = errors.New("is a link")
 
-// ErrUnsafe means the state folder can be changed by users other than the collector's.
-var ErrUnsafe = errors.New("is not private to the user running the collector")
+// errUnsafe means the state folder can be changed by users other than the collector's.
+var errUnsafe = errors.New("is not private to the user running the collector")
 
 // Prepare creates dir (0700) if it does not exist, then checks that it is safe to keep state in.
 func Prepare(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("state folder %s cannot be created: %w", dir, err)
 	}
-	return Check(dir)
+	return check(dir)
 }
 
-// Check refuses a state folder that users other than the collector's can write to: on Unix, one
+// check refuses a state folder that users other than the collector's can write to: on Unix, one
 // writable by group or others, or owned by another user. Anyone who can write there can swap
 // the checkpoint (re-sending or skipping alerts) or plant links. A link to a folder is followed:
 // the folder it names is the one checked.
-func Check(dir string) error {
+func check(dir string) error {
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return fmt.Errorf("state folder %s cannot be read: %w", dir, err)
@@ -41,7 +41,7 @@ func Check(dir string) error {
 }
 
 // OpenFile opens a file in the state folder like os.OpenFile, except that if path is a link it
-// opens nothing, creates nothing, and returns an error wrapping ErrLink.
+// opens nothing, creates nothing, and returns an error that says so.
 func OpenFile(path string, flag int, perm fs.FileMode) (*os.File, error) {
 	f, err := openNoFollow(path, flag, perm)
 	if err == nil {
@@ -56,5 +56,5 @@ func OpenFile(path string, flag int, perm fs.FileMode) (*os.File, error) {
 }
 
 func linkError(path string) error {
-	return fmt.Errorf("%s %w: the state folder must hold only the collector's own files; remove the link (and find out who made it)", path, ErrLink)
+	return fmt.Errorf("%s %w: the state folder must hold only the collector's own files; remove the link (and find out who made it)", path, errLink)
 }

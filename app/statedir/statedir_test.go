@@ -68,8 +68,8 @@ func TestOpenFileRefusesLinks(t *testing.T) {
 					f.Close()
 					t.Fatalf("flag %#x: the link was followed", flag)
 				}
-				if !errors.Is(err, ErrLink) || !strings.Contains(err.Error(), link) {
-					t.Errorf("flag %#x: %v, want ErrLink naming %s", flag, err, link)
+				if !errors.Is(err, errLink) || !strings.Contains(err.Error(), link) {
+					t.Errorf("flag %#x: %v, want errLink naming %s", flag, err, link)
 				}
 			}
 		})
@@ -85,7 +85,7 @@ func TestOpenFileRefusesLinks(t *testing.T) {
 // Other errors stay what they are.
 func TestOpenFileOtherErrors(t *testing.T) {
 	_, err := OpenFile(filepath.Join(t.TempDir(), "no", "such"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err == nil || errors.Is(err, ErrLink) || !errors.Is(err, os.ErrNotExist) {
+	if err == nil || errors.Is(err, errLink) || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("err = %v, want a not-exist error", err)
 	}
 }
@@ -109,7 +109,7 @@ func TestPrepareCreatesPrivateFolder(t *testing.T) {
 	if err := Prepare(filepath.Join(file, "state")); err == nil || !strings.Contains(err.Error(), "cannot be created") {
 		t.Errorf("under a file: %v", err)
 	}
-	if err := Check(file); err == nil || !strings.Contains(err.Error(), "not a folder") {
+	if err := check(file); err == nil || !strings.Contains(err.Error(), "not a folder") {
 		t.Errorf("a file: %v", err)
 	}
 }

@@ -19,7 +19,7 @@ func checkOwner(dir string, fi fs.FileInfo) error {
 		if me := geteuid(); int(st.Uid) != me {
 			return fmt.Errorf("state folder %s %w: it belongs to %s, and the collector runs as %s; "+
 				"run the collector as the folder's owner, or give it the folder (as root: chown %s %s)",
-				dir, ErrUnsafe, userName(int(st.Uid)), userName(me), strconv.Itoa(me), dir)
+				dir, errUnsafe, userName(int(st.Uid)), userName(me), strconv.Itoa(me), dir)
 		}
 	}
 	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
@@ -35,7 +35,7 @@ func checkOwner(dir string, fi fs.FileInfo) error {
 			mode |= 0o1000
 		}
 		return fmt.Errorf("state folder %s %w: it is writable by %s (mode %04o); run chmod 700 %s",
-			dir, ErrUnsafe, who, mode, dir)
+			dir, errUnsafe, who, mode, dir)
 	}
 	return nil
 }

@@ -42,8 +42,8 @@ func TestCheckModes(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "run chmod 700 "+dir) {
-				t.Errorf("err = %v, want ErrUnsafe saying %q and how to fix it", err, tt.want)
+			if !errors.Is(err, errUnsafe) || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "run chmod 700 "+dir) {
+				t.Errorf("err = %v, want errUnsafe saying %q and how to fix it", err, tt.want)
 			}
 		})
 	}
@@ -56,13 +56,13 @@ func TestCheckOwner(t *testing.T) {
 	me := os.Geteuid()
 	defer func() { geteuid = os.Geteuid }()
 	geteuid = func() int { return me + 1 } // the collector runs as another user than the owner
-	err := Check(dir)
-	if !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), "belongs to uid "+strconv.Itoa(me)) ||
+	err := check(dir)
+	if !errors.Is(err, errUnsafe) || !strings.Contains(err.Error(), "belongs to uid "+strconv.Itoa(me)) ||
 		!strings.Contains(err.Error(), "chown "+strconv.Itoa(me+1)+" "+dir) {
-		t.Errorf("err = %v, want ErrUnsafe naming the owner and the chown that fixes it", err)
+		t.Errorf("err = %v, want errUnsafe naming the owner and the chown that fixes it", err)
 	}
 	geteuid = os.Geteuid
-	if err := Check(dir); err != nil {
+	if err := check(dir); err != nil {
 		t.Errorf("own folder: %v", err)
 	}
 }
@@ -72,13 +72,13 @@ func TestCheckFollowsFolderLink(t *testing.T) {
 	real := t.TempDir()
 	link := filepath.Join(t.TempDir(), "state")
 	symlink(t, real, link)
-	if err := Check(link); err != nil {
+	if err := check(link); err != nil {
 		t.Errorf("link to a private folder: %v", err)
 	}
 	if err := os.Chmod(real, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	if err := Check(link); !errors.Is(err, ErrUnsafe) {
+	if err := check(link); !errors.Is(err, errUnsafe) {
 		t.Errorf("link to an open folder: %v", err)
 	}
 }

@@ -72,7 +72,7 @@ func New(cfg *config.Config, log *slog.Logger, out *Stdout) (*Collector, error) 
 		}
 		return nil, err
 	}
-	c.Pump = bridge.New(bridge.Config{Store: c.Store, Log: log, Start: cfg.Start, Overlap: cfg.Overlap, Tick: defender.Tick,
+	c.Pump = bridge.New(bridge.Config{Store: c.Store, Log: log, Start: cfg.Start, Overlap: cfg.Overlap, TimeResolution: defender.TimeResolution,
 		Clock: rd.APITime, DeadLetter: bridge.DeadLetterPath(cfg.StateDir, cfg.Input)}, bridge.DefenderSource(rd), open)
 	return c, nil
 }

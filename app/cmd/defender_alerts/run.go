@@ -17,6 +17,7 @@ import (
 	"ta-defender-alerts/app/bridge"
 	"ta-defender-alerts/app/config"
 	"ta-defender-alerts/app/metrics"
+	"ta-defender-alerts/app/retry"
 	"ta-defender-alerts/app/splunkapp"
 	"ta-defender-alerts/app/version"
 	"ta-defender-alerts/app/wiring"
@@ -126,7 +127,7 @@ var onceGiveUp = 5 * time.Minute
 var daemonGiveUp = 10 * time.Minute
 
 // daemonRetryMin is the daemon's first wait after a failed poll; it doubles up to ten
-// intervals. Tests shrink it.
+// intervals, each wait jittered (retry.Delay). Tests shrink it.
 var daemonRetryMin = 5 * time.Second
 
 // hecRetryLogEvery is how often, at most, a HEC URL's retries are logged.
@@ -227,7 +228,7 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 		log.Info("done", "read", st.Read, "confirmed", st.Confirmed, "rejected", st.Rejected, "resent", st.Resent, "watermark", st.Watermark)
 		return 0
 	}
-	backoff := time.Duration(0)
+	fails := 0 // failed polls in a row
 	for {
 		err := p.Drain(ctx)
 		if ctx.Err() != nil {
@@ -240,8 +241,8 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 				log.Error("stopping: this needs a fix before collection can go on", "err", err)
 				return 1
 			}
-			backoff = min(max(2*backoff, daemonRetryMin), 10*cfg.Interval)
-			wait = backoff
+			fails++
+			wait = retry.Delay(daemonRetryMin, 10*cfg.Interval, fails)
 			if bridge.Alarming(err) {
 				// Not a passing outage: someone should look at the load balancer or HEC.
 				log.Error("HEC never acknowledged a batch; it is not committed and will be sent again", "err", err, "in", wait)
@@ -249,7 +250,7 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 				log.Warn("collection failed; will try again", "err", err, "in", wait)
 			}
 		} else {
-			backoff = 0
+			fails = 0
 			st := p.Stats()
 			log.Debug("poll done", "confirmed_total", st.Confirmed, "watermark", st.Watermark)
 		}

@@ -25,7 +25,7 @@ func TestStreamTagsAndLinger(t *testing.T) {
 	var mu sync.Mutex
 	lastOf := map[int]bool{}
 	var got []hec.Outcome
-	s := c.NewStream(50*time.Millisecond, func(o hec.Outcome) {
+	s := c.NewBatchSender(50*time.Millisecond, func(o hec.Outcome) {
 		mu.Lock()
 		got = append(got, o)
 		mu.Unlock()
@@ -207,16 +207,16 @@ func TestStreamLingerAcrossContexts(t *testing.T) {
 	srv := newHEC(t, hectest.Options{Ack: true})
 	tests := []struct {
 		name string
-		run  func(t *testing.T, s *hec.Stream, tm *streamTimers, res *outcomes)
+		run  func(t *testing.T, s *hec.BatchSender, tm *streamTimers, res *outcomes)
 	}{
-		{"timer fires after its context ended and a new one added records", func(t *testing.T, s *hec.Stream, tm *streamTimers, _ *outcomes) {
+		{"timer fires after its context ended and a new one added records", func(t *testing.T, s *hec.BatchSender, tm *streamTimers, _ *outcomes) {
 			ctx1, cancel1 := context.WithCancel(context.Background())
 			must(t, s.Add(ctx1, alert(1, 200), 1)) // starts timer 0
 			cancel1()                              // the window is over
 			must(t, s.Add(context.Background(), alert(2, 200), 2))
 			tm.fire(t, 0) // the linger of record 1 is due: 1 and 2 go, with the new context
 		}},
-		{"timer fires late, after its batch went with a Flush", func(t *testing.T, s *hec.Stream, tm *streamTimers, res *outcomes) {
+		{"timer fires late, after its batch went with a Flush", func(t *testing.T, s *hec.BatchSender, tm *streamTimers, res *outcomes) {
 			ctx1, cancel1 := context.WithCancel(context.Background())
 			must(t, s.Add(ctx1, alert(1, 200), 1)) // timer 0
 			must(t, s.Flush(ctx1))                 // 1 goes
@@ -231,9 +231,9 @@ func TestStreamLingerAcrossContexts(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newClient(t, func(c *hec.Config) { c.MaxInFlight = 1 }, srv.URL)
 			res := &outcomes{ok: map[int]int{}, errs: map[int][]error{}}
-			s := c.NewStream(time.Hour, res.done)
+			s := c.NewBatchSender(time.Hour, res.done)
 			tm := &streamTimers{}
-			hec.SetStreamTimer(s, tm.afterFunc)
+			hec.SetSenderTimer(s, tm.afterFunc)
 			tt.run(t, s, tm, res)
 			res.wait(1, 2)
 			c.Wait()
@@ -266,9 +266,9 @@ func TestStreamRefusedBatchHasAnOutcome(t *testing.T) {
 	open := func() { opened.Do(func() { close(gate) }) }
 	t.Cleanup(open) // before the client closes: it waits for the batch in flight
 	res := &outcomes{ok: map[int]int{}, errs: map[int][]error{}}
-	s := c.NewStream(time.Hour, res.done)
+	s := c.NewBatchSender(time.Hour, res.done)
 	tm := &streamTimers{}
-	hec.SetStreamTimer(s, tm.afterFunc)
+	hec.SetSenderTimer(s, tm.afterFunc)
 	bg := context.Background()
 	must(t, s.Add(bg, alert(0, 200), 0)) // timer 0
 	must(t, s.Flush(bg))                 // in flight, held: no room for another batch
@@ -308,7 +308,7 @@ func TestStreamAfterFatalEveryRecordHasAnOutcome(t *testing.T) {
 	srv := newHEC(t, hectest.Options{Token: "11111111-2222-3333-4444-555555555555"})
 	c := newClient(t, func(c *hec.Config) { c.MaxInFlight = 1; c.BatchCount = 1 }, srv.URL)
 	res := &outcomes{ok: map[int]int{}, errs: map[int][]error{}}
-	s := c.NewStream(time.Hour, res.done)
+	s := c.NewBatchSender(time.Hour, res.done)
 	bg := context.Background()
 	must(t, s.Add(bg, alert(0, 200), 0))
 	must(t, s.Add(bg, alert(1, 200), 1)) // 0 goes, and HEC refuses the token

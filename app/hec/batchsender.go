@@ -6,11 +6,11 @@ import (
 	"time"
 )
 
-// Stream batches records as they come and submits each batch when it is full, or when its
+// BatchSender batches records as they come and submits each batch when it is full, or when its
 // first record has waited Linger. Each batch's Tag is the tag given with its last record, so
 // a caller that tags records with checkpoint positions learns, from each confirmed batch,
 // how far it may commit.
-type Stream struct {
+type BatchSender struct {
 	c         *Client
 	done      func(Outcome)
 	linger    time.Duration
@@ -28,19 +28,19 @@ type Stream struct {
 	err      error  // a fatal Submit error, reported by every later Add or Flush
 }
 
-// NewStream makes a stream that calls done once per batch, whatever becomes of it: from
+// NewBatchSender makes a sender that calls done once per batch, whatever becomes of it: from
 // another goroutine once the client has taken the batch, or, for a batch the client would not
 // take (a context that ended, a fatal error), with that error from the call that tried (Add,
-// Flush or the linger timer) after it has released the stream. linger 0 means 2 seconds.
-func (c *Client) NewStream(linger time.Duration, done func(Outcome)) *Stream {
+// Flush or the linger timer) after it has released the sender. linger 0 means 2 seconds.
+func (c *Client) NewBatchSender(linger time.Duration, done func(Outcome)) *BatchSender {
 	if linger <= 0 {
 		linger = 2 * time.Second
 	}
-	return &Stream{c: c, done: done, linger: linger, afterFunc: time.AfterFunc, bt: c.NewBatcher()}
+	return &BatchSender{c: c, done: done, linger: linger, afterFunc: time.AfterFunc, bt: c.NewBatcher()}
 }
 
 // Add queues r, tagged. It blocks while the client has MaxInFlight batches unconfirmed.
-func (s *Stream) Add(ctx context.Context, r Record, tag any) error {
+func (s *BatchSender) Add(ctx context.Context, r Record, tag any) error {
 	s.mu.Lock()
 	s.ctx = ctx
 	if s.err != nil {
@@ -56,7 +56,7 @@ func (s *Stream) Add(ctx context.Context, r Record, tag any) error {
 		}
 	}
 	s.lastTag = tag // r is queued either way, and leaves with its own tag
-	if s.bt.Pending() > 0 && s.timer == nil {
+	if s.bt.queued() > 0 && s.timer == nil {
 		s.timerGen++
 		gen := s.timerGen
 		s.timer = s.afterFunc(s.linger, func() { s.lingerFlush(gen) })
@@ -67,7 +67,7 @@ func (s *Stream) Add(ctx context.Context, r Record, tag any) error {
 }
 
 // Flush submits the batch being filled, if any.
-func (s *Stream) Flush(ctx context.Context) error {
+func (s *BatchSender) Flush(ctx context.Context) error {
 	s.mu.Lock()
 	s.ctx = ctx
 	refused, err := s.flushLocked(ctx)
@@ -79,7 +79,7 @@ func (s *Stream) Flush(ctx context.Context) error {
 // lingerFlush is timer gen's flush. A timer that fired while it was being stopped (its batch
 // went with a Flush, or with a full batch) finds another current, or none, and leaves the
 // records waiting now to their own timer.
-func (s *Stream) lingerFlush(gen uint64) {
+func (s *BatchSender) lingerFlush(gen uint64) {
 	s.mu.Lock()
 	if s.timer == nil || s.timerGen != gen {
 		s.mu.Unlock()
@@ -91,7 +91,7 @@ func (s *Stream) lingerFlush(gen uint64) {
 }
 
 // flushLocked submits the batch being filled; it returns the batch if the client refused it.
-func (s *Stream) flushLocked(ctx context.Context) (*Batch, error) {
+func (s *BatchSender) flushLocked(ctx context.Context) (*Batch, error) {
 	if s.timer != nil {
 		s.timer.Stop()
 		s.timer = nil
@@ -110,9 +110,9 @@ func (s *Stream) flushLocked(ctx context.Context) (*Batch, error) {
 	return nil, nil
 }
 
-func (s *Stream) submitLocked(ctx context.Context, b *Batch) error {
+func (s *BatchSender) submitLocked(ctx context.Context, b *Batch) error {
 	if err := s.c.Submit(ctx, b, s.done); err != nil {
-		if IsFatal(err) {
+		if isFatal(err) {
 			s.err = err // nothing more can go; a cancelled context only ends this call
 		}
 		return err
@@ -122,7 +122,7 @@ func (s *Stream) submitLocked(ctx context.Context, b *Batch) error {
 
 // refused gives a batch the client did not take its outcome, so that nobody waits for it.
 // It runs without s.mu: done may take the caller's locks.
-func (s *Stream) refused(b *Batch, err error) {
+func (s *BatchSender) refused(b *Batch, err error) {
 	if b != nil {
 		s.done(Outcome{Batch: b, Err: err})
 	}
