@@ -162,8 +162,18 @@ func FromEnv() (*Config, error) {
 
 // errorf makes an *Error about the setting that fills the raw field, under the source's name.
 func (r *raw) errorf(field, value, msg string) *Error {
+	// A secret's value is never quoted, whatever went wrong with it; the certificate setting
+	// holds a file's path (quoted: it helps) or PEM text (never quoted).
+	if s := find(func(s *Setting) bool { return s.field == field }); s != nil && s.Secret && (field != "CertFile" || IsPEM(value)) {
+		value = ""
+	}
 	return &Error{Var: r.names.name(field), Value: value, Msg: msg}
 }
+
+// IsPEM reports whether a certificate setting holds PEM text rather than a file's path: it
+// has a PEM block, wherever it starts (openssl's pkcs12 output puts "Bag Attributes" lines
+// before it).
+func IsPEM(v string) bool { return strings.Contains(v, "-----BEGIN ") }
 
 func (r *raw) build() (*Config, error) {
 	c := &Config{

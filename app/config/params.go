@@ -38,7 +38,7 @@ func FromParams(params map[string]string, checkpointDir, input string) (*Config,
 	if r.HECIndex == "default" {
 		r.HECIndex = "" // Splunk's "default" means: the default index, so send none
 	}
-	if strings.HasPrefix(r.CertFile, "-----BEGIN") {
+	if IsPEM(r.CertFile) {
 		r.certPEM, r.CertFile = secret.String(r.CertFile), ""
 	}
 	return r.build()

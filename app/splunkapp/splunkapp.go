@@ -40,7 +40,7 @@ const (
 func isSecret(field, v string) bool {
 	switch field {
 	case "certificate":
-		return strings.HasPrefix(strings.TrimSpace(v), "-----BEGIN")
+		return config.IsPEM(v)
 	case "proxy_url":
 		// Any user part is stored, decided on the string: a password with an unescaped '%',
 		// '#', '/' or '?' does not parse, and must not stay in inputs.conf for that.
@@ -159,7 +159,7 @@ func inputName(stanza string) string { return strings.TrimPrefix(stanza, Scheme+
 // certPath resolves a certificate path inside the app's folder.
 func certPath(params map[string]string, appDir string) error {
 	c := strings.TrimSpace(params["certificate"])
-	if c == "" || strings.HasPrefix(c, "-----BEGIN") || c == mask {
+	if c == "" || config.IsPEM(c) || c == mask {
 		return nil
 	}
 	p := c
