@@ -209,7 +209,7 @@ func (r *raw) build() (*Config, error) {
 		Cloud: defender.Cloud(r.Cloud), Region: r.Region, APIURL: r.APIURL, LoginURL: r.LoginURL,
 		ProxyURL: r.ProxyURL, CAFile: r.CAFile, PageSize: r.PageSize,
 	}
-	if _, err := defender.New(c.Defender); err != nil {
+	if err := defender.Validate(c.Defender); err != nil {
 		return nil, c.Explain(err)
 	}
 	if r.Output == "stdout" && strings.TrimSpace(r.HECURL) == "" {

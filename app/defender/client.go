@@ -6,56 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"ta-defender-alerts/app/retry"
-	"ta-defender-alerts/app/secret"
-	"ta-defender-alerts/app/wait"
 )
-
-// MaxPageSize is the API's largest $top.
-const MaxPageSize = 10000
-
-// Config says which tenant to read and how. Start from zero values; New applies defaults and
-// validates once. FieldError.Field names the Config field.
-type Config struct {
-	TenantID       string        // GUID or domain name (contoso.onmicrosoft.com)
-	ClientID       string        // application (client) id, a GUID
-	ClientSecret   secret.String // exactly one of ClientSecret and CertificatePEM
-	CertificatePEM secret.String // PEM holding the certificate and its private key
-
-	Cloud    Cloud  // commercial (default), gcc, gcc-high, dod
-	Region   string // commercial only: us, eu, uk, au, swa, ina
-	APIURL   string // overrides the API base URL (keeps the cloud's token scope)
-	LoginURL string // overrides the Entra ID login base URL
-	ProxyURL string // explicit proxy; else HTTPS_PROXY/NO_PROXY
-	CAFile   string // extra CA certificates (PEM) for the Microsoft side
-
-	PageSize         int           // $top, default and at most 10,000
-	Limits           Limits        // default 100 calls a minute and 1,500 an hour (Microsoft's quota)
-	MaxAttempts      int           // tries per call for transient errors, default 6
-	MaxThrottleWaits int           // 429 replies tolerated per call, default 30
-	BackoffInitial   time.Duration // default 1s
-	BackoffMax       time.Duration // default 60s
-	RequestTimeout   time.Duration // whole call including the body, default 5m
-	// GiveUpAfter, if set, bounds how long one call may go on retrying and waiting (throttling,
-	// Retry-After, back-off) before it fails with its last error: run --once and a modular
-	// input run must end. 0: no bound beyond MaxAttempts and MaxThrottleWaits (the daemon).
-	GiveUpAfter time.Duration
-	UserAgent   string
-
-	// Now is the clock for windows and token lifetimes; default time.Now. Tests inject one.
-	Now func() time.Time
-	// OnRetryAfter, if set, is told of every Retry-After the client honours: the reply's
-	// status, what the server asked (as sent) and how long the client waits (at most
-	// retry.MaxAfter). The caller logs it; this package does not log.
-	OnRetryAfter func(status int, asked string, wait time.Duration)
-	// Sleep waits between retries; default a timer. Tests may inject one.
-	Sleep func(ctx context.Context, d time.Duration) error
-}
 
 // Client reads alerts. It is safe for concurrent use, though one drain at a time is the norm.
 type Client struct {
@@ -84,23 +40,11 @@ type Stats struct {
 
 // New validates cfg and builds a client. Errors are *FieldError naming the field.
 func New(cfg Config) (*Client, error) {
-	if err := cfg.setDefaults(); err != nil {
-		return nil, err
-	}
-	ep, err := resolveEndpoints(&cfg)
+	v, err := check(&cfg)
 	if err != nil {
 		return nil, err
 	}
-	var proxy *url.URL
-	if cfg.ProxyURL != "" {
-		if proxy, err = parseProxyURL(cfg.ProxyURL); err != nil {
-			return nil, err
-		}
-	}
-	roots, err := rootCAs("CAFile", cfg.CAFile)
-	if err != nil {
-		return nil, err
-	}
+	ep, proxy, roots := v.ep, v.proxy, v.roots
 	clock := newAPIClock(cfg.Now)
 	hc := &http.Client{Transport: &clockTransport{next: newTransport(proxy, roots), clock: clock}, Timeout: cfg.RequestTimeout}
 	c := &Client{cfg: cfg, ep: ep, hc: hc, clock: clock}
@@ -109,72 +53,10 @@ func New(cfg Config) (*Client, error) {
 	case !cfg.ClientSecret.IsZero():
 		c.tokens = &tokenCache{fetch: secretFetcher(ep, cfg.ClientID, cfg.ClientSecret.Reveal(), tokenHTTP), now: cfg.Now}
 	default:
-		cert, err := parseCertificate([]byte(cfg.CertificatePEM.Reveal()))
-		if err != nil {
-			return nil, &FieldError{Field: "CertificatePEM", Msg: "cannot be used", Err: err}
-		}
-		if err := cert.check(cfg.Now()); err != nil {
-			return nil, &FieldError{Field: "CertificatePEM", Msg: "cannot be used", Err: err}
-		}
-		c.tokens = &tokenCache{fetch: certFetcher(ep, cfg.ClientID, cert, tokenHTTP, clock), now: cfg.Now}
+		c.tokens = &tokenCache{fetch: certFetcher(ep, cfg.ClientID, v.cert, tokenHTTP, clock), now: cfg.Now}
 	}
 	c.lim = newLimiter(cfg.Limits, time.Now, cfg.Sleep)
 	return c, nil
-}
-
-func (cfg *Config) setDefaults() error {
-	if !validTenant(cfg.TenantID) {
-		if cfg.TenantID == "" {
-			return &FieldError{Field: "TenantID", Msg: "is required (the Entra tenant id, a GUID, or its domain such as contoso.onmicrosoft.com)"}
-		}
-		return &FieldError{Field: "TenantID", Value: cfg.TenantID, Msg: "is neither a GUID nor a domain name such as contoso.onmicrosoft.com"}
-	}
-	if !isGUID(cfg.ClientID) {
-		if cfg.ClientID == "" {
-			return &FieldError{Field: "ClientID", Msg: "is required (the application (client) id of the Entra app, a GUID)"}
-		}
-		return &FieldError{Field: "ClientID", Value: cfg.ClientID, Msg: "is not a GUID (the application (client) id of the Entra app)"}
-	}
-	switch {
-	case cfg.ClientSecret.IsZero() && cfg.CertificatePEM.IsZero():
-		return &FieldError{Field: "ClientSecret", Msg: "or a certificate is required (set exactly one)"}
-	case !cfg.ClientSecret.IsZero() && !cfg.CertificatePEM.IsZero():
-		return &FieldError{Field: "ClientSecret", Msg: "and a certificate are both set; set exactly one"}
-	}
-	if cfg.PageSize == 0 {
-		cfg.PageSize = MaxPageSize
-	}
-	if cfg.PageSize < 1 || cfg.PageSize > MaxPageSize {
-		return &FieldError{Field: "PageSize", Value: fmt.Sprint(cfg.PageSize), Msg: "must be between 1 and 10000 (the API's largest $top)"}
-	}
-	if cfg.Limits == (Limits{}) {
-		cfg.Limits = defaultLimits
-	}
-	if cfg.MaxAttempts == 0 {
-		cfg.MaxAttempts = 6
-	}
-	if cfg.MaxThrottleWaits == 0 {
-		cfg.MaxThrottleWaits = 30
-	}
-	if cfg.BackoffInitial == 0 {
-		cfg.BackoffInitial = time.Second
-	}
-	if cfg.BackoffMax == 0 {
-		cfg.BackoffMax = time.Minute
-	}
-	if cfg.RequestTimeout == 0 {
-		cfg.RequestTimeout = 5 * time.Minute
-	}
-	if cfg.UserAgent == "" {
-		cfg.UserAgent = "TA-defender-alerts"
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Sleep == nil {
-		cfg.Sleep = wait.Sleep
-	}
-	return nil
 }
 
 // Endpoints returns the resolved addresses.
@@ -221,6 +103,7 @@ func (e *callbackError) Unwrap() error { return e.err }
 // that the API refused proves a configuration problem.
 func (c *Client) get(ctx context.Context, rawQuery string, handle func(body io.Reader) error) error {
 	bo := retry.NewBackoff(c.cfg.BackoffInitial, c.cfg.BackoffMax)
+	bo.Multiplier = 1.5 // the per-call growth this client has always had (a call gives up after about 13 s of waits)
 	attempts, throttles, renew := 0, 0, false
 	began := time.Now()
 	// giveUp reports whether waiting d more would pass GiveUpAfter.
