@@ -172,3 +172,33 @@ func TestDeadLetterFailureHoldsTheCheckpoint(t *testing.T) {
 		t.Errorf("checkpoint %+v (%v): it moved past the batch whose refused record was not dead-lettered", st, err)
 	}
 }
+
+// An outcome that arrives after Drain gave up waiting (HEC confirming during its Close) is
+// still committed, and Close returns only once that save is on disk, so the checkpoint is
+// never released while it is being written.
+func TestCloseWaitsForALateSave(t *testing.T) {
+	for range 20 {
+		dir := t.TempDir()
+		store, err := checkpoint.Open(dir, "tenant1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink := &scripted{} // confirms nothing while the pump waits
+		p := New(Config{Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Start: time.Hour,
+			Grace: time.Millisecond}, listSource{n: 20}, sink.open)
+		ctx, cancel := context.WithCancel(context.Background())
+		sink.onFlush = func(s *scripted) error { cancel(); return nil }
+		_ = p.Drain(ctx)
+		if len(sink.tags) != 20 {
+			t.Fatalf("the sink got %d records, want 20", len(sink.tags))
+		}
+		sink.report(Outcome{Last: sink.tags[19], N: 20}) // late: the drain has returned
+		p.Close()
+		sink.report(Outcome{Last: sink.tags[19], N: 20}) // after Close: ignored
+		st, err := store.Load()
+		store.Close()
+		if err != nil || st == nil || p.Stats().Confirmed != 20 {
+			t.Fatalf("after Close: state %+v (%v), confirmed %d; want the late outcome committed", st, err, p.Stats().Confirmed)
+		}
+	}
+}

@@ -107,6 +107,19 @@ func New(cfg Config, src Source, open OpenSink) *Pump {
 	return p
 }
 
+// Close ends the pump's part in a collection: an outcome that comes later is ignored, and
+// Close returns once a checkpoint being written is on disk. Call it after the sink's
+// deliveries are done (their outcomes may still move the checkpoint) and before the
+// checkpoint is released, so that no save runs while another process could take the lock.
+func (p *Pump) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gen++
+	for p.saving {
+		p.cond.Wait()
+	}
+}
+
 // Stats returns a copy of the counters.
 func (p *Pump) Stats() Stats {
 	p.mu.Lock()

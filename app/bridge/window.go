@@ -83,6 +83,8 @@ func (p *Pump) begin(ctx context.Context, st *checkpoint.State, w checkpoint.Win
 func (p *Pump) startLanes(r *pass) {
 	r.read, r.stopRead = context.WithCancel(r.ctx)
 	r.send, r.stopSend = context.WithCancel(context.WithoutCancel(r.ctx))
+	// The end of delivery wakes await even when the sink never answers again.
+	context.AfterFunc(r.send, func() { p.mu.Lock(); p.cond.Broadcast(); p.mu.Unlock() })
 	go func() {
 		select {
 		case <-r.ctx.Done():

@@ -78,11 +78,12 @@ func New(cfg *config.Config, log *slog.Logger, out *Stdout) (*Collector, error) 
 }
 
 // Close waits for the HEC client's deliveries, whose outcomes may still be committed, then
-// releases the checkpoint.
+// for the pump's last save, then releases the checkpoint.
 func (c *Collector) Close() {
 	if c.HEC != nil {
 		c.HEC.Close()
 	}
+	c.Pump.Close()
 	c.Store.Close()
 }
 
