@@ -34,25 +34,26 @@ type msg struct {
 
 var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
-// auth checks the token and, on an ack token, the channel. It writes the error reply itself.
-func (s *Server) auth(w http.ResponseWriter, r *http.Request) (*channel, bool) {
+// auth checks the token and, on an ack token, the channel, and returns the channel's key
+// (indexer and channel; "" without ack). It writes the error reply itself.
+func (s *Server) auth(w http.ResponseWriter, r *http.Request) (string, bool) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		s.reply(w, 401, msg{Text: "Token is required", Code: 2})
-		return nil, false
+		return "", false
 	}
 	tok, ok := strings.CutPrefix(h, "Splunk ")
 	if !ok {
 		s.reply(w, 401, msg{Text: "Invalid authorization", Code: 3})
-		return nil, false
+		return "", false
 	}
 	if tok != s.opt.Token {
 		s.reply(w, 403, msg{Text: "Invalid token", Code: 4})
-		return nil, false
+		return "", false
 	}
 	if s.opt.Disabled {
 		s.reply(w, 403, msg{Text: "Token disabled", Code: 1})
-		return nil, false
+		return "", false
 	}
 	node := s.route(w, r)
 	ch := r.Header.Get("X-Splunk-Request-Channel")
@@ -60,23 +61,71 @@ func (s *Server) auth(w http.ResponseWriter, r *http.Request) (*channel, bool) {
 		ch = r.URL.Query().Get("channel")
 	}
 	if !s.opt.Ack {
-		return nil, true // a channel on a token without ack is fine, and unused
+		return "", true // a channel on a token without ack is fine, and unused
 	}
 	if ch == "" {
 		s.reply(w, 400, msg{Text: "Data channel is missing", Code: 10})
-		return nil, false
+		return "", false
 	}
 	if !guidRE.MatchString(ch) {
 		s.reply(w, 400, msg{Text: "Invalid data channel", Code: 11})
-		return nil, false
+		return "", false
 	}
-	key := node + "/" + ch
+	return node + "/" + ch, true
+}
+
+func (s *Server) now() time.Time {
+	if s.opt.Now != nil {
+		return s.opt.Now()
+	}
+	return time.Now()
+}
+
+// lookup returns the channel's state, marked as used now, or nil when HEC does not know it and
+// create is false. State is kept by indexer and channel only, never by connection or client. A
+// channel idle past ChannelIdle is forgotten first, so that one sent on again starts at 0.
+func (s *Server) lookup(key string, create bool) *channel {
+	now := s.now()
+	s.sweep(now)
 	c := s.channels[key]
+	if c != nil && s.idle(c, now) {
+		s.forget(key)
+		c = nil
+	}
 	if c == nil {
+		if !create {
+			return nil
+		}
 		c = &channel{acks: map[int64]ackState{}}
 		s.channels[key] = c
+		delete(s.forgot, key) // a new channel under the old name: its ids start at 0
 	}
-	return c, true
+	c.used = now
+	return c
+}
+
+func (s *Server) idle(c *channel, now time.Time) bool {
+	return s.opt.ChannelIdle > 0 && now.Sub(c.used) >= s.opt.ChannelIdle
+}
+
+// sweep forgets every idle channel, at most once per ChannelIdle, so that channels nobody
+// comes back to do not pile up.
+func (s *Server) sweep(now time.Time) {
+	if s.opt.ChannelIdle <= 0 || now.Sub(s.swept) < s.opt.ChannelIdle {
+		return
+	}
+	s.swept = now
+	for key, c := range s.channels {
+		if s.idle(c, now) {
+			s.forget(key)
+		}
+	}
+}
+
+func (s *Server) forget(key string) {
+	delete(s.channels, key)
+	s.forgot[key] = true
+	s.stats.ForgottenChannels++
 }
 
 // route is the sticky load balancer: the indexer named by its cookie, or a new one (with the
@@ -113,9 +162,13 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, 400, msg{Text: "Invalid data format", Code: 6})
 		return
 	}
-	ch, ok := s.auth(w, r)
+	key, ok := s.auth(w, r)
 	if !ok {
 		return
+	}
+	var ch *channel
+	if key != "" {
+		ch = s.lookup(key, true)
 	}
 	if s.down {
 		s.reply(w, 503, msg{Text: "Server is busy", Code: 9})
@@ -205,7 +258,10 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request) {
 	if ch != nil {
 		id := ch.next
 		ch.next++
-		st := ackState{ready: time.Now().Add(s.ackDelay)}
+		st := ackState{ready: s.now()}
+		if s.ackLatency != nil {
+			st.ready = st.ready.Add(s.ackLatency(s.rng))
+		}
 		if s.ackNever > 0 && s.rng.Float64() < s.ackNever {
 			st.never = true
 			s.stats.AcksLost++
@@ -241,7 +297,7 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ch, ok := s.auth(w, r)
+	key, ok := s.auth(w, r)
 	if !ok {
 		return
 	}
@@ -252,9 +308,25 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, 400, msg{Text: "Invalid data format", Code: 6})
 		return
 	}
+	s.stats.AckIDs += len(req.Acks)
+	// Asking about a channel HEC does not know (never used on this indexer, idle past
+	// ChannelIdle, or dropped by a restart) neither creates it nor fails: splunk.md says only
+	// that the channel and its pending acks are removed, so every id answers false, the answer
+	// that never proves anything either way. Ids asked about a forgotten channel are counted.
+	var ch *channel
+	if key != "" {
+		ch = s.lookup(key, false)
+	}
+	if ch == nil && s.forgot[key] {
+		s.stats.ForgottenAckIDs += len(req.Acks)
+	}
 	res := map[string]bool{}
-	now := time.Now()
+	now := s.now()
 	for _, id := range req.Acks {
+		if ch == nil {
+			res[strconv.FormatInt(id, 10)] = false
+			continue
+		}
 		st, ok := ch.acks[id]
 		done := ok && !st.never && !now.Before(st.ready)
 		res[strconv.FormatInt(id, 10)] = done

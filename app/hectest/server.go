@@ -4,12 +4,17 @@
 // acks require, read-once ack ids from 0 per channel, and switchable failures: busy replies,
 // dropped connections, replies lost after indexing, acks that come late or never, 413. With
 // Sticky it stands behind a load balancer that pins a client to one indexer by cookie: ack
-// state lives on that indexer only, as on a real cluster.
+// state lives on that indexer only, as on a real cluster. Channels belong to the indexer, not
+// to a connection or a client: a new client that names an old channel (and, with Sticky, brings
+// its cookie) sees that channel's ack ids as they are. Ack latency can follow a distribution with
+// a long tail (SetAckLatency), and with ChannelIdle an idle channel is forgotten, as Splunk's
+// ackIdleCleanup does.
 // It records what was indexed so that tests can compare.
 package hectest
 
 import (
 	"encoding/json"
+	"math"
 	mrand "math/rand/v2"
 	"net/http"
 	"sync"
@@ -35,6 +40,12 @@ type Options struct {
 	// (named lbCookie), and a request without it, or with a cookie this balancer did not set, reaches
 	// another indexer, which knows none of the channel's ack ids (they stay false forever).
 	Sticky bool
+	// ChannelIdle is Splunk's maxIdleTime with ackIdleCleanup = true: a channel without any
+	// request (events or ack polls) for this long is dropped with its pending acks; sent on
+	// again, its ack ids start at 0. 0 (the default): channels are never forgotten.
+	ChannelIdle time.Duration
+	// Now is the stand-in's clock (ack readiness, channel idleness); default time.Now.
+	Now func() time.Time
 }
 
 // lbCookie is the sticky load balancer's cookie.
@@ -61,12 +72,17 @@ type Stats struct {
 	Indexed    int // events indexed, duplicates included
 	Distinct   int // distinct keys indexed
 	Duplicates int // events indexed more than once (Indexed - Distinct)
-	AckQueries int
+	AckQueries int // ack polls
+	AckIDs     int // ack ids asked about, over all polls
 	Dropped    int // connections dropped before indexing
 	LostReply  int // replies lost after indexing
 	AcksLost   int // acks that will never come
 	Partial    int // requests that failed part-way
 	NoCookie   int // Sticky: requests (events and ack polls) without this balancer's cookie
+	// ForgottenAckIDs counts ack ids asked about on channels that HEC had forgotten (idle or
+	// ForgetChannels) and that nobody has sent on since; they all answer false.
+	ForgottenAckIDs   int
+	ForgottenChannels int // channels dropped for idleness or by ForgetChannels
 }
 
 // Server is the stand-in.
@@ -77,13 +93,15 @@ type Server struct {
 	mu       sync.Mutex
 	rng      *mrand.Rand
 	channels map[string]*channel // by indexer and channel
+	forgot   map[string]bool     // channels dropped and not sent on since
+	swept    time.Time           // last sweep for idle channels
 	nodes    map[string]bool     // Sticky: the indexers this balancer has pinned clients to
 	events   []Event
 	counts   map[string]int
 	stats    Stats
 
 	busy, drop, lostReply, ackNever float64
-	ackDelay                        time.Duration
+	ackLatency                      func(r *mrand.Rand) time.Duration
 	down                            bool
 	reject                          func(event []byte) bool
 }
@@ -91,6 +109,7 @@ type Server struct {
 type channel struct {
 	next int64
 	acks map[int64]ackState
+	used time.Time // last request on the channel
 }
 
 type ackState struct {
@@ -100,7 +119,7 @@ type ackState struct {
 
 // New starts a stand-in on a loopback port.
 func New(opt Options) *Server {
-	s := &Server{opt: opt, rng: mrand.New(mrand.NewPCG(opt.Seed, 5)), channels: map[string]*channel{}, counts: map[string]int{},
+	s := &Server{opt: opt, rng: mrand.New(mrand.NewPCG(opt.Seed, 5)), channels: map[string]*channel{}, forgot: map[string]bool{}, counts: map[string]int{},
 		nodes: map[string]bool{}, stats: Stats{ByStatus: map[int]int{}}}
 	mux := http.NewServeMux()
 	for _, p := range []string{"/services/collector", "/services/collector/event", "/services/collector/event/1.0"} {
@@ -121,8 +140,56 @@ func (s *Server) SetFailures(busy, drop, lostReply, ackNever float64) {
 	s.mu.Unlock()
 }
 
-// SetAckDelay makes acks turn true only this long after indexing.
-func (s *Server) SetAckDelay(d time.Duration) { s.mu.Lock(); s.ackDelay = d; s.mu.Unlock() }
+// SetAckDelay makes acks turn true only this long after indexing (a constant latency; it
+// replaces any SetAckLatency).
+func (s *Server) SetAckDelay(d time.Duration) {
+	s.SetAckLatency(func(*mrand.Rand) time.Duration { return d })
+}
+
+// SetAckLatency makes each ack turn true a random time after indexing, drawn by f from the
+// stand-in's generator (seeded by Options.Seed) when the request is indexed; nil: at once.
+// Latency.Sample gives a long-tailed f.
+func (s *Server) SetAckLatency(f func(r *mrand.Rand) time.Duration) {
+	s.mu.Lock()
+	s.ackLatency = f
+	s.mu.Unlock()
+}
+
+// Latency is an ack latency distribution with a long tail: log-normal with this median and
+// 99th percentile, and a share TailShare of acks (keep it well under 1% so that P99 holds)
+// taking between P99 and Tail instead, as under load on a real indexer.
+type Latency struct {
+	Median, P99 time.Duration
+	Tail        time.Duration // the rare very long wait; 0: no tail
+	TailShare   float64
+}
+
+// z99 is the standard normal's 99th percentile.
+const z99 = 2.3263478740408408
+
+// Sample draws one latency.
+func (l Latency) Sample(r *mrand.Rand) time.Duration {
+	if l.Tail > l.P99 && l.TailShare > 0 && r.Float64() < l.TailShare {
+		return l.P99 + time.Duration(r.Int64N(int64(l.Tail-l.P99)+1))
+	}
+	if l.Median <= 0 {
+		return 0
+	}
+	sigma := 0.0
+	if l.P99 > l.Median {
+		sigma = math.Log(float64(l.P99)/float64(l.Median)) / z99
+	}
+	return time.Duration(float64(l.Median) * math.Exp(sigma*r.NormFloat64()))
+}
+
+// ForgetChannels drops every channel and its ack state, as a HEC restart does.
+func (s *Server) ForgetChannels() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key := range s.channels {
+		s.forget(key)
+	}
+}
 
 // SetDown makes HEC unhealthy: the health endpoint and every event request answer 503.
 func (s *Server) SetDown(down bool) { s.mu.Lock(); s.down = down; s.mu.Unlock() }
