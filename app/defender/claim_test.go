@@ -40,6 +40,19 @@ func crashAt(t *testing.T, c *defender.Client, w defender.Window, stop int, seen
 	return saved
 }
 
+// resumeFrom reads w again from the saved position, counting what it hands on.
+func resumeFrom(c *defender.Client, w defender.Window, saved []byte, seen map[version]int) error {
+	w.Resume = new(defender.Position)
+	if err := json.Unmarshal(saved, w.Resume); err != nil {
+		return err
+	}
+	_, err := c.ReadWindow(context.Background(), w, func(a defender.Alert, _ *defender.Progress) error {
+		seen[version{a.ID, a.LastUpdate}]++
+		return nil
+	})
+	return err
+}
+
 func repeats(seen map[version]int) int {
 	d := 0
 	for _, k := range seen {
@@ -71,14 +84,7 @@ func TestClaimOldCheckpointResumedTwice(t *testing.T) {
 	// Resume 1 crashes after 100 more alerts, still in the second page.
 	saved := crashAt(t, c, defender.Window{From: from, To: to, Resume: &p}, 100, seen, nil)
 	t.Logf("position after the first resume: ...%s", saved[max(0, len(saved)-120):])
-	resume := new(defender.Position)
-	if err := json.Unmarshal(saved, resume); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.ReadWindow(context.Background(), defender.Window{From: from, To: to, Resume: resume}, func(a defender.Alert, _ *defender.Progress) error {
-		seen[version{a.ID, a.LastUpdate}]++
-		return nil
-	}); err != nil {
+	if err := resumeFrom(c, defender.Window{From: from, To: to}, saved, seen); err != nil {
 		t.Fatal(err)
 	}
 	if len(seen) != 3000 {
@@ -109,14 +115,7 @@ func TestClaimTieAtBoundCutByTop(t *testing.T) {
 		c := newClient(t, srv, func(c *defender.Config) { c.PageSize = 4 })
 		seen := map[version]int{}
 		saved := crashAt(t, c, defender.Window{From: from, To: to}, 2, seen, nil) // the newest, then x at T
-		resume := new(defender.Position)
-		if err := json.Unmarshal(saved, resume); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.ReadWindow(context.Background(), defender.Window{From: from, To: to, Resume: resume}, func(a defender.Alert, _ *defender.Progress) error {
-			seen[version{a.ID, a.LastUpdate}]++
-			return nil
-		}); err != nil {
+		if err := resumeFrom(c, defender.Window{From: from, To: to}, saved, seen); err != nil {
 			t.Fatal(err)
 		}
 		if len(seen) != 7 {
@@ -200,14 +199,7 @@ func TestClaimUpdateBetweenCrashAndResume(t *testing.T) {
 			if update { // the 1,200th alert read (handed on, covered by At) changes
 				srv.UpdateAt([]string{got[1199].id}, time.Now())
 			}
-			resume := new(defender.Position)
-			if err := json.Unmarshal(saved, resume); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := c.ReadWindow(context.Background(), defender.Window{From: from, To: to, Resume: resume}, func(a defender.Alert, _ *defender.Progress) error {
-				seen[version{a.ID, a.LastUpdate}]++
-				return nil
-			}); err != nil {
+			if err := resumeFrom(c, defender.Window{From: from, To: to}, saved, seen); err != nil {
 				t.Fatal(err)
 			}
 			if len(seen) != 3000 {

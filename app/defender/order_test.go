@@ -342,33 +342,9 @@ func TestResumeInFirstPageOfUnstableOrder(t *testing.T) {
 			srv.SetOrder(defendertest.Shuffled)
 			c := newClient(t, srv, func(c *defender.Config) { c.PageSize = 4 })
 			seen := map[version]int{}
-			errStop := errors.New("crash")
-			var saved []byte
-			n := 0
-			_, err := c.ReadWindow(context.Background(), defender.Window{From: from, To: to}, func(a defender.Alert, p *defender.Progress) error {
-				seen[version{a.ID, a.LastUpdate}]++
-				n++
-				var err error
-				if saved, err = json.Marshal(p.Position()); err != nil {
-					return err
-				}
-				if n == stopAt {
-					return errStop
-				}
-				return nil
-			})
-			if !errors.Is(err, errStop) {
-				t.Fatalf("seed %d stop %d: err = %v", seed, stopAt, err)
-			}
-			resume := new(defender.Position)
-			if err := json.Unmarshal(saved, resume); err != nil {
-				t.Fatal(err)
-			}
+			saved := crashAt(t, c, defender.Window{From: from, To: to}, stopAt, seen, nil)
 			resumes++
-			if _, err := c.ReadWindow(context.Background(), defender.Window{From: from, To: to, Resume: resume}, func(a defender.Alert, _ *defender.Progress) error {
-				seen[version{a.ID, a.LastUpdate}]++
-				return nil
-			}); err != nil {
+			if err := resumeFrom(c, defender.Window{From: from, To: to}, saved, seen); err != nil {
 				t.Fatalf("seed %d stop %d: resume: %v", seed, stopAt, err)
 			}
 			if len(seen) != 7 {
