@@ -1,9 +1,7 @@
 package defender_test
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -11,55 +9,6 @@ import (
 	"ta-defender-alerts/app/defender"
 	"ta-defender-alerts/app/defendertest"
 )
-
-// crashAt reads the window until the stop-th alert handed on, saving the position after
-// every alert (as a pump that confirms each one); it returns the saved JSON.
-func crashAt(t *testing.T, c *defender.Client, w defender.Window, stop int, seen map[version]int, got *[]version) []byte {
-	t.Helper()
-	errStop := errors.New("crash")
-	var saved []byte
-	n := 0
-	_, err := c.ReadWindow(context.Background(), w, func(a defender.Alert, p *defender.Progress) error {
-		seen[version{a.ID, a.LastUpdate}]++
-		if got != nil {
-			*got = append(*got, version{a.ID, a.LastUpdate})
-		}
-		n++
-		var err error
-		if saved, err = json.Marshal(p.Position()); err != nil {
-			return err
-		}
-		if n == stop {
-			return errStop
-		}
-		return nil
-	})
-	if !errors.Is(err, errStop) {
-		t.Fatalf("stop at %d: err = %v", stop, err)
-	}
-	return saved
-}
-
-// resumeFrom reads w again from the saved position, counting what it hands on.
-func resumeFrom(c *defender.Client, w defender.Window, saved []byte, seen map[version]int) error {
-	w.Resume = new(defender.Position)
-	if err := json.Unmarshal(saved, w.Resume); err != nil {
-		return err
-	}
-	_, err := c.ReadWindow(context.Background(), w, func(a defender.Alert, _ *defender.Progress) error {
-		seen[version{a.ID, a.LastUpdate}]++
-		return nil
-	})
-	return err
-}
-
-func repeats(seen map[version]int) int {
-	d := 0
-	for _, k := range seen {
-		d += k - 1
-	}
-	return d
-}
 
 // (b) An old checkpoint (no Claim) is resumed; the resumed drain crashes again inside the same
 // page and saves positions that now carry a Claim counting only what the resume handed on,

@@ -2,7 +2,6 @@ package defender_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -190,42 +189,13 @@ func TestResumeInsideTieGroupAndBisection(t *testing.T) {
 			for _, stopAt := range []int{1500, 2600, 4100} {
 				c := newClient(t, srv, func(c *defender.Config) { c.PageSize = 1000 })
 				seen := map[version]int{}
-				errStop := errors.New("crash")
-				var saved []byte
 				const batch = 300
-				n := 0
-				_, err := c.ReadWindow(context.Background(), defender.Window{From: from, To: to}, func(a defender.Alert, p *defender.Progress) error {
-					seen[version{a.ID, a.LastUpdate}]++
-					n++
-					if n%batch == 0 {
-						var err error
-						if saved, err = json.Marshal(p.Position()); err != nil { // as the pump saves it
-							return err
-						}
-					}
-					if n == stopAt {
-						return errStop
-					}
-					return nil
-				})
-				if !errors.Is(err, errStop) {
-					t.Fatalf("stop at %d: err = %v", stopAt, err)
-				}
-				resume := new(defender.Position)
-				if err := json.Unmarshal(saved, resume); err != nil {
-					t.Fatal(err)
-				}
-				st, err := c.ReadWindow(context.Background(), defender.Window{From: from, To: to, Resume: resume}, func(a defender.Alert, p *defender.Progress) error {
-					seen[version{a.ID, a.LastUpdate}]++
-					return nil
-				})
+				saved := crashEvery(t, c, defender.Window{From: from, To: to}, stopAt, batch, seen, nil)
+				st, err := resumeStats(c, defender.Window{From: from, To: to}, saved, seen)
 				if err != nil {
 					t.Fatal(err)
 				}
-				dups := 0
-				for _, k := range seen {
-					dups += k - 1
-				}
+				dups := repeats(seen)
 				if len(seen) != 6000 {
 					t.Errorf("stop at %d: read %d distinct, want 6000", stopAt, len(seen))
 				}
@@ -260,26 +230,15 @@ func TestOldPositionFormatResumes(t *testing.T) {
 	pageStart, at := got[999], got[1199]
 	old := fmt.Sprintf(`{"page":{"upper":%q,"inclusive":true,"done":[%q]},"at":{"upper":%q,"inclusive":true,"done":[%q]}}`,
 		pageStart.t.Format(time.RFC3339Nano), pageStart.id, at.t.Format(time.RFC3339Nano), at.id)
-	var p defender.Position
-	if err := json.Unmarshal([]byte(old), &p); err != nil {
-		t.Fatal(err)
-	}
 	seen := map[version]int{}
 	for _, v := range got {
 		seen[v]++
 	}
-	if _, err := c.ReadWindow(context.Background(), defender.Window{From: from, To: to, Resume: &p}, func(a defender.Alert, _ *defender.Progress) error {
-		seen[version{a.ID, a.LastUpdate}]++
-		return nil
-	}); err != nil {
+	if err := resumeFrom(c, defender.Window{From: from, To: to}, []byte(old), seen); err != nil {
 		t.Fatal(err)
 	}
-	dups := 0
-	for _, k := range seen {
-		dups += k - 1
-	}
-	if len(seen) != 3000 || dups != 0 {
-		t.Errorf("read %d distinct with %d repeats, want 3000 and 0", len(seen), dups)
+	if dups := repeats(seen); len(seen) != 3000 || dups != 0 {
+		t.Errorf("read %d distinct with %d repeats, want 3000 and 0", len(seen), repeats(seen))
 	}
 }
 

@@ -581,44 +581,18 @@ func TestResumeFromPosition(t *testing.T) {
 			srv.AddAlerts(700, func(int) time.Time { return shared })
 			c := newClient(t, srv, func(c *defender.Config) { c.PageSize = 1000 })
 			seen := map[version]int{}
-			errStop := errors.New("crash")
-			var saved defender.Position
 			const batch = 300
-			n := 0
-			_, err := c.ReadWindow(context.Background(), defender.Window{From: from, To: to}, func(a defender.Alert, p *defender.Progress) error {
-				seen[version{a.ID, a.LastUpdate}]++
-				n++
-				if n%batch == 0 {
-					saved = p.Position() // a batch boundary: what a checkpoint would hold
-				}
-				if n == stopAt {
-					return errStop
-				}
-				return nil
-			})
-			if !errors.Is(err, errStop) {
-				t.Fatalf("err = %v", err)
-			}
-			resume := &saved
-			if n < batch {
-				resume = nil
-			}
-			_, err = c.ReadWindow(context.Background(), defender.Window{From: from, To: to, Resume: resume}, func(a defender.Alert, p *defender.Progress) error {
-				seen[version{a.ID, a.LastUpdate}]++
-				return nil
-			})
-			if err != nil {
+			// a batch boundary: what a checkpoint would hold (none before the first batch)
+			saved := crashEvery(t, c, defender.Window{From: from, To: to}, stopAt, batch, seen, nil)
+			if err := resumeFrom(c, defender.Window{From: from, To: to}, saved, seen); err != nil {
 				t.Fatal(err)
 			}
-			dups := 0
-			for _, k := range seen {
-				dups += k - 1
-			}
+			dups := repeats(seen)
 			if len(seen) != 9700 {
 				t.Errorf("read %d distinct, want 9700", len(seen))
 			}
 			want := stopAt % batch
-			if n < batch {
+			if stopAt < batch {
 				want = stopAt
 			}
 			if dups != want {
