@@ -89,7 +89,9 @@ type raw struct {
 	HECBatchBytes         int           `envconfig:"HEC_BATCH_BYTES" default:"1048576"`
 	HECGzip               bool          `envconfig:"HEC_GZIP" default:"true"`
 	HECLinger             duration      `envconfig:"HEC_LINGER" default:"2s"`
-	HECMaxInFlight        int           `envconfig:"HEC_MAX_IN_FLIGHT" default:"1"`
+	HECMaxInFlight        int           `envconfig:"HEC_MAX_IN_FLIGHT" default:"64"`
+	HECWindow             string        `envconfig:"HEC_WINDOW" default:"adaptive"`
+	HECMaxBytesInFlight   int           `envconfig:"HEC_MAX_BYTES_IN_FLIGHT" default:"25165824"`
 
 	LogLevel    string `envconfig:"LOG_LEVEL" default:"info"`
 	LogFormat   string `envconfig:"LOG_FORMAT" default:"text"`
@@ -232,7 +234,8 @@ func (r *raw) build() (*Config, error) {
 	c.HEC = hec.Config{
 		URLs: urls, Token: hecToken, Host: r.HECHost, Source: r.HECSource, Sourcetype: r.HECSourcetype, Index: r.HECIndex,
 		Ack: hec.AckMode(strings.ToLower(r.HECAck)), AckTimeout: time.Duration(r.HECAckTimeout), AckInterval: time.Duration(r.HECAckInterval), NoGzip: !r.HECGzip,
-		BatchBytes: r.HECBatchBytes, MaxInFlight: r.HECMaxInFlight, CAFile: r.HECCAFile, InsecureSkipVerify: r.HECInsecureSkipVerify,
+		BatchBytes: r.HECBatchBytes, MaxInFlight: r.HECMaxInFlight,
+		Window: strings.ToLower(r.HECWindow), MaxBytesInFlight: int64(r.HECMaxBytesInFlight), CAFile: r.HECCAFile, InsecureSkipVerify: r.HECInsecureSkipVerify,
 	}
 	if err := hec.Validate(c.HEC); err != nil {
 		return nil, c.Explain(err)

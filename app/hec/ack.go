@@ -7,30 +7,81 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 )
 
 // Indexer acknowledgement: one poller per client asks each URL about the ack ids its
-// batches wait for.
+// batches wait for, all of them in one request, and re-sends a batch whose ack is overdue.
 
 // ackWait is one batch waiting for its ack. Polls start soon after the send and slow down
-// to AckInterval, so that one batch in flight is not held back by a long poll interval.
+// to AckInterval, so that a batch alone in flight is not held back by a long poll interval.
 type ackWait struct {
-	done  chan struct{}
-	next  time.Time
-	every time.Duration
+	done   chan struct{} // closed with result set
+	result ackResult
+	next   time.Time
+	every  time.Duration
+	seq    int64     // its place among the URL's sends with acks
+	sent   time.Time // when its request was answered
+}
+
+type ackResult int
+
+const (
+	ackPending ackResult = iota
+	ackDone
+	ackOverdue // later batches were acknowledged and this one's ack is long overdue
+)
+
+// ackLine is what the poller knows of one URL's acks: the sends numbered, the latest one
+// acknowledged, and the recent ack latencies.
+type ackLine struct {
+	seq      int64 // sends with acks so far
+	acked    int64 // the highest seq acknowledged
+	lat      [64]time.Duration
+	latN     int
+	lastPoll time.Time
+}
+
+// p95 is the 95th percentile of the recent latencies (0 before any).
+func (l *ackLine) p95() time.Duration {
+	n := min(l.latN, len(l.lat))
+	if n == 0 {
+		return 0
+	}
+	s := slices.Clone(l.lat[:n])
+	slices.Sort(s)
+	return s[(n*95+99)/100-1]
 }
 
 const firstAckPoll = 20 * time.Millisecond
 
-func (c *Client) waitAck(ctx context.Context, ep *endpoint, id int64) (bool, error) {
-	w := &ackWait{done: make(chan struct{}), every: min(firstAckPoll, c.cfg.AckInterval)}
-	w.next = time.Now().Add(w.every)
+// pollGap is the least time between two polls of one URL: many batches in flight share
+// each poll instead of each asking on its own schedule.
+func (c *Client) pollGap() time.Duration { return min(c.cfg.AckInterval, 50*time.Millisecond) }
+
+func (c *Client) line(ep *endpoint) *ackLine {
+	l := c.lines[ep]
+	if l == nil {
+		l = &ackLine{}
+		c.lines[ep] = l
+	}
+	return l
+}
+
+// waitAck waits for the ack of a request answered at sent; it reports ackDone, ackOverdue,
+// or ackPending when AckTimeout ran out.
+func (c *Client) waitAck(ctx context.Context, ep *endpoint, id int64, sent time.Time) (ackResult, error) {
+	w := &ackWait{done: make(chan struct{}), every: min(firstAckPoll, c.cfg.AckInterval), sent: sent}
+	w.next = sent.Add(w.every)
 	c.ackMu.Lock()
 	if c.pending[ep] == nil {
 		c.pending[ep] = map[int64]*ackWait{}
 	}
+	l := c.line(ep)
+	l.seq++
+	w.seq = l.seq
 	c.pending[ep][id] = w
 	c.ackMu.Unlock()
 	select {
@@ -41,22 +92,24 @@ func (c *Client) waitAck(ctx context.Context, ep *endpoint, id int64) (bool, err
 	defer t.Stop()
 	drop := func() {
 		c.ackMu.Lock()
-		delete(c.pending[ep], id)
+		if c.pending[ep][id] == w {
+			delete(c.pending[ep], id)
+		}
 		c.ackMu.Unlock()
 	}
 	select {
 	case <-w.done:
-		return true, nil
+		return w.result, nil
 	case <-t.C:
 		drop()
-		return false, nil
+		return ackPending, nil
 	case <-ctx.Done():
 		drop()
-		return false, ctx.Err()
+		return ackPending, ctx.Err()
 	}
 }
 
-// pollAcks asks each URL about its pending ack ids when one of them is due.
+// pollAcks asks each URL about all its pending ack ids when one of them is due.
 func (c *Client) pollAcks(ctx context.Context) {
 	defer close(c.ackDone)
 	timer := time.NewTimer(time.Hour)
@@ -67,34 +120,44 @@ func (c *Client) pollAcks(ctx context.Context) {
 		due := now.Add(time.Hour)
 		work := map[*endpoint][]int64{}
 		for ep, ids := range c.pending {
+			if len(ids) == 0 {
+				continue
+			}
+			l := c.line(ep)
+			first := now.Add(time.Hour)
+			for _, w := range ids {
+				if w.next.Before(first) {
+					first = w.next
+				}
+			}
+			if gapEnd := l.lastPoll.Add(c.pollGap()); first.Before(gapEnd) {
+				first = gapEnd
+			}
+			if first.After(now) {
+				if first.Before(due) {
+					due = first
+				}
+				continue
+			}
+			l.lastPoll = now
 			for id, w := range ids {
+				work[ep] = append(work[ep], id)
 				if !w.next.After(now) {
-					work[ep] = append(work[ep], id)
 					w.every = min(2*w.every, c.cfg.AckInterval)
 					w.next = now.Add(w.every)
-				}
-				if w.next.Before(due) {
-					due = w.next
 				}
 			}
 		}
 		c.ackMu.Unlock()
 		for ep, ids := range work {
-			done, err := c.queryAcks(ctx, ep, ids)
+			done, err := c.queryAcks(ctx, ep, ep.channel, nil, ids)
 			if err != nil {
 				if isFatal(err) {
 					c.setFatal(err)
 				}
 				continue // the ack timeout decides
 			}
-			c.ackMu.Lock()
-			for _, id := range done {
-				if w, ok := c.pending[ep][id]; ok {
-					close(w.done)
-					delete(c.pending[ep], id)
-				}
-			}
-			c.ackMu.Unlock()
+			c.acked(ep, done, time.Now())
 		}
 		if len(work) > 0 {
 			continue // look again at once: more may be due
@@ -115,15 +178,57 @@ func (c *Client) pollAcks(ctx context.Context) {
 	}
 }
 
-func (c *Client) queryAcks(ctx context.Context, ep *endpoint, ids []int64) ([]int64, error) {
+// acked wakes the batches whose acks came, learns their latencies, and then wakes as overdue
+// the batches sent before an acknowledged one that have waited more than 3 × the 95th
+// percentile of the URL's recent latencies (at least AckOverdueMin): their ack is most
+// likely lost, and re-sending one batch is better than holding the checkpoint for the whole
+// ack timeout.
+func (c *Client) acked(ep *endpoint, ids []int64, now time.Time) {
+	c.ackMu.Lock()
+	defer c.ackMu.Unlock()
+	l := c.line(ep)
+	for _, id := range ids {
+		w, ok := c.pending[ep][id]
+		if !ok {
+			continue
+		}
+		l.lat[l.latN%len(l.lat)] = now.Sub(w.sent)
+		l.latN++
+		l.acked = max(l.acked, w.seq)
+		w.result = ackDone
+		close(w.done)
+		delete(c.pending[ep], id)
+	}
+	limit := max(3*l.p95(), c.cfg.AckOverdueMin)
+	for id, w := range c.pending[ep] {
+		if w.seq < l.acked && now.Sub(w.sent) > limit {
+			w.result = ackOverdue
+			close(w.done)
+			delete(c.pending[ep], id)
+		}
+	}
+}
+
+// queryAcks asks channel on ep's URL about ids; cookies, if given, go instead of the URL's
+// jar (a channel of an earlier process, pinned by its own cookie).
+func (c *Client) queryAcks(ctx context.Context, ep *endpoint, channel string, cookies []string, ids []int64) ([]int64, error) {
 	body, _ := json.Marshal(map[string][]int64{"acks": ids})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.ack, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	c.headers(req, ep)
+	req.Header.Set("X-Splunk-Request-Channel", channel)
 	c.count(func(s *Stats) { s.AckPolls++ })
-	resp, err := ep.do(req)
+	var resp *http.Response
+	if cookies != nil {
+		for _, ck := range cookies {
+			req.Header.Add("Cookie", ck)
+		}
+		resp, err = c.hc.Do(req) // no jar: the old cookies, as they were
+	} else {
+		resp, err = ep.do(req)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -142,11 +247,16 @@ func (c *Client) queryAcks(ctx context.Context, ep *endpoint, ids []int64) ([]in
 		return nil, &Error{kind: kindRetry, URL: ep.display, Status: resp.StatusCode, Code: -1,
 			Err: fmt.Errorf("the ack reply is larger than %d bytes, far more than its ids need; it was not read", maxReply)}
 	}
+	return parseAcks(raw, ep.display, resp.StatusCode)
+}
+
+// parseAcks reads HEC's ack reply: the ids it answers true.
+func parseAcks(raw []byte, url string, status int) ([]int64, error) {
 	var r struct {
 		Acks map[string]bool `json:"acks"`
 	}
 	if err := json.Unmarshal(raw, &r); err != nil {
-		return nil, &Error{kind: kindRetry, URL: ep.display, Status: resp.StatusCode, Code: -1, Err: fmt.Errorf("the ack reply is not HEC's: %w", err)}
+		return nil, &Error{kind: kindRetry, URL: url, Status: status, Code: -1, Err: fmt.Errorf("the ack reply is not HEC's: %w", err)}
 	}
 	var done []int64
 	for k, ok := range r.Acks {

@@ -26,6 +26,17 @@ type BatchSender struct {
 	timer    *time.Timer
 	timerGen uint64 // the current timer's number: one that fired as it was stopped does nothing
 	err      error  // a fatal Submit error, reported by every later Add or Flush
+	ticket   func(*Batch, Ticket)
+}
+
+// OnTicket asks to be told, for every batch HEC takes whole in one request with an ack id,
+// its Ticket, before the ack is awaited (again, with a new ticket, if the batch is re-sent).
+// f is called from the sending goroutines and must not block for long. Call it before the
+// first Add.
+func (s *BatchSender) OnTicket(f func(b *Batch, t Ticket)) {
+	s.mu.Lock()
+	s.ticket = f
+	s.mu.Unlock()
 }
 
 // NewBatchSender makes a sender that calls done once per batch, whatever becomes of it: from
@@ -111,6 +122,7 @@ func (s *BatchSender) flushLocked(ctx context.Context) (*Batch, error) {
 }
 
 func (s *BatchSender) submitLocked(ctx context.Context, b *Batch) error {
+	b.onTicket = s.ticket
 	if err := s.c.Submit(ctx, b, s.done); err != nil {
 		if isFatal(err) {
 			s.err = err // nothing more can go; a cancelled context only ends this call

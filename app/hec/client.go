@@ -43,7 +43,8 @@ type Stats struct {
 	Records     int // records confirmed (indexed)
 	Rejected    int
 	Resent      int // records sent again after a lost reply or ack
-	AckTimeouts int
+	AckTimeouts int // batches re-sent because their ack did not come within AckTimeout
+	AckOverdue  int // batches re-sent because their ack was overdue (later ones were acked)
 	Retries     int // requests repeated after a retryable failure
 	SetAside    int // times a URL was set aside after failing
 	BytesRaw    int64
@@ -51,6 +52,11 @@ type Stats struct {
 	AckPolls    int
 	AckWaits    int           // batches confirmed by an ack
 	AckWaitSum  time.Duration // their total time from first send to ack
+	Tickets     int           // batches HEC took whole with an ack id (Ticket)
+	// WindowMax is the widest the window of batches in flight grew; BytesInFlightMax the
+	// most compressed bytes it held at once.
+	WindowMax        int
+	BytesInFlightMax int64
 }
 
 // Client sends batches to one or more HEC URLs.
@@ -63,7 +69,7 @@ type Client struct {
 	gz       sync.Pool
 	events   atomic.Uint64 // Outcome.Sent and Rejected.Refused
 
-	sem chan struct{}
+	win *window
 	wg  sync.WaitGroup
 
 	mu     sync.Mutex
@@ -75,6 +81,7 @@ type Client struct {
 
 	ackMu   sync.Mutex
 	pending map[*endpoint]map[int64]*ackWait
+	lines   map[*endpoint]*ackLine
 	ackKick chan struct{}
 	stopAck context.CancelFunc
 	ackDone chan struct{}
@@ -86,7 +93,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, warnings: warn, acks: -1, pending: map[*endpoint]map[int64]*ackWait{}, ackKick: make(chan struct{}, 1)}
+	c := &Client{cfg: cfg, warnings: warn, acks: -1, pending: map[*endpoint]map[int64]*ackWait{}, lines: map[*endpoint]*ackLine{}, ackKick: make(chan struct{}, 1)}
 	seen := map[string]bool{}
 	for _, raw := range cfg.URLs {
 		ep, w, err := parseURL(raw)
@@ -108,7 +115,7 @@ func New(cfg Config) (*Client, error) {
 		ep.withJar(c.hc)
 	}
 	c.enc = newEncoder(cfg.Host, cfg.Source, cfg.Sourcetype, cfg.Index)
-	c.sem = make(chan struct{}, cfg.MaxInFlight)
+	c.win = newWindow(cfg.MaxInFlight, cfg.Window == WindowFixed, cfg.MaxBytesInFlight)
 	level := cfg.GzipLevel
 	c.gz.New = func() any { w, _ := gzip.NewWriterLevel(nil, level); return w }
 	ctx, cancel := context.WithCancel(context.Background())
@@ -122,9 +129,12 @@ func (c *Client) Warnings() []string { return append([]string(nil), c.warnings..
 
 // Stats returns a copy of the counters.
 func (c *Client) Stats() Stats {
+	wide, peak := c.win.figures()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.stats
+	s := c.stats
+	s.WindowMax, s.BytesInFlightMax = wide, peak
+	return s
 }
 
 // AcksOn reports whether replies carried ack ids (known after the first delivery).
@@ -142,25 +152,24 @@ func (c *Client) Err() error {
 }
 
 // Submit sends b in the background and calls done once with its outcome. It blocks while
-// MaxInFlight batches are unconfirmed (backpressure), and fails at once after a fatal error.
+// the window of batches in flight is full (backpressure), and fails at once after a fatal
+// error.
 func (c *Client) Submit(ctx context.Context, b *Batch, done func(Outcome)) error {
 	if err := c.Err(); err != nil {
 		return err
 	}
-	select {
-	case c.sem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := c.win.admit(ctx, b.full); err != nil {
+		return err
 	}
 	if err := c.Err(); err != nil {
-		<-c.sem
+		c.win.release()
 		return err
 	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		out := c.deliver(ctx, b)
-		<-c.sem
+		c.win.release()
 		done(out)
 	}()
 	return nil

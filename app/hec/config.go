@@ -30,6 +30,16 @@ const (
 	AckOff  AckMode = "off"  // HTTP 200 counts as delivered
 )
 
+// The window modes (Config.Window).
+const (
+	WindowAdaptive = "adaptive"
+	WindowFixed    = "fixed"
+)
+
+// DefaultMaxInFlight is the window's default upper bound: enough batches to keep 5,000
+// alerts/s flowing while acks take 3 s (docs/benchmarks.md).
+const DefaultMaxInFlight = 64
+
 // Config says where and how to deliver. New applies defaults and validates once;
 // FieldError.Field names the Config field.
 type Config struct {
@@ -48,9 +58,21 @@ type Config struct {
 	NoGzip    bool // send bodies uncompressed; by default they are gzipped
 	GzipLevel int  // default 1 (fastest)
 
-	BatchBytes  int // uncompressed body per request; default 1 MiB (Splunk Cloud)
-	BatchCount  int // records per request; default 10,000
-	MaxInFlight int // batches sent and not yet confirmed; default 1
+	BatchBytes int // uncompressed body per request; default 1 MiB (Splunk Cloud)
+	BatchCount int // records per request; default 10,000
+	// MaxInFlight bounds the window of batches sent and not yet confirmed; default 64. With
+	// acks on, requests still go one at a time per URL: the window is batches awaiting acks.
+	MaxInFlight int
+	// Window is WindowAdaptive (default: one batch when caught up, wider while a backlog
+	// drains and acks are slow) or WindowFixed (always MaxInFlight).
+	Window string
+	// MaxBytesInFlight bounds the compressed bytes of the batches in the window; default
+	// 24 MiB. A batch alone always goes.
+	MaxBytesInFlight int64
+	// AckOverdueMin is the least time a batch waits for its ack before it is re-sent as
+	// overdue (3 × the 95th percentile of the URL's recent ack latencies, and only once a
+	// later batch is acknowledged); default 10s. AckTimeout stays the outer bound.
+	AckOverdueMin time.Duration
 
 	CAFile             string
 	InsecureSkipVerify bool
@@ -108,6 +130,8 @@ type endpoint struct {
 	// at once at start-up do not each get a different indexer (and cookie) from a balancer.
 	gate   chan struct{}
 	primed atomic.Bool
+	// send is held while a request is on its way when acks are on: one at a time per channel.
+	send chan struct{}
 }
 
 // parseURL accepts a base URL or the full endpoint URL.
@@ -140,6 +164,7 @@ func parseURL(raw string) (*endpoint, []string, error) {
 		display: u.Scheme + "://" + u.Host,
 		channel: newGUID(),
 		gate:    make(chan struct{}, 1),
+		send:    make(chan struct{}, 1),
 	}, warn, nil
 }
 
@@ -224,12 +249,26 @@ func (c *Config) setDefaults() ([]string, error) {
 		return nil, &FieldError{Field: "BatchCount", Value: fmt.Sprint(c.BatchCount), Msg: "must be at least 1"}
 	}
 	if c.MaxInFlight == 0 {
-		// One batch in flight: a crash re-sends at most that batch. More raise throughput
-		// when acks are slow, at the price of more duplicates after a crash.
-		c.MaxInFlight = 1
+		c.MaxInFlight = DefaultMaxInFlight
 	}
-	if c.MaxInFlight < 1 || c.MaxInFlight > 64 {
-		return nil, &FieldError{Field: "MaxInFlight", Value: fmt.Sprint(c.MaxInFlight), Msg: "must be between 1 and 64"}
+	if c.MaxInFlight < 1 || c.MaxInFlight > 256 {
+		return nil, &FieldError{Field: "MaxInFlight", Value: fmt.Sprint(c.MaxInFlight), Msg: "must be between 1 and 256"}
+	}
+	switch c.Window {
+	case "":
+		c.Window = WindowAdaptive
+	case WindowAdaptive, WindowFixed:
+	default:
+		return nil, &FieldError{Field: "Window", Value: c.Window, Msg: "must be adaptive or fixed"}
+	}
+	if c.MaxBytesInFlight == 0 {
+		c.MaxBytesInFlight = 24 << 20
+	}
+	if c.MaxBytesInFlight < 1<<20 {
+		return nil, &FieldError{Field: "MaxBytesInFlight", Value: fmt.Sprint(c.MaxBytesInFlight), Msg: "must be at least 1048576 (1 MiB)"}
+	}
+	if c.AckOverdueMin == 0 {
+		c.AckOverdueMin = 10 * time.Second
 	}
 	if c.BackoffInitial == 0 {
 		c.BackoffInitial = 500 * time.Millisecond
@@ -263,7 +302,7 @@ func newHTTPClient(c *Config) (*http.Client, error) {
 		TLSClientConfig:       tlsCfg,
 		TLSHandshakeTimeout:   15 * time.Second,
 		ResponseHeaderTimeout: c.RequestTimeout,
-		MaxIdleConnsPerHost:   c.MaxInFlight + 2,
+		MaxIdleConnsPerHost:   min(c.MaxInFlight, 32) + 2,
 		IdleConnTimeout:       90 * time.Second,
 		ForceAttemptHTTP2:     true,
 	}

@@ -48,6 +48,16 @@ func (c *Client) deliver(ctx context.Context, b *Batch) Outcome {
 		bctx, cancel = context.WithTimeoutCause(ctx, c.cfg.GiveUpAfter, errGaveUp)
 		defer cancel()
 	}
+	// Hold the batch compressed while it is in flight, within the window's byte cap.
+	held, err := c.hold(b)
+	if err == nil {
+		err = c.win.reserve(bctx, int64(len(held)))
+	}
+	if err != nil {
+		out.Err = err
+		return out
+	}
+	defer c.win.unreserve(int64(len(held)))
 	parts := []part{{b, 0, b.Len()}}
 	for len(parts) > 0 {
 		p := parts[0]
@@ -91,9 +101,17 @@ func (c *Client) deliver(ctx context.Context, b *Batch) Outcome {
 // the parts still to send.
 func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, error) {
 	out := d.out
-	body, err := c.compress(p.body())
-	if err != nil {
-		return nil, err
+	var body []byte
+	switch {
+	case p.whole() && p.b.gz != nil:
+		body = p.b.gz
+	case p.whole() && c.cfg.NoGzip:
+		body = p.b.body
+	default:
+		var err error
+		if body, err = c.compress(p.body()); err != nil {
+			return nil, err
+		}
 	}
 	for {
 		if err := c.Err(); err != nil {
@@ -104,8 +122,22 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 			return nil, err
 		}
 		d.url = ep.display
+		serial := c.serialSends()
+		if serial {
+			// One request at a time per channel: a crash cuts at most one short, and every
+			// ack id the channel hands out belongs to a request that was answered.
+			select {
+			case ep.send <- struct{}{}:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
 		sent := c.events.Add(1)
 		r, herr := c.post(ctx, ep, body)
+		answered := time.Now()
+		if serial {
+			<-ep.send
+		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err() // stopping is not HEC's fault
 		}
@@ -127,19 +159,30 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 				out.Sent = sent
 				return nil, nil // the caller chose HTTP 200 as proof
 			}
-			acked, err := c.waitAck(ctx, ep, *r.AckID)
+			if p.whole() && p.b.onTicket != nil {
+				p.b.onTicket(p.b, c.ticket(ep, *r.AckID, answered))
+				c.count(func(s *Stats) { s.Tickets++ })
+			}
+			res, err := c.waitAck(ctx, ep, *r.AckID, answered)
 			if err != nil {
 				d.last = c.noAck(ep, d.ackMisses+1)
 				return nil, err
 			}
-			if acked {
+			if res == ackDone {
 				out.Sent = sent
 				return nil, nil
 			}
-			// Still not acknowledged after AckTimeout: the data may be lost; send it again.
+			// Not acknowledged within AckTimeout, or overdue while later batches were: the
+			// data may be lost; send it again.
 			d.ackMisses++
 			d.last = c.noAck(ep, d.ackMisses)
-			c.count(func(s *Stats) { s.AckTimeouts++ })
+			c.count(func(s *Stats) {
+				if res == ackOverdue {
+					s.AckOverdue++
+				} else {
+					s.AckTimeouts++
+				}
+			})
 			if d.ackMisses > maxAckResends {
 				// Sending again to where acks never come only indexes the batch again.
 				c.setAside(i, c.cfg.SetAside, d.last)
@@ -235,6 +278,33 @@ func mayHaveIndexed(e *Error) bool {
 		return false
 	}
 	return true
+}
+
+// hold compresses b whole and keeps only the compressed body (without gzip, the body); it
+// returns what is held.
+func (c *Client) hold(b *Batch) ([]byte, error) {
+	if c.cfg.NoGzip {
+		return b.body, nil
+	}
+	if b.gz == nil {
+		z, err := c.compress(b.body)
+		if err != nil {
+			return nil, err
+		}
+		b.gz, b.size, b.body = z, len(b.body), nil
+	}
+	return b.gz, nil
+}
+
+// serialSends reports whether requests go one at a time per channel: whenever acks are (or
+// may be) in use. Without acks, HTTP 200 confirms and requests go in parallel.
+func (c *Client) serialSends() bool {
+	if c.cfg.Ack == AckOff {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.acks != 0
 }
 
 func (c *Client) compress(raw []byte) ([]byte, error) {

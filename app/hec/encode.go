@@ -1,6 +1,7 @@
 package hec
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"strconv"
@@ -17,30 +18,56 @@ type Record struct {
 }
 
 // Batch is records encoded as one HEC request body: concatenated envelopes, one per line.
+// Once compressed for sending, a batch holds only the compressed body while it waits for its
+// ack (memory stays bounded however slow acks are); the rare partial refusal inflates it again.
 type Batch struct {
-	body   []byte
-	starts []int // offset of each record's envelope in body
+	body   []byte // the envelopes; nil while only gz is held
+	gz     []byte // the whole batch compressed, once sent
+	size   int    // len of the uncompressed body
+	starts []int  // offset of each record's envelope in body
 	ids    []string
+	full   bool // sealed because it reached a limit: a backlog is being drained
 	// Tag is the caller's, carried to the Outcome (e.g. the checkpoint position it completes).
-	Tag any
+	Tag      any
+	onTicket func(*Batch, Ticket)
 }
 
 // Len is the number of records.
 func (b *Batch) Len() int { return len(b.starts) }
 
 // Size is the uncompressed body size in bytes.
-func (b *Batch) Size() int { return len(b.body) }
+func (b *Batch) Size() int {
+	if b.body != nil {
+		return len(b.body)
+	}
+	return b.size
+}
 
-// Body returns the uncompressed request body (for tests and golden files).
-func (b *Batch) Body() []byte { return b.body }
+// Body returns the uncompressed request body (for tests, golden files and the raw relay).
+func (b *Batch) Body() []byte { return b.raw() }
+
+// raw returns the uncompressed body, inflating the compressed one if only it is held.
+func (b *Batch) raw() []byte {
+	if b.body == nil && b.gz != nil {
+		zr, err := gzip.NewReader(bytes.NewReader(b.gz))
+		if err == nil {
+			b.body, err = io.ReadAll(zr)
+		}
+		if err != nil {
+			panic("hec: a batch compressed here does not inflate: " + err.Error()) // our own bytes
+		}
+	}
+	return b.body
+}
 
 // record returns record i's envelope and the event inside it.
 func (b *Batch) record(i int) []byte {
-	end := len(b.body)
+	body := b.raw()
+	end := len(body)
 	if i+1 < len(b.starts) {
 		end = b.starts[i+1]
 	}
-	return b.body[b.starts[i]:end]
+	return body[b.starts[i]:end]
 }
 
 // part is records [lo, hi) of a batch.
@@ -52,12 +79,16 @@ type part struct {
 func (p part) n() int { return p.hi - p.lo }
 
 func (p part) body() []byte {
-	end := len(p.b.body)
+	body := p.b.raw()
+	end := len(body)
 	if p.hi < len(p.b.starts) {
 		end = p.b.starts[p.hi]
 	}
-	return p.b.body[p.b.starts[p.lo]:end]
+	return body[p.b.starts[p.lo]:end]
 }
+
+// whole reports whether the part is its whole batch.
+func (p part) whole() bool { return p.lo == 0 && p.hi == p.b.Len() }
 
 // encoder writes envelopes: time, host, source, sourcetype, index, then the event object.
 type encoder struct {
@@ -136,6 +167,7 @@ func (bt *Batcher) Add(r Record) *Batch {
 	var sealed *Batch
 	if bt.cur != nil && (bt.cur.Size()+bt.enc.envelopeSize(r) > bt.maxBytes || bt.cur.Len() >= bt.maxCount) {
 		sealed, bt.cur = bt.cur, nil
+		sealed.full = true
 	}
 	if bt.cur == nil {
 		bt.cur = &Batch{body: make([]byte, 0, min(bt.maxBytes+bt.maxBytes/8, bt.enc.envelopeSize(r)*2+bt.maxBytes))}

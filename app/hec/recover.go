@@ -1,0 +1,127 @@
+package hec
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"time"
+)
+
+// Acks recovered after a restart: HEC keeps a channel's ack state for a while after its
+// client goes away, so a new process can ask whether what the old one sent was indexed.
+
+// Ticket is what a batch that HEC took whole, with an ack id, needs for its ack to be asked
+// about after a restart: the URL, the channel, the ack id, and the cookies that pin the
+// channel to its indexer behind a load balancer. It holds no secret.
+type Ticket struct {
+	URL     string    `json:"url"` // the event endpoint
+	Channel string    `json:"channel"`
+	AckID   int64     `json:"ack_id"`
+	Cookies []string  `json:"cookies,omitempty"` // name=value, as the URL's jar held them
+	Sent    time.Time `json:"sent"`              // when HEC answered the request
+}
+
+func (c *Client) ticket(ep *endpoint, id int64, sent time.Time) Ticket {
+	t := Ticket{URL: ep.event, Channel: ep.channel, AckID: id, Sent: sent.UTC()}
+	if u, err := url.Parse(ep.event); err == nil && ep.hc != nil && ep.hc.Jar != nil {
+		for _, ck := range ep.hc.Jar.Cookies(u) {
+			t.Cookies = append(t.Cookies, ck.Name+"="+ck.Value)
+		}
+	}
+	return t
+}
+
+// Recover asks HEC whether the batches of tickets, sent by an earlier process, were indexed,
+// and returns one answer per ticket. It only asks: nothing is ever sent on an old channel (if
+// HEC forgot it, a new request would start its ack ids again at 0 and a new batch's ack could
+// be taken for an old one's). A ticket is asked about until it is acknowledged or until its
+// batch's ack timeout (Sent + AckTimeout) has passed, at least once; every poll asks about all
+// of one channel's open tickets. A ticket on a URL this client does not have, or on one of
+// this client's own channels, is answered false, as is every ticket of a channel HEC says it
+// does not know. False never means lost, only "not proven": the caller sends it again. The
+// error is a fatal one (the token refused): the answers so far are still returned.
+func (c *Client) Recover(ctx context.Context, tickets []Ticket) ([]bool, error) {
+	ok := make([]bool, len(tickets))
+	type group struct {
+		ep      *endpoint
+		channel string
+		cookies []string
+		open    map[int64][]int // ack id → tickets
+		until   time.Time
+	}
+	groups := map[string]*group{}
+	var order []*group
+	for i, t := range tickets {
+		ep := c.endpointFor(t.URL)
+		if ep == nil || c.ownChannel(t.Channel) || t.Channel == "" {
+			continue
+		}
+		key := t.URL + "\x00" + t.Channel
+		g := groups[key]
+		if g == nil {
+			g = &group{ep: ep, channel: t.Channel, cookies: append([]string{}, t.Cookies...), open: map[int64][]int{}}
+			groups[key], order = g, append(order, g)
+		}
+		g.open[t.AckID] = append(g.open[t.AckID], i)
+		if until := t.Sent.Add(c.cfg.AckTimeout); until.After(g.until) {
+			g.until = until
+		}
+	}
+	for first := true; ; first = false {
+		asked := false
+		for _, g := range order {
+			if len(g.open) == 0 || (!first && time.Now().After(g.until)) {
+				continue
+			}
+			asked = true
+			ids := make([]int64, 0, len(g.open))
+			for id := range g.open {
+				ids = append(ids, id)
+			}
+			done, err := c.queryAcks(ctx, g.ep, g.channel, g.cookies, ids)
+			var herr *Error
+			switch {
+			case err == nil:
+			case ctx.Err() != nil:
+				return ok, ctx.Err()
+			case errors.As(err, &herr) && (herr.Code == 10 || herr.Code == 11):
+				g.open = nil // HEC does not know the channel: nothing of it can be proven
+				continue
+			case isFatal(err):
+				return ok, err
+			default:
+				continue // asked again at the next round, until the ack timeout
+			}
+			for _, id := range done {
+				for _, i := range g.open[id] {
+					ok[i] = true
+				}
+				delete(g.open, id)
+			}
+		}
+		if !asked {
+			return ok, nil
+		}
+		if err := c.cfg.Sleep(ctx, c.cfg.AckInterval); err != nil {
+			return ok, err
+		}
+	}
+}
+
+func (c *Client) endpointFor(event string) *endpoint {
+	for _, ep := range c.eps {
+		if ep.event == event {
+			return ep
+		}
+	}
+	return nil
+}
+
+func (c *Client) ownChannel(ch string) bool {
+	for _, ep := range c.eps {
+		if ep.channel == ch {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,281 @@
+package hec_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"ta-defender-alerts/app/hec"
+	"ta-defender-alerts/app/hectest"
+)
+
+// watch stands between the client and the stand-in and records, per channel, how many event
+// requests were on their way at once, and the most ack ids one poll asked about.
+type watch struct {
+	mu         sync.Mutex
+	busy       map[string]int
+	maxBusy    int
+	maxAckIDs  int
+	eventDelay time.Duration
+}
+
+func newWatch(t *testing.T, target string, delay time.Duration) (*watch, string) {
+	t.Helper()
+	u, _ := url.Parse(target)
+	w := &watch{busy: map[string]int{}, eventDelay: delay}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		ch := r.Header.Get("X-Splunk-Request-Channel")
+		if r.URL.Path == "/services/collector/ack" {
+			body, _ := io.ReadAll(r.Body)
+			var q struct{ Acks []int64 }
+			_ = json.Unmarshal(body, &q)
+			w.mu.Lock()
+			w.maxAckIDs = max(w.maxAckIDs, len(q.Acks))
+			w.mu.Unlock()
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			proxy.ServeHTTP(rw, r)
+			return
+		}
+		w.mu.Lock()
+		w.busy[ch]++
+		w.maxBusy = max(w.maxBusy, w.busy[ch])
+		w.mu.Unlock()
+		time.Sleep(w.eventDelay)
+		proxy.ServeHTTP(rw, r)
+		w.mu.Lock()
+		w.busy[ch]--
+		w.mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	return w, srv.URL
+}
+
+// With acks, requests go one at a time per channel while several batches wait for their
+// acks at once; without acks, requests go in parallel.
+func TestWindowSendsOneAtATimePerChannel(t *testing.T) {
+	for _, acks := range []bool{true, false} {
+		name := map[bool]string{true: "acks", false: "no acks"}[acks]
+		t.Run(name, func(t *testing.T) {
+			srv := newHEC(t, hectest.Options{Ack: acks})
+			srv.SetAckDelay(150 * time.Millisecond)
+			w, front := newWatch(t, srv.URL, 20*time.Millisecond)
+			c := newClient(t, func(c *hec.Config) {
+				c.BatchCount = 5
+				c.MaxInFlight = 8
+				c.Window = hec.WindowFixed
+				c.AckTimeout = 10 * time.Second
+			}, front)
+			res := send(t, c, 200, 300)
+			if _, _, errs := res.sum(); len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			if st := srv.Stats(); st.Distinct != 200 {
+				t.Fatalf("%d of 200 indexed", st.Distinct)
+			}
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if acks {
+				if w.maxBusy != 1 {
+					t.Errorf("%d event requests on one channel at once, want 1 with acks", w.maxBusy)
+				}
+				if w.maxAckIDs < 2 {
+					t.Errorf("at most %d batch awaited its ack at a time, want several (the window)", w.maxAckIDs)
+				}
+			} else if w.maxBusy < 2 {
+				t.Errorf("without acks, at most %d request at a time, want requests in parallel", w.maxBusy)
+			}
+		})
+	}
+}
+
+// A lost ack costs one batch, not the pipeline: once later batches are acknowledged and it
+// has waited AckOverdueMin (and 3 × the recent p95), the batch is sent again, long before the
+// ack timeout.
+func TestOverdueAckIsResent(t *testing.T) {
+	srv := newHEC(t, hectest.Options{Ack: true, Seed: 7})
+	srv.SetAckDelay(20 * time.Millisecond)
+	srv.SetFailures(0, 0, 0, 0.15)
+	c := newClient(t, func(c *hec.Config) {
+		c.BatchCount = 5
+		c.MaxInFlight = 8
+		c.AckTimeout = time.Minute // the test's deadline comes first if overdue acks wait for it
+		c.AckOverdueMin = 300 * time.Millisecond
+	}, srv.URL)
+	res := send(t, c, 300, 200)
+	if _, _, errs := res.sum(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	st := c.Stats()
+	if st.AckTimeouts != 0 || st.AckOverdue == 0 {
+		t.Errorf("ack timeouts %d, overdue re-sends %d: want 0 and some (the stand-in lost %d acks)", st.AckTimeouts, st.AckOverdue, srv.Stats().AcksLost)
+	}
+	if got := srv.Stats().Distinct; got != 300 {
+		t.Errorf("%d of 300 indexed", got)
+	}
+	_, resent, _ := res.sum()
+	if resent < st.AckOverdue*5 {
+		t.Errorf("%d records counted as re-sent for %d overdue batches of 5", resent, st.AckOverdue)
+	}
+}
+
+// sendTickets sends n batches of 5 records through a new client on url, collects their
+// tickets, and stops the client before the acks come (a crash).
+func sendTickets(t *testing.T, url string, n int) []hec.Ticket {
+	t.Helper()
+	c, err := hec.New(hec.Config{URLs: []string{url}, Token: token, AckTimeout: 10 * time.Second, AckInterval: 10 * time.Millisecond,
+		BatchCount: 5, MaxInFlight: 16, Window: hec.WindowFixed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	var tickets []hec.Ticket
+	got := make(chan struct{})
+	s := c.NewBatchSender(time.Hour, func(hec.Outcome) {})
+	s.OnTicket(func(_ *hec.Batch, tk hec.Ticket) {
+		mu.Lock()
+		tickets = append(tickets, tk)
+		if len(tickets) == n {
+			close(got)
+		}
+		mu.Unlock()
+	})
+	for i := 0; i < 5*n; i++ {
+		if err := s.Add(ctx, alert(i, 200), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = s.Flush(ctx)
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no tickets")
+	}
+	stop()
+	c.Close()
+	return tickets
+}
+
+// After a restart, the acks of the batches an earlier process sent are asked for on its
+// channel (never sent on); a channel HEC forgot proves nothing; this client's own channels
+// are never asked about; behind a sticky balancer, the ticket's cookie finds the indexer.
+func TestRecoverAsksTheOldChannel(t *testing.T) {
+	srv := newHEC(t, hectest.Options{Ack: true})
+	srv.SetAckDelay(300 * time.Millisecond)
+	tickets := sendTickets(t, srv.URL, 4)
+	indexed := srv.Stats().Indexed
+	b := newClient(t, func(c *hec.Config) { c.AckTimeout = 2 * time.Second }, srv.URL)
+	ok, err := b.Recover(context.Background(), tickets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range ok {
+		if !v {
+			t.Errorf("ticket %d (ack %d) not confirmed", i, tickets[i].AckID)
+		}
+	}
+	if st := srv.Stats(); st.Indexed != indexed {
+		t.Errorf("recovery indexed %d events: it must only ask", st.Indexed-indexed)
+	}
+
+	// HEC restarted: the old channel is gone, and nothing is proven.
+	tickets = sendTickets(t, srv.URL, 3)
+	srv.ForgetChannels()
+	b2 := newClient(t, func(c *hec.Config) { c.AckTimeout = 300 * time.Millisecond }, srv.URL)
+	start := time.Now()
+	ok, err = b2.Recover(context.Background(), tickets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range ok {
+		if v {
+			t.Errorf("ticket %d confirmed on a channel HEC forgot", i)
+		}
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("recovery took %v, want about the ack timeout", d)
+	}
+	if srv.Stats().ForgottenAckIDs == 0 {
+		t.Error("the forgotten channel was never asked about")
+	}
+
+	// A ticket on this client's own channel is never asked about.
+	own := newClient(t, func(c *hec.Config) { c.BatchCount = 5 }, srv.URL)
+	var mine []hec.Ticket
+	var mu sync.Mutex
+	s := own.NewBatchSender(time.Hour, func(hec.Outcome) {})
+	s.OnTicket(func(_ *hec.Batch, tk hec.Ticket) { mu.Lock(); mine = append(mine, tk); mu.Unlock() })
+	for i := 0; i < 5; i++ {
+		_ = s.Add(context.Background(), alert(1000+i, 100), nil)
+	}
+	_ = s.Flush(context.Background())
+	own.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(mine) != 1 {
+		t.Fatalf("%d tickets, want 1", len(mine))
+	}
+	polls := own.Stats().AckPolls
+	if ok, _ := own.Recover(context.Background(), mine); ok[0] || own.Stats().AckPolls != polls {
+		t.Error("a ticket on the client's own live channel was asked about or confirmed")
+	}
+}
+
+func TestRecoverBringsTheBalancerCookie(t *testing.T) {
+	srv := newHEC(t, hectest.Options{Ack: true, Sticky: true})
+	srv.SetAckDelay(200 * time.Millisecond)
+	tickets := sendTickets(t, srv.URL, 2)
+	for _, tk := range tickets {
+		if len(tk.Cookies) == 0 {
+			t.Fatal("a ticket behind a sticky balancer carries no cookie")
+		}
+	}
+	bare := append([]hec.Ticket(nil), tickets...)
+	for i := range bare {
+		bare[i].Cookies = nil
+	}
+	b := newClient(t, func(c *hec.Config) { c.AckTimeout = 400 * time.Millisecond }, srv.URL)
+	if ok, _ := b.Recover(context.Background(), bare); ok[0] || ok[1] {
+		t.Fatal("confirmed without the balancer's cookie: the stand-in is too lenient")
+	}
+	ok, err := b.Recover(context.Background(), tickets)
+	if err != nil || !ok[0] || !ok[1] {
+		t.Fatalf("with the cookie: %v, %v", ok, err)
+	}
+}
+
+// Batches are held compressed while they wait for acks, within the byte cap.
+func TestBatchesHeldCompressedUnderTheCap(t *testing.T) {
+	srv := newHEC(t, hectest.Options{Ack: true})
+	srv.SetAckDelay(100 * time.Millisecond)
+	c := newClient(t, func(c *hec.Config) {
+		c.BatchBytes = 256 << 10
+		c.MaxInFlight = 64
+		c.Window = hec.WindowFixed
+		c.MaxBytesInFlight = 1 << 20
+		c.AckTimeout = 10 * time.Second
+	}, srv.URL)
+	res := send(t, c, 3000, 2000) // about 6 MB raw
+	if _, _, errs := res.sum(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	st := c.Stats()
+	if st.BytesInFlightMax > 1<<20 {
+		t.Errorf("%d bytes held at once, over the cap of 1 MiB", st.BytesInFlightMax)
+	}
+	if st.BytesInFlightMax >= int64(st.BytesRaw) {
+		t.Errorf("held %d bytes at most for %d raw: batches are not held compressed", st.BytesInFlightMax, st.BytesRaw)
+	}
+	if srv.Stats().Distinct != 3000 {
+		t.Errorf("%d of 3000 indexed", srv.Stats().Distinct)
+	}
+}
