@@ -34,21 +34,23 @@ func (p *Pump) noteLocked(o Outcome, first uint64) bool {
 	if t.pos == nil || first <= p.front.at || o.Err != nil {
 		return false
 	}
-	if !o.Pending && first == p.front.scanned+1 {
-		return false // the frontier takes it now
-	}
 	e := p.journal[first]
-	if e != nil && (e.last != t.seq || e.refused) {
-		return false // not the batch noted before, or one already known refused: never trust it
-	}
 	if len(o.Rejected) > 0 {
+		// Also when the frontier takes it now: the checkpoint may hold it as taken, and must
+		// not any more.
+		in := e != nil && p.inChainLocked(first)
 		if e == nil {
-			p.journal[first] = &batchNote{last: t.seq, n: o.N, refused: true}
-			return false
+			e = &batchNote{last: t.seq, n: o.N}
+			p.journal[first] = e
 		}
-		in := p.inChainLocked(first)
 		e.refused = true
 		return in
+	}
+	if e != nil && (e.last != t.seq || e.refused) {
+		return false // not the batch noted before, or one known refused: never trust it
+	}
+	if !o.Pending && first == p.front.scanned+1 {
+		return false // the frontier takes it now
 	}
 	if o.Pending && !json.Valid(o.Ticket) {
 		return false // nothing to ask about later: the batch is sent again after a restart

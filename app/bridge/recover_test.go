@@ -61,6 +61,7 @@ func (s *timedSource) Read(ctx context.Context, w Window, emit func(Record, Posi
 type step struct {
 	tickets int
 	final   string
+	saved   bool // wait for the checkpoint to hold the batch's tickets before the final outcome
 }
 
 const recBatch = 5
@@ -74,6 +75,7 @@ func ticket(batch, k int) json.RawMessage {
 type crashSink struct {
 	report func(Outcome)
 	steps  []step
+	store  *checkpoint.Store
 	added  []string // ids of the records added
 	tags   []*Tag
 	stop   context.CancelFunc
@@ -91,6 +93,9 @@ func (s *crashSink) Add(_ context.Context, r Record, t *Tag) error {
 	for k := 1; k <= st.tickets; k++ {
 		s.report(Outcome{Last: t, N: recBatch, Pending: true, Ticket: ticket(b, k)})
 	}
+	if st.saved {
+		s.awaitSaved(ticket(b, st.tickets))
+	}
 	switch st.final {
 	case "ok":
 		s.report(Outcome{Last: t, N: recBatch, Sent: uint64(b)})
@@ -104,6 +109,24 @@ func (s *crashSink) Add(_ context.Context, r Record, t *Tag) error {
 		s.report(Outcome{Last: t, N: recBatch, Rejected: rej})
 	}
 	return nil
+}
+
+// awaitSaved waits until the checkpoint holds tk.
+func (s *crashSink) awaitSaved(tk json.RawMessage) {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		st, _ := s.store.Load()
+		if st == nil {
+			continue
+		}
+		for _, e := range st.Pending {
+			for _, got := range e.Tickets {
+				if string(got) == string(tk) {
+					return
+				}
+			}
+		}
+	}
+	panic("the checkpoint never held ticket " + string(tk))
 }
 
 func (s *crashSink) Flush(context.Context) error { s.stop(); return nil }
@@ -174,7 +197,7 @@ func crashThenRestart(t *testing.T, src Source, steps []step, recover func([]jso
 	t.Cleanup(func() { store.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	crash := &crashSink{steps: steps, stop: cancel}
+	crash := &crashSink{steps: steps, stop: cancel, store: store}
 	p1 := New(recoverConfig(store, dir), src, crash.open)
 	if err := p1.Drain(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("the crashing drain ended with %v", err)
@@ -246,10 +269,14 @@ func TestRecoverPendingAfterACrash(t *testing.T) {
 		{name: "a sink that cannot be asked", steps: []step{ok, p, pc, p, p, p, p, p}, noRecover: true, indexed: func(int) bool { return true },
 			wantChain: 7, wantResent: []int{2, 3, 4, 5, 6, 7, 8}},
 		// Refused records are the frontier's business (held, dead-lettered): never recovered over.
-		{name: "a refused record after the run", steps: []step{ok, p, {tickets: 1, final: "refused"}, p, p, p, p, p}, recover: answerAll(true),
+		{name: "a refused record after the run", steps: []step{ok, p, {tickets: 1, final: "refused", saved: true}, p, p, p, p, p}, recover: answerAll(true),
 			indexed: func(int) bool { return true }, wantChain: 1, wantAsked: []string{`{"batch":2,"send":1}`}, wantResent: []int{3, 4, 5, 6, 7, 8}, wantRecovered: 5},
 		{name: "a batch refused whole after the run", steps: []step{ok, p, {final: "refused all"}, p, p, p, p, p}, recover: answerAll(true),
 			indexed: func(int) bool { return true }, wantChain: 1, wantAsked: []string{`{"batch":2,"send":1}`}, wantResent: []int{3, 4, 5, 6, 7, 8}, wantRecovered: 5},
+		{name: "taken, then refused whole, at the frontier", steps: []step{ok, {tickets: 1, final: "refused all", saved: true}, p, p, p, p, p, p}, recover: answerAll(true),
+			indexed: func(int) bool { return true }, wantChain: 0, wantResent: []int{2, 3, 4, 5, 6, 7, 8}},
+		{name: "taken, then a record refused, at the frontier", steps: []step{ok, {tickets: 1, final: "refused", saved: true}, p, p, p, p, p, p}, recover: answerAll(true),
+			indexed: func(int) bool { return true }, wantAt: "9", wantChain: 0, wantResent: []int{3, 4, 5, 6, 7, 8}, wantExtra: []string{"r10"}},
 		{name: "a refused record held at the frontier", steps: []step{ok, {final: "refused"}, p, p, p, p, p, p}, recover: answerAll(true),
 			indexed: func(int) bool { return true }, wantAt: "9", wantChain: 0, wantResent: []int{3, 4, 5, 6, 7, 8}, wantExtra: []string{"r10"}},
 	}
@@ -301,4 +328,79 @@ func TestRecoverPendingAfterACrash(t *testing.T) {
 func recordNumber(id string) int {
 	n, _ := strconv.Atoi(id[1:])
 	return n
+}
+
+// Batches recovered after a restart count as delivered for the overlap: their keys join the
+// checkpoint's Delivered, so the next window, which reads the overlap again, skips them
+// instead of sending them a second time.
+func TestRecoveredKeysCoverTheOverlap(t *testing.T) {
+	p, ok := step{tickets: 1}, step{final: "ok"}
+	src := newTimedSource(8*recBatch, time.Now().Add(-5*time.Minute)) // all inside the overlap
+	_, again, p2 := crashThenRestart(t, src, []step{ok, p, p, p, p, p, p, p}, answerAll(true))
+	st := p2.Stats()
+	if len(again.added) != 0 || st.Recovered != 35 || st.Skipped != 40 {
+		t.Errorf("sent again %v, recovered %d, skipped as delivered %d; want none sent, 35 recovered, all 40 skipped",
+			again.added, st.Recovered, st.Skipped)
+	}
+	cp, err := p2.cfg.Store.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	delivered := map[string]bool{}
+	for _, k := range cp.Delivered {
+		delivered[k.ID] = true
+	}
+	for _, r := range src.recs {
+		if !delivered[r.ID] {
+			t.Errorf("%s is not in the checkpoint's delivered versions", r.ID)
+		}
+	}
+	if cp.Window != nil || len(cp.Pending) != 0 {
+		t.Errorf("checkpoint %+v, want the window committed and nothing pending", cp)
+	}
+}
+
+// Without a crash, a Pending outcome changes nothing the pump counts or decides: it does not
+// confirm, fail or commit, the batches' final outcomes do, and the checkpoint after the
+// window holds nothing pending.
+func TestPendingThenConfirmed(t *testing.T) {
+	dir := t.TempDir()
+	store, err := checkpoint.Open(dir, "tenant1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var p *Pump
+	var during Stats
+	var left *checkpoint.State
+	sink := &scripted{onFlush: func(s *scripted) error {
+		for b := recBatch - 1; b < len(s.tags); b += recBatch {
+			s.report(Outcome{Last: s.tags[b], N: recBatch, Pending: true, Ticket: ticket(b/recBatch+1, 1)})
+		}
+		p.mu.Lock()
+		for p.saving {
+			p.cond.Wait()
+		}
+		p.mu.Unlock()
+		during = p.Stats()
+		left, _ = store.Load()
+		for b := len(s.tags) - 1; b > 0; b -= recBatch { // the last batch first
+			s.report(Outcome{Last: s.tags[b], N: recBatch})
+		}
+		return nil
+	}}
+	p = New(recoverConfig(store, dir), newTimedSource(4*recBatch, time.Now().Add(-5*time.Minute)), sink.open)
+	if err := p.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if during.Confirmed != 0 || during.Commits == 0 {
+		t.Errorf("after the Pending outcomes: confirmed %d, %d commits; want 0 confirmed and the pending batches saved", during.Confirmed, during.Commits)
+	}
+	if left == nil || left.Window == nil || len(left.Window.Position) != 0 || len(left.Pending) != 4 || len(left.Pending[3].Keys) != recBatch {
+		t.Errorf("checkpoint while the batches were pending: %+v, want the window at its start and 4 pending batches", left)
+	}
+	cp, err := store.Load()
+	if err != nil || cp.Window != nil || len(cp.Pending) != 0 || p.Stats().Confirmed != 4*recBatch {
+		t.Errorf("after the window: %+v (%v), confirmed %d; want it committed, nothing pending, all 20 confirmed", cp, err, p.Stats().Confirmed)
+	}
 }
