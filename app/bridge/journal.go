@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"encoding/json"
+	"slices"
 	"sort"
 
 	"ta-defender-alerts/app/checkpoint"
@@ -64,7 +65,7 @@ func (p *Pump) noteLocked(o Outcome, first uint64) bool {
 		p.journal[first] = e
 	}
 	if o.Pending {
-		e.tickets = append(e.tickets, o.Ticket)
+		e.tickets = append(e.tickets, slices.Clone(o.Ticket))
 	} else {
 		e.confirmed = true
 	}
