@@ -90,6 +90,9 @@ func (p *Pump) recoverPending(ctx context.Context, st *checkpoint.State) (*check
 // ask is the sink's answer about tickets: an error if it cannot give one.
 func ask(ctx context.Context, rc Recoverer, tickets []json.RawMessage) ([]bool, error) {
 	acked, err := rc.Recover(ctx, tickets)
+	if err == nil {
+		err = ctx.Err() // stopped while asking: the answers may be cut short
+	}
 	if err != nil {
 		return nil, err
 	}
