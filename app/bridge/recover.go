@@ -14,8 +14,9 @@ import (
 // position moves to the last of them, their overlap keys join Delivered), and only what
 // follows is read and sent again. It asks the sink (a Recoverer) once, about every ticket
 // that can matter. If it cannot ask (no Recoverer), only batches confirmed before the
-// restart count; if asking fails, the checkpoint stays as it was: the
-// batches are sent again (duplicates, never a loss). Only a failed save is an error.
+// restart count; if asking fails or the drain is stopped meanwhile, the checkpoint stays as
+// it was: the batches are sent again (duplicates, never a loss). Only a failed save is an
+// error.
 func (p *Pump) recoverPending(ctx context.Context, st *checkpoint.State) (*checkpoint.State, error) {
 	pend := st.Pending
 	st.Pending = nil
