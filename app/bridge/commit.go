@@ -11,6 +11,7 @@ import (
 // saver unless it runs: states staged while it writes coalesce into the newest.
 func (p *Pump) stageLocked() {
 	p.tags.dropBefore(p.front.at) // keep the frontier's tag
+	p.forgetLocked()
 	if p.boundary > 0 {
 		return // inside an earlier window whose run is held: its checkpoint stays (a failure stopped the release)
 	}
@@ -18,6 +19,15 @@ func (p *Pump) stageLocked() {
 		p.win.Position = positionJSON(t.pos)
 	} else {
 		p.win.Position = nil // the frontier is the end of the earlier window: this one starts
+	}
+	p.kickLocked()
+}
+
+// kickLocked stages a save of the state at the frontier as it stands (the chain of pending
+// batches changed, or the frontier moved) and starts the saver unless it runs.
+func (p *Pump) kickLocked() {
+	if p.boundary > 0 {
+		return
 	}
 	p.dirty = true
 	if !p.saving {
@@ -41,6 +51,7 @@ func (p *Pump) saver() {
 	for p.dirty && p.saveErr == nil {
 		p.dirty = false
 		st := p.stateAt(p.front.at, false)
+		st.Pending = p.chainLocked()
 		p.mu.Unlock()
 		err := p.cfg.Store.Save(st)
 		p.mu.Lock()

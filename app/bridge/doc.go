@@ -53,4 +53,22 @@
 // long as newer ones come: one write at a time, states staged meanwhile coalesce into the
 // newest, and a slow disk never holds up the sink's reports. A window's last save waits for
 // the saver to stop, so no older state can land after it. A failed save stops the window.
+//
+// # Recovery after a restart
+//
+// A destination may take a batch and confirm it only later (HEC's indexer acknowledgement):
+// its Sink reports such a batch Pending, with a ticket to ask about it by. The pump notes
+// these batches, and those confirmed out of order, after the frontier (journal.go), and every
+// save of the checkpoint carries the unbroken run of them that starts right after the
+// frontier (State.Pending): one atomic write, so the run always fits the position saved with
+// it. A Pending outcome moves nothing else: not the frontier, not the counts, not a failure.
+// Where refused records are held (at the frontier, at the end of an earlier window, or carried
+// from an earlier drain) no run is saved, and a batch with a refused record ends the run.
+//
+// A new Drain first asks the sink (a Recoverer) once about every ticket in the saved run
+// (recover.go). The longest run of batches confirmed then, or before the crash, is committed
+// as if their outcomes had come: the window's position moves to the last of them and their
+// keys join Delivered, so neither the rest of the window nor the next window's overlap sends
+// them again. What follows is read and sent again. If the sink cannot be asked, or asking
+// fails, the checkpoint stays as it was: the batches are sent twice, never lost.
 package bridge

@@ -61,9 +61,17 @@ type Tag struct {
 // Outcome is what a Sink reports about a batch: the N records it took up to and including
 // the one tagged Last. With Err nil every one of them is confirmed: delivered, or refused and
 // listed in Rejected. With Err set none is, and the window stops.
+//
+// With Pending set, the outcome is not final: the destination took the whole batch and may
+// confirm it later; Ticket is what to ask it about after a restart (see Recoverer). A Sink
+// may report a batch Pending more than once (sent again: a new ticket, and either one
+// confirms it), always before its final Outcome, which it reports as usual. A Pending
+// outcome has no Err and no Rejected; it never moves the checkpoint by itself.
 type Outcome struct {
 	Last     *Tag
 	N        int
+	Pending  bool
+	Ticket   json.RawMessage // (Pending) the sink's, opaque to the pump: saved with the checkpoint
 	Rejected []Rejected
 	// Sent is when the last request that delivered records of the batch was sent (0: none
 	// did), on the sink's own count of requests sent and refusals received (Rejected.Refused):
@@ -93,6 +101,14 @@ type Sink interface {
 	Add(ctx context.Context, r Record, t *Tag) error
 	// Flush sends what is queued.
 	Flush(ctx context.Context) error
+}
+
+// Recoverer is a Sink that can tell, after a restart, whether batches an earlier process
+// reported Pending were confirmed after all, so that they are not sent again.
+type Recoverer interface {
+	// Recover asks, after a restart, whether batches reported Pending by an earlier process
+	// were confirmed. It never sends records. One bool per ticket.
+	Recover(ctx context.Context, tickets []json.RawMessage) ([]bool, error)
 }
 
 // OpenSink makes a Sink that reports through report: the pump opens its sink with its own.

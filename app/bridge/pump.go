@@ -41,8 +41,9 @@ type Pump struct {
 	gen     uint64     // window generation
 	nextSeq uint64     // seq of the next record taken
 	front   frontier
-	tags    tagBuf // the tags of the frontier's record and later ones
-	failed  error  // the first failure the sink reported, or the frontier's stop
+	tags    tagBuf                // the tags of the frontier's record and later ones
+	journal map[uint64]*batchNote // batches after the frontier taken or confirmed, by first seq (journal.go)
+	failed  error                 // the first failure the sink reported, or the frontier's stop
 	stats   Stats
 
 	// A window, not the drain's last, whose last records are held (see pendLocked): the next
@@ -84,6 +85,7 @@ type Stats struct {
 	Resent     int // alerts sent again after a lost reply or ack
 	Skipped    int // versions dropped as delivered before (overlap)
 	Held       int // alerts Splunk refused, held back at the end of the last drain (see Drain)
+	Recovered  int // alerts an earlier process left pending that the sink confirmed after a restart
 	Windows    int
 	Commits    int
 	LastCommit time.Time
@@ -103,6 +105,7 @@ func New(cfg Config, src Source, open OpenSink) *Pump {
 	p.cond = sync.NewCond(&p.mu)
 	p.front.reset()
 	p.tags.reset()
+	p.journal = map[uint64]*batchNote{}
 	p.sink = open(p.report)
 	return p
 }
@@ -135,6 +138,13 @@ func (p *Pump) report(o Outcome) {
 	if t != nil && t.gen != p.gen {
 		return // a batch of a window this pump already gave up on
 	}
+	if o.Pending {
+		// Taken, not confirmed: only the journal hears of it.
+		if t != nil && o.Err == nil && p.noteLocked(o, t.seq-uint64(o.N)+1) {
+			p.kickLocked()
+		}
+		return
+	}
 	p.stats.Resent += o.Resent // sent again, confirmed or not: Splunk may hold them twice
 	if o.Err != nil || t == nil {
 		err := o.Err
@@ -150,6 +160,7 @@ func (p *Pump) report(o Outcome) {
 	first := t.seq - uint64(o.N) + 1
 	a := newAnswer(t.seq, o.N, o.Rejected, o.Sent)
 	a.counted = a.whole && p.tags.allOld(first, t.seq)
+	noted := p.noteLocked(o, first)
 	p.front.add(first, a)
 	p.stats.Confirmed += o.N - len(a.rejected)
 	from := p.front.at
@@ -159,6 +170,8 @@ func (p *Pump) report(o Outcome) {
 	if p.front.at != from {
 		p.settledLocked()
 		p.stageLocked()
+	} else if noted {
+		p.kickLocked()
 	}
 	p.cond.Broadcast()
 }
@@ -247,6 +260,8 @@ func (p *Pump) Drain(ctx context.Context) error {
 	if st == nil {
 		st = &checkpoint.State{Watermark: now.Add(-p.cfg.Start).Truncate(p.cfg.TimeResolution)}
 		p.cfg.Log.Info("first run: reading alerts updated since the start time", "start", st.Watermark, "checkpoint", p.cfg.Store.Path())
+	} else if st, err = p.recoverPending(ctx, st); err != nil {
+		return err
 	}
 	p.mu.Lock()
 	p.front.carry = checkpoint.Held{}

@@ -63,6 +63,7 @@ func (p *Pump) begin(ctx context.Context, st *checkpoint.State, w checkpoint.Win
 		p.nextSeq = 1
 		p.front.reset()
 		p.tags.reset()
+		clear(p.journal)
 		p.boundary, p.pendState = 0, nil
 		p.stats.Watermark = st.Watermark
 	}

@@ -69,8 +69,23 @@ type State struct {
 	Window *Window `json:"window,omitempty"`
 	// Held is set while the checkpoint stays before a run of alerts Splunk refused, until
 	// what is sent after them shows whether the refusal is systematic.
-	Held    *Held     `json:"held,omitempty"`
+	Held *Held `json:"held,omitempty"`
+	// Pending is the run of batches, right after the window's Position, that the destination
+	// took (and may have confirmed) when the checkpoint was written: a restart asks the
+	// destination about them before sending them again. Only set with Window, never with Held.
+	Pending []Pending `json:"pending,omitempty"`
 	Updated time.Time `json:"updated"`
+}
+
+// Pending is one batch after the checkpoint's position that the destination took, in the
+// order of the records: the first starts right after Window.Position, each next one right
+// after the one before.
+type Pending struct {
+	N         int               `json:"n"`                   // records in the batch
+	Position  json.RawMessage   `json:"position,omitempty"`  // the source position of its last record
+	Keys      []Key             `json:"keys,omitempty"`      // its records' keys inside the overlap (go to Delivered)
+	Tickets   []json.RawMessage `json:"tickets,omitempty"`   // the sink's, opaque: any one confirmed confirms the batch
+	Confirmed bool              `json:"confirmed,omitempty"` // confirmed whole, nothing refused
 }
 
 // Held counts a run of refused alerts across runs, so that a refusal that goes on through
@@ -208,6 +223,11 @@ func Parse(b []byte) (*State, error) {
 	}
 	if h := st.Held; h != nil && (h.Batches < 0 || h.Records < 0 || h.Quiet < 0) {
 		return nil, errors.New(corrupt("has a negative count of refused alerts"))
+	}
+	for _, e := range st.Pending {
+		if e.N <= 0 {
+			return nil, errors.New(corrupt("has a pending batch without records"))
+		}
 	}
 	return &st, nil
 }

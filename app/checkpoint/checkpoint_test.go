@@ -181,6 +181,8 @@ func FuzzParse(f *testing.F) {
 	f.Add(b)
 	f.Add([]byte(`{"version":1,"watermark":"2026-03-01T08:00:00Z","delivered":[]}`))
 	f.Add([]byte(`{"version":9}`))
+	b, _ = json.Marshal(withPending())
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		st, err := Parse(b)
 		if err != nil {
@@ -193,8 +195,19 @@ func FuzzParse(f *testing.F) {
 			t.Fatal(err)
 		}
 		st2, err := Parse(again)
-		if err != nil || !st2.Watermark.Equal(st.Watermark) || len(st2.Delivered) != len(st.Delivered) {
+		if err != nil || !st2.Watermark.Equal(st.Watermark) || len(st2.Delivered) != len(st.Delivered) || len(st2.Pending) != len(st.Pending) {
 			t.Fatalf("round trip failed: %v", err)
+		}
+		// The hand-written encoder writes pending batches (the sink's JSON in them
+		// included) exactly as encoding/json does.
+		for _, e := range st.Pending {
+			want, err := json.Marshal(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := e.appendJSON(nil); string(got) != string(want) {
+				t.Fatalf("pending batch encoded as\n%s\nwant\n%s", got, want)
+			}
 		}
 	})
 }
@@ -203,7 +216,7 @@ func FuzzParse(f *testing.F) {
 func TestEncoderMatchesEncodingJSON(t *testing.T) {
 	held := sample()
 	held.Held = &Held{Batches: 2, Records: 60, Through: time.Date(2026, 3, 1, 9, 0, 0, 100, time.UTC), Quiet: 1}
-	for _, st := range []*State{sample(), held, {Version: 1, Watermark: time.Now()}, {Version: 1, Watermark: time.Unix(0, 1).UTC(),
+	for _, st := range []*State{sample(), held, withPending(), {Version: 1, Watermark: time.Now()}, {Version: 1, Watermark: time.Unix(0, 1).UTC(),
 		Delivered: []Key{{`odd "id" \ <&>`, time.Date(2026, 1, 2, 3, 4, 5, 600, time.UTC)}, {"é", time.Unix(5, 0).UTC()}}, Updated: time.Now().UTC()}} {
 		st.Version = formatVersion
 		want, err := json.Marshal(st)
@@ -248,5 +261,62 @@ func TestHeldRoundTrip(t *testing.T) {
 	}
 	if _, err := Parse([]byte(`{"version":1,"watermark":"2026-03-01T08:00:00Z","delivered":[],"held":{"batches":-1,"records":0,"through":"2026-03-01T08:00:00Z","quiet":0}}`)); err == nil || !strings.Contains(err.Error(), "corrupt") {
 		t.Errorf("negative count: %v, want corrupt", err)
+	}
+}
+
+// withPending is sample() with batches after its position awaiting confirmation: one with two
+// tickets (sent twice), one confirmed.
+func withPending() *State {
+	st := sample()
+	st.Pending = []Pending{
+		{N: 3, Position: json.RawMessage(`{"page":{"upper":"2026-03-01T08:31:00Z"}}`), Keys: []Key{{"da637000000000000003_1", st.Watermark.Add(-time.Second)}},
+			Tickets: []json.RawMessage{json.RawMessage(`{"url":"https://hec:8088","channel":"c1","ack_id":7}`), json.RawMessage(`{ "url": "https://hec:8088", "channel": "c2", "ack_id": 0, "cookies": ["<lb>=a&b"] }`)}},
+		{N: 1, Position: json.RawMessage(`{"page":{"upper":"2026-03-01T08:32:00Z"}}`), Confirmed: true},
+	}
+	return st
+}
+
+// Pending batches survive a save and load as they were; a file written before they existed
+// (no "pending") still loads; a pending batch without records is refused as corrupt.
+func TestPendingRoundTrip(t *testing.T) {
+	s, err := Open(t.TempDir(), "tenant1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want := withPending()
+	if err := s.Save(want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Pending) != 2 {
+		t.Fatalf("pending %+v, want 2 batches", got.Pending)
+	}
+	g, w := got.Pending[0], want.Pending[0]
+	if g.N != 3 || string(g.Position) != string(w.Position) || len(g.Keys) != 1 || g.Keys[0] != w.Keys[0] || g.Confirmed ||
+		len(g.Tickets) != 2 || string(g.Tickets[0]) != string(w.Tickets[0]) {
+		t.Errorf("first pending batch %+v, want %+v", g, w)
+	}
+	var second struct {
+		Channel string   `json:"channel"`
+		Cookies []string `json:"cookies"`
+	}
+	if err := json.Unmarshal(g.Tickets[1], &second); err != nil || second.Channel != "c2" || len(second.Cookies) != 1 || second.Cookies[0] != "<lb>=a&b" {
+		t.Errorf("second ticket %s (%v): not what was saved", g.Tickets[1], err)
+	}
+	if g := got.Pending[1]; g.N != 1 || !g.Confirmed || len(g.Tickets) != 0 {
+		t.Errorf("second pending batch %+v, want 1 record confirmed", g)
+	}
+
+	old := `{"version":1,"watermark":"2026-03-01T08:00:00Z","delivered":[],"window":{"from":"2026-03-01T07:50:00Z","to":"2026-03-01T09:00:00Z","position":{"page":1}},"updated":"2026-03-01T08:00:01Z"}`
+	if st, err := Parse([]byte(old)); err != nil || st.Pending != nil || st.Window == nil {
+		t.Errorf("a checkpoint without pending batches: %+v, %v", st, err)
+	}
+	bad := `{"version":1,"watermark":"2026-03-01T08:00:00Z","delivered":[],"pending":[{"n":0,"tickets":[{}]}]}`
+	if _, err := Parse([]byte(bad)); err == nil || !strings.Contains(err.Error(), "pending batch without records") {
+		t.Errorf("a pending batch of 0 records: %v, want corrupt", err)
 	}
 }

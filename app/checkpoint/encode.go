@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"time"
@@ -17,18 +18,7 @@ func (st *State) appendJSON(b []byte) []byte {
 	if st.Delivered == nil {
 		b = append(b, "null"...)
 	} else {
-		b = append(b, '[')
-		for i, k := range st.Delivered {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, '[')
-			b = appendString(b, k.ID)
-			b = append(b, ',')
-			b = appendTime(b, k.LastUpdate.UTC())
-			b = append(b, ']')
-		}
-		b = append(b, ']')
+		b = appendKeys(b, st.Delivered)
 	}
 	if w := st.Window; w != nil {
 		b = append(b, `,"window":{"from":`...)
@@ -46,9 +36,76 @@ func (st *State) appendJSON(b []byte) []byte {
 		b = append(b, `,"held":`...)
 		b = append(b, h...)
 	}
+	if len(st.Pending) > 0 {
+		b = append(b, `,"pending":[`...)
+		for i := range st.Pending {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = st.Pending[i].appendJSON(b)
+		}
+		b = append(b, ']')
+	}
 	b = append(b, `,"updated":`...)
 	b = appendTime(b, st.Updated)
 	return append(b, '}')
+}
+
+// appendJSON encodes a pending batch as json.Marshal would: the pump saves them with every
+// checkpoint while batches await confirmation.
+func (e *Pending) appendJSON(b []byte) []byte {
+	b = append(b, `{"n":`...)
+	b = strconv.AppendInt(b, int64(e.N), 10)
+	if len(e.Position) > 0 {
+		b = append(b, `,"position":`...)
+		b = appendRaw(b, e.Position)
+	}
+	if len(e.Keys) > 0 {
+		b = append(b, `,"keys":`...)
+		b = appendKeys(b, e.Keys)
+	}
+	if len(e.Tickets) > 0 {
+		b = append(b, `,"tickets":[`...)
+		for i, t := range e.Tickets {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendRaw(b, t)
+		}
+		b = append(b, ']')
+	}
+	if e.Confirmed {
+		b = append(b, `,"confirmed":true`...)
+	}
+	return append(b, '}')
+}
+
+func appendKeys(b []byte, keys []Key) []byte {
+	b = append(b, '[')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		b = appendString(b, k.ID)
+		b = append(b, ',')
+		b = appendTime(b, k.LastUpdate.UTC())
+		b = append(b, ']')
+	}
+	return append(b, ']')
+}
+
+// appendRaw writes a sink's opaque JSON as encoding/json writes a json.RawMessage: compacted,
+// with <, > and & escaped. JSON that is not valid (or empty) is written as null rather than
+// break the document: the batch it belongs to is then sent again, never lost.
+func appendRaw(b []byte, raw json.RawMessage) []byte {
+	var c bytes.Buffer
+	if len(raw) == 0 || json.Compact(&c, raw) != nil {
+		return append(b, "null"...)
+	}
+	var e bytes.Buffer
+	json.HTMLEscape(&e, c.Bytes())
+	return append(b, e.Bytes()...)
 }
 
 func appendTime(b []byte, t time.Time) []byte {
