@@ -34,13 +34,40 @@ func (s defenderSource) Read(ctx context.Context, w Window, emit func(Record, Po
 // HECSink makes a HEC client a Sink: records go as hec.Records through a hec.BatchSender, which
 // sends a batch when it is full or its first record has waited linger, and each batch's
 // hec.Outcome comes back as an Outcome.
+//
+// With acks, every batch HEC takes whole is also reported Pending with its hec.Ticket (JSON),
+// and the sink is a Recoverer: after a restart it asks HEC, on the earlier process's channel,
+// about those tickets (hec.Client.Recover).
 func HECSink(c *hec.Client, linger time.Duration) OpenSink {
 	return func(report func(Outcome)) Sink {
-		return hecSink{c.NewBatchSender(linger, func(o hec.Outcome) { report(fromHEC(o)) })}
+		s := c.NewBatchSender(linger, func(o hec.Outcome) { report(fromHEC(o)) })
+		s.OnTicket(func(b *hec.Batch, t hec.Ticket) {
+			last, _ := b.Tag.(*Tag)
+			raw, err := json.Marshal(t)
+			if err != nil || last == nil {
+				return // nothing to recover it by: it is sent again after a crash
+			}
+			report(Outcome{Last: last, N: b.Len(), Pending: true, Ticket: raw})
+		})
+		return hecSink{s: s, c: c}
 	}
 }
 
-type hecSink struct{ s *hec.BatchSender }
+type hecSink struct {
+	s *hec.BatchSender
+	c *hec.Client
+}
+
+// Recover asks HEC about tickets of an earlier process; one it cannot read is not confirmed.
+func (h hecSink) Recover(ctx context.Context, tickets []json.RawMessage) ([]bool, error) {
+	ts := make([]hec.Ticket, len(tickets))
+	for i, raw := range tickets {
+		if json.Unmarshal(raw, &ts[i]) != nil {
+			ts[i] = hec.Ticket{} // no channel: answered false
+		}
+	}
+	return h.c.Recover(ctx, ts)
+}
 
 func (h hecSink) Add(ctx context.Context, r Record, t *Tag) error {
 	return h.s.Add(ctx, hec.Record{Time: r.Time, Event: r.Data, ID: r.ID}, t)

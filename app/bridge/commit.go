@@ -52,6 +52,8 @@ func (p *Pump) saver() {
 		p.dirty = false
 		st := p.stateAt(p.front.at, false)
 		st.Pending = p.chainLocked()
+		p.saveTaken++
+		id := p.saveTaken
 		p.mu.Unlock()
 		err := p.cfg.Store.Save(st)
 		p.mu.Lock()
@@ -60,6 +62,8 @@ func (p *Pump) saver() {
 		} else {
 			p.committedLocked()
 		}
+		p.saveDone = id
+		p.cond.Broadcast()
 	}
 	p.saving = false
 	p.cond.Broadcast()

@@ -60,6 +60,8 @@ type Pump struct {
 	dirty   bool             // a newer confirmed state awaits saving
 	saving  bool             // the saver goroutine runs
 	saveErr error
+	// Snapshots the saver took and wrote, counted: a Pending report waits for its own.
+	saveTaken, saveDone uint64
 
 	skewWarned bool
 	skewLogged time.Duration
@@ -139,9 +141,15 @@ func (p *Pump) report(o Outcome) {
 		return // a batch of a window this pump already gave up on
 	}
 	if o.Pending {
-		// Taken, not confirmed: only the journal hears of it.
+		// Taken, not confirmed: only the journal hears of it. The report returns once the
+		// checkpoint holding it is on disk, so that a sink that waits for it before sending
+		// more loses, in a crash, at most what it had not yet reported.
 		if t != nil && o.Err == nil && p.noteLocked(o, t.seq-uint64(o.N)+1) {
 			p.kickLocked()
+			want := p.saveTaken + 1 // the next snapshot holds it
+			for p.saveDone < want && p.saveErr == nil && p.gen == t.gen && (p.saving || p.dirty) {
+				p.cond.Wait()
+			}
 		}
 		return
 	}

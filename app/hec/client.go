@@ -69,8 +69,9 @@ type Client struct {
 	gz       sync.Pool
 	events   atomic.Uint64 // Outcome.Sent and Rejected.Refused
 
-	win *window
-	wg  sync.WaitGroup
+	win   *window
+	turns turns
+	wg    sync.WaitGroup
 
 	mu     sync.Mutex
 	fatal  error
@@ -165,6 +166,7 @@ func (c *Client) Submit(ctx context.Context, b *Batch, done func(Outcome)) error
 		c.win.release()
 		return err
 	}
+	b.order = c.turns.take()
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()

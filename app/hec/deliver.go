@@ -36,12 +36,23 @@ type delivery struct {
 	ackMisses int    // sends whose ack did not come
 	last      error  // the latest reason the batch is not yet delivered
 	url       string // where it was sent last
+	order     uint64 // its place in the order of Submit
+	turnDone  bool   // its first request has its place on a channel (see turn.go)
+}
+
+// passTurn lets the next batch's first request go, once.
+func (c *Client) passTurn(d *delivery) {
+	if !d.turnDone {
+		d.turnDone = true
+		c.turns.done(d.order)
+	}
 }
 
 // deliver sends a batch until every record is confirmed or delivery fails.
 func (c *Client) deliver(ctx context.Context, b *Batch) Outcome {
 	out := Outcome{Batch: b}
-	d := &delivery{out: &out, start: time.Now()}
+	d := &delivery{out: &out, start: time.Now(), order: b.order}
+	defer c.passTurn(d)
 	bctx := ctx
 	if c.cfg.GiveUpAfter > 0 {
 		var cancel context.CancelFunc
@@ -50,6 +61,11 @@ func (c *Client) deliver(ctx context.Context, b *Batch) Outcome {
 	}
 	// Hold the batch compressed while it is in flight, within the window's byte cap.
 	held, err := c.hold(b)
+	if err == nil {
+		// First requests go in the order batches were submitted (the byte cap is taken in
+		// that order too, so a later batch never holds the bytes an earlier one waits for).
+		err = c.turns.wait(bctx, b.order)
+	}
 	if err == nil {
 		err = c.win.reserve(bctx, int64(len(held)))
 	}
@@ -132,13 +148,18 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 				return nil, ctx.Err()
 			}
 		}
+		c.passTurn(d)
 		sent := c.events.Add(1)
 		r, herr := c.post(ctx, ep, body)
 		answered := time.Now()
-		if serial {
-			<-ep.send
+		if serial && (herr != nil || !r.ackPresent || !p.whole() || p.b.onTicket == nil) {
+			<-ep.send // else after its ticket is told: the next request waits for it
+			serial = false
 		}
 		if ctx.Err() != nil {
+			if serial {
+				<-ep.send
+			}
 			return nil, ctx.Err() // stopping is not HEC's fault
 		}
 		if herr == nil {
@@ -159,8 +180,11 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 				out.Sent = sent
 				return nil, nil // the caller chose HTTP 200 as proof
 			}
-			if p.whole() && p.b.onTicket != nil {
+			if serial {
+				// The ticket is told before the channel takes another request: a crash
+				// leaves at most one request HEC took whose ticket nobody kept.
 				p.b.onTicket(p.b, c.ticket(ep, *r.AckID, answered))
+				<-ep.send
 				c.count(func(s *Stats) { s.Tickets++ })
 			}
 			res, err := c.waitAck(ctx, ep, *r.AckID, answered)

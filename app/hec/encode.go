@@ -26,7 +26,8 @@ type Batch struct {
 	size   int    // len of the uncompressed body
 	starts []int  // offset of each record's envelope in body
 	ids    []string
-	full   bool // sealed because it reached a limit: a backlog is being drained
+	full   bool   // sealed because it reached a limit: a backlog is being drained
+	order  uint64 // its place in the order of Submit
 	// Tag is the caller's, carried to the Outcome (e.g. the checkpoint position it completes).
 	Tag      any
 	onTicket func(*Batch, Ticket)
