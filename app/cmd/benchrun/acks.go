@@ -437,8 +437,8 @@ func lostTable(bin string, f *ackFlags) (string, bool) {
 }
 
 // caughtUpTable runs the daemon over a small backlog until it is caught up, then adds one alert
-// at a time (each at a random moment of the poll cycle) and times it to HEC and to the
-// checkpoint (confirmed: acknowledged and committed).
+// at a time (spread over the poll cycle) and times it to HEC and to the checkpoint (confirmed:
+// acknowledged and committed).
 func caughtUpTable(bin string, f *ackFlags) (string, bool) {
 	toHEC, toCommit, err := caughtUp(bin, f)
 	good := err == nil && len(toCommit) == f.caughtSamples
@@ -507,14 +507,14 @@ func caughtUp(bin string, f *ackFlags) (toHEC, toCommit []time.Duration, err err
 			return nil, nil, fmt.Errorf("caught up: the daemon did not deliver the backlog\n%s", out.String())
 		}
 	}
-	if err := sleepOrExit(exited, f.poll+f.caughtLatency, &out); err != nil {
-		return nil, nil, err
-	}
-	for i := range f.caughtSamples {
-		// Spread over the poll cycle (the last confirmation came right after a poll): a new
-		// alert meets any moment of it.
-		if err := sleepOrExit(exited, time.Duration((i*7919)%1000)*f.poll/1000, &out); err != nil {
-			return toHEC, toCommit, err
+	// The first new alert only sets the phase: each later one comes a set time after the
+	// previous one was confirmed, which is just after a poll, so that together they meet the
+	// whole poll cycle (0, 1/k, 2/k, ... of it gone by).
+	for i := -1; i < f.caughtSamples; i++ {
+		if i >= 0 {
+			if err := sleepOrExit(exited, time.Duration(i)*f.poll/time.Duration(f.caughtSamples), &out); err != nil {
+				return toHEC, toCommit, err
+			}
 		}
 		var added struct {
 			ID    string    `json:"id"`
@@ -540,8 +540,10 @@ func caughtUp(bin string, f *ackFlags) (toHEC, toCommit []time.Duration, err err
 				if seen.IsZero() {
 					seen = s.seen(added.ID)
 				}
-				toHEC = append(toHEC, seen.Sub(added.Added))
-				toCommit = append(toCommit, now.Sub(added.Added))
+				if i >= 0 {
+					toHEC = append(toHEC, seen.Sub(added.Added))
+					toCommit = append(toCommit, now.Sub(added.Added))
+				}
 				committed = true
 				continue
 			}
