@@ -157,8 +157,10 @@ bench() {
 }
 
 # faults runs the full fault suite against the real binary; each scenario prints one line.
+# FAULTS_RUN picks scenarios (a go test -run pattern, e.g. 'TestFaultAck|TestFaultLost');
+# FAULTS_FULL=0 runs their quick form, as ./build.sh test does.
 faults() {
-  FAULTS_FULL=1 go test -count=1 -timeout 60m -v -run '^TestFault' ./app/cmd/defender_alerts | grep -E '^(FAULT |--- FAIL|FAIL|ok)' 
+  FAULTS_FULL=${FAULTS_FULL:-1} go test -count=1 -timeout 60m -v -run "${FAULTS_RUN:-^TestFault}" ./app/cmd/defender_alerts | grep -E '^(FAULT |--- FAIL|FAIL|ok)'
 }
 
 gobench() {
