@@ -455,6 +455,8 @@ func caughtUpTable(bin string, f *ackFlags) (string, bool) {
 	b.WriteString("|---:|---:|---:|---|---|---|---|\n")
 	fmt.Fprintf(&b, "| %v | %v (constant) | %d | %s | %s | %s | %v %s |\n", f.poll, f.caughtLatency, len(toHEC), medMax(toHEC), medMax(indexed),
 		medMax(toCommit), goal, met(len(indexed) > 0 && slices.Max(indexed) <= goal))
+	fmt.Fprintf(&b, "\n`bin/defender_alerts run` (the daemon), `DEFENDER_INTERVAL=%v`, caught up on %d alerts; then each new alert a set time after the previous one was confirmed, spread over the poll cycle. To HEC: from the alert's appearance in the API to HEC receiving it; indexed: that plus the ack latency (the stand-in's ack turns true then); confirmed: until the alert's key is in the checkpoint file.\n",
+		f.poll, f.caughtBacklog)
 	fmt.Fprintf(os.Stderr, "done: caught up\n")
 	return b.String(), good
 }
