@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -310,8 +311,9 @@ func met(ok bool) string {
 	return "(**not met**)"
 }
 
-// crashTable kills the product f.kills times during one drain, evenly over the alerts, each
-// time starting it again, then lets a last run finish; once with HEC keeping its channels, once
+// crashTable kills the product f.kills times during one drain, spread over the alerts (each
+// kill at a random moment within a second of HEC holding k/(kills+1) of them), each time
+// starting it again, then lets a last run finish; once with HEC keeping its channels, once
 // with HEC forgetting every channel at each kill.
 func crashTable(bin string, f *ackFlags) (string, bool) {
 	var b strings.Builder
@@ -335,6 +337,8 @@ func crashTable(bin string, f *ackFlags) (string, bool) {
 			float64(dups)/float64(max(landed, 1)), pct, met(pct <= 2), r.resent, num(r.st, "forgotten_ack_ids"), r.missing, r.m.wall.Seconds())
 		fmt.Fprintf(os.Stderr, "done: crash drain, forget %v\n", forget)
 	}
+	fmt.Fprintf(&b, "\n`run --once` at the default settings, SIGKILLed at a random moment up to 1 s after HEC holds k/%d of the alerts (k = 1…%d), started again each time; a last run drains the rest (wall: the whole sequence). Duplicates are what HEC indexed twice; re-sent is the last run's own count.\n",
+		f.kills+1, f.kills)
 	return b.String(), good
 }
 
@@ -350,6 +354,7 @@ func crashDrain(bin string, f *ackFlags, forget bool) (ackRun, int, error) {
 	env := userEnv(s, state)
 	started := time.Now()
 	landed := 0
+	rng := mrand.New(mrand.NewPCG(11, uint64(f.kills)))
 	for k := 1; k <= f.kills; k++ {
 		target := k * n / (f.kills + 1)
 		cmd := exec.Command(bin+"/defender_alerts", "run", "--once")
@@ -361,7 +366,10 @@ func crashDrain(bin string, f *ackFlags, forget bool) (ackRun, int, error) {
 		}
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
-		killed, err := killAt(s, cmd, exited, target)
+		// A random moment after HEC holds the target: right after a request was indexed, a
+		// kill would always come before its reply, the worst moment rather than a typical one.
+		delay := time.Duration(rng.Int64N(int64(time.Second)))
+		killed, err := killAt(s, cmd, exited, target, delay)
 		if err != nil {
 			return ackRun{n: n}, landed, fmt.Errorf("%w\n%s", err, out.String())
 		}
@@ -381,8 +389,9 @@ func crashDrain(bin string, f *ackFlags, forget bool) (ackRun, int, error) {
 	return ackRun{n: n, m: m, st: st, resent: resent(m.log), missing: n - num(st, "distinct")}, landed, err
 }
 
-// killAt SIGKILLs cmd once HEC has indexed target distinct alerts; false if it exited first.
-func killAt(s *standin, cmd *exec.Cmd, exited chan error, target int) (bool, error) {
+// killAt SIGKILLs cmd delay after HEC has indexed target distinct alerts; false if it exited
+// first.
+func killAt(s *standin, cmd *exec.Cmd, exited chan error, target int, delay time.Duration) (bool, error) {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -399,6 +408,14 @@ func killAt(s *standin, cmd *exec.Cmd, exited chan error, target int) (bool, err
 			return false, err
 		}
 		if num(st, "distinct") >= target {
+			select {
+			case err := <-exited:
+				if err != nil {
+					return false, fmt.Errorf("run --once failed: %w", err)
+				}
+				return false, nil
+			case <-time.After(delay):
+			}
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 			<-exited
 			return true, nil
