@@ -136,20 +136,31 @@ package_check() {
 }
 
 # bench runs the binary as a user would against the stand-ins in their own process, beside the
-# raw relay, and prints the table (BENCH_SIZES, default 10000,100000,1000000); then the same
-# against each API list order (BENCH_ORDERS at BENCH_ORDER_SIZES; BENCH_ORDERS= skips them).
+# raw relay, and prints the table (BENCH_SIZES, default 10000,100000,1000000; BENCH_SIZES=
+# skips it); then the same against each API list order (BENCH_ORDERS at BENCH_ORDER_SIZES;
+# BENCH_ORDERS= skips them); then the indexer acknowledgement section (BENCH_ACKS=0 skips it):
+# ack latency x window on BENCH_ACK_SIZE alerts (BENCH_ACK_LATENCIES, BENCH_ACK_WINDOWS), the
+# goal rows on BENCH_ACK_GOAL_SIZE, BENCH_ACK_KILLS SIGKILLs during a drain, lost acks, and a
+# caught-up daemon polling every BENCH_ACK_POLL (BENCH_ACK_PARTS picks among
+# latency,goals,crash,lost,caughtup).
 bench() {
   build
   go build -trimpath -o bin/standin ./app/cmd/standin
   go build -trimpath -o bin/rawrelay ./app/cmd/rawrelay
-  go run ./app/cmd/benchrun -bin bin -sizes "${BENCH_SIZES:-10000,100000,1000000}" \
+  go run ./app/cmd/benchrun -bin bin -sizes "${BENCH_SIZES-10000,100000,1000000}" \
     -orders "${BENCH_ORDERS-lastupdate,created,id,shuffled}" -order-sizes "${BENCH_ORDER_SIZES:-25000,100000}" \
+    -acks="${BENCH_ACKS:-1}" -ack-parts "${BENCH_ACK_PARTS:-latency,goals,crash,lost,caughtup}" \
+    -ack-size "${BENCH_ACK_SIZE:-20000}" -ack-goal-size "${BENCH_ACK_GOAL_SIZE:-100000}" \
+    -ack-latencies "${BENCH_ACK_LATENCIES:-300ms,1s,3s}" -ack-windows "${BENCH_ACK_WINDOWS:-fixed:1,fixed:8,adaptive:64}" \
+    -ack-kills "${BENCH_ACK_KILLS:-8}" -ack-poll "${BENCH_ACK_POLL:-5s}" \
     ${BENCH_OUT:+-out "$BENCH_OUT"}
 }
 
 # faults runs the full fault suite against the real binary; each scenario prints one line.
+# FAULTS_RUN picks scenarios (a go test -run pattern, e.g. 'TestFaultAck|TestFaultLost');
+# FAULTS_FULL=0 runs their quick form, as ./build.sh test does.
 faults() {
-  FAULTS_FULL=1 go test -count=1 -timeout 60m -v -run '^TestFault' ./app/cmd/defender_alerts | grep -E '^(FAULT |--- FAIL|FAIL|ok)' 
+  FAULTS_FULL=${FAULTS_FULL:-1} go test -count=1 -timeout 60m -v -run "${FAULTS_RUN:-^TestFault}" ./app/cmd/defender_alerts | grep -E '^(FAULT |--- FAIL|FAIL|ok)'
 }
 
 gobench() {
@@ -187,7 +198,8 @@ case "${1:-build}" in
     echo "  demo   builds, then runs the collector against a simulated tenant and Splunk (~25 s)"
     echo "  package  writes dist/TA-defender-alerts-<version>.tgz (the Splunk app, three binaries)"
     echo "  test   gofmt check, go vet, go test -race (every test), then build"
-    echo "  bench  the end-to-end benchmark: the binary vs a raw relay, 10k/100k/1M alerts, acks on/off; each API list order"
+    echo "  bench  the end-to-end benchmark: the binary vs a raw relay, 10k/100k/1M alerts, acks on/off; each API list order;"
+    echo "         acks: latency x window, 100k-alert goals, SIGKILLs, lost acks, a new alert when caught up"
     echo "  gobench  the Go micro-benchmarks (decoding, encoding + gzip, HEC over loopback)"
     echo "  faults   the full fault suite (SIGKILLs, HEC and API failures, a live tenant, an unwritable state folder)"
     echo "  fuzz   runs every fuzz target for FUZZTIME (default 30s) each"

@@ -63,16 +63,17 @@ func (s *standin) stop() { _ = s.cmd.Process.Signal(syscall.SIGTERM); _ = s.cmd.
 type measure struct {
 	wall, cpu time.Duration
 	rssKiB    int64
+	log       string // the end of the process's stderr
 }
 
 func runMeasured(name string, env []string, args ...string) (measure, error) {
 	cmd := exec.Command(name, args...)
 	cmd.Env = env
-	var errb strings.Builder
+	var errb tail
 	cmd.Stderr = &errb
 	start := time.Now()
 	err := cmd.Run()
-	m := measure{wall: time.Since(start)}
+	m := measure{wall: time.Since(start), log: errb.String()}
 	if cmd.ProcessState != nil {
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			m.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
@@ -80,11 +81,11 @@ func runMeasured(name string, env []string, args ...string) (measure, error) {
 		}
 	}
 	if err != nil {
-		tail := errb.String()
-		if len(tail) > 2000 {
-			tail = tail[len(tail)-2000:]
+		last := m.log
+		if len(last) > 2000 {
+			last = last[len(last)-2000:]
 		}
-		return m, fmt.Errorf("%s: %v\n%s", name, err, tail)
+		return m, fmt.Errorf("%s: %v\n%s", name, err, last)
 	}
 	return m, nil
 }
@@ -129,9 +130,14 @@ func main() {
 	inFlight := flag.String("in-flight", "1", "DEFENDER_HEC_MAX_IN_FLIGHT for the product")
 	orders := flag.String("orders", "", "also run these API list orders (stand-in names: lastupdate, created, id, shuffled, …), acks off")
 	orderSizes := flag.String("order-sizes", "25000,100000", "backlog sizes for -orders")
+	var acks ackFlags
+	acks.register(flag.CommandLine)
 	flag.Parse()
 	var rows []row
 	for _, f := range strings.Split(*sizes, ",") {
+		if strings.TrimSpace(f) == "" {
+			continue // -sizes "": no main table
+		}
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil {
 			fail(err)
@@ -180,12 +186,20 @@ func main() {
 			fmt.Fprintf(os.Stderr, "done: %d alerts, acks %s\n", n, r.mode)
 		}
 	}
-	table := render(rows)
-	fmt.Print(table)
+	var table string
+	if len(rows) > 0 {
+		table = render(rows)
+		fmt.Print(table)
+	}
 	var orderTable string
 	if *orders != "" {
 		orderTable = renderOrders(runOrders(*bin, *orders, *orderSizes, *inFlight))
 		fmt.Print("\n" + orderTable)
+	}
+	var ackDoc string
+	acksOK := true
+	if acks.on {
+		ackDoc, acksOK = runAcks(*bin, &acks)
 	}
 	if *out != "" {
 		host, _ := os.Hostname()
@@ -194,9 +208,15 @@ func main() {
 		if orderTable != "" {
 			doc += "\n" + ordersIntro + orderTable
 		}
+		if ackDoc != "" {
+			doc += "\n" + ackDoc
+		}
 		if err := os.WriteFile(*out, []byte(doc), 0o644); err != nil {
 			fail(err)
 		}
+	}
+	if !acksOK {
+		fail(fmt.Errorf("the acknowledgement section lost alerts, failed a run or missed a kill (see above)"))
 	}
 }
 

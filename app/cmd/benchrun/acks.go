@@ -1,0 +1,631 @@
+//go:build unix
+
+package main
+
+// The acknowledgement section (issue 11): delivery against a HEC whose acks come late, with a
+// long tail, get lost, or whose channels are forgotten, and a collector killed mid-drain.
+// Each part runs bin/defender_alerts as a user runs it (environment settings only) against
+// bin/standin in its own process, and prints a Markdown table.
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	mrand "math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ackFlags are the section's settings; ./build.sh bench fills them from BENCH_ACK_* variables.
+type ackFlags struct {
+	on             bool
+	parts          string
+	size, goalSize int
+	latencies      string
+	goalLatencies  string
+	windows        string
+	kills          int
+	p99, tail      float64 // the tail's shape, as multiples of the median
+	tailShare      float64
+	lostLatency    time.Duration
+	poll           time.Duration
+	caughtLatency  time.Duration
+	caughtBacklog  int
+	caughtSamples  int
+}
+
+func (f *ackFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&f.on, "acks", false, "run the acknowledgement section (issue 11)")
+	fs.StringVar(&f.parts, "ack-parts", "latency,goals,crash,lost,caughtup", "which parts of the acknowledgement section to run")
+	fs.IntVar(&f.size, "ack-size", 20000, "alerts for the latency x window table, the crash and the lost-ack runs")
+	fs.IntVar(&f.goalSize, "ack-goal-size", 100000, "alerts for the goal rows")
+	fs.StringVar(&f.latencies, "ack-latencies", "300ms,1s,3s", "median ack latencies of the latency x window table")
+	fs.StringVar(&f.goalLatencies, "ack-goal-latencies", "1s,3s", "median ack latencies of the goal rows")
+	fs.StringVar(&f.windows, "ack-windows", "fixed:1,fixed:8,adaptive:64", "windows of the latency table: fixed:N, adaptive:N (upper bound) or default")
+	fs.IntVar(&f.kills, "ack-kills", 8, "SIGKILLs during the crash drain")
+	fs.Float64Var(&f.p99, "ack-p99", 3, "the ack latency's 99th percentile, as a multiple of its median")
+	fs.Float64Var(&f.tail, "ack-tail", 10, "the longest ack latency of the tail, as a multiple of the median")
+	fs.Float64Var(&f.tailShare, "ack-tail-share", 0.005, "share of acks in the tail (between the p99 and the longest)")
+	fs.DurationVar(&f.lostLatency, "ack-lost-latency", 300*time.Millisecond, "median ack latency of the lost-ack run")
+	fs.DurationVar(&f.poll, "ack-poll", 5*time.Second, "DEFENDER_INTERVAL of the caught-up daemon")
+	fs.DurationVar(&f.caughtLatency, "ack-caughtup-latency", time.Second, "ack latency (constant) of the caught-up run")
+	fs.IntVar(&f.caughtBacklog, "ack-caughtup-backlog", 1000, "backlog the daemon catches up on before new alerts come")
+	fs.IntVar(&f.caughtSamples, "ack-caughtup-samples", 5, "new alerts timed one after the other in the caught-up run")
+}
+
+func (f *ackFlags) want(part string) bool {
+	return slices.Contains(strings.Split(f.parts, ","), part)
+}
+
+// standinLatency is the stand-in's flags for an ack latency with this median and the tail's shape.
+func (f *ackFlags) standinLatency(median time.Duration) []string {
+	mult := func(x float64) string { return time.Duration(float64(median) * x).String() }
+	return []string{"-ack-median", median.String(), "-ack-p99", mult(f.p99), "-ack-tail", mult(f.tail),
+		"-ack-tail-share", strconv.FormatFloat(f.tailShare, 'g', -1, 64)}
+}
+
+// tailNote says which distribution the latencies stand for.
+func (f *ackFlags) tailNote() string {
+	return fmt.Sprintf("Ack latency: log-normal with the median shown and a 99th percentile of %g× it; %.1f%% of acks take between %g× and %g× the median instead (a long tail).",
+		f.p99, 100*f.tailShare, f.p99, f.tail)
+}
+
+// window is a window setting of the product: DEFENDER_HEC_WINDOW and DEFENDER_HEC_MAX_IN_FLIGHT.
+type window struct {
+	mode string // fixed, adaptive, or default (neither variable set)
+	n    int
+}
+
+func parseWindows(s string) ([]window, error) {
+	var ws []window
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "default" {
+			ws = append(ws, window{mode: "default"})
+			continue
+		}
+		mode, n, ok := strings.Cut(f, ":")
+		k, err := strconv.Atoi(n)
+		if !ok || err != nil || k < 1 || (mode != "fixed" && mode != "adaptive") {
+			return nil, fmt.Errorf("-ack-windows: %q is not fixed:N, adaptive:N or default", f)
+		}
+		ws = append(ws, window{mode: mode, n: k})
+	}
+	return ws, nil
+}
+
+// env is the window's settings. DEFENDER_HEC_WINDOW is passed even to a binary that does not
+// know it: the configuration reads only the DEFENDER_ variables it knows and ignores others.
+func (w window) env() []string {
+	if w.mode == "default" {
+		return nil
+	}
+	return []string{"DEFENDER_HEC_WINDOW=" + w.mode, "DEFENDER_HEC_MAX_IN_FLIGHT=" + strconv.Itoa(w.n)}
+}
+
+// label names the window as the binary under test runs it: without DEFENDER_HEC_WINDOW, every
+// window is fixed at DEFENDER_HEC_MAX_IN_FLIGHT.
+func (w window) label(knowsWindow bool) string {
+	switch {
+	case w.mode == "default":
+		return "default settings"
+	case w.mode == "adaptive" && !knowsWindow:
+		return fmt.Sprintf("adaptive ≤ %d (this build: fixed %d)", w.n, w.n)
+	case w.mode == "adaptive":
+		return fmt.Sprintf("adaptive ≤ %d", w.n)
+	}
+	return fmt.Sprintf("fixed %d", w.n)
+}
+
+// knowsSetting reports whether the binary names this setting (its settings table holds every
+// variable's name).
+func knowsSetting(bin, name string) bool {
+	b, err := os.ReadFile(bin)
+	return err == nil && bytes.Contains(b, []byte(name))
+}
+
+// userEnv is the product's environment as a user sets it: credentials, URLs, a state folder,
+// acks required; nothing tuned. Log level info, for the "done" line's resent count.
+func userEnv(s *standin, state string) []string {
+	return []string{"PATH=" + os.Getenv("PATH"),
+		"DEFENDER_TENANT_ID=6c2a4e1b-3f0d-4a8e-9b7c-2d5e8f1a0b3c", "DEFENDER_CLIENT_ID=0f9e8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f",
+		"DEFENDER_CLIENT_SECRET=bench-secret", "DEFENDER_API_URL=" + s.urls.API, "DEFENDER_LOGIN_URL=" + s.urls.API,
+		"DEFENDER_HEC_URL=" + s.urls.HEC, "DEFENDER_HEC_TOKEN=8a3f2b1c-4d5e-6f70-8192-a3b4c5d6e7f8",
+		"DEFENDER_STATE_DIR=" + state, "DEFENDER_INPUT=bench", "DEFENDER_START=30d", "DEFENDER_LOG_LEVEL=info",
+		"DEFENDER_HEC_ACK=on"}
+}
+
+var resentRE = regexp.MustCompile(`msg=done .*\bresent=(\d+)`)
+
+// resent is the "resent" count of the product's last "done" line, -1 when there is none.
+func resent(log string) int {
+	m := resentRE.FindAllStringSubmatch(log, -1)
+	if len(m) == 0 {
+		return -1
+	}
+	n, _ := strconv.Atoi(m[len(m)-1][1])
+	return n
+}
+
+// ackRun is one run --once of the product to the end, with what the stand-in saw.
+type ackRun struct {
+	n       int
+	m       measure
+	st      map[string]any
+	resent  int
+	missing int
+}
+
+// drain runs the product once over a fresh stand-in of n alerts.
+func drain(bin string, n int, standinArgs, extraEnv []string) (ackRun, error) {
+	s, err := startStandin(bin+"/standin", n, true, standinArgs...)
+	if err != nil {
+		return ackRun{}, err
+	}
+	defer s.stop()
+	state, _ := os.MkdirTemp("", "bench-state-")
+	defer os.RemoveAll(state)
+	m, err := runMeasured(bin+"/defender_alerts", append(userEnv(s, state), extraEnv...), "run", "--once")
+	st, _ := s.stats()
+	r := ackRun{n: n, m: m, st: st, resent: resent(m.log), missing: n - num(st, "distinct")}
+	return r, err
+}
+
+// runAcks runs the parts asked for and returns their tables, each under a heading.
+func runAcks(bin string, f *ackFlags) (string, bool) {
+	var doc strings.Builder
+	ok := true
+	knows := knowsSetting(bin+"/defender_alerts", "DEFENDER_HEC_WINDOW")
+	fmt.Fprintf(&doc, "## Indexer acknowledgement: windows, crashes, lost acks\n\n%s\n", f.tailNote())
+	if !knows {
+		doc.WriteString("This build has no `DEFENDER_HEC_WINDOW`: it ignores the variable, and every window is fixed at `DEFENDER_HEC_MAX_IN_FLIGHT` (its default: 1).\n")
+	}
+	doc.WriteString("Every run: `bin/defender_alerts run --once` with `DEFENDER_HEC_ACK=on` and, unless a row says otherwise, the default settings; CPU and peak RSS are the product's process alone.\n\n")
+	section := func(title, table string, good bool) {
+		fmt.Fprintf(&doc, "### %s\n\n%s\n", title, table)
+		fmt.Printf("\n### %s\n\n%s", title, table)
+		ok = ok && good
+	}
+	if f.want("latency") {
+		t, good := latencyTable(bin, f, knows)
+		section(fmt.Sprintf("%d alerts: ack latency × window", f.size), t, good)
+	}
+	if f.want("goals") {
+		t, good := goalTable(bin, f)
+		section(fmt.Sprintf("Goals: %d alerts at the default settings", f.goalSize), t, good)
+	}
+	if f.want("crash") {
+		t, good := crashTable(bin, f)
+		section(fmt.Sprintf("%d SIGKILLs during a %d-alert drain, acks after 1 s, HEC up", f.kills, f.size), t, good)
+	}
+	if f.want("lost") {
+		t, good := lostTable(bin, f)
+		section(fmt.Sprintf("%d alerts, 5%% of acks lost, 10%% busy replies, acks after %v, default settings", f.size, f.lostLatency), t, good)
+	}
+	if f.want("caughtup") {
+		t, good := caughtUpTable(bin, f)
+		section("Caught up, one new alert", t, good)
+	}
+	return doc.String(), ok
+}
+
+func durations(s string) ([]time.Duration, error) {
+	var ds []time.Duration
+	for _, f := range strings.Split(s, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(f))
+		if err != nil {
+			return nil, err
+		}
+		ds = append(ds, d)
+	}
+	return ds, nil
+}
+
+func mib(kib int64) float64 { return float64(kib) / 1024 }
+
+func latencyTable(bin string, f *ackFlags, knows bool) (string, bool) {
+	lats, err := durations(f.latencies)
+	if err != nil {
+		fail(fmt.Errorf("-ack-latencies: %w", err))
+	}
+	ws, err := parseWindows(f.windows)
+	if err != nil {
+		fail(err)
+	}
+	var b strings.Builder
+	good := true
+	b.WriteString("| ack latency (median) | window | alerts/s | wall s | CPU µs/alert | peak RSS MiB | HEC requests | ack ids polled | duplicates | missing |\n")
+	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, lat := range lats {
+		for _, w := range ws {
+			r, err := drain(bin, f.size, f.standinLatency(lat), w.env())
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "benchrun:", err)
+				good = false
+			}
+			good = good && r.missing == 0
+			fmt.Fprintf(&b, "| %v | %s | %.0f | %.1f | %.1f | %.1f | %d | %d | %d | %d |\n", lat, w.label(knows),
+				float64(r.n)/r.m.wall.Seconds(), r.m.wall.Seconds(), float64(r.m.cpu.Microseconds())/float64(r.n), mib(r.m.rssKiB),
+				num(r.st, "hec_requests"), num(r.st, "ack_ids"), num(r.st, "duplicates"), r.missing)
+			fmt.Fprintf(os.Stderr, "done: acks after %v, window %s\n", lat, w.label(knows))
+		}
+	}
+	return b.String(), good
+}
+
+// goalTable: the issue's goal rows at the default settings, with acks off in the same run for
+// the CPU ratio.
+func goalTable(bin string, f *ackFlags) (string, bool) {
+	lats, err := durations(f.goalLatencies)
+	if err != nil {
+		fail(fmt.Errorf("-ack-goal-latencies: %w", err))
+	}
+	good := true
+	off, err := drain(bin, f.goalSize, []string{"-ack=false"}, []string{"DEFENDER_HEC_ACK=off"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchrun:", err)
+		good = false
+	}
+	offPA := float64(off.m.cpu.Microseconds()) / float64(off.n)
+	var b strings.Builder
+	b.WriteString("| acks | alerts/s | goal | peak RSS MiB (goal < 64) | CPU µs/alert | CPU vs acks off (goal ≤ 1.1×) | wall s | duplicates | missing |\n")
+	b.WriteString("|---|---:|---|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| off | %.0f | | %.1f | %.1f | 1.00× | %.1f | %d | %d |\n", float64(off.n)/off.m.wall.Seconds(), mib(off.m.rssKiB),
+		offPA, off.m.wall.Seconds(), num(off.st, "duplicates"), off.missing)
+	good = good && off.missing == 0
+	fmt.Fprintf(os.Stderr, "done: goal, acks off\n")
+	for _, lat := range lats {
+		r, err := drain(bin, f.goalSize, f.standinLatency(lat), nil)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchrun:", err)
+			good = false
+		}
+		good = good && r.missing == 0
+		rate := float64(r.n) / r.m.wall.Seconds()
+		goal := 3000.0
+		if lat <= time.Second {
+			goal = 5000
+		}
+		pa := float64(r.m.cpu.Microseconds()) / float64(r.n)
+		fmt.Fprintf(&b, "| after %v | %.0f | ≥ %.0f %s | %.1f %s | %.1f | %.2f× %s | %.1f | %d | %d |\n", lat, rate, goal, met(rate >= goal),
+			mib(r.m.rssKiB), met(mib(r.m.rssKiB) < 64), pa, pa/offPA, met(pa <= 1.1*offPA), r.m.wall.Seconds(), num(r.st, "duplicates"), r.missing)
+		fmt.Fprintf(os.Stderr, "done: goal, acks after %v\n", lat)
+	}
+	return b.String(), good
+}
+
+func met(ok bool) string {
+	if ok {
+		return "(met)"
+	}
+	return "(**not met**)"
+}
+
+// crashTable kills the product f.kills times during one drain, spread over the alerts (each
+// kill at a random moment within a second of HEC holding k/(kills+1) of them), each time
+// starting it again, then lets a last run finish; once with HEC keeping its channels, once
+// with HEC forgetting every channel at each kill.
+func crashTable(bin string, f *ackFlags) (string, bool) {
+	var b strings.Builder
+	good := true
+	b.WriteString("| HEC at each kill | kills landed | duplicates | per crash | % of alerts (goal ≤ 2%) | re-sent (last run) | ack ids asked on forgotten channels | missing | wall s |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, forget := range []bool{false, true} {
+		r, landed, err := crashDrain(bin, f, forget)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchrun:", err)
+			good = false
+		}
+		good = good && r.missing == 0 && landed == f.kills
+		what := "keeps its channels (recovery possible)"
+		if forget {
+			what = "forgets every channel (no recovery)"
+		}
+		dups := num(r.st, "duplicates")
+		pct := 100 * float64(dups) / float64(r.n)
+		fmt.Fprintf(&b, "| %s | %d of %d | %d | %.0f | %.2f%% %s | %d | %d | %d | %.1f |\n", what, landed, f.kills, dups,
+			float64(dups)/float64(max(landed, 1)), pct, met(pct <= 2), r.resent, num(r.st, "forgotten_ack_ids"), r.missing, r.m.wall.Seconds())
+		fmt.Fprintf(os.Stderr, "done: crash drain, forget %v\n", forget)
+	}
+	fmt.Fprintf(&b, "\n`run --once` at the default settings, SIGKILLed at a random moment up to 1 s after HEC holds k/%d of the alerts (k = 1…%d), started again each time; a last run drains the rest (wall: the whole sequence). Duplicates are what HEC indexed twice; re-sent is the last run's own count.\n",
+		f.kills+1, f.kills)
+	return b.String(), good
+}
+
+func crashDrain(bin string, f *ackFlags, forget bool) (ackRun, int, error) {
+	n := f.size
+	s, err := startStandin(bin+"/standin", n, true, f.standinLatency(time.Second)...)
+	if err != nil {
+		return ackRun{n: n}, 0, err
+	}
+	defer s.stop()
+	state, _ := os.MkdirTemp("", "bench-state-")
+	defer os.RemoveAll(state)
+	env := userEnv(s, state)
+	started := time.Now()
+	landed := 0
+	rng := mrand.New(mrand.NewPCG(11, uint64(f.kills)))
+	for k := 1; k <= f.kills; k++ {
+		target := k * n / (f.kills + 1)
+		cmd := exec.Command(bin+"/defender_alerts", "run", "--once")
+		cmd.Env = env
+		var out tail
+		cmd.Stderr = &out
+		if err := cmd.Start(); err != nil {
+			return ackRun{n: n}, landed, err
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		// A random moment after HEC holds the target: right after a request was indexed, a
+		// kill would always come before its reply, the worst moment rather than a typical one.
+		delay := time.Duration(rng.Int64N(int64(time.Second)))
+		killed, err := killAt(s, cmd, exited, target, delay)
+		if err != nil {
+			return ackRun{n: n}, landed, fmt.Errorf("%w\n%s", err, out.String())
+		}
+		if !killed {
+			break // the drain ended before this kill's turn
+		}
+		landed++
+		if forget {
+			if err := s.post("/forget"); err != nil {
+				return ackRun{n: n}, landed, err
+			}
+		}
+	}
+	m, err := runMeasured(bin+"/defender_alerts", env, "run", "--once")
+	m.wall = time.Since(started)
+	st, _ := s.stats()
+	return ackRun{n: n, m: m, st: st, resent: resent(m.log), missing: n - num(st, "distinct")}, landed, err
+}
+
+// killAt SIGKILLs cmd delay after HEC has indexed target distinct alerts; false if it exited
+// first.
+func killAt(s *standin, cmd *exec.Cmd, exited chan error, target int, delay time.Duration) (bool, error) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-exited:
+			if err != nil {
+				return false, fmt.Errorf("run --once failed: %w", err)
+			}
+			return false, nil
+		case <-tick.C:
+		}
+		st, err := s.stats()
+		if err != nil {
+			return false, err
+		}
+		if num(st, "distinct") >= target {
+			select {
+			case err := <-exited:
+				if err != nil {
+					return false, fmt.Errorf("run --once failed: %w", err)
+				}
+				return false, nil
+			case <-time.After(delay):
+			}
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			<-exited
+			return true, nil
+		}
+	}
+}
+
+func (s *standin) post(path string) error {
+	resp, err := http.Post(s.urls.Control+path, "application/json", nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("stand-in %s: %s", path, resp.Status)
+	}
+	return nil
+}
+
+// lostTable: lost acks and busy replies at the default settings (the ack timeout included).
+func lostTable(bin string, f *ackFlags) (string, bool) {
+	args := append(f.standinLatency(f.lostLatency), "-ack-lost", "0.05", "-busy", "0.10")
+	r, err := drain(bin, f.size, args, nil)
+	good := err == nil && r.missing == 0
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchrun:", err)
+	}
+	var b strings.Builder
+	b.WriteString("| alerts | wall s (goal < 60) | missing | duplicates | re-sent (product's count) | acks lost (HEC) | busy replies | HEC requests | alerts/s |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| %d | %.1f %s | %d | %d | %d | %d | %d | %d | %.0f |\n", r.n, r.m.wall.Seconds(), met(r.m.wall < time.Minute),
+		r.missing, num(r.st, "duplicates"), r.resent, num(r.st, "acks_lost"), num(r.st, "hec_busy"), num(r.st, "hec_requests"),
+		float64(r.n)/r.m.wall.Seconds())
+	fmt.Fprintf(os.Stderr, "done: lost acks\n")
+	return b.String(), good
+}
+
+// caughtUpTable runs the daemon over a small backlog until it is caught up, then adds one alert
+// at a time (spread over the poll cycle) and times it to HEC and to the checkpoint (confirmed:
+// acknowledged and committed).
+func caughtUpTable(bin string, f *ackFlags) (string, bool) {
+	toHEC, toCommit, err := caughtUp(bin, f)
+	good := err == nil && len(toCommit) == f.caughtSamples
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchrun:", err)
+	}
+	goal := f.poll + f.caughtLatency
+	indexed := make([]time.Duration, len(toHEC))
+	for i, d := range toHEC {
+		indexed[i] = d + f.caughtLatency // the ack (a constant latency) turns true then
+	}
+	var b strings.Builder
+	b.WriteString("| poll interval | ack latency | new alerts | to HEC: median, max | indexed (ack true): median, max | confirmed (checkpoint): median, max | goal: indexed within |\n")
+	b.WriteString("|---:|---:|---:|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| %v | %v (constant) | %d | %s | %s | %s | %v %s |\n", f.poll, f.caughtLatency, len(toHEC), medMax(toHEC), medMax(indexed),
+		medMax(toCommit), goal, met(len(indexed) > 0 && slices.Max(indexed) <= goal))
+	fmt.Fprintf(&b, "\n`bin/defender_alerts run` (the daemon), `DEFENDER_INTERVAL=%v`, caught up on %d alerts; then each new alert a set time after the previous one was confirmed, spread over the poll cycle. To HEC: from the alert's appearance in the API to HEC receiving it; indexed: that plus the ack latency (the stand-in's ack turns true then); confirmed: until the alert's key is in the checkpoint file.\n",
+		f.poll, f.caughtBacklog)
+	fmt.Fprintf(os.Stderr, "done: caught up\n")
+	return b.String(), good
+}
+
+func medMax(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "–"
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return fmt.Sprintf("%.2f s, %.2f s", s[len(s)/2].Seconds(), s[len(s)-1].Seconds())
+}
+
+func caughtUp(bin string, f *ackFlags) (toHEC, toCommit []time.Duration, err error) {
+	s, err := startStandin(bin+"/standin", f.caughtBacklog, true, "-ack-median", f.caughtLatency.String())
+	if err != nil {
+		return nil, nil, err
+	}
+	defer s.stop()
+	state, _ := os.MkdirTemp("", "bench-state-")
+	defer os.RemoveAll(state)
+	cmd := exec.Command(bin+"/defender_alerts", "run")
+	cmd.Env = append(userEnv(s, state), "DEFENDER_INTERVAL="+f.poll.String())
+	var out tail
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		<-exited
+	}()
+	checkpoint := filepath.Join(state, "bench.json")
+	// Caught up: the backlog is at HEC and a checkpoint is on disk; one more poll to be sure.
+	until := time.Now().Add(10*time.Minute + time.Duration(f.caughtBacklog)*10*time.Millisecond)
+	for {
+		st, err := s.stats()
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, serr := os.Stat(checkpoint); serr == nil && num(st, "distinct") >= f.caughtBacklog {
+			break
+		}
+		if err := sleepOrExit(exited, 20*time.Millisecond, &out); err != nil {
+			return nil, nil, err
+		}
+		if time.Now().After(until) {
+			return nil, nil, fmt.Errorf("caught up: the daemon did not deliver the backlog\n%s", out.String())
+		}
+	}
+	// The first new alert only sets the phase: each later one comes a set time after the
+	// previous one was confirmed, which is just after a poll, so that together they meet the
+	// whole poll cycle (0, 1/k, 2/k, ... of it gone by).
+	for i := -1; i < f.caughtSamples; i++ {
+		if i >= 0 {
+			if err := sleepOrExit(exited, time.Duration(i)*f.poll/time.Duration(f.caughtSamples), &out); err != nil {
+				return toHEC, toCommit, err
+			}
+		}
+		var added struct {
+			ID    string    `json:"id"`
+			Added time.Time `json:"added"`
+		}
+		resp, err := http.Post(s.urls.Control+"/add", "application/json", nil)
+		if err != nil {
+			return toHEC, toCommit, err
+		}
+		err = json.NewDecoder(resp.Body).Decode(&added)
+		resp.Body.Close()
+		if err != nil {
+			return toHEC, toCommit, err
+		}
+		deadline := time.Now().Add(3*f.poll + 3*f.caughtLatency + time.Minute)
+		var seen time.Time
+		for committed := false; !committed; {
+			if seen.IsZero() {
+				seen = s.seen(added.ID)
+			}
+			if b, err := os.ReadFile(checkpoint); err == nil && bytes.Contains(b, []byte(strconv.Quote(added.ID))) {
+				now := time.Now()
+				if seen.IsZero() {
+					seen = s.seen(added.ID)
+				}
+				if i >= 0 {
+					toHEC = append(toHEC, seen.Sub(added.Added))
+					toCommit = append(toCommit, now.Sub(added.Added))
+				}
+				committed = true
+				continue
+			}
+			if time.Now().After(deadline) {
+				return toHEC, toCommit, fmt.Errorf("caught up: alert %s was not confirmed within %v\n%s", added.ID, time.Since(added.Added), out.String())
+			}
+			if err := sleepOrExit(exited, 5*time.Millisecond, &out); err != nil {
+				return toHEC, toCommit, err
+			}
+		}
+	}
+	return toHEC, toCommit, nil
+}
+
+func sleepOrExit(exited chan error, d time.Duration, out *tail) error {
+	select {
+	case err := <-exited:
+		exited <- err // for the deferred stop
+		return fmt.Errorf("the daemon stopped: %v\n%s", err, out.String())
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// seen is when HEC first indexed the added alert; zero if not yet.
+func (s *standin) seen(id string) time.Time {
+	resp, err := http.Get(s.urls.Control + "/seen?id=" + id)
+	if err != nil {
+		return time.Time{}
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Seen time.Time `json:"seen"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&v) != nil {
+		return time.Time{}
+	}
+	return v.Seen
+}
+
+// tail keeps the last 64 KiB written to it: a process's log, for errors and the done line.
+type tail struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+const tailMax = 64 << 10
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > 2*tailMax {
+		t.b = append(t.b[:0], t.b[len(t.b)-tailMax:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.b) > tailMax {
+		return string(t.b[len(t.b)-tailMax:])
+	}
+	return string(t.b)
+}

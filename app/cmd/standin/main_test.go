@@ -1,0 +1,51 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"ta-defender-alerts/app/hectest"
+)
+
+func TestCheckLatency(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		give        hectest.Latency
+		lost, busy  float64
+		wantRefused bool
+	}{
+		{name: "none", give: hectest.Latency{}},
+		{name: "long tail", give: hectest.Latency{Median: time.Second, P99: 3 * time.Second, Tail: 10 * time.Second, TailShare: 0.005}, lost: 0.05, busy: 0.1},
+		{name: "tail share breaks p99", give: hectest.Latency{Median: time.Second, P99: 3 * time.Second, Tail: 10 * time.Second, TailShare: 0.02}, wantRefused: true},
+		{name: "tail shorter than p99", give: hectest.Latency{Median: time.Second, P99: 3 * time.Second, Tail: 2 * time.Second, TailShare: 0.005}, wantRefused: true},
+		{name: "negative", give: hectest.Latency{Median: -time.Second}, wantRefused: true},
+		{name: "share over 1", give: hectest.Latency{}, lost: 1.5, wantRefused: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkLatency(tt.give, tt.lost, tt.busy)
+			if (err != nil) != tt.wantRefused {
+				t.Errorf("checkLatency(%+v, %v, %v) = %v, want refused %v", tt.give, tt.lost, tt.busy, err, tt.wantRefused)
+			}
+		})
+	}
+}
+
+// TestWatch: only alerts added through /add are timed, and at their first indexing.
+func TestWatch(t *testing.T) {
+	w := newWatch()
+	w.indexed("a") // not watched yet
+	if _, ok := w.when("a"); ok {
+		t.Fatal("an alert not added through /add was timed")
+	}
+	w.watch("a")
+	w.indexed("a")
+	first, ok := w.when("a")
+	if !ok {
+		t.Fatal("a watched alert indexed was not timed")
+	}
+	time.Sleep(2 * time.Millisecond)
+	w.indexed("a") // a duplicate later
+	if again, _ := w.when("a"); !again.Equal(first) {
+		t.Errorf("a duplicate moved the time from %v to %v", first, again)
+	}
+}
