@@ -35,8 +35,9 @@ func (c *Client) ticket(ep *endpoint, id int64, sent time.Time) Ticket {
 // and returns one answer per ticket. It only asks: nothing is ever sent on an old channel (if
 // HEC forgot it, a new request would start its ack ids again at 0 and a new batch's ack could
 // be taken for an old one's). A ticket is asked about until it is acknowledged or until its
-// batch's ack timeout (Sent + AckTimeout) has passed, at least once; every poll asks about all
-// of one channel's open tickets. A ticket on a URL this client does not have, or on one of
+// batch's ack timeout (Sent + AckTimeout) has passed, at least once, or until it is overdue (older
+// than AckOverdueMin while a later ack id of its channel was acknowledged); every poll asks
+// about all of one channel's open tickets. A ticket on a URL this client does not have, or on one of
 // this client's own channels, is answered false, as is every ticket of a channel HEC says it
 // does not know. False never means lost, only "not proven": the caller sends it again. The
 // error is a fatal one (the token refused): the answers so far are still returned.
@@ -47,7 +48,9 @@ func (c *Client) Recover(ctx context.Context, tickets []Ticket) ([]bool, error) 
 		channel string
 		cookies []string
 		open    map[int64][]int // ack id → tickets
+		sent    map[int64]time.Time
 		until   time.Time
+		acked   int64 // the highest ack id confirmed; -1: none
 	}
 	groups := map[string]*group{}
 	var order []*group
@@ -59,10 +62,11 @@ func (c *Client) Recover(ctx context.Context, tickets []Ticket) ([]bool, error) 
 		key := t.URL + "\x00" + t.Channel
 		g := groups[key]
 		if g == nil {
-			g = &group{ep: ep, channel: t.Channel, cookies: append([]string{}, t.Cookies...), open: map[int64][]int{}}
+			g = &group{ep: ep, channel: t.Channel, cookies: append([]string{}, t.Cookies...), open: map[int64][]int{}, sent: map[int64]time.Time{}, acked: -1}
 			groups[key], order = g, append(order, g)
 		}
 		g.open[t.AckID] = append(g.open[t.AckID], i)
+		g.sent[t.AckID] = t.Sent
 		if until := t.Sent.Add(c.cfg.AckTimeout); until.After(g.until) {
 			g.until = until
 		}
@@ -97,6 +101,16 @@ func (c *Client) Recover(ctx context.Context, tickets []Ticket) ([]bool, error) 
 					ok[i] = true
 				}
 				delete(g.open, id)
+				g.acked = max(g.acked, id)
+			}
+			// The overdue rule of a running client: an id older than AckOverdueMin whose
+			// channel has acknowledged a later one is given up (its ack was lost, or read by
+			// the earlier process just before it stopped: ack ids answer true once).
+			now := time.Now()
+			for id := range g.open {
+				if id < g.acked && now.Sub(g.sent[id]) > c.cfg.AckOverdueMin {
+					delete(g.open, id)
+				}
 			}
 		}
 		if !asked {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -277,5 +278,34 @@ func TestBatchesHeldCompressedUnderTheCap(t *testing.T) {
 	}
 	if srv.Stats().Distinct != 3000 {
 		t.Errorf("%d of 3000 indexed", srv.Stats().Distinct)
+	}
+}
+
+// An ack the earlier process read just before it stopped answers false for ever (ack ids are
+// read once): once a later id of its channel is acknowledged and it is older than
+// AckOverdueMin, recovery gives it up instead of waiting out the whole ack timeout.
+func TestRecoverGivesUpAConsumedAck(t *testing.T) {
+	srv := newHEC(t, hectest.Options{Ack: true})
+	srv.SetAckDelay(100 * time.Millisecond)
+	tickets := sendTickets(t, srv.URL, 3)
+	time.Sleep(150 * time.Millisecond)
+	// The earlier process read the first batch's ack, and stopped before it saved that.
+	req, _ := httpRequest(srv.URL+"/services/collector/ack", fmt.Sprintf(`{"acks":[%d]}`, tickets[0].AckID))
+	req.Header.Set("Authorization", "Splunk "+token)
+	req.Header.Set("X-Splunk-Request-Channel", tickets[0].Channel)
+	if code, err := httpDo(req); err != nil || code != 200 {
+		t.Fatal(code, err)
+	}
+	b := newClient(t, func(c *hec.Config) { c.AckTimeout = time.Minute; c.AckOverdueMin = 300 * time.Millisecond }, srv.URL)
+	start := time.Now()
+	ok, err := b.Recover(context.Background(), tickets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok[0] || !ok[1] || !ok[2] {
+		t.Errorf("answers %v, want [false true true]", ok)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("recovery waited %v for an ack that was read before: want about AckOverdueMin, not the ack timeout", d)
 	}
 }

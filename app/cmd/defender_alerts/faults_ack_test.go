@@ -17,7 +17,7 @@ import (
 // ackRecoveryBuilt turns on the assertions that need the collector to recover acks after a
 // restart (issue 11, item 2). Until then this suite prints duplicates per crash and asserts
 // only that nothing is lost.
-const ackRecoveryBuilt = false
+const ackRecoveryBuilt = true
 
 // Scenario 9: SIGKILLs spread over a drain with acks coming after 0.3-1 s (log-normal, median
 // 300 ms, 99th percentile 1 s) and a window of 8 batches: once with HEC keeping its channels (the restarted
@@ -43,7 +43,7 @@ func faultAckRecovery(t *testing.T, n, kills int, forget bool) int {
 	started := time.Now()
 	w := newWorld(t, n, true)
 	w.hec.SetAckLatency(hectest.Latency{Median: 300 * time.Millisecond, P99: time.Second}.Sample)
-	w.extra = []string{"DEFENDER_HEC_MAX_IN_FLIGHT=8", "DEFENDER_HEC_WINDOW=fixed"}
+	w.extra = []string{"DEFENDER_HEC_MAX_IN_FLIGHT=8", "DEFENDER_HEC_WINDOW=fixed", "DEFENDER_HEC_ACK_TIMEOUT=10s"} // acks take 0.3-1 s: a forgotten channel is given up after 10 s
 	if !full() {
 		w.extra = append(w.extra, "DEFENDER_HEC_BATCH_BYTES=262144") // ~30 alerts a request: a drain of ~100 requests
 	}
