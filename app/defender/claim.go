@@ -154,3 +154,52 @@ func mix(h uint64) uint64 {
 	h ^= h >> 33
 	return h
 }
+
+// claimLog is a drain's claim kept as a base and the operations since, so that a position
+// taken at every alert costs a slice header, not a copy of the table: the operations below a
+// position's length are never changed (the drain only appends), so a position folds them
+// when it is saved, from any goroutine.
+type claimLog struct {
+	base Claim
+	ops  []claimOp
+}
+
+type claimOp struct {
+	h uint64
+	n int32 // +1 added, -1 removed
+}
+
+// claimSnap is a claim as it stood at a position: the log's base and its first len(ops)
+// operations.
+type claimSnap struct {
+	base *Claim
+	ops  []claimOp
+}
+
+func (s claimSnap) fold() Claim {
+	c := *s.base
+	for _, op := range s.ops {
+		c.N += int(op.n)
+		c.put(op.h, op.n)
+	}
+	return c
+}
+
+// claimReset starts the drain's claim, and its log, over from c.
+func (d *drain) claimReset(c Claim) {
+	d.claim = c
+	d.clog = &claimLog{base: c}
+}
+
+func (d *drain) claimAdd(k key) { d.claimOp(k, 1) }
+func (d *drain) claimSub(k key) { d.claimOp(k, -1) }
+
+func (d *drain) claimOp(k key, n int32) {
+	if d.clog == nil {
+		d.claimReset(d.claim)
+	}
+	h := versionHash(k)
+	d.claim.N += int(n)
+	d.claim.put(h, n)
+	d.clog.ops = append(d.clog.ops, claimOp{h, n})
+}

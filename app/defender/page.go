@@ -201,7 +201,7 @@ func (d *drain) handOn(raw []byte, id string, t time.Time, created int64, progre
 		}
 	}
 	if progress {
-		d.claim.add(k)
+		d.claimAdd(k)
 	}
 	if d.w.Delivered != nil && d.w.Delivered(id, t) {
 		d.st.Delivered++

@@ -132,6 +132,19 @@ type Position struct {
 	KeyAt  *KeyCursor `json:"key_at,omitempty"`
 	Handed Versions   `json:"handed,omitempty"`
 	Claim  *Claim     `json:"claim,omitempty"` // nil: a position written before Claim existed
+	lazy   claimSnap  // a position taken during a drain: its claim, folded when needed
+}
+
+// claimOf is the position's claim: Claim as read, or the one a drain's position folds.
+func (p Position) claimOf() *Claim {
+	if p.Claim != nil {
+		return p.Claim
+	}
+	if p.lazy.base != nil {
+		c := p.lazy.fold()
+		return &c
+	}
+	return nil
 }
 
 // MarshalJSON writes the position as appendJSON does.
@@ -161,9 +174,9 @@ func (p Position) appendJSON(b []byte) []byte {
 		b = append(b, `,"handed":`...)
 		b = p.Handed.appendJSON(b)
 	}
-	if p.Claim != nil {
+	if c := p.claimOf(); c != nil {
 		b = append(b, `,"claim":`...)
-		b = p.Claim.appendJSON(b)
+		b = c.appendJSON(b)
 	}
 	return append(b, '}')
 }

@@ -2,6 +2,7 @@ package defender
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -74,5 +75,38 @@ func TestPositionJSON(t *testing.T) {
 	var r Position
 	if err := json.Unmarshal(std, &r); err != nil || !reflect.DeepEqual(r, q) {
 		t.Errorf("encoding/json's document reads differently: %v\n%s\n%s", err, std, b)
+	}
+}
+
+// A position taken during a drain keeps its claim as the log's operations so far; folded
+// later, after the drain went on adding (and the log grew into a new array), it is the claim
+// as it stood when the position was taken.
+func TestLazyClaimIsTheClaimAtThePosition(t *testing.T) {
+	d := &drain{}
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	var snaps []claimSnap
+	var want []Claim
+	for i := 0; i < 500; i++ {
+		k := keyOf(fmt.Sprintf("da%d", i), at.Add(time.Duration(i)*time.Millisecond))
+		if i%7 == 3 {
+			d.claimSub(k)
+		} else {
+			d.claimAdd(k)
+		}
+		if i == 250 {
+			d.claimReset(d.claim) // a resume or a commit starts a new log from the claim
+		}
+		snaps = append(snaps, claimSnap{base: &d.clog.base, ops: d.clog.ops[:len(d.clog.ops):len(d.clog.ops)]})
+		want = append(want, d.claim)
+	}
+	for i, s := range snaps {
+		if got := s.fold(); got != want[i] {
+			t.Fatalf("position %d folds to a claim of %d versions, want %d (the claim then)", i, got.N, want[i].N)
+		}
+	}
+	p := Position{lazy: snaps[100]}
+	var back Position
+	if err := json.Unmarshal(p.appendJSON(nil), &back); err != nil || back.Claim == nil || *back.Claim != want[100] {
+		t.Fatalf("a lazy claim does not round-trip through JSON: %v", err)
 	}
 }

@@ -90,8 +90,12 @@ func (p *Progress) Position() Position {
 		pos.Handed = d.handed[:len(d.handed):len(d.handed)]
 	}
 	if d.tie == nil && !d.legacy {
-		c := d.claim
-		pos.Claim = &c
+		if d.clog == nil {
+			d.claimReset(d.claim)
+		}
+		// Not a copy of the claim (hundreds of bytes for every alert in flight): the
+		// operations so far, which the checkpoint's JSON folds (see claimLog).
+		pos.lazy = claimSnap{base: &d.clog.base, ops: d.clog.ops[:len(d.clog.ops):len(d.clog.ops)]}
 	}
 	return pos
 }
@@ -154,7 +158,8 @@ type drain struct {
 
 	// claim sums the versions at or keyAt covers (Position.Claim).
 	claim  Claim
-	legacy bool // the page in flight rests on a checkpoint without Claim: write none until it ends
+	clog   *claimLog // claim's changes since its last reset, for positions (see claimLog)
+	legacy bool      // the page in flight rests on a checkpoint without Claim: write none until it ends
 
 	// The first page of a resumed drain drops what the checkpoint's At or KeyAt covers, and
 	// keeps that only if what it dropped matches the checkpoint's claim (see Claim).
@@ -232,9 +237,10 @@ func (d *drain) resume(p *Position) error {
 	if d.tie != nil {
 		return nil // progress inside a tie group is in Tie and Handed
 	}
-	if p.Claim != nil {
-		c := *p.Claim
-		d.claim, d.trustClaim = c, &c
+	if pc := p.claimOf(); pc != nil {
+		c := *pc
+		d.claimReset(c)
+		d.trustClaim = &c
 	} else {
 		d.legacy = true
 	}
@@ -255,7 +261,7 @@ func (d *drain) resume(p *Position) error {
 						d.seen[k] = 0
 						d.handed = append(d.handed, AlertVersion{id, at.Upper.UTC()})
 						if d.trustClaim != nil {
-							d.claim.sub(k)      // now Handed's: a later resume must not count it twice
+							d.claimSub(k)       // now Handed's: a later resume must not count it twice
 							d.trustClaim.sub(k) // an exact record: not part of what the drop must match
 							if d.restored == nil {
 								d.restored = map[key]struct{}{}
@@ -308,7 +314,7 @@ func (d *drain) setKey(k *KeyCursor) {
 func (d *drain) commit() {
 	d.at = d.page.clone()
 	d.keyAt = d.key.clone()
-	d.claim = Claim{}
+	d.claimReset(Claim{})
 	d.legacy = false
 	d.shared = false
 	for _, pk := range d.pageKeys {

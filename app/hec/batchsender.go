@@ -62,6 +62,11 @@ func (s *BatchSender) Add(ctx context.Context, r Record, tag any) error {
 	var err error
 	if full := s.bt.Add(r); full != nil {
 		full.Tag = s.lastTag // r went into a new batch
+		// The linger belongs to the batch that just left: r's batch starts its own.
+		if s.timer != nil {
+			s.timer.Stop()
+			s.timer = nil
+		}
 		if err = s.submitLocked(ctx, full); err != nil {
 			refused = full
 		}

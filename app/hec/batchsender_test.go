@@ -336,3 +336,28 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// The linger counts from the first record of the batch being filled: a steady stream that
+// fills each batch well within it never has a batch sent part-full (which would also close
+// the adaptive window, read as "caught up").
+func TestLingerBelongsToTheBatchBeingFilled(t *testing.T) {
+	srv := newHEC(t, hectest.Options{})
+	c := newClient(t, func(c *hec.Config) { c.BatchCount = 5 }, srv.URL)
+	res := &result{}
+	s := c.NewBatchSender(100*time.Millisecond, res.done)
+	for i := 0; i < 60; i++ {
+		if err := s.Add(context.Background(), alert(i, 100), i); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(8 * time.Millisecond) // a batch of 5 fills in about 40 ms
+	}
+	_ = s.Flush(context.Background())
+	c.Wait()
+	res.mu.Lock()
+	defer res.mu.Unlock()
+	for _, o := range res.outcomes {
+		if n := o.Batch.Len(); n != 5 {
+			t.Errorf("a batch of %d records went before it was full: the linger of an earlier batch fired", n)
+		}
+	}
+}

@@ -1,9 +1,11 @@
 package hec
 
 import (
+	"bytes"
 	"context"
 	gzip "github.com/klauspost/compress/gzip"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,9 +71,12 @@ type Client struct {
 	gz       sync.Pool
 	events   atomic.Uint64 // Outcome.Sent and Rejected.Refused
 
-	win   *window
-	turns turns
-	wg    sync.WaitGroup
+	win    *window
+	turns  turns
+	zip    chan struct{} // compressions running at once
+	bodies sync.Pool     // *[]byte batch bodies to fill again
+	zbuf   sync.Pool     // *bytes.Buffer to compress into
+	wg     sync.WaitGroup
 
 	mu     sync.Mutex
 	fatal  error
@@ -116,8 +121,10 @@ func New(cfg Config) (*Client, error) {
 		ep.withJar(c.hc)
 	}
 	c.enc = newEncoder(cfg.Host, cfg.Source, cfg.Sourcetype, cfg.Index)
+	c.zip = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 	c.win = newWindow(cfg.MaxInFlight, cfg.Window == WindowFixed, cfg.MaxBytesInFlight)
 	level := cfg.GzipLevel
+	c.zbuf.New = func() any { return new(bytes.Buffer) }
 	c.gz.New = func() any { w, _ := gzip.NewWriterLevel(nil, level); return w }
 	ctx, cancel := context.WithCancel(context.Background())
 	c.stopAck, c.ackDone = cancel, make(chan struct{})

@@ -311,11 +311,15 @@ func (c *Client) hold(b *Batch) ([]byte, error) {
 		return b.body, nil
 	}
 	if b.gz == nil {
+		c.zip <- struct{}{} // a few at a time: each compressor holds a window of its own
 		z, err := c.compress(b.body)
+		<-c.zip
 		if err != nil {
 			return nil, err
 		}
-		b.gz, b.size, b.body = z, len(b.body), nil
+		body := b.body
+		b.gz, b.size, b.body = z, len(body), nil
+		c.bodies.Put(&body) // the next batch fills it
 	}
 	return b.gz, nil
 }
@@ -335,18 +339,21 @@ func (c *Client) compress(raw []byte) ([]byte, error) {
 	if c.cfg.NoGzip {
 		return raw, nil
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(raw)/4 + 64)
+	buf := c.zbuf.Get().(*bytes.Buffer)
+	defer c.zbuf.Put(buf)
+	buf.Reset()
 	w := c.gz.Get().(*gzip.Writer)
 	defer c.gz.Put(w)
-	w.Reset(&buf)
+	w.Reset(buf)
 	if _, err := w.Write(raw); err != nil {
 		return nil, err
 	}
 	if err := w.Close(); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	// Exactly its size: a batch may be held for its ack a long while, and alerts compress
+	// well (20-30x), so a buffer sized for the raw body would hold mostly nothing.
+	return bytes.Clone(buf.Bytes()), nil
 }
 
 // post sends one event request and classifies the reply.

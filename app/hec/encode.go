@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -156,11 +157,12 @@ type Batcher struct {
 	maxBytes int
 	maxCount int
 	cur      *Batch
+	bodies   *sync.Pool // of *[]byte: bodies of batches now held compressed
 }
 
 // NewBatcher makes a batcher for the client's limits and metadata.
 func (c *Client) NewBatcher() *Batcher {
-	return &Batcher{enc: c.enc, maxBytes: c.cfg.BatchBytes, maxCount: c.cfg.BatchCount}
+	return &Batcher{enc: c.enc, maxBytes: c.cfg.BatchBytes, maxCount: c.cfg.BatchCount, bodies: &c.bodies}
 }
 
 // Add appends r and returns a batch that is now full (sealed), or nil.
@@ -171,7 +173,14 @@ func (bt *Batcher) Add(r Record) *Batch {
 		sealed.full = true
 	}
 	if bt.cur == nil {
-		bt.cur = &Batch{body: make([]byte, 0, min(bt.maxBytes+bt.maxBytes/8, bt.enc.envelopeSize(r)*2+bt.maxBytes))}
+		want := min(bt.maxBytes+bt.maxBytes/8, bt.enc.envelopeSize(r)*2+bt.maxBytes)
+		var body []byte
+		if p, ok := bt.bodies.Get().(*[]byte); ok && cap(*p) >= want {
+			body = (*p)[:0] // a body given back once its batch was compressed
+		} else {
+			body = make([]byte, 0, want)
+		}
+		bt.cur = &Batch{body: body}
 	}
 	bt.enc.Append(bt.cur, r)
 	return sealed
