@@ -43,6 +43,12 @@ func HECSink(c *hec.Client, linger time.Duration) OpenSink {
 		s := c.NewBatchSender(linger, func(o hec.Outcome) { report(fromHEC(o)) })
 		s.OnTicket(func(b *hec.Batch, t hec.Ticket) {
 			last, _ := b.Tag.(*Tag)
+			if t.Void {
+				if last != nil {
+					report(Outcome{Last: last, N: b.Len(), Pending: true, Void: true})
+				}
+				return
+			}
 			raw, err := json.Marshal(t)
 			if err != nil || last == nil {
 				return // nothing to recover it by: it is sent again after a crash

@@ -36,6 +36,13 @@ func (p *Pump) noteLocked(o Outcome, first uint64) bool {
 		return false
 	}
 	e := p.journal[first]
+	if o.Void {
+		if e == nil || e.last != t.seq || len(e.tickets) == 0 {
+			return false
+		}
+		e.tickets = nil // the chain holds it as not proven, unless it is confirmed later
+		return p.inChainLocked(first)
+	}
 	if len(o.Rejected) > 0 {
 		// Also when the frontier takes it now: the checkpoint may hold it as taken, and must
 		// not any more.

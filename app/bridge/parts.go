@@ -68,10 +68,13 @@ type Tag struct {
 // confirms it), always before its final Outcome, which it reports as usual. A Pending
 // outcome has no Err and no Rejected; it never moves the checkpoint by itself.
 type Outcome struct {
-	Last     *Tag
-	N        int
-	Pending  bool
-	Ticket   json.RawMessage // (Pending) the sink's, opaque to the pump: saved with the checkpoint
+	Last    *Tag
+	N       int
+	Pending bool
+	Ticket  json.RawMessage // (Pending) the sink's, opaque to the pump: saved with the checkpoint
+	// Void (with Pending): the destination forgot where the batch's earlier tickets were
+	// taken (HEC restarted): they prove nothing, and the batch is being sent again.
+	Void     bool
 	Rejected []Rejected
 	// Sent is when the last request that delivered records of the batch was sent (0: none
 	// did), on the sink's own count of requests sent and refusals received (Rejected.Refused):

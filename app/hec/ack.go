@@ -24,6 +24,7 @@ type ackWait struct {
 	every  time.Duration
 	seq    int64     // its place among the URL's sends with acks
 	sent   time.Time // when its request was answered
+	b      *Batch    // whose ack it is (its tickets are void if the channel is forgotten)
 }
 
 type ackResult int
@@ -32,6 +33,7 @@ const (
 	ackPending ackResult = iota
 	ackDone
 	ackOverdue // later batches were acknowledged and this one's ack is long overdue
+	ackVoid    // HEC forgot the channel: the ack id proves nothing any more
 )
 
 // ackLine is what the poller knows of one URL's acks: the sends numbered, the latest one
@@ -42,6 +44,8 @@ type ackLine struct {
 	lat      [64]time.Duration
 	latN     int
 	lastPoll time.Time
+	maxID    int64 // the highest ack id a send was given on the channel
+	anyID    bool  // maxID is set
 }
 
 // p95 is the 95th percentile of the recent latencies (0 before any).
@@ -72,8 +76,8 @@ func (c *Client) line(ep *endpoint) *ackLine {
 
 // waitAck waits for the ack of a request answered at sent; it reports ackDone, ackOverdue,
 // or ackPending when AckTimeout ran out.
-func (c *Client) waitAck(ctx context.Context, ep *endpoint, id int64, sent time.Time) (ackResult, error) {
-	w := &ackWait{done: make(chan struct{}), every: min(firstAckPoll, c.cfg.AckInterval), sent: sent}
+func (c *Client) waitAck(ctx context.Context, ep *endpoint, b *Batch, id int64, sent time.Time) (ackResult, error) {
+	w := &ackWait{done: make(chan struct{}), every: min(firstAckPoll, c.cfg.AckInterval), sent: sent, b: b}
 	w.next = sent.Add(w.every)
 	c.ackMu.Lock()
 	if c.pending[ep] == nil {
@@ -149,15 +153,32 @@ func (c *Client) pollAcks(ctx context.Context) {
 			}
 		}
 		c.ackMu.Unlock()
-		for ep, ids := range work {
-			done, err := c.queryAcks(ctx, ep, ep.channel, nil, ids)
-			if err != nil {
-				if isFatal(err) {
+		for ep := range work {
+			// Not while a request is on its way on the channel: a reply may yet show that HEC
+			// forgot the channel and gave that request an ack id a waiting batch has.
+			select {
+			case ep.send <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			c.ackMu.Lock()
+			ids := make([]int64, 0, len(c.pending[ep]))
+			for id := range c.pending[ep] {
+				ids = append(ids, id)
+			}
+			channel := ep.channel()
+			c.ackMu.Unlock()
+			if len(ids) > 0 {
+				done, err := c.queryAcks(ctx, ep, channel, nil, ids)
+				switch {
+				case err == nil:
+					c.acked(ep, done, time.Now())
+				case isFatal(err):
 					c.setFatal(err)
 				}
-				continue // the ack timeout decides
+				// other errors: the ack timeout decides
 			}
-			c.acked(ep, done, time.Now())
+			<-ep.send
 		}
 		if len(work) > 0 {
 			continue // look again at once: more may be due
@@ -265,4 +286,44 @@ func parseAcks(raw []byte, url string, status int) ([]int64, error) {
 		}
 	}
 	return done, nil
+}
+
+// channelReset reports whether a send's ack id shows that HEC forgot the channel: requests go
+// one at a time per channel, so each id is higher than the last unless the ids began again.
+func (c *Client) channelReset(ep *endpoint, id int64) bool {
+	c.ackMu.Lock()
+	defer c.ackMu.Unlock()
+	l := c.line(ep)
+	if l.anyID && id <= l.maxID {
+		return true
+	}
+	l.maxID, l.anyID = id, true
+	return false
+}
+
+// voidChannel moves ep to a new channel after HEC forgot the old one: the batches waiting for
+// acks on it, and cur, have their tickets declared void (told synchronously, so that a crash
+// from now on never takes an old ticket for proof), and then are woken to be sent again.
+func (c *Client) voidChannel(ep *endpoint, cur *Batch) {
+	c.ackMu.Lock()
+	c.oldChannels[ep.channel()] = true
+	ep.setChannel(newGUID())
+	waiting := c.pending[ep]
+	delete(c.pending, ep)
+	delete(c.lines, ep)
+	c.ackMu.Unlock()
+	c.count(func(s *Stats) { s.ChannelResets++ })
+	void := func(b *Batch) {
+		if b != nil && b.onTicket != nil {
+			b.onTicket(b, Ticket{Void: true})
+		}
+	}
+	void(cur)
+	for _, w := range waiting {
+		void(w.b)
+	}
+	for _, w := range waiting {
+		w.result = ackVoid
+		close(w.done)
+	}
 }

@@ -55,6 +55,9 @@ type Stats struct {
 	AckWaits    int           // batches confirmed by an ack
 	AckWaitSum  time.Duration // their total time from first send to ack
 	Tickets     int           // batches HEC took whole with an ack id (Ticket)
+	// ChannelResets counts the times HEC was seen to have forgotten a channel (its ack ids
+	// began again): the batches waiting on it were sent again on a new one.
+	ChannelResets int
 	// WindowMax is the widest the window of batches in flight grew; BytesInFlightMax the
 	// most compressed bytes it held at once.
 	WindowMax        int
@@ -88,9 +91,11 @@ type Client struct {
 	ackMu   sync.Mutex
 	pending map[*endpoint]map[int64]*ackWait
 	lines   map[*endpoint]*ackLine
-	ackKick chan struct{}
-	stopAck context.CancelFunc
-	ackDone chan struct{}
+	// oldChannels are this client's channels that HEC forgot: never asked about again.
+	oldChannels map[string]bool
+	ackKick     chan struct{}
+	stopAck     context.CancelFunc
+	ackDone     chan struct{}
 }
 
 // New validates cfg and makes a client. Call Close when done.
@@ -99,7 +104,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, warnings: warn, acks: -1, pending: map[*endpoint]map[int64]*ackWait{}, lines: map[*endpoint]*ackLine{}, ackKick: make(chan struct{}, 1)}
+	c := &Client{cfg: cfg, warnings: warn, acks: -1, pending: map[*endpoint]map[int64]*ackWait{}, lines: map[*endpoint]*ackLine{}, oldChannels: map[string]bool{}, ackKick: make(chan struct{}, 1)}
 	seen := map[string]bool{}
 	for _, raw := range cfg.URLs {
 		ep, w, err := parseURL(raw)

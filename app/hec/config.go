@@ -117,11 +117,11 @@ func (e *FieldError) Error() string {
 
 // endpoint is one HEC server.
 type endpoint struct {
-	event   string // …/services/collector/event
-	ack     string // …/services/collector/ack
-	health  string // …/services/collector/health
-	display string // for messages
-	channel string // this client's channel on that server
+	event   string                 // …/services/collector/event
+	ack     string                 // …/services/collector/ack
+	health  string                 // …/services/collector/health
+	display string                 // for messages
+	ch      atomic.Pointer[string] // this client's channel on that server (a new one after HEC forgot it)
 	// hc shares the client's transport but has this URL's own cookie jar: a load balancer
 	// that pins a channel to an indexer by cookie gets its cookie back on every send and ack
 	// poll, even when two URLs share a host name (cookies ignore ports).
@@ -157,16 +157,22 @@ func parseURL(raw string) (*endpoint, []string, error) {
 		}
 	}
 	base := u.Scheme + "://" + u.Host + path
-	return &endpoint{
+	ep := &endpoint{
 		event:   base + "/services/collector/event",
 		ack:     base + "/services/collector/ack",
 		health:  base + "/services/collector/health",
 		display: u.Scheme + "://" + u.Host,
-		channel: newGUID(),
 		gate:    make(chan struct{}, 1),
 		send:    make(chan struct{}, 1),
-	}, warn, nil
+	}
+	ep.setChannel(newGUID())
+	return ep, warn, nil
 }
+
+// channel is the channel requests to ep go on now.
+func (ep *endpoint) channel() string { return *ep.ch.Load() }
+
+func (ep *endpoint) setChannel(id string) { ep.ch.Store(&id) }
 
 // withJar gives ep its own cookie jar on the shared transport.
 func (ep *endpoint) withJar(hc *http.Client) {

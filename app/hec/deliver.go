@@ -180,6 +180,18 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 				out.Sent = sent
 				return nil, nil // the caller chose HTTP 200 as proof
 			}
+			if c.channelReset(ep, *r.AckID) {
+				// HEC forgot the channel (a restart, idle cleanup) and its ack ids began again:
+				// no ack on it proves anything now. The batches waiting on it, and this one,
+				// are sent again on a new channel, and their tickets on the old one are void.
+				c.voidChannel(ep, p.b)
+				if serial {
+					<-ep.send
+				}
+				out.Resent += p.n()
+				c.count(func(s *Stats) { s.Retries++ })
+				continue
+			}
 			if serial {
 				// The ticket is told before the channel takes another request: a crash
 				// leaves at most one request HEC took whose ticket nobody kept.
@@ -187,7 +199,7 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 				<-ep.send
 				c.count(func(s *Stats) { s.Tickets++ })
 			}
-			res, err := c.waitAck(ctx, ep, *r.AckID, answered)
+			res, err := c.waitAck(ctx, ep, p.b, *r.AckID, answered)
 			if err != nil {
 				d.last = c.noAck(ep, d.ackMisses+1)
 				return nil, err
@@ -200,6 +212,11 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 			// data may be lost; send it again.
 			d.ackMisses++
 			d.last = c.noAck(ep, d.ackMisses)
+			if res == ackVoid {
+				out.Resent += p.n() // sent again on the new channel, not a miss of this URL
+				c.count(func(s *Stats) { s.Retries++ })
+				continue
+			}
 			c.count(func(s *Stats) {
 				if res == ackOverdue {
 					s.AckOverdue++
@@ -378,6 +395,6 @@ func (c *Client) post(ctx context.Context, ep *endpoint, body []byte) (reply, *E
 func (c *Client) headers(req *http.Request, ep *endpoint) {
 	req.Header.Set("Authorization", "Splunk "+c.cfg.Token.Reveal())
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Splunk-Request-Channel", ep.channel)
+	req.Header.Set("X-Splunk-Request-Channel", ep.channel())
 	req.Header.Set("User-Agent", "TA-defender-alerts")
 }

@@ -19,10 +19,13 @@ type Ticket struct {
 	AckID   int64     `json:"ack_id"`
 	Cookies []string  `json:"cookies,omitempty"` // name=value, as the URL's jar held them
 	Sent    time.Time `json:"sent"`              // when HEC answered the request
+	// Void: HEC forgot the channel the batch's earlier tickets were on; they prove nothing.
+	// (Told through OnTicket, never saved as a ticket.)
+	Void bool `json:"void,omitempty"`
 }
 
 func (c *Client) ticket(ep *endpoint, id int64, sent time.Time) Ticket {
-	t := Ticket{URL: ep.event, Channel: ep.channel, AckID: id, Sent: sent.UTC()}
+	t := Ticket{URL: ep.event, Channel: ep.channel(), AckID: id, Sent: sent.UTC()}
 	if u, err := url.Parse(ep.event); err == nil && ep.hc != nil && ep.hc.Jar != nil {
 		for _, ck := range ep.hc.Jar.Cookies(u) {
 			t.Cookies = append(t.Cookies, ck.Name+"="+ck.Value)
@@ -49,6 +52,7 @@ func (c *Client) Recover(ctx context.Context, tickets []Ticket) ([]bool, error) 
 		cookies []string
 		open    map[int64][]int // ack id → tickets
 		sent    map[int64]time.Time
+		twice   map[int64]bool
 		until   time.Time
 		acked   int64 // the highest ack id confirmed; -1: none
 	}
@@ -56,14 +60,21 @@ func (c *Client) Recover(ctx context.Context, tickets []Ticket) ([]bool, error) 
 	var order []*group
 	for i, t := range tickets {
 		ep := c.endpointFor(t.URL)
-		if ep == nil || c.ownChannel(t.Channel) || t.Channel == "" {
+		if ep == nil || t.Void || c.ownChannel(t.Channel) || t.Channel == "" {
 			continue
 		}
 		key := t.URL + "\x00" + t.Channel
 		g := groups[key]
 		if g == nil {
-			g = &group{ep: ep, channel: t.Channel, cookies: append([]string{}, t.Cookies...), open: map[int64][]int{}, sent: map[int64]time.Time{}, acked: -1}
+			g = &group{ep: ep, channel: t.Channel, cookies: append([]string{}, t.Cookies...), open: map[int64][]int{}, sent: map[int64]time.Time{}, twice: map[int64]bool{}, acked: -1}
 			groups[key], order = g, append(order, g)
+		}
+		if len(g.open[t.AckID]) > 0 || g.twice[t.AckID] {
+			// One ack id given to two batches on one channel: HEC forgot the channel and the
+			// process did not see it. A true answer cannot tell which one was indexed.
+			g.twice[t.AckID] = true
+			delete(g.open, t.AckID)
+			continue
 		}
 		g.open[t.AckID] = append(g.open[t.AckID], i)
 		g.sent[t.AckID] = t.Sent
@@ -131,11 +142,15 @@ func (c *Client) endpointFor(event string) *endpoint {
 	return nil
 }
 
+// ownChannel reports whether ch is one of this client's channels, now or before HEC forgot
+// one.
 func (c *Client) ownChannel(ch string) bool {
+	c.ackMu.Lock()
+	defer c.ackMu.Unlock()
 	for _, ep := range c.eps {
-		if ep.channel == ch {
+		if ep.channel() == ch {
 			return true
 		}
 	}
-	return false
+	return c.oldChannels[ch]
 }

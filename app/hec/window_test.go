@@ -309,3 +309,64 @@ func TestRecoverGivesUpAConsumedAck(t *testing.T) {
 		t.Errorf("recovery waited %v for an ack that was read before: want about AckOverdueMin, not the ack timeout", d)
 	}
 }
+
+// HEC forgets the channel while batches wait for their acks (a restart): the next send's ack
+// id starts again at 0, which the client takes as the sign. The waiting batches' tickets are
+// declared void before anything else (a crash then never takes an old ticket for proof), and
+// they are sent again on a new channel; nothing waiting is confirmed by a new batch's ack that
+// happens to carry its old id.
+func TestChannelForgottenWhileBatchesWait(t *testing.T) {
+	srv := newHEC(t, hectest.Options{Ack: true})
+	srv.SetAckDelay(400 * time.Millisecond)
+	c := newClient(t, func(c *hec.Config) {
+		c.BatchCount = 5
+		c.MaxInFlight = 8
+		c.Window = hec.WindowFixed
+		c.AckTimeout = 20 * time.Second
+	}, srv.URL)
+	res := &result{}
+	s := c.NewBatchSender(time.Hour, res.done)
+	var mu sync.Mutex
+	var told []hec.Ticket
+	s.OnTicket(func(_ *hec.Batch, tk hec.Ticket) {
+		time.Sleep(30 * time.Millisecond) // the checkpoint's save
+		mu.Lock()
+		told = append(told, tk)
+		mu.Unlock()
+	})
+	ctx := context.Background()
+	for i := 0; i < 15; i++ { // three batches, waiting for their acks
+		_ = s.Add(ctx, alert(i, 100), i)
+	}
+	_ = s.Flush(ctx)
+	time.Sleep(150 * time.Millisecond)
+	srv.ForgetChannels()
+	for i := 15; i < 40; i++ {
+		_ = s.Add(ctx, alert(i, 100), i)
+	}
+	_ = s.Flush(ctx)
+	c.Wait()
+	if _, _, errs := res.sum(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	st := c.Stats()
+	if st.ChannelResets != 1 {
+		t.Errorf("%d channel resets seen, want 1", st.ChannelResets)
+	}
+	if got := srv.Stats().Distinct; got != 40 {
+		t.Errorf("%d of 40 alerts indexed: a batch was taken as confirmed by another's ack", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	voids, channels := 0, map[string]bool{}
+	for _, tk := range told {
+		if tk.Void {
+			voids++
+		} else {
+			channels[tk.Channel] = true
+		}
+	}
+	if voids < 3 || len(channels) != 2 {
+		t.Errorf("%d void tickets over %d channels: want the 3 waiting batches (and the one that saw the reset) voided, and a new channel", voids, len(channels))
+	}
+}
