@@ -113,3 +113,37 @@ func takeWithPositions(p *Pump, r *pass, n int) *Tag {
 	}
 	return t
 }
+
+// A Void outcome (HEC forgot the channel the batch's tickets were on) empties the batch's saved
+// tickets before the report returns, so a crash from then on cannot take them for proof.
+func TestVoidEmptiesTheSavedTickets(t *testing.T) {
+	dir := t.TempDir()
+	store, err := checkpoint.Open(dir, "tenant1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var before, after *checkpoint.State
+	sink := &scripted{onFlush: func(s *scripted) error {
+		for b := recBatch - 1; b < len(s.tags); b += recBatch {
+			s.report(Outcome{Last: s.tags[b], N: recBatch, Pending: true, Ticket: ticket(b/recBatch+1, 1)})
+		}
+		before, _ = store.Load()
+		s.report(Outcome{Last: s.tags[2*recBatch-1], N: recBatch, Pending: true, Void: true})
+		after, _ = store.Load() // the report returned: the save is on disk
+		for b := len(s.tags) - 1; b > 0; b -= recBatch {
+			s.report(Outcome{Last: s.tags[b], N: recBatch})
+		}
+		return nil
+	}}
+	p := New(recoverConfig(store, dir), newTimedSource(3*recBatch, time.Now().Add(-5*time.Minute)), sink.open)
+	if err := p.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if before == nil || len(before.Pending) != 3 || len(before.Pending[1].Tickets) != 1 {
+		t.Fatalf("before the void: %+v, want 3 pending batches with a ticket each", before)
+	}
+	if after == nil || len(after.Pending) != 3 || len(after.Pending[1].Tickets) != 0 || len(after.Pending[0].Tickets) != 1 || len(after.Pending[2].Tickets) != 1 {
+		t.Fatalf("after the void: %+v, want the second batch's tickets gone, the others kept", after)
+	}
+}
