@@ -99,6 +99,9 @@ func appendKeys(b []byte, keys []Key) []byte {
 // with <, > and & escaped. JSON that is not valid (or empty) is written as null rather than
 // break the document: the batch it belongs to is then sent again, never lost.
 func appendRaw(b []byte, raw json.RawMessage) []byte {
+	if compactSafe(raw) && json.Valid(raw) {
+		return append(b, raw...) // what Compact and HTMLEscape would leave as it is
+	}
 	var c bytes.Buffer
 	if len(raw) == 0 || json.Compact(&c, raw) != nil {
 		return append(b, "null"...)
@@ -126,4 +129,18 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// compactSafe reports whether raw has nothing json.Compact or json.HTMLEscape would change:
+// no whitespace, no <, > or &, and no U+2028 or U+2029 (their UTF-8 starts with 0xE2). The
+// positions and tickets a pump saves are written compact by their own encoders, so the
+// checkpoint copies them as they are instead of compacting each one at every save.
+func compactSafe(raw []byte) bool {
+	for _, c := range raw {
+		switch c {
+		case ' ', '\t', '\n', '\r', '<', '>', '&', 0xE2:
+			return false
+		}
+	}
+	return len(raw) > 0
 }
