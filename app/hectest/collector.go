@@ -122,7 +122,13 @@ func (s *Server) sweep(now time.Time) {
 	}
 }
 
+// forget drops a channel with its ack state. Its requests leave the pipeline: after an idle
+// cleanup they count as indexed (their data was indexed long before), and ForgetChannels has
+// already taken the ones it loses out of the index.
 func (s *Server) forget(key string) {
+	if len(s.pipeline) > 0 {
+		s.pipeline = slices.DeleteFunc(s.pipeline, func(p inPipeline) bool { return p.channel == key })
+	}
 	delete(s.channels, key)
 	s.forgot[key] = true
 	s.stats.ForgottenChannels++
@@ -208,8 +214,13 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request) {
 	dec.UseNumber()
 	var batch []Event
 	fail := func(k int, text string, code int) {
-		// Objects before k are indexed; the rest of the request is not.
-		s.index(batch)
+		// Objects before k are indexed; the rest of the request is not. On an ack channel they
+		// are in the pipeline like any request's, though no ack id tells the client when they
+		// leave it.
+		first, keys := s.index(batch)
+		if ch != nil {
+			s.enter(key, first, keys, s.ackState(false))
+		}
 		s.stats.Partial++
 		s.reply(w, 400, msg{Text: text, Code: code, Invalid: &k})
 	}
@@ -245,11 +256,12 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request) {
 		}
 		batch = append(batch, Event{Time: env.Time, Host: env.Host, Source: env.Source, Sourcetype: env.Sourcetype, Index: env.Index, Raw: env.Event})
 	}
-	s.index(batch)
+	first, keys := s.index(batch)
 	if s.lostReply > 0 && s.rng.Float64() < s.lostReply {
 		s.stats.LostReply++
 		if ch != nil {
 			ch.next++ // the ack id was spent
+			s.enter(key, first, keys, s.ackState(false))
 		}
 		panic(http.ErrAbortHandler) // indexed, but the reply never leaves
 
@@ -258,33 +270,65 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request) {
 	if ch != nil {
 		id := ch.next
 		ch.next++
-		st := ackState{ready: s.now()}
-		if s.ackLatency != nil {
-			st.ready = st.ready.Add(s.ackLatency(s.rng))
-		}
-		if s.ackNever > 0 && s.rng.Float64() < s.ackNever {
-			st.never = true
-			s.stats.AcksLost++
-		}
+		st := s.ackState(true)
 		ch.acks[id] = st
+		s.enter(key, first, keys, st)
 		out.AckID = &id
 	}
 	s.reply(w, 200, out)
 }
 
-func (s *Server) index(batch []Event) {
+// ackState is the ack of a request indexed now: ready after the ack latency, or never (drawn
+// only when mayLose, so that requests without an ack id leave the generator's sequence as it
+// was for the others).
+func (s *Server) ackState(mayLose bool) ackState {
+	st := ackState{ready: s.now()}
+	if s.ackLatency != nil {
+		st.ready = st.ready.Add(s.ackLatency(s.rng))
+	}
+	if mayLose && s.ackNever > 0 && s.rng.Float64() < s.ackNever {
+		st.never = true
+		s.stats.AcksLost++
+	}
+	return st
+}
+
+// index records a batch and returns where its events start in s.events and their keys.
+func (s *Server) index(batch []Event) (first int, keys []string) {
+	first = len(s.events)
+	keys = make([]string, 0, len(batch))
 	for _, e := range batch {
 		key := string(e.Raw)
 		if s.opt.Key != nil {
 			key = s.opt.Key(e.Raw)
 		}
+		keys = append(keys, key)
 		s.counts[key]++
 		s.stats.Indexed++
 		if !s.opt.CountOnly {
 			s.events = append(s.events, e)
 		}
 	}
+	return first, keys
 }
+
+// enter puts a request indexed on channel key in the pipeline until its ack is ready. One
+// whose ack is ready at once is settled and never enters. Settled entries are dropped
+// whenever the pipeline has doubled since the last look, so it holds about the requests in
+// flight.
+func (s *Server) enter(key string, first int, keys []string, st ackState) {
+	now := s.now()
+	if len(keys) == 0 || st.settled(now) {
+		return
+	}
+	if len(s.pipeline) >= s.pruneAt {
+		s.pipeline = slices.DeleteFunc(s.pipeline, func(p inPipeline) bool { return p.ack.settled(now) })
+		s.pruneAt = 2*len(s.pipeline) + 64
+	}
+	s.pipeline = append(s.pipeline, inPipeline{channel: key, ack: st, first: first, keys: keys})
+}
+
+func (a ackState) settled(now time.Time) bool { return !a.never && !now.Before(a.ready) }
 
 func (s *Server) ack(w http.ResponseWriter, r *http.Request) {
 	raw, _ := io.ReadAll(r.Body)

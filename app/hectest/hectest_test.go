@@ -356,3 +356,178 @@ func mustURL(t *testing.T, s string) *url.URL {
 	}
 	return u
 }
+
+// sendRaw posts a request body on the channel and returns the status and the ack id (-1: none).
+func sendRaw(t *testing.T, c *http.Client, srv *hectest.Server, channel, body string) (int, int64) {
+	t.Helper()
+	status, out := post(t, c, srv.URL+"/services/collector/event", channel, "", body)
+	id := int64(-1)
+	if raw, ok := out["ackId"]; ok {
+		if err := json.Unmarshal(raw, &id); err != nil {
+			t.Fatalf("ackId %s: %v", raw, err)
+		}
+	}
+	return status, id
+}
+
+// A HEC restart loses what was accepted on an ack channel and not yet acknowledged: the
+// events of requests whose ack is due later, or never comes, and those a partial request
+// indexed before its bad object. Events whose ack was ready (read or not) stay, and so does
+// everything sent on a token without acks. Count, Keys, Events and the stats agree afterwards.
+func TestRestartLosesThePipeline(t *testing.T) {
+	tests := []struct {
+		name       string
+		ack        bool
+		countOnly  bool
+		wantEvents string // after the restart and one more send
+		wantLost   int
+	}{
+		{name: "ack token", ack: true, wantEvents: "a b c g", wantLost: 6},
+		{name: "ack token, counts only", ack: true, countOnly: true, wantEvents: "", wantLost: 6},
+		{name: "token without ack", wantEvents: "a d1 d2 b a c f p1 h g", wantLost: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newClock()
+			srv := hectest.New(hectest.Options{Token: tToken, Ack: tt.ack, CountOnly: tt.countOnly, Now: clk.Now,
+				Key: func(ev []byte) string { return strings.Trim(string(ev), `"`) }})
+			defer srv.Close()
+			c := newClient(t)
+			ev := func(ch string, delay time.Duration, body string) int64 {
+				t.Helper()
+				srv.SetAckDelay(delay)
+				status, id := sendRaw(t, c, srv, ch, body)
+				if status != 200 {
+					t.Fatalf("send %s: status %d", body, status)
+				}
+				return id
+			}
+			ev(chanG, 0, `{"event":"a"}`)                        // ready at once
+			ev(chanG, time.Hour, `{"event":"d1"}{"event":"d2"}`) // due in an hour
+			ev(chanG, 10*time.Second, `{"event":"b"}`)           // ready, never read
+			ev(chanG, time.Hour, `{"event":"a"}`)                // a duplicate, due in an hour
+			idC := ev(chanG, 10*time.Second, `{"event":"c"}`)    // ready and read
+			srv.SetFailures(0, 0, 0, 1)
+			ev(chanG, 0, `{"event":"f"}`) // its ack never comes
+			srv.SetFailures(0, 0, 0, 0)
+			srv.SetAckDelay(time.Hour)
+			if status, _ := sendRaw(t, c, srv, chanG, `{"event":"p1"}{"event":""}`); status != 400 {
+				t.Fatalf("partial request: status %d, want 400", status)
+			}
+			ev(chanH, time.Hour, `{"event":"h"}`) // another channel, due in an hour
+			clk.Advance(20 * time.Second)
+			if tt.ack {
+				if got := poll(t, c, srv, chanG, "", idC); got != fmt.Sprintf("%d:true", idC) {
+					t.Fatalf("poll of c = %q, want true", got)
+				}
+			}
+			if st := srv.Stats(); st.Indexed != 9 || st.Distinct != 8 || st.Duplicates != 1 || srv.Count("a") != 2 {
+				t.Fatalf("before the restart: indexed %d, distinct %d, duplicates %d, a twice (%d); want 9, 8, 1, 2",
+					st.Indexed, st.Distinct, st.Duplicates, srv.Count("a"))
+			}
+
+			srv.ForgetChannels()
+			ev(chanG, 0, `{"event":"g"}`) // HEC takes data again after the restart
+
+			var got []string
+			for _, e := range srv.Events() {
+				got = append(got, strings.Trim(string(e.Raw), `"`))
+			}
+			if s := strings.Join(got, " "); s != tt.wantEvents {
+				t.Errorf("events after the restart: %q, want %q", s, tt.wantEvents)
+			}
+			st := srv.Stats()
+			if st.LostInRestart != tt.wantLost {
+				t.Errorf("LostInRestart = %d, want %d", st.LostInRestart, tt.wantLost)
+			}
+			if st.Indexed != 10-tt.wantLost {
+				t.Errorf("Indexed = %d, want %d", st.Indexed, 10-tt.wantLost)
+			}
+			// Counts agree with each other and with the events kept.
+			keys := srv.Keys()
+			sum := 0
+			for k, n := range keys {
+				sum += n
+				if n <= 0 || srv.Count(k) != n {
+					t.Errorf("key %q: Keys says %d, Count %d", k, n, srv.Count(k))
+				}
+			}
+			if sum != st.Indexed || len(keys) != st.Distinct || st.Duplicates != st.Indexed-st.Distinct {
+				t.Errorf("Keys sum to %d over %d keys; stats: indexed %d, distinct %d, duplicates %d", sum, len(keys), st.Indexed, st.Distinct, st.Duplicates)
+			}
+			if !tt.countOnly {
+				want := map[string]int{}
+				for _, k := range got {
+					want[k]++
+				}
+				if fmt.Sprint(want) != fmt.Sprint(keys) {
+					t.Errorf("Keys %v, want the events' %v", keys, want)
+				}
+			}
+			wantA, wantD := 1, 0
+			if !tt.ack {
+				wantA, wantD = 2, 1
+			}
+			if srv.Count("a") != wantA || srv.Count("d1") != wantD || srv.Count("b") != 1 || srv.Count("c") != 1 || srv.Count("g") != 1 {
+				t.Errorf("counts a %d, d1 %d, b %d, c %d, g %d; want %d, %d, 1, 1, 1", srv.Count("a"), srv.Count("d1"),
+					srv.Count("b"), srv.Count("c"), srv.Count("g"), wantA, wantD)
+			}
+		})
+	}
+}
+
+// Idle cleanup forgets a channel's ack state only: its data was indexed long before, and a
+// later restart does not lose it.
+func TestIdleCleanupKeepsData(t *testing.T) {
+	clk := newClock()
+	srv := hectest.New(hectest.Options{Token: tToken, Ack: true, ChannelIdle: time.Minute, Now: clk.Now})
+	defer srv.Close()
+	c := newClient(t)
+	srv.SetAckDelay(time.Hour)
+	sendRaw(t, c, srv, chanG, `{"event":"old"}`)
+	clk.Advance(2 * time.Minute)
+	sendRaw(t, c, srv, chanH, `{"event":"new"}`) // sweeps G away
+	if st := srv.Stats(); st.ForgottenChannels != 1 {
+		t.Fatalf("ForgottenChannels = %d, want 1 (G idle)", st.ForgottenChannels)
+	}
+	srv.ForgetChannels()
+	st := srv.Stats()
+	if srv.Count(`"old"`) != 1 || srv.Count(`"new"`) != 0 || st.LostInRestart != 1 || st.Indexed != 1 {
+		t.Errorf("after idle cleanup then restart: old %d, new %d, lost %d, indexed %d; want 1, 0, 1, 1",
+			srv.Count(`"old"`), srv.Count(`"new"`), st.LostInRestart, st.Indexed)
+	}
+}
+
+// Many requests in flight, half of them acknowledged as others come in: the pipeline drops
+// settled requests as it grows, never one still due, and a restart loses exactly the due ones.
+func TestRestartAfterManyRequests(t *testing.T) {
+	clk := newClock()
+	srv := hectest.New(hectest.Options{Token: tToken, Ack: true, Now: clk.Now})
+	defer srv.Close()
+	c := newClient(t)
+	var want []string
+	for i := range 300 {
+		delay := time.Second
+		if i%2 == 1 {
+			delay = time.Hour
+		} else {
+			want = append(want, fmt.Sprintf(`"e%d"`, i))
+		}
+		srv.SetAckDelay(delay)
+		if status, _ := sendRaw(t, c, srv, chanG, fmt.Sprintf(`{"event":"e%d"}`, i)); status != 200 {
+			t.Fatalf("send %d: status %d", i, status)
+		}
+		clk.Advance(2 * time.Second)
+	}
+	srv.ForgetChannels()
+	var got []string
+	for _, e := range srv.Events() {
+		got = append(got, string(e.Raw))
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("events after the restart: %d, want the %d acknowledged (%v...)", len(got), len(want), got[:min(len(got), 6)])
+	}
+	if st := srv.Stats(); st.LostInRestart != 150 || st.Indexed != 150 || st.Distinct != 150 {
+		t.Errorf("lost %d, indexed %d, distinct %d; want 150 each", st.LostInRestart, st.Indexed, st.Distinct)
+	}
+}

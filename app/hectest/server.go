@@ -9,7 +9,13 @@
 // its cookie) sees that channel's ack ids as they are. Ack latency can follow a distribution with
 // a long tail (SetAckLatency), and with ChannelIdle an idle channel is forgotten, as Splunk's
 // ackIdleCleanup does.
-// It records what was indexed so that tests can compare.
+//
+// Indexer acknowledgement exists because HEC takes data before it is safely indexed: until a
+// request's ack turns true, its events are in the pipeline, and a HEC restart (ForgetChannels)
+// loses them along with the channels, so a client that trusts anything but a true ack loses
+// data here as it would on Splunk. The idle cleanup forgets ack state only: the data it
+// concerns was indexed long before.
+// It records what was indexed (less what a restart lost) so that tests can compare.
 package hectest
 
 import (
@@ -69,7 +75,7 @@ type Event struct {
 type Stats struct {
 	Requests   int
 	ByStatus   map[int]int
-	Indexed    int // events indexed, duplicates included
+	Indexed    int // events indexed, duplicates included, less those lost in a restart
 	Distinct   int // distinct keys indexed
 	Duplicates int // events indexed more than once (Indexed - Distinct)
 	AckQueries int // ack polls
@@ -83,6 +89,9 @@ type Stats struct {
 	// ForgetChannels) and that nobody has sent on since; they all answer false.
 	ForgottenAckIDs   int
 	ForgottenChannels int // channels dropped for idleness or by ForgetChannels
+	// LostInRestart counts events that ForgetChannels took out of the index because their
+	// request was still in the pipeline (its ack not ready yet, or never coming).
+	LostInRestart int
 }
 
 // Server is the stand-in.
@@ -99,6 +108,8 @@ type Server struct {
 	events   []Event
 	counts   map[string]int
 	stats    Stats
+	pipeline []inPipeline // requests on ack channels whose ack may not be ready yet, in index order
+	pruneAt  int          // len(pipeline) at which settled entries are next dropped
 
 	busy, drop, lostReply, ackNever float64
 	ackLatency                      func(r *mrand.Rand) time.Duration
@@ -115,6 +126,15 @@ type channel struct {
 type ackState struct {
 	ready time.Time
 	never bool
+}
+
+// inPipeline is a request taken on an ack channel whose ack may not be ready yet: a HEC
+// restart before then loses its events, s.events[first:first+len(keys)] (none with CountOnly).
+type inPipeline struct {
+	channel string // indexer and channel
+	ack     ackState
+	first   int
+	keys    []string
 }
 
 // New starts a stand-in on a loopback port.
@@ -182,13 +202,51 @@ func (l Latency) Sample(r *mrand.Rand) time.Duration {
 	return time.Duration(float64(l.Median) * math.Exp(sigma*r.NormFloat64()))
 }
 
-// ForgetChannels drops every channel and its ack state, as a HEC restart does.
+// ForgetChannels is a HEC restart: every channel is dropped with its ack state, and the events
+// of every request still in the pipeline (taken on an ack channel, its ack neither ready nor
+// read: due later, or never) are lost: they leave Events, Count, Keys and Stats.Indexed,
+// Distinct and Duplicates, and are counted in Stats.LostInRestart. Events whose ack was ready,
+// and those sent without acks (a token without ack) were indexed and stay.
 func (s *Server) ForgetChannels() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.losePipeline(s.now())
 	for key := range s.channels {
 		s.forget(key)
 	}
+}
+
+// losePipeline takes the events of every request whose ack is not ready at now out of the
+// index, and empties the pipeline.
+func (s *Server) losePipeline(now time.Time) {
+	var lost []inPipeline // in index order, as the pipeline is
+	for _, p := range s.pipeline {
+		if p.ack.settled(now) {
+			continue
+		}
+		lost = append(lost, p)
+		for _, k := range p.keys {
+			if s.counts[k]--; s.counts[k] <= 0 {
+				delete(s.counts, k)
+			}
+		}
+		s.stats.Indexed -= len(p.keys)
+		s.stats.LostInRestart += len(p.keys)
+	}
+	s.pipeline, s.pruneAt = nil, 0
+	if s.opt.CountOnly || len(lost) == 0 {
+		return
+	}
+	kept := s.events[:lost[0].first]
+	for i, p := range lost {
+		end := len(s.events)
+		if i+1 < len(lost) {
+			end = lost[i+1].first
+		}
+		kept = append(kept, s.events[p.first+len(p.keys):end]...)
+	}
+	clear(s.events[len(kept):]) // let the lost events' bytes go
+	s.events = kept
 }
 
 // SetDown makes HEC unhealthy: the health endpoint and every event request answer 503.
