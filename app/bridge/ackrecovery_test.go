@@ -66,8 +66,9 @@ func TestAckRecoveryEndToEnd(t *testing.T) {
 			if err != nil || st == nil || len(st.Pending) == 0 {
 				t.Fatalf("the checkpoint holds no batches awaiting acks after the crash (%v)", err)
 			}
-			inFlight := 0
+			inFlight, maxBatch := 0, 0
 			for _, p := range st.Pending {
+				maxBatch = max(maxBatch, p.N)
 				if !p.Confirmed {
 					inFlight += p.N
 				}
@@ -101,8 +102,10 @@ func TestAckRecoveryEndToEnd(t *testing.T) {
 				}
 				return
 			}
-			if second.Recovered < inFlight || dups != 0 {
-				t.Errorf("recovered %d of the %d alerts in flight, %d duplicates: want all recovered and none sent twice", second.Recovered, inFlight, dups)
+			// The stop may cut one request short after HEC indexed it (its ticket never told):
+			// that one batch, and nothing else, may come twice.
+			if second.Recovered < inFlight || dups > maxBatch {
+				t.Errorf("recovered %d of the %d alerts in flight, %d duplicates: want all recovered and at most the request cut short (%d)", second.Recovered, inFlight, dups, maxBatch)
 			}
 		})
 	}
