@@ -57,6 +57,9 @@ func newCollector(src Sources) *collector {
 		"lag":        desc("checkpoint_lag_seconds", "Now minus the checkpoint's watermark."),
 		"lastCommit": desc("last_success_timestamp_seconds", "When a window was last committed (Unix time)."),
 		"windows":    desc("windows_total", "Windows read, delivered and committed."),
+		"recovered":  desc("alerts_recovered_total", "Alert versions a restart did not send again: HEC confirmed, on the old channel, the batches the earlier process had in flight."),
+		"window":     desc("hec_window_max", "The widest the window of HEC batches in flight has grown."),
+		"resets":     desc("hec_channel_resets_total", "Times HEC was seen to have forgotten a channel (its batches were sent again on a new one)."),
 	}}
 }
 
@@ -81,6 +84,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter("rejected", float64(p.Rejected))
 		counter("resent", float64(p.Resent))
 		counter("windows", float64(p.Windows))
+		counter("recovered", float64(p.Recovered))
 		if !p.Watermark.IsZero() {
 			gauge("lag", c.src.Now().Sub(p.Watermark).Seconds())
 		}
@@ -102,6 +106,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter("batches", float64(h.Batches), "confirmed")
 		counter("batches", float64(h.Retries), "retried")
 		counter("batches", float64(h.AckTimeouts), "ack_timeout")
+		counter("batches", float64(h.AckOverdue), "ack_overdue")
+		counter("resets", float64(h.ChannelResets))
+		gauge("window", float64(h.WindowMax))
 		counter("requests", float64(h.Requests))
 		ch <- prometheus.MustNewConstSummary(c.descs["ack"], uint64(h.AckWaits), h.AckWaitSum.Seconds(), nil)
 	}

@@ -14,13 +14,15 @@ import (
 
 func TestMetricsAndHealth(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	pump := bridge.Stats{Read: 120, Confirmed: 118, Skipped: 7, Rejected: 2, Windows: 3, Watermark: now.Add(-90 * time.Second), LastCommit: now.Add(-30 * time.Second)}
+	pump := bridge.Stats{Read: 120, Confirmed: 118, Skipped: 7, Rejected: 2, Windows: 3, Recovered: 40, Watermark: now.Add(-90 * time.Second), LastCommit: now.Add(-30 * time.Second)}
 	src := Sources{
 		Pump: func() bridge.Stats { return pump },
 		Defender: func() defender.Stats {
 			return defender.Stats{CallsByStatus: map[int]int{200: 9, 429: 1}, LimiterWaits: 2}
 		},
-		HEC:      func() hec.Stats { return hec.Stats{Batches: 4, Requests: 5, AckWaits: 4, AckWaitSum: 2 * time.Second} },
+		HEC: func() hec.Stats {
+			return hec.Stats{Batches: 4, Requests: 5, AckWaits: 4, AckWaitSum: 2 * time.Second, AckOverdue: 1, ChannelResets: 2, WindowMax: 16}
+		},
 		Now:      func() time.Time { return now },
 		Interval: time.Minute,
 		Started:  now.Add(-time.Hour),
@@ -34,6 +36,8 @@ func TestMetricsAndHealth(t *testing.T) {
 		"defender_alerts_alerts_skipped_total 7", `defender_alerts_api_calls_total{status="429"} 1`,
 		"defender_alerts_checkpoint_lag_seconds 90", `defender_alerts_hec_batches_total{result="confirmed"} 4`,
 		"defender_alerts_hec_ack_latency_seconds_sum 2", "defender_alerts_api_throttle_waits_total 2",
+		"defender_alerts_alerts_recovered_total 40", `defender_alerts_hec_batches_total{result="ack_overdue"} 1`,
+		"defender_alerts_hec_channel_resets_total 2", "defender_alerts_hec_window_max 16",
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -225,7 +225,7 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 			log.Error("collection failed; the checkpoint holds what was confirmed", "err", err, "confirmed", st.Confirmed)
 			return 1
 		}
-		log.Info("done", "read", st.Read, "confirmed", st.Confirmed, "rejected", st.Rejected, "resent", st.Resent, "watermark", st.Watermark)
+		log.Info("done", "read", st.Read, "confirmed", st.Confirmed, "rejected", st.Rejected, "resent", st.Resent, "recovered", st.Recovered, "watermark", st.Watermark)
 		return 0
 	}
 	fails := 0 // failed polls in a row
