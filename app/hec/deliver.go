@@ -8,10 +8,6 @@ import (
 	"net"
 	"net/http"
 	"time"
-
-	gzip "github.com/klauspost/compress/gzip"
-
-	"ta-defender-alerts/app/retry"
 )
 
 // Delivery: one batch sent until every record is confirmed, split to find the records HEC
@@ -70,7 +66,7 @@ func (c *Client) deliver(ctx context.Context, b *Batch) Outcome {
 		err = c.win.reserve(bctx, int64(len(held)))
 	}
 	if err != nil {
-		out.Err = err
+		out.Err = c.gaveUp(ctx, bctx, d, err)
 		return out
 	}
 	defer c.win.unreserve(int64(len(held)))
@@ -80,18 +76,7 @@ func (c *Client) deliver(ctx context.Context, b *Batch) Outcome {
 		parts = parts[1:]
 		more, err := c.sendPart(bctx, d, p)
 		if err != nil {
-			if ctx.Err() == nil && errors.Is(context.Cause(bctx), errGaveUp) && !isFatal(err) {
-				last := d.last
-				if last == nil {
-					last = c.downErr() // it waited for a URL set aside by earlier batches
-				}
-				if last == nil {
-					last = &Error{kind: kindRetry, URL: d.url, Code: -1, Err: errors.New("the batch was still being sent"),
-						Hint: "HEC, or a proxy in front of it, is slow to take batches of this size"}
-				}
-				err = fmt.Errorf("HEC delivery gave up after %v: %w", c.cfg.GiveUpAfter, last)
-			}
-			out.Err = err
+			out.Err = c.gaveUp(ctx, bctx, d, err)
 			return out
 		}
 		parts = append(more, parts...)
@@ -111,6 +96,24 @@ func (c *Client) deliver(ctx context.Context, b *Batch) Outcome {
 		s.BytesRaw += int64(b.Size())
 	})
 	return out
+}
+
+// gaveUp turns the error that ended a batch at its give-up time into HEC's last reason (the
+// batch's own, or that of the URL set aside that it waited for, also while it waited for its
+// turn behind earlier batches); other errors are returned as they are.
+func (c *Client) gaveUp(ctx, bctx context.Context, d *delivery, err error) error {
+	if ctx.Err() != nil || !errors.Is(context.Cause(bctx), errGaveUp) || isFatal(err) {
+		return err
+	}
+	last := d.last
+	if last == nil {
+		last = c.downErr() // it waited for a URL set aside by earlier batches
+	}
+	if last == nil {
+		last = &Error{kind: kindRetry, URL: d.url, Code: -1, Err: errors.New("the batch was still being sent"),
+			Hint: "HEC, or a proxy in front of it, is slow to take batches of this size"}
+	}
+	return fmt.Errorf("HEC delivery gave up after %v: %w", c.cfg.GiveUpAfter, last)
 }
 
 // sendPart sends records [p.lo, p.hi) until they are confirmed, rejected or split; it returns
@@ -319,82 +322,4 @@ func mayHaveIndexed(e *Error) bool {
 		return false
 	}
 	return true
-}
-
-// hold compresses b whole and keeps only the compressed body (without gzip, the body); it
-// returns what is held.
-func (c *Client) hold(b *Batch) ([]byte, error) {
-	if c.cfg.NoGzip {
-		return b.body, nil
-	}
-	if b.gz == nil {
-		c.zip <- struct{}{} // a few at a time: each compressor holds a window of its own
-		z, err := c.compress(b.body)
-		<-c.zip
-		if err != nil {
-			return nil, err
-		}
-		body := b.body
-		b.gz, b.size, b.body = z, len(body), nil
-		c.bodies.Put(&body) // the next batch fills it
-	}
-	return b.gz, nil
-}
-
-// serialSends reports whether requests go one at a time per channel: whenever acks are (or
-// may be) in use. Without acks, HTTP 200 confirms and requests go in parallel.
-func (c *Client) serialSends() bool {
-	if c.cfg.Ack == AckOff {
-		return false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.acks != 0
-}
-
-func (c *Client) compress(raw []byte) ([]byte, error) {
-	if c.cfg.NoGzip {
-		return raw, nil
-	}
-	buf := c.zbuf.Get().(*bytes.Buffer)
-	defer c.zbuf.Put(buf)
-	buf.Reset()
-	w := c.gz.Get().(*gzip.Writer)
-	defer c.gz.Put(w)
-	w.Reset(buf)
-	if _, err := w.Write(raw); err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	// Exactly its size: a batch may be held for its ack a long while, and alerts compress
-	// well (20-30x), so a buffer sized for the raw body would hold mostly nothing.
-	return bytes.Clone(buf.Bytes()), nil
-}
-
-// post sends one event request and classifies the reply.
-func (c *Client) post(ctx context.Context, ep *endpoint, body []byte) (reply, *Error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.event, bytes.NewReader(body))
-	if err != nil {
-		return reply{}, &Error{kind: kindFatal, URL: ep.display, Code: -1, Err: err}
-	}
-	c.headers(req, ep)
-	if !c.cfg.NoGzip {
-		req.Header.Set("Content-Encoding", "gzip")
-	}
-	c.count(func(s *Stats) { s.Requests++; s.BytesSent += int64(len(body)) })
-	resp, err := ep.do(req)
-	if err != nil {
-		return reply{}, &Error{kind: kindRetry, URL: ep.display, Code: -1, Err: retry.URLError(err)}
-	}
-	defer resp.Body.Close()
-	return readReply(resp, c.cfg.Index)
-}
-
-func (c *Client) headers(req *http.Request, ep *endpoint) {
-	req.Header.Set("Authorization", "Splunk "+c.cfg.Token.Reveal())
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Splunk-Request-Channel", ep.channel())
-	req.Header.Set("User-Agent", "TA-defender-alerts")
 }

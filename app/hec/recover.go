@@ -39,7 +39,7 @@ func (c *Client) ticket(ep *endpoint, id int64, sent time.Time) Ticket {
 // HEC forgot it, a new request would start its ack ids again at 0 and a new batch's ack could
 // be taken for an old one's). A ticket is asked about until it is acknowledged or until its
 // batch's ack timeout (Sent + AckTimeout) has passed, at least once, or until it is overdue (older
-// than AckOverdueMin while a later ack id of its channel was acknowledged); every poll asks
+// than AckOverdueMin while another ack id of its channel was acknowledged); every poll asks
 // about all of one channel's open tickets. A ticket on a URL this client does not have, or on one of
 // this client's own channels, is answered false, as is every ticket of a channel HEC says it
 // does not know. False never means lost, only "not proven": the caller sends it again. The
@@ -114,12 +114,14 @@ func (c *Client) Recover(ctx context.Context, tickets []Ticket) ([]bool, error) 
 				delete(g.open, id)
 				g.acked = max(g.acked, id)
 			}
-			// The overdue rule of a running client: an id older than AckOverdueMin whose
-			// channel has acknowledged a later one is given up (its ack was lost, or read by
-			// the earlier process just before it stopped: ack ids answer true once).
+			// Close to the overdue rule of a running client: once the channel has answered
+			// true for another batch (HEC knows it and acknowledges on it), an id older than
+			// AckOverdueMin is given up: its ack was lost, or read by the earlier process
+			// just before it stopped (ack ids answer true once). A channel that acknowledges
+			// nothing is asked until the ack timeout.
 			now := time.Now()
 			for id := range g.open {
-				if id < g.acked && now.Sub(g.sent[id]) > c.cfg.AckOverdueMin {
+				if g.acked >= 0 && now.Sub(g.sent[id]) > c.cfg.AckOverdueMin {
 					delete(g.open, id)
 				}
 			}

@@ -34,7 +34,7 @@ func TestFaultAckRecovery(t *testing.T) {
 			dups[forget] = faultAckRecovery(t, n, kills, forget)
 		})
 	}
-	if ackRecoveryBuilt && !t.Failed() && dups[true] <= dups[false] {
+	if ackRecoveryBuilt && !t.Failed() && dups[true] <= dups[false] { // re-sent: duplicates, or lost in HEC's restart and indexed once
 		t.Errorf("%d duplicates with HEC keeping its channels, %d with HEC forgetting them: recovery saved nothing", dups[false], dups[true])
 	}
 }
@@ -93,7 +93,7 @@ func faultAckRecovery(t *testing.T, n, kills int, forget bool) int {
 			t.Error("HEC forgot every channel at each kill, yet no ack id was asked about on a forgotten channel: nothing tried to recover")
 		}
 	}
-	return st.Duplicates
+	return st.Duplicates + st.LostInRestart // every alert sent again after a kill
 }
 
 // killWhenIndexed SIGKILLs cmd once HEC holds at least target distinct alerts; false if cmd
