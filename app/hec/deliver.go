@@ -155,8 +155,8 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 		sent := c.events.Add(1)
 		r, herr := c.post(ctx, ep, body)
 		answered := time.Now()
-		if serial && (herr != nil || !r.ackPresent || !p.whole() || p.b.onTicket == nil) {
-			<-ep.send // else after its ticket is told: the next request waits for it
+		if serial && (herr != nil || !r.ackPresent) {
+			<-ep.send // else once its ack id is checked and its ticket told: the next request waits
 			serial = false
 		}
 		if ctx.Err() != nil {
@@ -198,9 +198,11 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 			if serial {
 				// The ticket is told before the channel takes another request: a crash
 				// leaves at most one request HEC took whose ticket nobody kept.
-				p.b.onTicket(p.b, c.ticket(ep, *r.AckID, answered))
+				if p.whole() && p.b.onTicket != nil {
+					p.b.onTicket(p.b, c.ticket(ep, *r.AckID, answered))
+					c.count(func(s *Stats) { s.Tickets++ })
+				}
 				<-ep.send
-				c.count(func(s *Stats) { s.Tickets++ })
 			}
 			res, err := c.waitAck(ctx, ep, p.b, *r.AckID, answered)
 			if err != nil {

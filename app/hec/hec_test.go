@@ -418,7 +418,7 @@ func TestSeveralURLs(t *testing.T) {
 	res := send(t, c, 1000, 1000)
 	_, resent, errs := res.sum()
 	if len(errs) > 0 || a.Stats().Distinct != 1000 || resent != 0 {
-		t.Fatalf("errs %v, indexed %d, resent %d", errs, a.Stats().Distinct, resent)
+		t.Fatalf("errs %v, indexed %d, resent %d (%+v)", errs, a.Stats().Distinct, resent, c.Stats())
 	}
 	if c.Stats().SetAside == 0 {
 		t.Error("the down URL was never set aside")

@@ -76,8 +76,8 @@ func TestWindowSendsOneAtATimePerChannel(t *testing.T) {
 				c.AckTimeout = 10 * time.Second
 			}, front)
 			res := send(t, c, 200, 300)
-			if _, _, errs := res.sum(); len(errs) > 0 {
-				t.Fatal(errs)
+			if _, resent, errs := res.sum(); len(errs) > 0 || resent != 0 || c.Stats().ChannelResets != 0 {
+				t.Fatalf("errors %v, %d re-sent, %d channel resets: want none (ack ids are checked in the order HEC gave them)", errs, resent, c.Stats().ChannelResets)
 			}
 			if st := srv.Stats(); st.Distinct != 200 {
 				t.Fatalf("%d of 200 indexed", st.Distinct)
