@@ -43,7 +43,7 @@ func faultAckRecovery(t *testing.T, n, kills int, forget bool) int {
 	started := time.Now()
 	w := newWorld(t, n, true)
 	w.hec.SetAckLatency(hectest.Latency{Median: 300 * time.Millisecond, P99: time.Second}.Sample)
-	w.extra = []string{"DEFENDER_HEC_MAX_IN_FLIGHT=8", "DEFENDER_HEC_WINDOW=fixed", "DEFENDER_HEC_ACK_TIMEOUT=10s"} // acks take 0.3-1 s: a forgotten channel is given up after 10 s
+	w.extra = []string{"DEFENDER_HEC_MAX_IN_FLIGHT=8", "DEFENDER_HEC_WINDOW=fixed", "DEFENDER_HEC_ACK_TIMEOUT=5s"} // acks take 0.3-1 s (rarely 2): a forgotten channel is given up after 5 s
 	if !full() {
 		w.extra = append(w.extra, "DEFENDER_HEC_BATCH_BYTES=262144") // ~30 alerts a request: a drain of ~100 requests
 	}
