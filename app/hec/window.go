@@ -36,6 +36,20 @@ func newWindow(max int, fixed bool, maxBytes int64) *window {
 	return w
 }
 
+// waitLocked waits, with w.mu released, for the next change; it returns with w.mu held, or,
+// when ctx ends, without it.
+func (w *window) waitLocked(ctx context.Context) error {
+	ch := w.changed
+	w.mu.Unlock()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	w.mu.Lock()
+	return nil
+}
+
 // signalLocked wakes every waiter.
 func (w *window) signalLocked() {
 	close(w.changed)
@@ -60,14 +74,9 @@ func (w *window) admit(ctx context.Context, full bool) error {
 			w.widest = max(w.widest, w.limit)
 			continue
 		}
-		ch := w.changed
-		w.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := w.waitLocked(ctx); err != nil {
+			return err
 		}
-		w.mu.Lock()
 	}
 }
 
@@ -75,14 +84,9 @@ func (w *window) admit(ctx context.Context, full bool) error {
 func (w *window) reserve(ctx context.Context, n int64) error {
 	w.mu.Lock()
 	for w.bytes > 0 && w.bytes+n > w.maxBytes {
-		ch := w.changed
-		w.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := w.waitLocked(ctx); err != nil {
+			return err
 		}
-		w.mu.Lock()
 	}
 	w.bytes += n
 	w.peak = max(w.peak, w.bytes)
