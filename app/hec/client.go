@@ -5,7 +5,6 @@ import (
 	"context"
 	gzip "github.com/klauspost/compress/gzip"
 	"net/http"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,9 +75,8 @@ type Client struct {
 
 	win    *window
 	turns  turns
-	zip    chan struct{} // compressions running at once
-	bodies sync.Pool     // *[]byte batch bodies to fill again
-	zbuf   sync.Pool     // *bytes.Buffer to compress into
+	bodies sync.Pool // *[]byte batch bodies to fill again
+	zbuf   sync.Pool // *bytes.Buffer to compress into
 	wg     sync.WaitGroup
 
 	mu     sync.Mutex
@@ -126,7 +124,6 @@ func New(cfg Config) (*Client, error) {
 		ep.withJar(c.hc)
 	}
 	c.enc = newEncoder(cfg.Host, cfg.Source, cfg.Sourcetype, cfg.Index)
-	c.zip = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 	c.win = newWindow(cfg.MaxInFlight, cfg.Window == WindowFixed, cfg.MaxBytesInFlight)
 	level := cfg.GzipLevel
 	c.zbuf.New = func() any { return new(bytes.Buffer) }
@@ -175,6 +172,12 @@ func (c *Client) Submit(ctx context.Context, b *Batch, done func(Outcome)) error
 		return err
 	}
 	if err := c.Err(); err != nil {
+		c.win.release()
+		return err
+	}
+	// Compressed here, by the caller, so that no raw batch outlives its Add: batches waiting
+	// for their turn or their ack hold only their compressed bodies, however many there are.
+	if _, err := c.hold(b); err != nil {
 		c.win.release()
 		return err
 	}
