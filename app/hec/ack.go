@@ -76,7 +76,9 @@ func (c *Client) line(ep *endpoint) *ackLine {
 
 // waitAck waits for the ack of a request answered at sent; it reports ackDone, ackOverdue,
 // or ackPending when AckTimeout ran out.
-func (c *Client) waitAck(ctx context.Context, ep *endpoint, b *Batch, id int64, sent time.Time) (ackResult, error) {
+// enlist registers a batch's ack id as pending; it is called while the batch still holds the
+// channel, so that a reset seen by the next request finds it and voids it.
+func (c *Client) enlist(ep *endpoint, b *Batch, id int64, sent time.Time) *ackWait {
 	w := &ackWait{done: make(chan struct{}), every: min(firstAckPoll, c.cfg.AckInterval), sent: sent, b: b}
 	w.next = sent.Add(w.every)
 	c.ackMu.Lock()
@@ -88,6 +90,12 @@ func (c *Client) waitAck(ctx context.Context, ep *endpoint, b *Batch, id int64, 
 	w.seq = l.seq
 	c.pending[ep][id] = w
 	c.ackMu.Unlock()
+	return w
+}
+
+// waitAck waits for an enlisted ack id; it reports ackDone, ackOverdue, ackVoid, or
+// ackPending when AckTimeout ran out.
+func (c *Client) waitAck(ctx context.Context, ep *endpoint, id int64, w *ackWait) (ackResult, error) {
 	select {
 	case c.ackKick <- struct{}{}:
 	default:

@@ -53,6 +53,8 @@ func (c *Client) Recover(ctx context.Context, tickets []Ticket) ([]bool, error) 
 		open    map[int64][]int // ack id → tickets
 		sent    map[int64]time.Time
 		twice   map[int64]bool
+		zero    []int // tickets of ack id 0
+		other   bool  // an id other than 0 was acknowledged
 		until   time.Time
 		acked   int64 // the highest ack id confirmed; -1: none
 	}
@@ -78,9 +80,26 @@ func (c *Client) Recover(ctx context.Context, tickets []Ticket) ([]bool, error) 
 		}
 		g.open[t.AckID] = append(g.open[t.AckID], i)
 		g.sent[t.AckID] = t.Sent
+		if t.AckID == 0 {
+			g.zero = append(g.zero, i)
+		}
 		if until := t.Sent.Add(c.cfg.AckTimeout); until.After(g.until) {
 			g.until = until
 		}
+	}
+	// Ack id 0 alone proves nothing: a channel HEC forgot starts again at 0 with the next
+	// request sent on it (this process gives such a channel up at once, but a crash can come
+	// first), so its 0 may be another batch's. It counts when HEC also acknowledged another
+	// id of the channel, which a forgotten channel cannot do.
+	settle := func() []bool {
+		for _, g := range order {
+			if !g.other {
+				for _, i := range g.zero {
+					ok[i] = false
+				}
+			}
+		}
+		return ok
 	}
 	for first := true; ; first = false {
 		asked := false
@@ -98,12 +117,12 @@ func (c *Client) Recover(ctx context.Context, tickets []Ticket) ([]bool, error) 
 			switch {
 			case err == nil:
 			case ctx.Err() != nil:
-				return ok, ctx.Err()
+				return settle(), ctx.Err()
 			case errors.As(err, &herr) && (herr.Code == 10 || herr.Code == 11):
 				g.open = nil // HEC does not know the channel: nothing of it can be proven
 				continue
 			case isFatal(err):
-				return ok, err
+				return settle(), err
 			default:
 				continue // asked again at the next round, until the ack timeout
 			}
@@ -113,6 +132,7 @@ func (c *Client) Recover(ctx context.Context, tickets []Ticket) ([]bool, error) 
 				}
 				delete(g.open, id)
 				g.acked = max(g.acked, id)
+				g.other = g.other || id != 0
 			}
 			// Close to the overdue rule of a running client: once the channel has answered
 			// true for another batch (HEC knows it and acknowledges on it), an id older than
@@ -127,10 +147,10 @@ func (c *Client) Recover(ctx context.Context, tickets []Ticket) ([]bool, error) 
 			}
 		}
 		if !asked {
-			return ok, nil
+			return settle(), nil
 		}
 		if err := c.cfg.Sleep(ctx, c.cfg.AckInterval); err != nil {
-			return ok, err
+			return settle(), err
 		}
 	}
 }

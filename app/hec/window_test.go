@@ -234,7 +234,7 @@ func TestRecoverAsksTheOldChannel(t *testing.T) {
 func TestRecoverBringsTheBalancerCookie(t *testing.T) {
 	srv := newHEC(t, hectest.Options{Ack: true, Sticky: true})
 	srv.SetAckDelay(200 * time.Millisecond)
-	tickets := sendTickets(t, srv.URL, 2)
+	tickets := sendTickets(t, srv.URL, 3)[1:] // ack ids 1 and 2: 0 proves nothing after a restart
 	for _, tk := range tickets {
 		if len(tk.Cookies) == 0 {
 			t.Fatal("a ticket behind a sticky balancer carries no cookie")
@@ -368,5 +368,33 @@ func TestChannelForgottenWhileBatchesWait(t *testing.T) {
 	}
 	if voids < 3 || len(channels) != 2 {
 		t.Errorf("%d void tickets over %d channels: want the 3 waiting batches (and the one that saw the reset) voided, and a new channel", voids, len(channels))
+	}
+}
+
+// HEC forgot the channel, and a request sent on it afterwards (by the earlier process, just
+// before it died) took ack id 0 again: the old batch's ticket with id 0 must not be taken for
+// proof. Id 0 counts only when HEC also acknowledges another id of the channel.
+func TestRecoverDoesNotTrustARevivedZero(t *testing.T) {
+	srv := newHEC(t, hectest.Options{Ack: true})
+	srv.SetAckDelay(time.Hour) // the old batch's ack never came before the restart
+	tickets := sendTickets(t, srv.URL, 1)
+	if tickets[0].AckID != 0 {
+		t.Fatalf("first ticket has ack id %d", tickets[0].AckID)
+	}
+	srv.ForgetChannels()
+	srv.SetAckDelay(0)
+	req, _ := httpRequest(srv.URL+"/services/collector/event", `{"event":{"id":"other"}}`)
+	req.Header.Set("Authorization", "Splunk "+token)
+	req.Header.Set("X-Splunk-Request-Channel", tickets[0].Channel)
+	if code, err := httpDo(req); err != nil || code != 200 {
+		t.Fatal(code, err)
+	}
+	b := newClient(t, func(c *hec.Config) { c.AckTimeout = 300 * time.Millisecond; c.AckOverdueMin = 100 * time.Millisecond }, srv.URL)
+	ok, err := b.Recover(context.Background(), tickets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok[0] {
+		t.Error("ack id 0 of a revived channel was taken for the old batch's proof")
 	}
 }
