@@ -232,9 +232,12 @@ func (c *Client) acked(ep *endpoint, ids []int64, now time.Time) {
 	}
 	limit := max(3*l.p95(), c.cfg.AckOverdueMin)
 	for id, w := range c.pending[ep] {
-		// Overdue: later batches were acknowledged, or (the newest batch, with none after it)
-		// the channel has acknowledged others since this one was sent.
-		if (w.seq < l.acked || l.lastAck.After(w.sent)) && now.Sub(w.sent) > limit {
+		// Overdue: later batches were acknowledged; or (the newest batch, with none after it)
+		// the channel has acknowledged others since this one was sent; or it waits alone on a
+		// channel that has acknowledged batches before (a lost ack of the last batch of a
+		// drain, or of a batch sent again alone).
+		alone := len(c.pending[ep]) == 1 && l.latN > 0
+		if (w.seq < l.acked || l.lastAck.After(w.sent) || alone) && now.Sub(w.sent) > limit {
 			w.result = ackOverdue
 			close(w.done)
 			delete(c.pending[ep], id)
