@@ -163,17 +163,22 @@ func (c *Client) pollAcks(ctx context.Context) {
 		}
 		c.ackMu.Unlock()
 		for ep := range work {
-			// Not while a request is on its way on the channel: a reply may yet show that HEC
-			// forgot the channel and gave that request an ack id a waiting batch has.
+			// Ack id 0 is asked about only while no request is on its way on the channel: if
+			// HEC forgot the channel, that request takes id 0 again before its reply shows the
+			// reset. Other ids cannot be reached by a reset channel before the reset is seen
+			// (one request at a time), so they are asked about without waiting for senders.
+			held := false
 			select {
 			case ep.send <- struct{}{}:
-			case <-ctx.Done():
-				return
+				held = true
+			default:
 			}
 			c.ackMu.Lock()
 			ids := make([]int64, 0, len(c.pending[ep]))
 			for id := range c.pending[ep] {
-				ids = append(ids, id)
+				if id != 0 || held {
+					ids = append(ids, id)
+				}
 			}
 			channel := ep.channel()
 			c.ackMu.Unlock()
@@ -181,13 +186,15 @@ func (c *Client) pollAcks(ctx context.Context) {
 				done, err := c.queryAcks(ctx, ep, channel, nil, ids)
 				switch {
 				case err == nil:
-					c.acked(ep, done, time.Now())
+					c.acked(ep, channel, done, time.Now())
 				case isFatal(err):
 					c.setFatal(err)
 				}
 				// other errors: the ack timeout decides
 			}
-			<-ep.send
+			if held {
+				<-ep.send
+			}
 		}
 		if len(work) > 0 {
 			continue // look again at once: more may be due
@@ -213,9 +220,12 @@ func (c *Client) pollAcks(ctx context.Context) {
 // percentile of the URL's recent latencies (at least AckOverdueMin): their ack is most
 // likely lost, and re-sending one batch is better than holding the checkpoint for the whole
 // ack timeout.
-func (c *Client) acked(ep *endpoint, ids []int64, now time.Time) {
+func (c *Client) acked(ep *endpoint, channel string, ids []int64, now time.Time) {
 	c.ackMu.Lock()
 	defer c.ackMu.Unlock()
+	if ep.channel() != channel {
+		return // the channel was given up while the poll was on its way: its answers are void
+	}
 	l := c.line(ep)
 	for _, id := range ids {
 		w, ok := c.pending[ep][id]
