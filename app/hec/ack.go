@@ -47,6 +47,7 @@ type ackLine struct {
 	lastAck  time.Time // when the channel last acknowledged a batch
 	maxID    int64     // the highest ack id a send was given on the channel
 	anyID    bool      // maxID is set
+	askZero  bool      // a poll left ack id 0 out (a request was on its way): a sender asks
 }
 
 // p95 is the 95th percentile of the recent latencies (0 before any).
@@ -178,6 +179,8 @@ func (c *Client) pollAcks(ctx context.Context) {
 			for id := range c.pending[ep] {
 				if id != 0 || held {
 					ids = append(ids, id)
+				} else {
+					c.line(ep).askZero = true // the next sender asks, holding the channel
 				}
 			}
 			channel := ep.channel()
@@ -213,6 +216,30 @@ func (c *Client) pollAcks(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// askZero asks about ack id 0 of ep's channel when a poll left it out, while the caller holds
+// the channel (no request on its way on it): a busy channel would otherwise never have id 0
+// asked about, since the poller never waits for the channel.
+func (c *Client) askZero(ctx context.Context, ep *endpoint) {
+	c.ackMu.Lock()
+	l := c.line(ep)
+	_, pending := c.pending[ep][0]
+	want := pending && l.askZero
+	l.askZero = false
+	channel := ep.channel()
+	c.ackMu.Unlock()
+	if !want {
+		return
+	}
+	done, err := c.queryAcks(ctx, ep, channel, nil, []int64{0})
+	switch {
+	case err == nil:
+		c.acked(ep, channel, done, time.Now())
+	case isFatal(err):
+		c.setFatal(err)
+	}
+	// other errors: the poller and the ack timeout decide
 }
 
 // acked wakes the batches whose acks came, learns their latencies, and then wakes as overdue

@@ -215,6 +215,7 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 					p.b.onTicket(p.b, c.ticket(ep, *r.AckID, answered))
 					c.count(func(s *Stats) { s.Tickets++ })
 				}
+				c.askZero(ctx, ep)
 				<-ep.send
 			}
 			res, err := c.waitAck(ctx, ep, *r.AckID, w)

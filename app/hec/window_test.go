@@ -441,3 +441,28 @@ func TestOverdueAckOfTheLastBatch(t *testing.T) {
 		t.Errorf("%d of 20 indexed", srv.Stats().Distinct)
 	}
 }
+
+// A channel that is never idle (batches queue for it) still has the ack of its first request,
+// id 0, asked about: the poller never waits for the channel, and a request on its way could
+// take id 0 again on a channel HEC forgot, so a sender asks while it holds the channel.
+func TestAckIDZeroAskedOnBusyChannel(t *testing.T) {
+	srv := newHEC(t, hectest.Options{Ack: true})
+	srv.SetAckDelay(5 * time.Millisecond)
+	_, front := newWatch(t, srv.URL, 30*time.Millisecond)
+	c := newClient(t, func(c *hec.Config) {
+		c.BatchCount = 5
+		c.MaxInFlight = 8
+		c.Window = hec.WindowFixed
+		c.AckTimeout = 500 * time.Millisecond
+		c.AckOverdueMin = time.Minute
+	}, front)
+	res := send(t, c, 200, 300) // 40 requests of 30 ms each: the channel is busy for 1.2 s
+	_, resent, errs := res.sum()
+	st := c.Stats()
+	if len(errs) > 0 || resent != 0 || st.AckTimeouts != 0 {
+		t.Fatalf("errors %v, %d re-sent, %d ack timeouts: want none (id 0 is asked about while the channel is busy)", errs, resent, st.AckTimeouts)
+	}
+	if hs := srv.Stats(); hs.Distinct != 200 || hs.Duplicates != 0 {
+		t.Fatalf("%d of 200 indexed, %d duplicates", hs.Distinct, hs.Duplicates)
+	}
+}
