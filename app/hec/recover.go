@@ -57,6 +57,11 @@ func (c *Client) Recover(ctx context.Context, tickets []Ticket) ([]bool, error) 
 		other   bool  // an id other than 0 was acknowledged
 		until   time.Time
 		acked   int64 // the highest ack id confirmed; -1: none
+		// probe is the id after the highest of the channel's tickets: that of the request a
+		// crash cut short, whose ticket was never saved. Asked while id 0 answered true
+		// and no other id has: true proves HEC kept the channel, and with it id 0's batch.
+		probe    int64
+		zeroTrue bool
 	}
 	groups := map[string]*group{}
 	var order []*group
@@ -87,6 +92,17 @@ func (c *Client) Recover(ctx context.Context, tickets []Ticket) ([]bool, error) 
 			g.until = until
 		}
 	}
+	probeUntil := time.Now().Add(c.cfg.AckOverdueMin)
+	for _, g := range order {
+		if len(g.zero) > 0 {
+			for id := range g.sent {
+				g.probe = max(g.probe, id+1)
+			}
+		}
+	}
+	probing := func(g *group, first bool) bool {
+		return g.probe > 0 && !g.other && (first || time.Now().Before(probeUntil))
+	}
 	// Ack id 0 alone proves nothing: a channel HEC forgot starts again at 0 with the next
 	// request sent on it (this process gives such a channel up at once, but a crash can come
 	// first), so its 0 may be another batch's. It counts when HEC also acknowledged another
@@ -104,13 +120,19 @@ func (c *Client) Recover(ctx context.Context, tickets []Ticket) ([]bool, error) 
 	for first := true; ; first = false {
 		asked := false
 		for _, g := range order {
-			if len(g.open) == 0 || (!first && time.Now().After(g.until)) {
+			// Once id 0 answered true, the probe alone keeps the channel asked about (for
+			// AckOverdueMin at most): without it, id 0's batch is sent again.
+			probe := probing(g, first) && (len(g.open) > 0 || g.zeroTrue)
+			if (len(g.open) == 0 || (!first && time.Now().After(g.until))) && !(probe && g.zeroTrue) {
 				continue
 			}
 			asked = true
-			ids := make([]int64, 0, len(g.open))
+			ids := make([]int64, 0, len(g.open)+1)
 			for id := range g.open {
 				ids = append(ids, id)
+			}
+			if probe {
+				ids = append(ids, g.probe)
 			}
 			done, err := c.queryAcks(ctx, g.ep, g.channel, g.cookies, ids)
 			var herr *Error
@@ -133,6 +155,7 @@ func (c *Client) Recover(ctx context.Context, tickets []Ticket) ([]bool, error) 
 				delete(g.open, id)
 				g.acked = max(g.acked, id)
 				g.other = g.other || id != 0
+				g.zeroTrue = g.zeroTrue || id == 0
 			}
 			// Close to the overdue rule of a running client: once the channel has answered
 			// true for another batch (HEC knows it and acknowledges on it), an id older than

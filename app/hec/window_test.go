@@ -466,3 +466,34 @@ func TestAckIDZeroAskedOnBusyChannel(t *testing.T) {
 		t.Fatalf("%d of 200 indexed, %d duplicates", hs.Distinct, hs.Duplicates)
 	}
 }
+
+// The earlier process read the acks of its later batches (ids 1 and 2) but not yet that of
+// its first (id 0), and a crash cut its next request short. Recovery asks about the id after
+// the tickets' highest (the cut-short request's): its true proves HEC kept the channel, so
+// id 0's true is the first batch's own and it is not sent again.
+func TestRecoverTrustsZeroWhenTheChannelGoesOn(t *testing.T) {
+	srv := newHEC(t, hectest.Options{Ack: true})
+	srv.SetAckDelay(100 * time.Millisecond)
+	tickets := sendTickets(t, srv.URL, 3)
+	time.Sleep(150 * time.Millisecond)
+	ch := tickets[0].Channel
+	ask := func(path, body string) {
+		t.Helper()
+		req, _ := httpRequest(srv.URL+path, body)
+		req.Header.Set("Authorization", "Splunk "+token)
+		req.Header.Set("X-Splunk-Request-Channel", ch)
+		if code, err := httpDo(req); err != nil || code != 200 {
+			t.Fatal(code, err)
+		}
+	}
+	ask("/services/collector/ack", fmt.Sprintf(`{"acks":[%d,%d]}`, tickets[1].AckID, tickets[2].AckID))
+	ask("/services/collector/event", `{"event":{"id":"cut-short"}}`)
+	b := newClient(t, func(c *hec.Config) { c.AckTimeout = time.Minute; c.AckOverdueMin = 300 * time.Millisecond }, srv.URL)
+	ok, err := b.Recover(context.Background(), tickets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok[0] || ok[1] || ok[2] {
+		t.Errorf("answers %v, want [true false false]: id 0 is proven by the cut-short request's id", ok)
+	}
+}

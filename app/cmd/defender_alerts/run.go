@@ -230,12 +230,13 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 	}
 	fails := 0 // failed polls in a row
 	for {
+		started := time.Now()
 		err := p.Drain(ctx)
 		if ctx.Err() != nil {
 			log.Info("stopped; what was confirmed is committed", "confirmed", p.Stats().Confirmed)
 			return 0
 		}
-		wait := cfg.Interval
+		wait := untilNextPoll(cfg.Interval, time.Since(started))
 		if err != nil {
 			if bridge.NeedsFix(err) {
 				log.Error("stopping: this needs a fix before collection can go on", "err", err)
@@ -263,4 +264,12 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 		case <-t.C:
 		}
 	}
+}
+
+// untilNextPoll is the wait after a poll that took took: polls start every interval, so an
+// alert waits at most one interval (plus the poll's own time) for the poll that finds it,
+// however long the poll before it waited for acks. A poll that took an interval or more is
+// followed at once by the next.
+func untilNextPoll(interval, took time.Duration) time.Duration {
+	return max(interval-took, 0)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"ta-defender-alerts/app/version"
 )
@@ -35,5 +36,19 @@ func TestRun(t *testing.T) {
 				t.Errorf("stderr %q does not contain %q", errb.String(), tt.wantErr)
 			}
 		})
+	}
+}
+
+// Polls start every interval, whatever each one took (its wait for acks included).
+func TestUntilNextPoll(t *testing.T) {
+	for _, c := range []struct{ interval, took, want time.Duration }{
+		{5 * time.Second, 0, 5 * time.Second},
+		{5 * time.Second, 1200 * time.Millisecond, 3800 * time.Millisecond},
+		{5 * time.Second, 5 * time.Second, 0},
+		{5 * time.Second, 40 * time.Second, 0},
+	} {
+		if got := untilNextPoll(c.interval, c.took); got != c.want {
+			t.Errorf("interval %v, poll took %v: next poll in %v, want %v", c.interval, c.took, got, c.want)
+		}
 	}
 }
