@@ -44,10 +44,8 @@ type ackLine struct {
 	lat      [64]time.Duration
 	latN     int
 	lastPoll time.Time
-	lastAck  time.Time // when the channel last acknowledged a batch
-	maxID    int64     // the highest ack id a send was given on the channel
-	anyID    bool      // maxID is set
-	askZero  bool      // a poll left ack id 0 out (a request was on its way): a sender asks
+	maxID    int64 // the highest ack id a send was given on the channel
+	anyID    bool  // maxID is set
 }
 
 // p95 is the 95th percentile of the recent latencies (0 before any).
@@ -78,9 +76,7 @@ func (c *Client) line(ep *endpoint) *ackLine {
 
 // waitAck waits for the ack of a request answered at sent; it reports ackDone, ackOverdue,
 // or ackPending when AckTimeout ran out.
-// enlist registers a batch's ack id as pending; it is called while the batch still holds the
-// channel, so that a reset seen by the next request finds it and voids it.
-func (c *Client) enlist(ep *endpoint, b *Batch, id int64, sent time.Time) *ackWait {
+func (c *Client) waitAck(ctx context.Context, ep *endpoint, b *Batch, id int64, sent time.Time) (ackResult, error) {
 	w := &ackWait{done: make(chan struct{}), every: min(firstAckPoll, c.cfg.AckInterval), sent: sent, b: b}
 	w.next = sent.Add(w.every)
 	c.ackMu.Lock()
@@ -92,12 +88,6 @@ func (c *Client) enlist(ep *endpoint, b *Batch, id int64, sent time.Time) *ackWa
 	w.seq = l.seq
 	c.pending[ep][id] = w
 	c.ackMu.Unlock()
-	return w
-}
-
-// waitAck waits for an enlisted ack id; it reports ackDone, ackOverdue, ackVoid, or
-// ackPending when AckTimeout ran out.
-func (c *Client) waitAck(ctx context.Context, ep *endpoint, id int64, w *ackWait) (ackResult, error) {
 	select {
 	case c.ackKick <- struct{}{}:
 	default:
@@ -164,24 +154,17 @@ func (c *Client) pollAcks(ctx context.Context) {
 		}
 		c.ackMu.Unlock()
 		for ep := range work {
-			// Ack id 0 is asked about only while no request is on its way on the channel: if
-			// HEC forgot the channel, that request takes id 0 again before its reply shows the
-			// reset. Other ids cannot be reached by a reset channel before the reset is seen
-			// (one request at a time), so they are asked about without waiting for senders.
-			held := false
+			// Not while a request is on its way on the channel: a reply may yet show that HEC
+			// forgot the channel and gave that request an ack id a waiting batch has.
 			select {
 			case ep.send <- struct{}{}:
-				held = true
-			default:
+			case <-ctx.Done():
+				return
 			}
 			c.ackMu.Lock()
 			ids := make([]int64, 0, len(c.pending[ep]))
 			for id := range c.pending[ep] {
-				if id != 0 || held {
-					ids = append(ids, id)
-				} else {
-					c.line(ep).askZero = true // the next sender asks, holding the channel
-				}
+				ids = append(ids, id)
 			}
 			channel := ep.channel()
 			c.ackMu.Unlock()
@@ -189,15 +172,13 @@ func (c *Client) pollAcks(ctx context.Context) {
 				done, err := c.queryAcks(ctx, ep, channel, nil, ids)
 				switch {
 				case err == nil:
-					c.acked(ep, channel, done, time.Now())
+					c.acked(ep, done, time.Now())
 				case isFatal(err):
 					c.setFatal(err)
 				}
 				// other errors: the ack timeout decides
 			}
-			if held {
-				<-ep.send
-			}
+			<-ep.send
 		}
 		if len(work) > 0 {
 			continue // look again at once: more may be due
@@ -218,41 +199,14 @@ func (c *Client) pollAcks(ctx context.Context) {
 	}
 }
 
-// askZero asks about ack id 0 of ep's channel when a poll left it out, while the caller holds
-// the channel (no request on its way on it): a busy channel would otherwise never have id 0
-// asked about, since the poller never waits for the channel.
-func (c *Client) askZero(ctx context.Context, ep *endpoint) {
-	c.ackMu.Lock()
-	l := c.line(ep)
-	_, pending := c.pending[ep][0]
-	want := pending && l.askZero
-	l.askZero = false
-	channel := ep.channel()
-	c.ackMu.Unlock()
-	if !want {
-		return
-	}
-	done, err := c.queryAcks(ctx, ep, channel, nil, []int64{0})
-	switch {
-	case err == nil:
-		c.acked(ep, channel, done, time.Now())
-	case isFatal(err):
-		c.setFatal(err)
-	}
-	// other errors: the poller and the ack timeout decide
-}
-
 // acked wakes the batches whose acks came, learns their latencies, and then wakes as overdue
 // the batches sent before an acknowledged one that have waited more than 3 × the 95th
 // percentile of the URL's recent latencies (at least AckOverdueMin): their ack is most
 // likely lost, and re-sending one batch is better than holding the checkpoint for the whole
 // ack timeout.
-func (c *Client) acked(ep *endpoint, channel string, ids []int64, now time.Time) {
+func (c *Client) acked(ep *endpoint, ids []int64, now time.Time) {
 	c.ackMu.Lock()
 	defer c.ackMu.Unlock()
-	if ep.channel() != channel {
-		return // the channel was given up while the poll was on its way: its answers are void
-	}
 	l := c.line(ep)
 	for _, id := range ids {
 		w, ok := c.pending[ep][id]
@@ -262,19 +216,13 @@ func (c *Client) acked(ep *endpoint, channel string, ids []int64, now time.Time)
 		l.lat[l.latN%len(l.lat)] = now.Sub(w.sent)
 		l.latN++
 		l.acked = max(l.acked, w.seq)
-		l.lastAck = now
 		w.result = ackDone
 		close(w.done)
 		delete(c.pending[ep], id)
 	}
 	limit := max(3*l.p95(), c.cfg.AckOverdueMin)
 	for id, w := range c.pending[ep] {
-		// Overdue: later batches were acknowledged; or (the newest batch, with none after it)
-		// the channel has acknowledged others since this one was sent; or it waits alone on a
-		// channel that has acknowledged batches before (a lost ack of the last batch of a
-		// drain, or of a batch sent again alone).
-		alone := len(c.pending[ep]) == 1 && l.latN > 0
-		if (w.seq < l.acked || l.lastAck.After(w.sent) || alone) && now.Sub(w.sent) > limit {
+		if w.seq < l.acked && now.Sub(w.sent) > limit {
 			w.result = ackOverdue
 			close(w.done)
 			delete(c.pending[ep], id)

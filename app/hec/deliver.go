@@ -155,10 +155,7 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 		sent := c.events.Add(1)
 		r, herr := c.post(ctx, ep, body)
 		answered := time.Now()
-		// A reply lost after HEC may have taken the request leaves an ack id nobody knows: the
-		// channel is given up (below) before another request goes on it.
-		lostReply := herr != nil && herr.kind == kindRetry && mayHaveIndexed(herr)
-		if serial && ((herr != nil && !lostReply) || (herr == nil && !r.ackPresent)) {
+		if serial && (herr != nil || !r.ackPresent) {
 			<-ep.send // else once its ack id is checked and its ticket told: the next request waits
 			serial = false
 		}
@@ -196,18 +193,8 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 				}
 				out.Resent += p.n()
 				c.count(func(s *Stats) { s.Retries++ })
-				// Resets that keep coming (a balancer without stickiness sends each request to
-				// another indexer) end like acks that never come.
-				if d.ackMisses++; d.ackMisses > maxAckResends {
-					d.last = c.noAck(ep, d.ackMisses)
-					c.setAside(i, c.cfg.SetAside, d.last)
-					if c.cfg.GiveUpAfter == 0 || c.cfg.NoAckFails {
-						return nil, d.last
-					}
-				}
 				continue
 			}
-			w := c.enlist(ep, p.b, *r.AckID, answered)
 			if serial {
 				// The ticket is told before the channel takes another request: a crash
 				// leaves at most one request HEC took whose ticket nobody kept.
@@ -215,10 +202,9 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 					p.b.onTicket(p.b, c.ticket(ep, *r.AckID, answered))
 					c.count(func(s *Stats) { s.Tickets++ })
 				}
-				c.askZero(ctx, ep)
 				<-ep.send
 			}
-			res, err := c.waitAck(ctx, ep, *r.AckID, w)
+			res, err := c.waitAck(ctx, ep, p.b, *r.AckID, answered)
 			if err != nil {
 				d.last = c.noAck(ep, d.ackMisses+1)
 				return nil, err
@@ -257,11 +243,6 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 		herr.URL = ep.display
 		switch herr.kind {
 		case kindRetry:
-			if lostReply && serial {
-				c.voidChannel(ep, nil) // its ack id is unknown: the channel can no longer be checked
-				<-ep.send
-				serial = false
-			}
 			if mayHaveIndexed(herr) {
 				out.Resent += p.n()
 			}
