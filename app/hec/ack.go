@@ -44,8 +44,9 @@ type ackLine struct {
 	lat      [64]time.Duration
 	latN     int
 	lastPoll time.Time
-	maxID    int64 // the highest ack id a send was given on the channel
-	anyID    bool  // maxID is set
+	lastAck  time.Time // when the channel last acknowledged a batch
+	maxID    int64     // the highest ack id a send was given on the channel
+	anyID    bool      // maxID is set
 }
 
 // p95 is the 95th percentile of the recent latencies (0 before any).
@@ -216,13 +217,19 @@ func (c *Client) acked(ep *endpoint, ids []int64, now time.Time) {
 		l.lat[l.latN%len(l.lat)] = now.Sub(w.sent)
 		l.latN++
 		l.acked = max(l.acked, w.seq)
+		l.lastAck = now
 		w.result = ackDone
 		close(w.done)
 		delete(c.pending[ep], id)
 	}
 	limit := max(3*l.p95(), c.cfg.AckOverdueMin)
 	for id, w := range c.pending[ep] {
-		if w.seq < l.acked && now.Sub(w.sent) > limit {
+		// Overdue: later batches were acknowledged; or (the newest batch, with none after it)
+		// the channel has acknowledged others since this one was sent; or it waits alone on a
+		// channel that has acknowledged batches before (a lost ack of the last batch of a
+		// drain, or of a batch sent again alone).
+		alone := len(c.pending[ep]) == 1 && l.latN > 0
+		if (w.seq < l.acked || l.lastAck.After(w.sent) || alone) && now.Sub(w.sent) > limit {
 			w.result = ackOverdue
 			close(w.done)
 			delete(c.pending[ep], id)

@@ -57,15 +57,18 @@ func (w *window) signalLocked() {
 }
 
 // admit waits for room for one more batch; full says the batch was sealed because it was
-// full (the backlog case).
+// full (the backlog case); one that was not closes the window to one batch after it.
 func (w *window) admit(ctx context.Context, full bool) error {
 	w.mu.Lock()
-	if !w.fixed && !full {
-		w.limit = 1
-	}
 	for {
 		if w.batches < w.limit {
 			w.batches++
+			if !w.fixed && !full {
+				// Caught up: the batches after this one go one at a time. This one goes at
+				// once, beside those in flight (the last of a backlog need not wait for all
+				// the others' acks, and its own lost ack is seen overdue against theirs).
+				w.limit = 1
+			}
 			w.mu.Unlock()
 			return nil
 		}

@@ -399,9 +399,9 @@ func TestRecoverDoesNotTrustARevivedZero(t *testing.T) {
 	}
 }
 
-// A channel that is never idle (batches queue for it) still has the ack of its first request,
-// id 0, asked about: the poller never waits for the channel, and a request on its way could
-// take id 0 again on a channel HEC forgot, so a sender asks while it holds the channel.
+// A channel that is never idle (batches queue for it) still has its acks asked about, the
+// first request's (id 0) included: ack polls go between requests (a request on its way on a
+// channel HEC forgot takes id 0 again), and must not wait out the queue of senders.
 func TestAckIDZeroAskedOnBusyChannel(t *testing.T) {
 	srv := newHEC(t, hectest.Options{Ack: true})
 	srv.SetAckDelay(5 * time.Millisecond)
@@ -452,5 +452,48 @@ func TestRecoverTrustsZeroWhenTheChannelGoesOn(t *testing.T) {
 	}
 	if !ok[0] || ok[1] || ok[2] {
 		t.Errorf("answers %v, want [true false false]: id 0 is proven by the cut-short request's id", ok)
+	}
+}
+
+// The newest batch has no later one to be acknowledged after it: its ack is overdue once the
+// channel has acknowledged others since it was sent (the end of a drain), not only after the
+// ack timeout.
+func TestOverdueAckOfTheLastBatch(t *testing.T) {
+	srv := newHEC(t, hectest.Options{Ack: true})
+	srv.SetAckDelay(200 * time.Millisecond)
+	c := newClient(t, func(c *hec.Config) {
+		c.BatchCount = 5
+		c.MaxInFlight = 8
+		c.Window = hec.WindowFixed
+		c.AckTimeout = 30 * time.Second
+		c.AckOverdueMin = 300 * time.Millisecond
+	}, srv.URL)
+	res := &result{}
+	bt := c.NewBatcher()
+	for i := 0; i < 20; i++ {
+		if b := bt.Add(alert(i, 100)); b != nil {
+			_ = c.Submit(context.Background(), b, res.done)
+		}
+	}
+	for srv.Stats().Requests < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	srv.SetFailures(0, 0, 0, 1) // the last batch's ack will never come
+	_ = c.Submit(context.Background(), bt.Flush(), res.done)
+	for srv.Stats().Requests < 4 {
+		time.Sleep(time.Millisecond)
+	}
+	srv.SetFailures(0, 0, 0, 0)
+	start := time.Now()
+	c.Wait()
+	if _, _, errs := res.sum(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	st := c.Stats()
+	if st.AckOverdue != 1 || st.AckTimeouts != 0 || time.Since(start) > 10*time.Second {
+		t.Errorf("overdue %d, timeouts %d after %v: want the last batch re-sent as overdue, well before the ack timeout", st.AckOverdue, st.AckTimeouts, time.Since(start))
+	}
+	if srv.Stats().Distinct != 20 {
+		t.Errorf("%d of 20 indexed", srv.Stats().Distinct)
 	}
 }
