@@ -47,6 +47,7 @@ type ackLine struct {
 	lastAck  time.Time // when the channel last acknowledged a batch
 	maxID    int64     // the highest ack id a send was given on the channel
 	anyID    bool      // maxID is set
+	lost     int64     // replies lost since the last one with an ack id (presumeAckID)
 }
 
 // p95 is the 95th percentile of the recent latencies (0 before any).
@@ -75,12 +76,12 @@ func (c *Client) line(ep *endpoint) *ackLine {
 	return l
 }
 
-// waitAck waits for the ack of a request answered at sent; it reports ackDone, ackOverdue,
-// or ackPending when AckTimeout ran out.
-func (c *Client) waitAck(ctx context.Context, ep *endpoint, b *Batch, id int64, sent time.Time) (ackResult, error) {
+// enlist registers the ack id of b's request, answered at sent, as pending on ep's channel.
+func (c *Client) enlist(ep *endpoint, b *Batch, id int64, sent time.Time) *ackWait {
 	w := &ackWait{done: make(chan struct{}), every: min(firstAckPoll, c.cfg.AckInterval), sent: sent, b: b}
 	w.next = sent.Add(w.every)
 	c.ackMu.Lock()
+	defer c.ackMu.Unlock()
 	if c.pending[ep] == nil {
 		c.pending[ep] = map[int64]*ackWait{}
 	}
@@ -88,7 +89,12 @@ func (c *Client) waitAck(ctx context.Context, ep *endpoint, b *Batch, id int64, 
 	l.seq++
 	w.seq = l.seq
 	c.pending[ep][id] = w
-	c.ackMu.Unlock()
+	return w
+}
+
+// waitAck waits for an enlisted ack id; it reports ackDone, ackOverdue, ackVoid, or
+// ackPending when AckTimeout ran out.
+func (c *Client) waitAck(ctx context.Context, ep *endpoint, id int64, w *ackWait) (ackResult, error) {
 	select {
 	case c.ackKick <- struct{}{}:
 	default:
@@ -304,8 +310,24 @@ func (c *Client) channelReset(ep *endpoint, id int64) bool {
 	if l.anyID && id <= l.maxID {
 		return true
 	}
-	l.maxID, l.anyID = id, true
+	l.maxID, l.anyID, l.lost = id, true, 0
 	return false
+}
+
+// presumeAckID is told of a request whose reply was lost after HEC may have taken it. If HEC
+// had forgotten the channel, the k requests lost since the last reply each took an id again
+// from 0, and the next one takes k: a reset shows only if k is not above the highest id seen,
+// so k counts as given out. (On a channel HEC kept, the next id is above both, unless the lost
+// requests never reached HEC and outnumber the ids seen: the next reply then reads as a reset
+// and the batches waiting are sent again, a duplicate, never a loss.)
+func (c *Client) presumeAckID(ep *endpoint) {
+	c.ackMu.Lock()
+	defer c.ackMu.Unlock()
+	l := c.line(ep)
+	l.lost++
+	if l.anyID {
+		l.maxID = max(l.maxID, l.lost)
+	}
 }
 
 // voidChannel moves ep to a new channel after HEC forgot the old one: the batches waiting for

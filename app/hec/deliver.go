@@ -156,6 +156,11 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 		r, herr := c.post(ctx, ep, body)
 		answered := time.Now()
 		if serial && (herr != nil || !r.ackPresent) {
+			if herr != nil && herr.kind == kindRetry && mayHaveIndexed(herr) {
+				// HEC may have taken it, with the channel's next ack id or, on a channel it
+				// forgot, with 0: the next reply must still show a reset.
+				c.presumeAckID(ep)
+			}
 			<-ep.send // else once its ack id is checked and its ticket told: the next request waits
 			serial = false
 		}
@@ -195,6 +200,10 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 				c.count(func(s *Stats) { s.Retries++ })
 				continue
 			}
+			// Enlisted before the channel takes another request: if that request shows HEC
+			// forgot the channel, this batch is among those voided (else it would wait on the
+			// new channel, where its id is another batch's).
+			w := c.enlist(ep, p.b, *r.AckID, answered)
 			if serial {
 				// The ticket is told before the channel takes another request: a crash
 				// leaves at most one request HEC took whose ticket nobody kept.
@@ -204,7 +213,7 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 				}
 				<-ep.send
 			}
-			res, err := c.waitAck(ctx, ep, p.b, *r.AckID, answered)
+			res, err := c.waitAck(ctx, ep, *r.AckID, w)
 			if err != nil {
 				d.last = c.noAck(ep, d.ackMisses+1)
 				return nil, err

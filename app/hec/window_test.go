@@ -497,3 +497,58 @@ func TestOverdueAckOfTheLastBatch(t *testing.T) {
 		t.Errorf("%d of 20 indexed", srv.Stats().Distinct)
 	}
 }
+
+// HEC restarts (losing the first batch, whose ack had not come) and the reply to the next
+// request is lost after HEC took it on the forgotten channel, with ack id 0 again. The
+// request's retry gets id 1, above the only id seen before (0): the client must still take it
+// for a reset, or the first batch's id 0 is answered true for the lost request and the first
+// batch is never sent again.
+func TestLostReplyOnAForgottenChannelIsSeen(t *testing.T) {
+	srv := newHEC(t, hectest.Options{Ack: true})
+	srv.SetAckDelay(time.Hour)
+	c := newClient(t, func(c *hec.Config) {
+		c.BatchCount = 5
+		c.MaxInFlight = 8
+		c.Window = hec.WindowFixed
+		c.AckTimeout = 30 * time.Second
+		c.AckOverdueMin = time.Minute
+	}, srv.URL)
+	res := &result{}
+	bt := c.NewBatcher()
+	submit := func(from int) {
+		for i := from; i < from+5; i++ {
+			if b := bt.Add(alert(i, 100)); b != nil {
+				_ = c.Submit(context.Background(), b, res.done)
+			}
+		}
+		if b := bt.Flush(); b != nil {
+			_ = c.Submit(context.Background(), b, res.done)
+		}
+	}
+	waitFor := func(what string, ok func(hectest.Stats) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !ok(srv.Stats()); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s: %+v", what, srv.Stats())
+			}
+		}
+	}
+	submit(0)
+	waitFor("first batch indexed", func(s hectest.Stats) bool { return s.Indexed >= 5 })
+	srv.ForgetChannels()
+	srv.SetAckDelay(0)
+	srv.SetFailures(0, 0, 1, 0)
+	submit(5)
+	waitFor("lost reply", func(s hectest.Stats) bool { return s.LostReply >= 1 })
+	srv.SetFailures(0, 0, 0, 0)
+	c.Wait()
+	if _, _, errs := res.sum(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if st := srv.Stats(); st.Distinct != 10 {
+		t.Errorf("%d of 10 alerts indexed (%d lost in HEC's restart): the first batch was taken as acknowledged by the lost request's id 0", st.Distinct, st.LostInRestart)
+	}
+	if c.Stats().ChannelResets == 0 {
+		t.Error("no channel reset seen")
+	}
+}

@@ -260,8 +260,13 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request) {
 	if s.lostReply > 0 && s.rng.Float64() < s.lostReply {
 		s.stats.LostReply++
 		if ch != nil {
-			ch.next++ // the ack id was spent
-			s.enter(key, first, keys, s.ackState(false))
+			// HEC does not know the reply was lost: the request has its ack id, which answers
+			// true once indexed, like any other.
+			id := ch.next
+			ch.next++
+			st := s.ackState(false)
+			ch.acks[id] = st
+			s.enter(key, first, keys, st)
 		}
 		panic(http.ErrAbortHandler) // indexed, but the reply never leaves
 
