@@ -47,7 +47,6 @@ type ackLine struct {
 	lastAck  time.Time // when the channel last acknowledged a batch
 	maxID    int64     // the highest ack id a send was given on the channel
 	anyID    bool      // maxID is set
-	lost     int64     // replies lost since the last one with an ack id (presumeAckID)
 }
 
 // p95 is the 95th percentile of the recent latencies (0 before any).
@@ -230,12 +229,10 @@ func (c *Client) acked(ep *endpoint, ids []int64, now time.Time) {
 	}
 	limit := max(3*l.p95(), c.cfg.AckOverdueMin)
 	for id, w := range c.pending[ep] {
-		// Overdue: later batches were acknowledged; or (the newest batch, with none after it)
-		// the channel has acknowledged others since this one was sent; or it waits alone on a
-		// channel that has acknowledged batches before (a lost ack of the last batch of a
-		// drain, or of a batch sent again alone).
-		alone := len(c.pending[ep]) == 1 && l.latN > 0
-		if (w.seq < l.acked || l.lastAck.After(w.sent) || alone) && now.Sub(w.sent) > limit {
+		// Overdue: later batches were acknowledged, or (the newest batch, with none after it)
+		// the channel has acknowledged others since this one was sent. A batch waiting alone
+		// is not: acks that merely slow down would have it sent again and again.
+		if (w.seq < l.acked || l.lastAck.After(w.sent)) && now.Sub(w.sent) > limit {
 			w.result = ackOverdue
 			close(w.done)
 			delete(c.pending[ep], id)
@@ -310,24 +307,8 @@ func (c *Client) channelReset(ep *endpoint, id int64) bool {
 	if l.anyID && id <= l.maxID {
 		return true
 	}
-	l.maxID, l.anyID, l.lost = id, true, 0
+	l.maxID, l.anyID = id, true
 	return false
-}
-
-// presumeAckID is told of a request whose reply was lost after HEC may have taken it. If HEC
-// had forgotten the channel, the k requests lost since the last reply each took an id again
-// from 0, and the next one takes k: a reset shows only if k is not above the highest id seen,
-// so k counts as given out. (On a channel HEC kept, the next id is above both, unless the lost
-// requests never reached HEC and outnumber the ids seen: the next reply then reads as a reset
-// and the batches waiting are sent again, a duplicate, never a loss.)
-func (c *Client) presumeAckID(ep *endpoint) {
-	c.ackMu.Lock()
-	defer c.ackMu.Unlock()
-	l := c.line(ep)
-	l.lost++
-	if l.anyID {
-		l.maxID = max(l.maxID, l.lost)
-	}
 }
 
 // voidChannel moves ep to a new channel after HEC forgot the old one: the batches waiting for

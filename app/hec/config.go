@@ -131,7 +131,26 @@ type endpoint struct {
 	gate   chan struct{}
 	primed atomic.Bool
 	// send is held while a request is on its way when acks are on: one at a time per channel.
-	send chan struct{}
+	// The ack poller takes it between requests. Senders queue for it one at a time (queue),
+	// so that a poll waits behind one sender at most, not behind the whole window.
+	send  chan struct{}
+	queue chan struct{}
+}
+
+// takeSend takes the channel for one request, once no other sender is ahead in the queue.
+func (ep *endpoint) takeSend(ctx context.Context) error {
+	select {
+	case ep.queue <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-ep.queue }()
+	select {
+	case ep.send <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // parseURL accepts a base URL or the full endpoint URL.
@@ -164,6 +183,7 @@ func parseURL(raw string) (*endpoint, []string, error) {
 		display: u.Scheme + "://" + u.Host,
 		gate:    make(chan struct{}, 1),
 		send:    make(chan struct{}, 1),
+		queue:   make(chan struct{}, 1),
 	}
 	ep.setChannel(newGUID())
 	return ep, warn, nil

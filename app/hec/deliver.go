@@ -145,10 +145,8 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 		if serial {
 			// One request at a time per channel: a crash cuts at most one short, and every
 			// ack id the channel hands out belongs to a request that was answered.
-			select {
-			case ep.send <- struct{}{}:
-			case <-ctx.Done():
-				return nil, ctx.Err()
+			if err := ep.takeSend(ctx); err != nil {
+				return nil, err
 			}
 		}
 		c.passTurn(d)
@@ -157,15 +155,22 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 		answered := time.Now()
 		if serial && (herr != nil || !r.ackPresent) {
 			if herr != nil && herr.kind == kindRetry && mayHaveIndexed(herr) {
-				// HEC may have taken it, with the channel's next ack id or, on a channel it
-				// forgot, with 0: the next reply must still show a reset.
-				c.presumeAckID(ep)
+				// HEC may have taken it with an ack id nobody knows: the channel's next id, or,
+				// on a channel HEC forgot, 0 again, which an ack poll would then take for the
+				// batch that waits with 0. The channel is given up before anything else goes
+				// on it or asks it: its waiting batches are sent again on a new one.
+				c.voidChannel(ep, p.b)
 			}
 			<-ep.send // else once its ack id is checked and its ticket told: the next request waits
 			serial = false
 		}
 		if ctx.Err() != nil {
 			if serial {
+				// The ack id is still counted (or shows a reset), as later requests on the
+				// channel are checked against it.
+				if herr == nil && r.ackPresent && c.channelReset(ep, *r.AckID) {
+					c.voidChannel(ep, p.b)
+				}
 				<-ep.send
 			}
 			return nil, ctx.Err() // stopping is not HEC's fault

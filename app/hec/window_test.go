@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -550,5 +551,112 @@ func TestLostReplyOnAForgottenChannelIsSeen(t *testing.T) {
 	}
 	if c.Stats().ChannelResets == 0 {
 		t.Error("no channel reset seen")
+	}
+}
+
+// As TestLostReplyOnAForgottenChannelIsSeen, with the lost request's retry slower than an ack
+// poll: the poller must not ask the revived channel about the first batch's id 0 meanwhile
+// (the channel is given up at the lost reply).
+func TestNoPollAfterALostReply(t *testing.T) {
+	srv := newHEC(t, hectest.Options{Ack: true})
+	srv.SetAckDelay(time.Hour)
+	c := newClient(t, func(c *hec.Config) {
+		c.BatchCount = 5
+		c.MaxInFlight = 8
+		c.Window = hec.WindowFixed
+		c.AckTimeout = 30 * time.Second
+		c.AckOverdueMin = time.Minute
+		c.BackoffInitial, c.BackoffMax, c.SetAside = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
+	}, srv.URL)
+	res := &result{}
+	bt := c.NewBatcher()
+	submit := func(from int) {
+		for i := from; i < from+5; i++ {
+			if b := bt.Add(alert(i, 100)); b != nil {
+				_ = c.Submit(context.Background(), b, res.done)
+			}
+		}
+		if b := bt.Flush(); b != nil {
+			_ = c.Submit(context.Background(), b, res.done)
+		}
+	}
+	wait := func(ok func(hectest.Stats) bool) {
+		for d := time.Now().Add(10 * time.Second); !ok(srv.Stats()); time.Sleep(time.Millisecond) {
+			if time.Now().After(d) {
+				t.Fatalf("timeout %+v", srv.Stats())
+			}
+		}
+	}
+	submit(0)
+	wait(func(s hectest.Stats) bool { return s.Indexed >= 5 })
+	srv.ForgetChannels()
+	srv.SetAckDelay(0)
+	srv.SetFailures(0, 0, 1, 0)
+	submit(5)
+	wait(func(s hectest.Stats) bool { return s.LostReply >= 1 })
+	srv.SetFailures(0, 0, 0, 0)
+	c.Wait()
+	if _, _, errs := res.sum(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if st := srv.Stats(); st.Distinct != 10 {
+		t.Errorf("%d of 10 alerts indexed: the first batch was taken as acknowledged by the lost request's id 0", st.Distinct)
+	}
+}
+
+// Ack latency steps from 10 ms to 400 ms (indexers under load) while caught up (one batch
+// alone): a batch waiting alone is not overdue, however its latency compares with the past
+// ones (else it is sent again and again, and fails with ErrNoAck).
+func TestSlowerAcksAloneAreNotOverdue(t *testing.T) {
+	srv := newHEC(t, hectest.Options{Ack: true})
+	srv.SetAckDelay(10 * time.Millisecond)
+	c := newClient(t, func(c *hec.Config) {
+		c.BatchCount = 5
+		c.MaxInFlight = 1
+		c.Window = hec.WindowFixed
+		c.AckTimeout = 10 * time.Second
+		c.AckOverdueMin = 100 * time.Millisecond
+	}, srv.URL)
+	res := send(t, c, 10, 100)
+	c.Wait()
+	srv.SetAckDelay(400 * time.Millisecond)
+	res2 := &result{}
+	bt := c.NewBatcher()
+	for i := 100; i < 105; i++ {
+		_ = bt.Add(alert(i, 100))
+	}
+	_ = c.Submit(context.Background(), bt.Flush(), res2.done)
+	c.Wait()
+	if _, _, e1 := res.sum(); len(e1) > 0 {
+		t.Fatal(e1)
+	}
+	_, _, errs := res2.sum()
+	st := c.Stats()
+	if len(errs) > 0 || srv.Stats().Duplicates > 0 {
+		t.Errorf("a batch whose ack takes 400 ms was sent %d extra times (dups %d), err %v (ErrNoAck %v)", st.AckOverdue, srv.Stats().Duplicates, errs, len(errs) > 0 && errors.Is(errs[0], hec.ErrNoAck))
+	}
+}
+
+// With the window full of batches waiting to send, an ack poll waits behind one sender at
+// most, not behind all of them: 32 senders queue for a channel whose requests take 50 ms
+// each, and acks (at 10 ms) must still be read well within a 1 s ack timeout.
+func TestAckPollsDoNotQueueBehindTheWindow(t *testing.T) {
+	srv := newHEC(t, hectest.Options{Ack: true})
+	srv.SetAckDelay(10 * time.Millisecond)
+	_, front := newWatch(t, srv.URL, 50*time.Millisecond)
+	c := newClient(t, func(c *hec.Config) {
+		c.BatchCount = 5
+		c.MaxInFlight = 32
+		c.Window = hec.WindowFixed
+		c.AckTimeout = time.Second
+		c.AckOverdueMin = time.Minute
+	}, front)
+	res := send(t, c, 320, 300) // 64 requests: 3.2 s of sending on one channel
+	_, resent, errs := res.sum()
+	if st := c.Stats(); len(errs) > 0 || resent != 0 || st.AckTimeouts != 0 {
+		t.Fatalf("errors %v, %d re-sent, %d ack timeouts: ack polls waited behind the queue of senders", errs, resent, st.AckTimeouts)
+	}
+	if hs := srv.Stats(); hs.Distinct != 320 || hs.Duplicates != 0 {
+		t.Fatalf("%d of 320 indexed, %d duplicates", hs.Distinct, hs.Duplicates)
 	}
 }
