@@ -65,14 +65,14 @@ type hecSink struct {
 }
 
 // Recover asks HEC about tickets of an earlier process; one it cannot read is not confirmed.
-func (h hecSink) Recover(ctx context.Context, tickets []json.RawMessage) ([]bool, error) {
+func (h hecSink) Recover(ctx context.Context, tickets []json.RawMessage, proved func([]int)) ([]bool, error) {
 	ts := make([]hec.Ticket, len(tickets))
 	for i, raw := range tickets {
 		if json.Unmarshal(raw, &ts[i]) != nil {
 			ts[i] = hec.Ticket{} // no channel: answered false
 		}
 	}
-	return h.c.Recover(ctx, ts)
+	return h.c.RecoverEach(ctx, ts, proved)
 }
 
 func (h hecSink) Add(ctx context.Context, r Record, t *Tag) error {

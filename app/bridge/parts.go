@@ -110,8 +110,9 @@ type Sink interface {
 // reported Pending were confirmed after all, so that they are not sent again.
 type Recoverer interface {
 	// Recover asks, after a restart, whether batches reported Pending by an earlier process
-	// were confirmed. It never sends records. One bool per ticket.
-	Recover(ctx context.Context, tickets []json.RawMessage) ([]bool, error)
+	// were confirmed. It never sends records. One bool per ticket; proved, if not nil, is
+	// told the tickets proved so far as they are (the answers may not be asked twice).
+	Recover(ctx context.Context, tickets []json.RawMessage, proved func(tickets []int)) ([]bool, error)
 }
 
 // OpenSink makes a Sink that reports through report: the pump opens its sink with its own.

@@ -42,8 +42,24 @@ func (p *Pump) recoverPending(ctx context.Context, st *checkpoint.State) (*check
 	for i := range reach {
 		confirmed[i] = pend[i].Confirmed
 	}
+	// HEC answers an ack id true only once: what each round proves is saved at once (as
+	// confirmed in the pending chain), so that a crash during the recovery loses none of it.
+	proved := func(ks []int) {
+		for _, k := range ks {
+			confirmed[owner[k]] = true
+		}
+		keep := *st
+		keep.Pending = make([]checkpoint.Pending, len(pend))
+		copy(keep.Pending, pend)
+		for i := range reach {
+			keep.Pending[i].Confirmed = confirmed[i]
+		}
+		if err := p.cfg.Store.Save(&keep); err != nil {
+			p.cfg.Log.Warn("could not save the batches confirmed so far while asking about them", "err", err)
+		}
+	}
 	if rc, ok := p.sink.(Recoverer); ok && len(tickets) > 0 {
-		acked, err := ask(ctx, rc, tickets)
+		acked, err := ask(ctx, rc, tickets, proved)
 		if err != nil {
 			p.cfg.Log.Warn("could not ask whether the batches pending before the restart were confirmed; they are sent again",
 				"batches", len(pend), "err", err)
@@ -89,8 +105,8 @@ func (p *Pump) recoverPending(ctx context.Context, st *checkpoint.State) (*check
 }
 
 // ask is the sink's answer about tickets: an error if it cannot give one.
-func ask(ctx context.Context, rc Recoverer, tickets []json.RawMessage) ([]bool, error) {
-	acked, err := rc.Recover(ctx, tickets)
+func ask(ctx context.Context, rc Recoverer, tickets []json.RawMessage, proved func([]int)) ([]bool, error) {
+	acked, err := rc.Recover(ctx, tickets, proved)
 	if err == nil {
 		err = ctx.Err() // stopped while asking: the answers may be cut short
 	}

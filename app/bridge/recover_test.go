@@ -137,6 +137,8 @@ type resendSink struct {
 	added   []string
 	asked   []string // the tickets Recover was asked about
 	recover func(tickets []json.RawMessage) ([]bool, error)
+	// afterProved runs when Recover has told what it proved, before it returns.
+	afterProved func()
 }
 
 func (s *resendSink) Add(_ context.Context, r Record, t *Tag) error {
@@ -150,11 +152,26 @@ func (s *resendSink) Flush(context.Context) error { return nil }
 // recoveringSink is a resendSink that is a Recoverer.
 type recoveringSink struct{ *resendSink }
 
-func (s recoveringSink) Recover(_ context.Context, tickets []json.RawMessage) ([]bool, error) {
+func (s recoveringSink) Recover(_ context.Context, tickets []json.RawMessage, proved func([]int)) ([]bool, error) {
 	for _, t := range tickets {
 		s.asked = append(s.asked, string(t))
 	}
-	return s.recover(tickets)
+	ok, err := s.recover(tickets)
+	if proved != nil {
+		var ks []int
+		for k, v := range ok {
+			if v {
+				ks = append(ks, k)
+			}
+		}
+		if len(ks) > 0 {
+			proved(ks)
+		}
+	}
+	if s.afterProved != nil {
+		s.afterProved()
+	}
+	return ok, err
 }
 
 func answerAll(ok bool) func([]json.RawMessage) ([]bool, error) {
@@ -357,5 +374,53 @@ func TestRecoveredKeysCoverTheOverlap(t *testing.T) {
 	}
 	if cp.Window != nil || len(cp.Pending) != 0 {
 		t.Errorf("checkpoint %+v, want the window committed and nothing pending", cp)
+	}
+}
+
+// HEC answers an ack id true only once: what a recovery proves is saved as it comes, so that
+// a crash during the recovery (here: asking fails after HEC answered) does not lose it. The
+// checkpoint then holds the batches as confirmed, and the next process does not send them.
+func TestRecoveryProofsSavedAsTheyCome(t *testing.T) {
+	p := step{tickets: 1}
+	src := newTimedSource(8*recBatch, time.Now().Add(-5*time.Minute))
+	dir := t.TempDir()
+	store, err := checkpoint.Open(dir, "tenant1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	crash := &crashSink{steps: []step{{final: "ok"}, p, p, p, p, p, p, p}, stop: cancel, store: store}
+	p1 := New(recoverConfig(store, dir), src, crash.open)
+	if err := p1.Drain(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the crashing drain ended with %v", err)
+	}
+	p1.Close()
+	var onDisk *checkpoint.State
+	again := &resendSink{}
+	again.recover = func(ts []json.RawMessage) ([]bool, error) {
+		ok := make([]bool, len(ts))
+		for i := range ok {
+			ok[i] = true
+		}
+		return ok, errors.New("the process died while asking")
+	}
+	again.afterProved = func() { onDisk, _ = store.Load() }
+	p2 := New(recoverConfig(store, dir), src, func(report func(Outcome)) Sink { again.report = report; return recoveringSink{again} })
+	if err := p2.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if onDisk == nil {
+		t.Fatal("nothing on disk")
+	}
+	confirmed := 0
+	for _, e := range onDisk.Pending {
+		if e.Confirmed {
+			confirmed++
+		}
+	}
+	if len(onDisk.Pending) != 7 || confirmed != 7 {
+		t.Errorf("while asking, the checkpoint held %d pending batches, %d confirmed: want the 7 proved ones saved as confirmed", len(onDisk.Pending), confirmed)
 	}
 }

@@ -45,7 +45,15 @@ func (c *Client) ticket(ep *endpoint, id int64, sent time.Time) Ticket {
 // does not know. False never means lost, only "not proven": the caller sends it again. The
 // error is a fatal one (the token refused): the answers so far are still returned.
 func (c *Client) Recover(ctx context.Context, tickets []Ticket) ([]bool, error) {
+	return c.RecoverEach(ctx, tickets, nil)
+}
+
+// RecoverEach is Recover, telling each after every round of polls the tickets that round
+// proved (an ack id answers true once: a caller that saves them at once keeps them across
+// another crash).
+func (c *Client) RecoverEach(ctx context.Context, tickets []Ticket, each func(proved []int)) ([]bool, error) {
 	ok := make([]bool, len(tickets))
+	told := make([]bool, len(tickets))
 	type group struct {
 		ep      *endpoint
 		channel string
@@ -107,16 +115,18 @@ func (c *Client) Recover(ctx context.Context, tickets []Ticket) ([]bool, error) 
 	// request sent on it (this process gives such a channel up at once, but a crash can come
 	// first), so its 0 may be another batch's. It counts when HEC also acknowledged another
 	// id of the channel, which a forgotten channel cannot do.
-	settle := func() []bool {
+	view := func() []bool {
+		v := append([]bool(nil), ok...)
 		for _, g := range order {
 			if !g.other {
 				for _, i := range g.zero {
-					ok[i] = false
+					v[i] = false
 				}
 			}
 		}
-		return ok
+		return v
 	}
+	settle := view
 	for first := true; ; first = false {
 		asked := false
 		for _, g := range order {
@@ -167,6 +177,18 @@ func (c *Client) Recover(ctx context.Context, tickets []Ticket) ([]bool, error) 
 				if g.acked >= 0 && now.Sub(g.sent[id]) > c.cfg.AckOverdueMin {
 					delete(g.open, id)
 				}
+			}
+		}
+		if each != nil {
+			var proved []int
+			for i, v := range view() {
+				if v && !told[i] {
+					told[i] = true
+					proved = append(proved, i)
+				}
+			}
+			if len(proved) > 0 {
+				each(proved)
 			}
 		}
 		if !asked {
