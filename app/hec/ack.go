@@ -25,6 +25,7 @@ type ackWait struct {
 	seq    int64     // its place among the URL's sends with acks
 	sent   time.Time // when its request was answered
 	b      *Batch    // whose ack it is (its tickets are void if the channel is forgotten)
+	on     *endpoint // where it is pending: its URL's, or a retired channel's (retire)
 }
 
 type ackResult int
@@ -77,7 +78,7 @@ func (c *Client) line(ep *endpoint) *ackLine {
 
 // enlist registers the ack id of b's request, answered at sent, as pending on ep's channel.
 func (c *Client) enlist(ep *endpoint, b *Batch, id int64, sent time.Time) *ackWait {
-	w := &ackWait{done: make(chan struct{}), every: min(firstAckPoll, c.cfg.AckInterval), sent: sent, b: b}
+	w := &ackWait{done: make(chan struct{}), every: min(firstAckPoll, c.cfg.AckInterval), sent: sent, b: b, on: ep}
 	w.next = sent.Add(w.every)
 	c.ackMu.Lock()
 	defer c.ackMu.Unlock()
@@ -102,8 +103,12 @@ func (c *Client) waitAck(ctx context.Context, ep *endpoint, id int64, w *ackWait
 	defer t.Stop()
 	drop := func() {
 		c.ackMu.Lock()
-		if c.pending[ep][id] == w {
-			delete(c.pending[ep], id)
+		if c.pending[w.on][id] == w {
+			delete(c.pending[w.on], id)
+			if w.on.retired && len(c.pending[w.on]) == 0 {
+				delete(c.pending, w.on)
+				delete(c.lines, w.on)
+			}
 		}
 		c.ackMu.Unlock()
 	}
@@ -238,6 +243,10 @@ func (c *Client) acked(ep *endpoint, ids []int64, now time.Time) {
 			delete(c.pending[ep], id)
 		}
 	}
+	if ep.retired && len(c.pending[ep]) == 0 {
+		delete(c.pending, ep) // nothing waits on the retired channel any more
+		delete(c.lines, ep)
+	}
 }
 
 // queryAcks asks channel on ep's URL about ids; cookies, if given, go instead of the URL's
@@ -309,6 +318,47 @@ func (c *Client) channelReset(ep *endpoint, id int64) bool {
 	}
 	l.maxID, l.anyID = id, true
 	return false
+}
+
+// retire moves ep to a new channel after a reply was lost on it (HEC may have taken the
+// request with an ack id nobody knows), without giving the old one up: the batches waiting on
+// it go on being asked about there, under a retired endpoint that never sends, except the one
+// with ack id 0, which is sent again. Nothing is ever sent on the old channel again, so if HEC
+// had forgotten it, the lost request alone revived it, with id 0: no other id can be taken
+// for a waiting batch's. (Giving the whole channel up re-sent every batch in flight at each
+// dropped connection, and the re-sends met more drops.)
+func (c *Client) retire(ep *endpoint) {
+	c.ackMu.Lock()
+	old := &endpoint{event: ep.event, ack: ep.ack, health: ep.health, display: ep.display, hc: ep.hc,
+		gate: make(chan struct{}, 1), send: make(chan struct{}, 1), queue: make(chan struct{}, 1), retired: true}
+	old.setChannel(ep.channel())
+	old.primed.Store(true)
+	c.oldChannels[ep.channel()] = true
+	ep.setChannel(newGUID())
+	waiting := c.pending[ep]
+	delete(c.pending, ep)
+	if l := c.lines[ep]; l != nil {
+		c.lines[old] = l
+		c.lines[ep] = &ackLine{lat: l.lat, latN: l.latN} // the URL's latencies stay known
+	}
+	zero := waiting[0]
+	delete(waiting, 0)
+	for _, w := range waiting {
+		w.on = old
+	}
+	if len(waiting) > 0 {
+		c.pending[old] = waiting
+	} else {
+		delete(c.lines, old)
+	}
+	c.ackMu.Unlock()
+	if zero != nil {
+		if zero.b != nil && zero.b.onTicket != nil {
+			zero.b.onTicket(zero.b, Ticket{Void: true})
+		}
+		zero.result = ackVoid
+		close(zero.done)
+	}
 }
 
 // voidChannel moves ep to a new channel after HEC forgot the old one: the batches waiting for

@@ -135,6 +135,9 @@ type endpoint struct {
 	// so that a poll waits behind one sender at most, not behind the whole window.
 	send  chan struct{}
 	queue chan struct{}
+	// retired: a channel given up for sending (a reply was lost on it) whose waiting batches
+	// are still asked about (Client.retire).
+	retired bool
 }
 
 // takeSend takes the channel for one request, once no other sender is ahead in the queue.

@@ -157,9 +157,8 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 			if herr != nil && herr.kind == kindRetry && mayHaveIndexed(herr) {
 				// HEC may have taken it with an ack id nobody knows: the channel's next id, or,
 				// on a channel HEC forgot, 0 again, which an ack poll would then take for the
-				// batch that waits with 0. The channel is given up before anything else goes
-				// on it or asks it: its waiting batches are sent again on a new one.
-				c.voidChannel(ep, p.b)
+				// batch that waits with 0. Nothing goes on the channel again (retire).
+				c.retire(ep)
 			}
 			<-ep.send // else once its ack id is checked and its ticket told: the next request waits
 			serial = false
