@@ -685,3 +685,42 @@ func TestDroppedConnectionsDoNotResendTheWindow(t *testing.T) {
 		t.Errorf("%d duplicates for %d dropped connections: want at most one batch (10) per drop", hs.Duplicates, hs.Dropped)
 	}
 }
+
+// RecoverEach tells, round by round, the tickets each round proved, and never id 0 before
+// another id of its channel is acknowledged (id 0 alone proves nothing).
+func TestRecoverEachTellsWhatEachRoundProved(t *testing.T) {
+	srv := newHEC(t, hectest.Options{Ack: true})
+	srv.SetAckDelay(200 * time.Millisecond)
+	tickets := sendTickets(t, srv.URL, 3)
+	b := newClient(t, func(c *hec.Config) { c.AckTimeout = 5 * time.Second; c.AckInterval = 20 * time.Millisecond }, srv.URL)
+	var rounds [][]int
+	ok, err := b.RecoverEach(context.Background(), tickets, func(proved []int) {
+		rounds = append(rounds, append([]int(nil), proved...))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for _, r := range rounds {
+		zero := false
+		for _, i := range r {
+			if seen[i] {
+				t.Errorf("ticket %d told twice", i)
+			}
+			seen[i] = true
+			zero = zero || tickets[i].AckID == 0
+		}
+		other := false
+		for j := range seen {
+			other = other || tickets[j].AckID != 0
+		}
+		if zero && !other {
+			t.Errorf("ack id 0 told as proved before any other id of its channel (rounds %v)", rounds)
+		}
+	}
+	for i, v := range ok {
+		if v != seen[i] || !v {
+			t.Errorf("ticket %d: answered %v, told %v; want both true", i, v, seen[i])
+		}
+	}
+}
