@@ -105,10 +105,7 @@ func (c *Client) waitAck(ctx context.Context, ep *endpoint, id int64, w *ackWait
 		c.ackMu.Lock()
 		if c.pending[w.on][id] == w {
 			delete(c.pending[w.on], id)
-			if w.on.retired && len(c.pending[w.on]) == 0 {
-				delete(c.pending, w.on)
-				delete(c.lines, w.on)
-			}
+			c.forgetRetiredLocked(w.on)
 		}
 		c.ackMu.Unlock()
 	}
@@ -243,8 +240,13 @@ func (c *Client) acked(ep *endpoint, ids []int64, now time.Time) {
 			delete(c.pending[ep], id)
 		}
 	}
+	c.forgetRetiredLocked(ep)
+}
+
+// forgetRetiredLocked drops a retired channel once nothing waits on it any more.
+func (c *Client) forgetRetiredLocked(ep *endpoint) {
 	if ep.retired && len(c.pending[ep]) == 0 {
-		delete(c.pending, ep) // nothing waits on the retired channel any more
+		delete(c.pending, ep)
 		delete(c.lines, ep)
 	}
 }
@@ -353,11 +355,17 @@ func (c *Client) retire(ep *endpoint) {
 	}
 	c.ackMu.Unlock()
 	if zero != nil {
-		if zero.b != nil && zero.b.onTicket != nil {
-			zero.b.onTicket(zero.b, Ticket{Void: true})
-		}
+		voidTickets(zero.b)
 		zero.result = ackVoid
 		close(zero.done)
+	}
+}
+
+// voidTickets tells b's owner that its tickets prove nothing any more (synchronously: a crash
+// from then on never takes them for proof).
+func voidTickets(b *Batch) {
+	if b != nil && b.onTicket != nil {
+		b.onTicket(b, Ticket{Void: true})
 	}
 }
 
@@ -373,14 +381,9 @@ func (c *Client) voidChannel(ep *endpoint, cur *Batch) {
 	delete(c.lines, ep)
 	c.ackMu.Unlock()
 	c.count(func(s *Stats) { s.ChannelResets++ })
-	void := func(b *Batch) {
-		if b != nil && b.onTicket != nil {
-			b.onTicket(b, Ticket{Void: true})
-		}
-	}
-	void(cur)
+	voidTickets(cur)
 	for _, w := range waiting {
-		void(w.b)
+		voidTickets(w.b)
 	}
 	for _, w := range waiting {
 		w.result = ackVoid

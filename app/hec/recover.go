@@ -112,8 +112,8 @@ func (c *Client) RecoverEach(ctx context.Context, tickets []Ticket, each func(pr
 		return g.probe > 0 && !g.other && (first || time.Now().Before(probeUntil))
 	}
 	// Ack id 0 alone proves nothing: a channel HEC forgot starts again at 0 with the next
-	// request sent on it (this process gives such a channel up at once, but a crash can come
-	// first), so its 0 may be another batch's. It counts when HEC also acknowledged another
+	// request sent on it (this process gives such a channel up, or retires it, at once, but a crash
+	// can come first), so its 0 may be another batch's. It counts when HEC also acknowledged another
 	// id of the channel, which a forgotten channel cannot do.
 	view := func() []bool {
 		v := append([]bool(nil), ok...)
@@ -126,7 +126,6 @@ func (c *Client) RecoverEach(ctx context.Context, tickets []Ticket, each func(pr
 		}
 		return v
 	}
-	settle := view
 	for first := true; ; first = false {
 		asked := false
 		for _, g := range order {
@@ -149,12 +148,12 @@ func (c *Client) RecoverEach(ctx context.Context, tickets []Ticket, each func(pr
 			switch {
 			case err == nil:
 			case ctx.Err() != nil:
-				return settle(), ctx.Err()
+				return view(), ctx.Err()
 			case errors.As(err, &herr) && (herr.Code == 10 || herr.Code == 11):
 				g.open = nil // HEC does not know the channel: nothing of it can be proven
 				continue
 			case isFatal(err):
-				return settle(), err
+				return view(), err
 			default:
 				continue // asked again at the next round, until the ack timeout
 			}
@@ -192,10 +191,10 @@ func (c *Client) RecoverEach(ctx context.Context, tickets []Ticket, each func(pr
 			}
 		}
 		if !asked {
-			return settle(), nil
+			return view(), nil
 		}
 		if err := c.cfg.Sleep(ctx, c.cfg.AckInterval); err != nil {
-			return settle(), err
+			return view(), err
 		}
 	}
 }
