@@ -26,6 +26,45 @@ type ackWait struct {
 	sent   time.Time // when its request was answered
 	b      *Batch    // whose ack it is (its tickets are void if the channel is forgotten)
 	on     *endpoint // where it is pending: its URL's, or a retired channel's (retire)
+	id     int64     // its ack id on the channel
+	stamp  uint64    // the request's Outcome.Sent
+	g      *ackGroup // the sends of the same records
+	stale  bool      // the records were sent again since (overdue, or the ack timeout ran out)
+}
+
+// ackGroup is every send of one part of a batch whose ack id is still asked about: a send
+// given up as overdue, or after the ack timeout, stays asked about, so that its ack, if it
+// only came late, confirms the records even while a later send's ack is still to come (a
+// batch re-sent because its ack was slow is then done when that ack comes, not sent again
+// and again).
+type ackGroup struct {
+	done  chan struct{} // closed when one of the sends is acknowledged
+	acked bool
+	stamp uint64 // the acknowledged send's Outcome.Sent
+	ws    []*ackWait
+	lone  int // sends re-sent as overdue while alone in flight
+}
+
+func newAckGroup() *ackGroup { return &ackGroup{done: make(chan struct{})} }
+
+// ackedStamp reports whether a send of g was acknowledged, and its Outcome.Sent.
+func (c *Client) ackedStamp(g *ackGroup) (bool, uint64) {
+	c.ackMu.Lock()
+	defer c.ackMu.Unlock()
+	return g.acked, g.stamp
+}
+
+// dropGroup stops asking about g's sends (its records are confirmed, given up, or split).
+func (c *Client) dropGroup(g *ackGroup) {
+	c.ackMu.Lock()
+	defer c.ackMu.Unlock()
+	for _, w := range g.ws {
+		if c.pending[w.on][w.id] == w {
+			delete(c.pending[w.on], w.id)
+			c.forgetRetiredLocked(w.on)
+		}
+	}
+	g.ws = nil
 }
 
 type ackResult int
@@ -34,6 +73,7 @@ const (
 	ackPending ackResult = iota
 	ackDone
 	ackOverdue // later batches were acknowledged and this one's ack is long overdue
+	ackAlone   // overdue while alone in flight: maybe lost, maybe slow (its ack is still asked about)
 	ackVoid    // HEC forgot the channel: the ack id proves nothing any more
 )
 
@@ -76,9 +116,11 @@ func (c *Client) line(ep *endpoint) *ackLine {
 	return l
 }
 
-// enlist registers the ack id of b's request, answered at sent, as pending on ep's channel.
-func (c *Client) enlist(ep *endpoint, b *Batch, id int64, sent time.Time) *ackWait {
-	w := &ackWait{done: make(chan struct{}), every: min(firstAckPoll, c.cfg.AckInterval), sent: sent, b: b, on: ep}
+// enlist registers the ack id of b's request, answered at sent, as pending on ep's channel,
+// one more send of g.
+func (c *Client) enlist(ep *endpoint, b *Batch, id int64, sent time.Time, stamp uint64, g *ackGroup) *ackWait {
+	w := &ackWait{done: make(chan struct{}), every: min(firstAckPoll, c.cfg.AckInterval), sent: sent, b: b, on: ep,
+		id: id, stamp: stamp, g: g}
 	w.next = sent.Add(w.every)
 	c.ackMu.Lock()
 	defer c.ackMu.Unlock()
@@ -89,36 +131,40 @@ func (c *Client) enlist(ep *endpoint, b *Batch, id int64, sent time.Time) *ackWa
 	l.seq++
 	w.seq = l.seq
 	c.pending[ep][id] = w
+	g.ws = append(g.ws, w)
 	return w
 }
 
-// waitAck waits for an enlisted ack id; it reports ackDone, ackOverdue, ackVoid, or
-// ackPending when AckTimeout ran out.
-func (c *Client) waitAck(ctx context.Context, ep *endpoint, id int64, w *ackWait) (ackResult, error) {
+// waitAck waits for an enlisted send's ack, or that of an earlier send of its group; it
+// reports ackDone, ackOverdue, ackVoid, or ackPending when AckTimeout ran out. A send that is
+// not done stays asked about (stale) until the caller drops the group.
+func (c *Client) waitAck(ctx context.Context, w *ackWait) (ackResult, error) {
 	select {
 	case c.ackKick <- struct{}{}:
 	default:
 	}
 	t := time.NewTimer(c.cfg.AckTimeout)
 	defer t.Stop()
-	drop := func() {
-		c.ackMu.Lock()
-		if c.pending[w.on][id] == w {
-			delete(c.pending[w.on], id)
-			c.forgetRetiredLocked(w.on)
-		}
-		c.ackMu.Unlock()
-	}
+	var res ackResult
 	select {
 	case <-w.done:
-		return w.result, nil
+		res = w.result
+	case <-w.g.done:
+		return ackDone, nil
 	case <-t.C:
-		drop()
-		return ackPending, nil
+		res = ackPending
 	case <-ctx.Done():
-		drop()
 		return ackPending, ctx.Err()
 	}
+	c.ackMu.Lock()
+	defer c.ackMu.Unlock()
+	if w.g.acked {
+		return ackDone, nil // an earlier send's ack came meanwhile
+	}
+	if res == ackPending && c.pending[w.on][w.id] == w {
+		w.stale = true
+	}
+	return res, nil
 }
 
 // pollAcks asks each URL about all its pending ack ids when one of them is due.
@@ -207,11 +253,15 @@ func (c *Client) pollAcks(ctx context.Context) {
 	}
 }
 
-// acked wakes the batches whose acks came, learns their latencies, and then wakes as overdue
-// the batches sent before an acknowledged one that have waited more than 3 × the 95th
-// percentile of the URL's recent latencies (at least AckOverdueMin): their ack is most
-// likely lost, and re-sending one batch is better than holding the checkpoint for the whole
-// ack timeout.
+// acked wakes the batches whose acks came (by any of their sends), learns their latencies,
+// and then wakes as overdue the batches sent before an acknowledged one that have waited more
+// than 3 × the 95th percentile of the URL's recent latencies (at least AckOverdueMin): their
+// ack is most likely lost, and re-sending one batch is better than holding the checkpoint for
+// the whole ack timeout. A batch alone in flight has nothing after it to be measured against:
+// it is overdue after the same time, then twice and four times that for its next sends (at
+// most maxAckResends times); its earlier sends stay asked about, so an ack that was only slow
+// still confirms it (a duplicate each time), and a lost one costs that time, not the ack
+// timeout.
 func (c *Client) acked(ep *endpoint, ids []int64, now time.Time) {
 	c.ackMu.Lock()
 	defer c.ackMu.Unlock()
@@ -225,22 +275,50 @@ func (c *Client) acked(ep *endpoint, ids []int64, now time.Time) {
 		l.latN++
 		l.acked = max(l.acked, w.seq)
 		l.lastAck = now
-		w.result = ackDone
-		close(w.done)
 		delete(c.pending[ep], id)
-	}
-	limit := max(3*l.p95(), c.cfg.AckOverdueMin)
-	for id, w := range c.pending[ep] {
-		// Overdue: later batches were acknowledged, or (the newest batch, with none after it)
-		// the channel has acknowledged others since this one was sent. A batch waiting alone
-		// is not: acks that merely slow down would have it sent again and again.
-		if (w.seq < l.acked || l.lastAck.After(w.sent)) && now.Sub(w.sent) > limit {
-			w.result = ackOverdue
+		if !w.g.acked {
+			w.g.acked, w.g.stamp = true, w.stamp
+			close(w.g.done)
+		}
+		if !w.stale {
+			w.result = ackDone
 			close(w.done)
-			delete(c.pending[ep], id)
+			w.stale = true
 		}
 	}
+	limit := max(3*l.p95(), c.cfg.AckOverdueMin)
+	for _, w := range c.pending[ep] {
+		if w.stale || now.Sub(w.sent) <= limit {
+			continue
+		}
+		// Overdue: later batches were acknowledged, or (the newest batch, with none after it)
+		// the channel has acknowledged others since this one was sent; or it is alone in
+		// flight, for longer each time.
+		switch {
+		case w.seq < l.acked || l.lastAck.After(w.sent):
+			w.result = ackOverdue
+		case w.g.lone < maxAckResends && now.Sub(w.sent) > limit<<w.g.lone && c.aloneLocked(w):
+			w.g.lone++
+			w.result = ackAlone
+		default:
+			continue
+		}
+		close(w.done)
+		w.stale = true
+	}
 	c.forgetRetiredLocked(ep)
+}
+
+// aloneLocked reports whether w is the only send waiting for its ack that is not stale.
+func (c *Client) aloneLocked(w *ackWait) bool {
+	for _, ws := range c.pending {
+		for _, o := range ws {
+			if o != w && !o.stale {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // forgetRetiredLocked drops a retired channel once nothing waits on it any more.
@@ -353,6 +431,12 @@ func (c *Client) retire(ep *endpoint) {
 	} else {
 		delete(c.lines, old)
 	}
+	if zero != nil && zero.stale {
+		zero = nil // an earlier send of records sent again since: no longer asked about
+	}
+	if zero != nil {
+		zero.stale = true
+	}
 	c.ackMu.Unlock()
 	if zero != nil {
 		voidTickets(zero.b)
@@ -376,7 +460,13 @@ func (c *Client) voidChannel(ep *endpoint, cur *Batch) {
 	c.ackMu.Lock()
 	c.oldChannels[ep.channel()] = true
 	ep.setChannel(newGUID())
-	waiting := c.pending[ep]
+	var waiting []*ackWait
+	for _, w := range c.pending[ep] {
+		if !w.stale { // stale sends' records were sent again since: just no longer asked about
+			w.stale = true
+			waiting = append(waiting, w)
+		}
+	}
 	delete(c.pending, ep)
 	delete(c.lines, ep)
 	c.ackMu.Unlock()

@@ -45,7 +45,7 @@ type Stats struct {
 	Rejected    int
 	Resent      int // records sent again after a lost reply or ack
 	AckTimeouts int // batches re-sent because their ack did not come within AckTimeout
-	AckOverdue  int // batches re-sent because their ack was overdue (later ones were acked)
+	AckOverdue  int // batches re-sent because their ack was overdue (later ones were acked, or it was alone in flight)
 	Retries     int // requests repeated after a retryable failure
 	SetAside    int // times a URL was set aside after failing
 	BytesRaw    int64

@@ -132,9 +132,15 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 			return nil, err
 		}
 	}
+	g := newAckGroup() // the sends of these records whose acks are asked about
+	defer c.dropGroup(g)
 	for {
 		if err := c.Err(); err != nil {
 			return nil, err
+		}
+		if ok, stamp := c.ackedStamp(g); ok {
+			out.Sent = stamp // an earlier send's ack came late, before this one went
+			return nil, nil
 		}
 		ep, i, err := c.pick(ctx)
 		if err != nil {
@@ -207,7 +213,7 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 			// Enlisted before the channel takes another request: if that request shows HEC
 			// forgot the channel, this batch is among those voided (else it would wait on the
 			// new channel, where its id is another batch's).
-			w := c.enlist(ep, p.b, *r.AckID, answered)
+			w := c.enlist(ep, p.b, *r.AckID, answered, sent, g)
 			if serial {
 				// The ticket is told before the channel takes another request: a crash
 				// leaves at most one request HEC took whose ticket nobody kept.
@@ -217,17 +223,23 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 				}
 				<-ep.send
 			}
-			res, err := c.waitAck(ctx, ep, *r.AckID, w)
+			res, err := c.waitAck(ctx, w)
 			if err != nil {
 				d.last = c.noAck(ep, d.ackMisses+1)
 				return nil, err
 			}
 			if res == ackDone {
-				out.Sent = sent
+				_, out.Sent = c.ackedStamp(g)
 				return nil, nil
 			}
 			// Not acknowledged within AckTimeout, or overdue while later batches were: the
-			// data may be lost; send it again.
+			// data may be lost; send it again. (Overdue alone in flight, it may be only
+			// slow: that send is not counted as a miss, and its ack is still asked about.)
+			if res == ackAlone {
+				c.count(func(s *Stats) { s.AckOverdue++; s.Retries++ })
+				out.Resent += p.n()
+				continue
+			}
 			d.ackMisses++
 			d.last = c.noAck(ep, d.ackMisses)
 			if res == ackVoid {
