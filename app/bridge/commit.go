@@ -45,6 +45,11 @@ func positionJSON(pos Position) json.RawMessage {
 	return b
 }
 
+// durableEvery is the longest time between two durable saves of the saver's snapshots: the
+// quick ones between them are lost only to a power loss, which then re-sends at most what
+// was confirmed or taken in that time.
+const durableEvery = time.Second
+
 // saver writes the newest staged state; states staged while it writes coalesce.
 func (p *Pump) saver() {
 	p.mu.Lock()
@@ -54,8 +59,14 @@ func (p *Pump) saver() {
 		st.Pending = p.chainLocked()
 		p.saveTaken++
 		id := p.saveTaken
+		save := p.cfg.Store.SaveQuick
+		if now := time.Now(); p.needDurable || now.Sub(p.lastDurable) >= durableEvery {
+			// A void ticket must not come back after a power loss: its channel may hand
+			// its ack id to another request.
+			save, p.needDurable, p.lastDurable = p.cfg.Store.Save, false, now
+		}
 		p.mu.Unlock()
-		err := p.cfg.Store.Save(st)
+		err := save(st)
 		p.mu.Lock()
 		if err != nil {
 			p.saveErr = err

@@ -41,6 +41,7 @@ func (p *Pump) noteLocked(o Outcome, first uint64) bool {
 			return false
 		}
 		e.tickets = nil // the chain holds it as not proven, unless it is confirmed later
+		p.needDurable = true
 		return p.inChainLocked(first)
 	}
 	if len(o.Rejected) > 0 {
@@ -127,7 +128,8 @@ func (p *Pump) chainLocked() []checkpoint.Pending {
 		if e == nil || e.refused {
 			return out
 		}
-		out = append(out, checkpoint.Pending{N: e.n, Position: e.pos, Keys: e.keys, Tickets: e.tickets, Confirmed: e.confirmed})
+		out = append(out, checkpoint.Pending{N: e.n, Position: e.pos, Keys: e.keys, Tickets: e.tickets, Confirmed: e.confirmed,
+			Marshaled: true}) // positionJSON and the sink's tickets, checked by noteLocked
 		next = e.last + 1
 	}
 }

@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -123,7 +124,7 @@ func TestVoidEmptiesTheSavedTickets(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	var before, after *checkpoint.State
+	var before, after, durable *checkpoint.State
 	sink := &scripted{onFlush: func(s *scripted) error {
 		for b := recBatch - 1; b < len(s.tags); b += recBatch {
 			s.report(Outcome{Last: s.tags[b], N: recBatch, Pending: true, Ticket: ticket(b/recBatch+1, 1)})
@@ -131,6 +132,11 @@ func TestVoidEmptiesTheSavedTickets(t *testing.T) {
 		before, _ = store.Load()
 		s.report(Outcome{Last: s.tags[2*recBatch-1], N: recBatch, Pending: true, Void: true})
 		after, _ = store.Load() // the report returned: the save is on disk
+		// and it was a durable one: after a power loss the quick saves are gone, and the
+		// checkpoint itself must not hold the void ticket
+		if b, err := os.ReadFile(store.Path()); err == nil {
+			durable, _ = checkpoint.Parse(b)
+		}
 		for b := len(s.tags) - 1; b > 0; b -= recBatch {
 			s.report(Outcome{Last: s.tags[b], N: recBatch})
 		}
@@ -145,5 +151,8 @@ func TestVoidEmptiesTheSavedTickets(t *testing.T) {
 	}
 	if after == nil || len(after.Pending) != 3 || len(after.Pending[1].Tickets) != 0 || len(after.Pending[0].Tickets) != 1 || len(after.Pending[2].Tickets) != 1 {
 		t.Fatalf("after the void: %+v, want the second batch's tickets gone, the others kept", after)
+	}
+	if durable == nil || len(durable.Pending) != 3 || len(durable.Pending[1].Tickets) != 0 {
+		t.Fatalf("the checkpoint file itself after the void: %+v, want it written (not only a quick save) without the void ticket", durable)
 	}
 }

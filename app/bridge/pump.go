@@ -62,6 +62,10 @@ type Pump struct {
 	saveErr error
 	// Snapshots the saver took and wrote, counted: a Pending report waits for its own.
 	saveTaken, saveDone uint64
+	// The saver's snapshots go as quick saves (checkpoint.Store.SaveQuick: no fsync) between
+	// durable ones, at least every durableEvery, and at once when a ticket was declared void.
+	lastDurable time.Time
+	needDurable bool
 
 	skewWarned bool
 	skewLogged time.Duration

@@ -1,5 +1,6 @@
 // Package checkpoint keeps one input's place on disk: a small versioned JSON document, written
-// atomically (temp file, fsync, rename, fsync the folder) with mode 0600, and locked so that
+// atomically (temp file, fsync, rename, fsync the folder) with mode 0600 (and, between such
+// saves, quick saves to side files without fsync: quick.go), and locked so that
 // two processes never run the same input. A missing file means a first run; a corrupt or
 // unknown file is an error that names the path and what to do, never a silent reset.
 package checkpoint
@@ -86,6 +87,9 @@ type Pending struct {
 	Keys      []Key             `json:"keys,omitempty"`      // its records' keys inside the overlap (go to Delivered)
 	Tickets   []json.RawMessage `json:"tickets,omitempty"`   // the sink's, opaque: any one confirmed confirms the batch
 	Confirmed bool              `json:"confirmed,omitempty"` // confirmed whole, nothing refused
+	// Marshaled says Position and Tickets come from json.Marshal (valid, compact, escaped):
+	// Save writes them as they are instead of checking them again at every save.
+	Marshaled bool `json:"-"`
 }
 
 // Held counts a run of refused alerts across runs, so that a refusal that goes on through
@@ -106,8 +110,10 @@ type Held struct {
 
 // Store is one input's checkpoint file, locked for this process.
 type Store struct {
-	path string
-	lock *lockFile
+	path  string
+	lock  *lockFile
+	base  string // digest of the checkpoint's bytes on disk ("" before it exists): see quick.go
+	quick quickSlots
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
@@ -162,9 +168,13 @@ func Open(dir, input string) (*Store, error) {
 func (s *Store) Path() string { return s.path }
 
 // Close releases the lock.
-func (s *Store) Close() error { return s.lock.release() }
+func (s *Store) Close() error {
+	s.closeQuick()
+	return s.lock.release()
+}
 
-// Load reads the checkpoint. A missing file gives (nil, nil): a first run.
+// Load reads the checkpoint, or the newer quick save that follows it (quick.go). A missing
+// file gives (nil, nil): a first run.
 func (s *Store) Load() (*State, error) {
 	b, err := os.ReadFile(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -176,6 +186,10 @@ func (s *Store) Load() (*State, error) {
 	st, err := Parse(b)
 	if err != nil {
 		return nil, &FixError{fmt.Errorf("checkpoint %s %w", s.path, err)}
+	}
+	s.base = digest(b)
+	if q := s.loadQuick(b); q != nil {
+		return q, nil
 	}
 	return st, nil
 }
@@ -244,6 +258,7 @@ func (s *Store) Save(st *State) error {
 	if err := writeAtomic(s.path, b); err != nil {
 		return &FixError{err}
 	}
+	s.base = digest(b) // the quick saves before it are of another checkpoint now
 	return nil
 }
 

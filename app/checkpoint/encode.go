@@ -56,9 +56,13 @@ func (st *State) appendJSON(b []byte) []byte {
 func (e *Pending) appendJSON(b []byte) []byte {
 	b = append(b, `{"n":`...)
 	b = strconv.AppendInt(b, int64(e.N), 10)
+	raw := appendRaw
+	if e.Marshaled {
+		raw = func(b []byte, r json.RawMessage) []byte { return append(b, r...) }
+	}
 	if len(e.Position) > 0 {
 		b = append(b, `,"position":`...)
-		b = appendRaw(b, e.Position)
+		b = raw(b, e.Position)
 	}
 	if len(e.Keys) > 0 {
 		b = append(b, `,"keys":`...)
@@ -70,7 +74,7 @@ func (e *Pending) appendJSON(b []byte) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendRaw(b, t)
+			b = raw(b, t)
 		}
 		b = append(b, ']')
 	}

@@ -102,7 +102,7 @@ var settings = []Setting{
 	{Env: "DEFENDER_INTERVAL", Default: "60s", field: "Interval",
 		Doc: "poll interval of `run` (the modular input's runs follow its `interval`)"},
 	{Env: "DEFENDER_STATE_DIR", Default: "./state", field: "StateDir",
-		Doc: "checkpoint folder (and the dead-letter file), created 0700; on Unix refused if group or others can write to it or another user owns it (the modular input uses splunkd's `checkpoint_dir`)"},
+		Doc: "checkpoint folder (with its quick saves and the dead-letter file), created 0700; on Unix refused if group or others can write to it or another user owns it (the modular input uses splunkd's `checkpoint_dir`)"},
 	{Env: "DEFENDER_INPUT", field: "Input",
 		Doc: "name of this input's checkpoint (the modular input's is its stanza name)", DocDefault: "the tenant id"},
 	{Env: "DEFENDER_PAGE_SIZE", Default: "10000", field: "PageSize", defender: "PageSize",

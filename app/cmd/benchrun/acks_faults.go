@@ -191,7 +191,7 @@ func caughtUpTable(bin string, f *ackFlags) (string, bool) {
 	b.WriteString("|---:|---:|---:|---|---|---|---|\n")
 	fmt.Fprintf(&b, "| %v | %v (constant) | %d | %s | %s | %s | %v %s |\n", f.poll, f.caughtLatency, len(toHEC), medMax(toHEC), medMax(indexed),
 		medMax(toCommit), goal, met(len(indexed) > 0 && slices.Max(indexed) <= goal))
-	fmt.Fprintf(&b, "\n`bin/defender_alerts run` (the daemon), `DEFENDER_INTERVAL=%v`, caught up on %d alerts; then each new alert a set time after the previous one was confirmed, spread over the poll cycle. To HEC: from the alert's appearance in the API to HEC receiving it; indexed: that plus the ack latency (the stand-in's ack turns true then); confirmed: until the alert's key is in the checkpoint file.\n",
+	fmt.Fprintf(&b, "\n`bin/defender_alerts run` (the daemon), `DEFENDER_INTERVAL=%v`, caught up on %d alerts; then each new alert a set time after the previous one was confirmed, spread over the poll cycle. To HEC: from the alert's appearance in the API to HEC receiving it; indexed: that plus the ack latency (the stand-in's ack turns true then); confirmed: until the alert's key is in the checkpoint file or its quick save.\n",
 		f.poll, f.caughtBacklog)
 	fmt.Fprintf(os.Stderr, "done: caught up\n")
 	return b.String(), good
@@ -273,7 +273,7 @@ func caughtUp(bin string, f *ackFlags) (toHEC, toCommit []time.Duration, err err
 			if seen.IsZero() {
 				seen = s.seen(added.ID)
 			}
-			if b, err := os.ReadFile(checkpoint); err == nil && bytes.Contains(b, []byte(strconv.Quote(added.ID))) {
+			if inCheckpoint(checkpoint, added.ID) {
 				now := time.Now()
 				if seen.IsZero() {
 					seen = s.seen(added.ID)
@@ -347,4 +347,15 @@ func (t *tail) String() string {
 		return string(t.b[len(t.b)-tailMax:])
 	}
 	return string(t.b)
+}
+
+// inCheckpoint reports whether the checkpoint, or one of its quick saves (written between
+// durable ones), holds id.
+func inCheckpoint(path, id string) bool {
+	for _, p := range []string{path, path + ".quick-a", path + ".quick-b"} {
+		if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(strconv.Quote(id))) {
+			return true
+		}
+	}
+	return false
 }

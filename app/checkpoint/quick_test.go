@@ -1,0 +1,188 @@
+package checkpoint
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// reopen closes s and opens the input again, as a new process does.
+func reopen(t *testing.T, s *Store, dir string) *Store {
+	t.Helper()
+	s.Close()
+	s2, err := Open(dir, "tenant1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s2.Close() })
+	return s2
+}
+
+func at(st *State, d time.Duration) *State {
+	c := *st
+	c.Watermark = st.Watermark.Add(d)
+	return &c
+}
+
+func TestQuickSaves(t *testing.T) {
+	base := sample()
+	cases := []struct {
+		name string
+		// after a durable save of base and quick saves of base+1s, base+2s, …, base+n s
+		quick int
+		then  func(t *testing.T, s *Store, dir string)
+		want  time.Duration // Load's watermark, after base's; -1: no checkpoint
+	}{
+		{name: "the newest quick save is loaded", quick: 3, want: 3 * time.Second},
+		{name: "one quick save", quick: 1, want: time.Second},
+		{name: "a durable save after them wins", quick: 3, want: 10 * time.Second, then: func(t *testing.T, s *Store, _ string) {
+			if err := s.Save(at(base, 10*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "quick saves after a durable one follow it", quick: 2, want: 12 * time.Second, then: func(t *testing.T, s *Store, _ string) {
+			if err := s.Save(at(base, 10*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.SaveQuick(at(base, 11*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.SaveQuick(at(base, 12*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "a torn newest quick save falls back to the one before", quick: 3, want: 2 * time.Second, then: func(t *testing.T, s *Store, _ string) {
+			// the third went to slot a (b, a, b, …: the first goes to b)
+			p := s.QuickPaths()[s.quick.last]
+			b, _ := os.ReadFile(p)
+			if err := os.WriteFile(p, b[:len(b)-40], 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "a killed write in place leaves the tail of the older save", quick: 3, want: 2 * time.Second, then: func(t *testing.T, s *Store, _ string) {
+			p := s.QuickPaths()[s.quick.last]
+			b, _ := os.ReadFile(p)
+			b[len(b)/2] ^= 1 // as if only part of the new bytes reached the file
+			if err := os.WriteFile(p, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "both torn: the checkpoint itself", quick: 2, want: 0, then: func(t *testing.T, s *Store, _ string) {
+			for _, p := range s.QuickPaths() {
+				if err := os.WriteFile(p, []byte("defender_alerts quick checkpoint after"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+		{name: "checkpoint moved away: a first run, whatever quick files remain", quick: 2, want: -1, then: func(t *testing.T, s *Store, _ string) {
+			if err := os.Rename(s.Path(), s.Path()+".moved"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "checkpoint restored from a backup: quick saves of the other one are not used", quick: 2, want: 20 * time.Second, then: func(t *testing.T, s *Store, dir string) {
+			other, err := Open(filepath.Join(dir, "elsewhere"), "tenant1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := other.Save(at(base, 20*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			other.Close()
+			b, _ := os.ReadFile(other.Path())
+			if err := os.WriteFile(s.Path(), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "state")
+			s, err := Open(dir, "tenant1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Save(base); err != nil {
+				t.Fatal(err)
+			}
+			for i := 1; i <= tc.quick; i++ {
+				if err := s.SaveQuick(at(base, time.Duration(i)*time.Second)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.then != nil {
+				tc.then(t, s, dir)
+			}
+			s = reopen(t, s, dir)
+			got, err := s.Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tc.want < 0 && got != nil:
+				t.Fatalf("loaded watermark %v, want no checkpoint", got.Watermark)
+			case tc.want < 0:
+			case got == nil:
+				t.Fatal("no checkpoint loaded")
+			case !got.Watermark.Equal(base.Watermark.Add(tc.want)):
+				t.Fatalf("loaded watermark +%v, want +%v", got.Watermark.Sub(base.Watermark), tc.want)
+			}
+			for _, p := range s.QuickPaths() {
+				if fi, err := os.Stat(p); err == nil && fi.Mode().Perm() != 0o600 {
+					t.Errorf("%s has mode %v, want 0600", p, fi.Mode().Perm())
+				}
+			}
+		})
+	}
+}
+
+// After a load that took a quick save, the next quick save goes to the other file: the one
+// loaded stays whole if that write is cut short.
+func TestQuickSaveAfterLoadKeepsTheLoadedOne(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	s, err := Open(dir, "tenant1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := sample()
+	if err := s.Save(base); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		if err := s.SaveQuick(at(base, time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = reopen(t, s, dir)
+	if _, err := s.Load(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveQuick(at(base, 4*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	p := s.QuickPaths()[s.quick.last]
+	if err := os.WriteFile(p, []byte("torn"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(t, s, dir)
+	got, err := s.Load()
+	if err != nil || got == nil || !got.Watermark.Equal(base.Watermark.Add(3*time.Second)) {
+		t.Fatalf("loaded %v %v, want the quick save of +3s", got, err)
+	}
+}
+
+// SaveQuick before any durable save is a durable save (nothing to follow yet).
+func TestFirstQuickSaveIsDurable(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	s, err := Open(dir, "tenant1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.SaveQuick(sample()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.Path()); err != nil {
+		t.Fatalf("no checkpoint file after the first quick save: %v", err)
+	}
+}
