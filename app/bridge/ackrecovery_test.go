@@ -95,17 +95,20 @@ func TestAckRecoveryEndToEnd(t *testing.T) {
 			hs = r.hec.Stats()
 			dups := hs.Duplicates
 			t.Logf("in flight at the crash: %d alerts in %d batches; recovered %d; duplicates %d; lost in the restart %d", inFlight, len(st.Pending), second.Recovered, dups, hs.LostInRestart)
+			// The last pending batch's ticket may have been told before its request went (the
+			// ack id predicted), and the stop came before HEC had it: that one batch was never
+			// indexed, so it is neither recovered nor sent "again".
 			if forget {
 				// Sent again: indexed twice, or lost by the restart and indexed once.
-				if resent := dups + hs.LostInRestart; second.Recovered != 0 || resent < inFlight {
-					t.Errorf("HEC forgot the channel, yet %d alerts were recovered and %d sent again (want 0 and at least the %d in flight)", second.Recovered, resent, inFlight)
+				if resent := dups + hs.LostInRestart; second.Recovered != 0 || resent < inFlight-maxBatch {
+					t.Errorf("HEC forgot the channel, yet %d alerts were recovered and %d sent again (want 0 and at least the %d in flight, less one batch)", second.Recovered, resent, inFlight)
 				}
 				return
 			}
-			// The stop may cut one request short after HEC indexed it (its ticket never told):
-			// that one batch, and nothing else, may come twice.
-			if second.Recovered < inFlight || dups > maxBatch {
-				t.Errorf("recovered %d of the %d alerts in flight, %d duplicates: want all recovered and at most the request cut short (%d)", second.Recovered, inFlight, dups, maxBatch)
+			// A request the stop cut short after HEC indexed it has its ticket (predicted):
+			// nothing should come twice, but an ack read and not yet saved may (one batch).
+			if second.Recovered < inFlight-maxBatch || dups > maxBatch {
+				t.Errorf("recovered %d of the %d alerts in flight, %d duplicates: want all recovered (but one batch) and at most one batch twice (%d)", second.Recovered, inFlight, dups, maxBatch)
 			}
 		})
 	}

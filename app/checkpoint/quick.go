@@ -31,6 +31,7 @@ type quickSlots struct {
 	f    [2]*os.File
 	seq  uint64 // the newest quick save's number
 	last int    // the slot it is in
+	buf  []byte
 }
 
 // QuickPaths are the side files of quick saves.
@@ -48,8 +49,14 @@ func (s *Store) SaveQuick(st *State) error {
 		return s.Save(st)
 	}
 	st.Version = formatVersion
-	doc := append(st.appendJSON(make([]byte, 0, 256+64*len(st.Delivered))), '\n')
 	q := &s.quick
+	// One buffer for every quick save (they come every few milliseconds while batches are in
+	// flight): the header goes in front of the document once its length and checksum are known.
+	const room = 160
+	b := st.appendJSON(append(q.buf[:0], make([]byte, room)...))
+	b = append(b, '\n')
+	q.buf = b
+	doc := b[room:]
 	slot := 1 - q.last
 	if q.f[slot] == nil {
 		f, err := os.OpenFile(s.QuickPaths()[slot], os.O_RDWR|os.O_CREATE, 0o600)
@@ -59,7 +66,11 @@ func (s *Store) SaveQuick(st *State) error {
 		q.f[slot] = f
 	}
 	head := fmt.Sprintf("%s after %s #%d len %d crc %08x\n", quickMagic, s.base, q.seq+1, len(doc), crc32.Checksum(doc, castagnoli))
-	b := append([]byte(head), doc...)
+	if len(head) > room {
+		return &FixError{fmt.Errorf("checkpoint %s: quick save header too long", s.QuickPaths()[slot])}
+	}
+	b = b[room-len(head):]
+	copy(b, head)
 	if err := writeQuick(q.f[slot], b); err != nil {
 		return &FixError{fmt.Errorf("checkpoint %s cannot be written: %w", s.QuickPaths()[slot], err)}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -157,14 +158,23 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 		}
 		c.passTurn(d)
 		sent := c.events.Add(1)
+		// The ticket is told before the request goes, with the ack id HEC will give it (the
+		// channel's ids go up by one per request, one request at a time): a crash while the
+		// request is on its way then leaves a ticket that proves it if HEC took it.
+		predicted, told := c.tellPredicted(ep, p, serial)
 		r, herr := c.post(ctx, ep, body)
 		answered := time.Now()
 		if serial && (herr != nil || !r.ackPresent) {
 			if herr != nil && herr.kind == kindRetry && mayHaveIndexed(herr) {
 				// HEC may have taken it with an ack id nobody knows: the channel's next id, or,
 				// on a channel HEC forgot, 0 again, which an ack poll would then take for the
-				// batch that waits with 0. Nothing goes on the channel again (retire).
+				// batch that waits with 0. Nothing goes on the channel again (retire). The
+				// predicted ticket stays: no other request can have its id on that channel.
 				c.retire(ep)
+			} else if told {
+				// Not taken with an ack id: the next request on the channel gets the one the
+				// ticket names. The ticket is void before that request goes.
+				voidTickets(p.b)
 			}
 			<-ep.send // else once its ack id is checked and its ticket told: the next request waits
 			serial = false
@@ -215,11 +225,23 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 			// new channel, where its id is another batch's).
 			w := c.enlist(ep, p.b, *r.AckID, answered, sent, g)
 			if serial {
-				// The ticket is told before the channel takes another request: a crash
-				// leaves at most one request HEC took whose ticket nobody kept.
+				// The ticket is told before the channel takes another request (if the
+				// predicted one was not right, or the balancer set its cookie only now): a
+				// crash leaves no request HEC took whose ticket nobody kept.
 				if p.whole() && p.b.onTicket != nil {
-					p.b.onTicket(p.b, c.ticket(ep, *r.AckID, answered))
-					c.count(func(s *Stats) { s.Tickets++ })
+					t := c.ticket(ep, *r.AckID, answered)
+					switch {
+					case !told:
+						p.b.onTicket(p.b, t)
+						c.count(func(s *Stats) { s.Tickets++ })
+					case t.AckID != predicted.AckID:
+						voidTickets(p.b) // its id went to no request of this batch
+						p.b.onTicket(p.b, t)
+						c.count(func(s *Stats) { s.Tickets++ })
+					case !slices.Equal(t.Cookies, predicted.Cookies):
+						p.b.onTicket(p.b, t)
+						c.count(func(s *Stats) { s.Tickets++ })
+					}
 				}
 				<-ep.send
 			}
@@ -349,4 +371,27 @@ func mayHaveIndexed(e *Error) bool {
 		return false
 	}
 	return true
+}
+
+// tellPredicted tells b's owner, before p's request goes on ep's channel, the ticket it will
+// have: the ack id after the channel's last one (0 on a new channel). Only with acks on (known,
+// or required), for a whole batch, while the channel takes one request at a time.
+func (c *Client) tellPredicted(ep *endpoint, p part, serial bool) (Ticket, bool) {
+	if !serial || !p.whole() || p.b.onTicket == nil {
+		return Ticket{}, false
+	}
+	if on, known := c.AcksOn(); !(on && known) && c.cfg.Ack != AckOn {
+		return Ticket{}, false
+	}
+	c.ackMu.Lock()
+	l := c.line(ep)
+	id := int64(0)
+	if l.anyID {
+		id = l.maxID + 1
+	}
+	c.ackMu.Unlock()
+	t := c.ticket(ep, id, time.Now())
+	p.b.onTicket(p.b, t)
+	c.count(func(s *Stats) { s.Tickets++ })
+	return t, true
 }
