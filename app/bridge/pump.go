@@ -236,6 +236,7 @@ func (b *tagBuf) at(seq uint64) *Tag {
 func (b *tagBuf) dropBefore(seq uint64) {
 	if seq > b.first {
 		k := min(seq-b.first, uint64(len(b.buf)))
+		clear(b.buf[:k]) // the array keeps its front until append moves it: let those tags go now
 		b.buf = b.buf[k:]
 		b.first += k
 	}
