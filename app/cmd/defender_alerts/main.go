@@ -8,6 +8,7 @@ import (
 )
 
 func main() {
+	setMemoryLimit(os.LookupEnv)
 	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
