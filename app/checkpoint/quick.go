@@ -60,6 +60,9 @@ func (s *Store) SaveQuick(st *State) error {
 	slot := 1 - q.last
 	if q.f[slot] == nil {
 		f, err := os.OpenFile(s.QuickPaths()[slot], os.O_RDWR|os.O_CREATE, 0o600)
+		if err == nil {
+			err = f.Chmod(0o600) // one left by an earlier process, whatever its mode
+		}
 		if err != nil {
 			return &FixError{fmt.Errorf("checkpoint %s cannot be written: %w", s.QuickPaths()[slot], err)}
 		}
@@ -105,7 +108,7 @@ func (s *Store) loadQuick(main []byte) *State {
 		var n int
 		var sum uint32
 		if _, err := fmt.Sscanf(string(head[len(want):]), "%d len %d crc %08x", &seq, &n, &sum); err != nil ||
-			n > len(rest) || crc32.Checksum(rest[:n], castagnoli) != sum {
+			n < 0 || n > len(rest) || crc32.Checksum(rest[:n], castagnoli) != sum {
 			continue
 		}
 		st, err := Parse(rest[:n])

@@ -23,7 +23,15 @@ func (c *Client) channelReset(ep *endpoint, id int64) bool {
 // had forgotten it, the lost request alone revived it, with id 0: no other id can be taken
 // for a waiting batch's. (Giving the whole channel up re-sent every batch in flight at each
 // dropped connection, and the re-sends met more drops.)
-func (c *Client) retire(ep *endpoint) {
+func (c *Client) retire(ep *endpoint) { c.moveOff(ep, true) }
+
+// leave moves ep to a new channel as retire does, after a request HEC answered without taking
+// it: nothing on the old channel is in doubt, its id 0 included.
+func (c *Client) leave(ep *endpoint) { c.moveOff(ep, false) }
+
+// moveOff gives ep a new channel and keeps asking about the old one's waiting batches under a
+// retired endpoint; with doubtZero, the one with ack id 0 is sent again instead.
+func (c *Client) moveOff(ep *endpoint, doubtZero bool) {
 	c.ackMu.Lock()
 	old := &endpoint{event: ep.event, ack: ep.ack, health: ep.health, display: ep.display, hc: ep.hc,
 		gate: make(chan struct{}, 1), send: make(chan struct{}, 1), queue: make(chan struct{}, 1), retired: true}
@@ -37,8 +45,11 @@ func (c *Client) retire(ep *endpoint) {
 		c.lines[old] = l
 		c.lines[ep] = &ackLine{lat: l.lat, latN: l.latN} // the URL's latencies stay known
 	}
-	zero := waiting[0]
-	delete(waiting, 0)
+	var zero *ackWait
+	if doubtZero {
+		zero = waiting[0]
+		delete(waiting, 0)
+	}
 	for _, w := range waiting {
 		w.on = old
 	}

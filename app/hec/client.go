@@ -79,12 +79,14 @@ type Client struct {
 	zbuf   sync.Pool // *bytes.Buffer to compress into
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	fatal  error
-	acks   int // learned: -1 unknown, 0 off, 1 on
-	rr     int
-	health []epHealth
-	stats  Stats
+	mu    sync.Mutex
+	fatal error
+	acks  int // learned: -1 unknown, 0 off, 1 on
+	// acksChanged: replies disagreed about acks (indexers behind one URL set differently)
+	acksChanged bool
+	rr          int
+	health      []epHealth
+	stats       Stats
 
 	ackMu   sync.Mutex
 	pending map[*endpoint]map[int64]*ackWait
@@ -219,6 +221,9 @@ func (c *Client) setFatal(err error) {
 
 func (c *Client) learnAcks(on bool) {
 	c.mu.Lock()
+	if c.acks >= 0 && (c.acks == 1) != on {
+		c.acksChanged = true
+	}
 	if on {
 		c.acks = 1
 	} else {

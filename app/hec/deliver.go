@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"slices"
 	"time"
 )
 
@@ -165,16 +164,20 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 		r, herr := c.post(ctx, ep, body)
 		answered := time.Now()
 		if serial && (herr != nil || !r.ackPresent) {
-			if herr != nil && herr.kind == kindRetry && mayHaveIndexed(herr) {
+			switch {
+			case herr != nil && herr.kind == kindRetry && mayHaveIndexed(herr):
 				// HEC may have taken it with an ack id nobody knows: the channel's next id, or,
 				// on a channel HEC forgot, 0 again, which an ack poll would then take for the
 				// batch that waits with 0. Nothing goes on the channel again (retire). The
 				// predicted ticket stays: no other request can have its id on that channel.
 				c.retire(ep)
-			} else if told {
-				// Not taken with an ack id: the next request on the channel gets the one the
-				// ticket names. The ticket is void before that request goes.
+			case told:
+				// HEC answered without an ack id (busy, refused): the ticket is void, and the
+				// channel is left, so that its id goes to no other request even if the void
+				// never reaches the disk. HEC did not take the request: nothing on the old
+				// channel is in doubt (its waiting batches are still asked about there).
 				voidTickets(p.b)
+				c.leave(ep)
 			}
 			<-ep.send // else once its ack id is checked and its ticket told: the next request waits
 			serial = false
@@ -183,8 +186,13 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 			if serial {
 				// The ack id is still counted (or shows a reset), as later requests on the
 				// channel are checked against it.
-				if herr == nil && r.ackPresent && c.channelReset(ep, *r.AckID) {
-					c.voidChannel(ep, p.b)
+				if herr == nil && r.ackPresent {
+					switch {
+					case c.channelReset(ep, *r.AckID):
+						c.voidChannel(ep, p.b)
+					case told && *r.AckID != predicted.AckID:
+						voidTickets(p.b) // its id went to no request of this batch
+					}
 				}
 				<-ep.send
 			}
@@ -236,9 +244,6 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 						c.count(func(s *Stats) { s.Tickets++ })
 					case t.AckID != predicted.AckID:
 						voidTickets(p.b) // its id went to no request of this batch
-						p.b.onTicket(p.b, t)
-						c.count(func(s *Stats) { s.Tickets++ })
-					case !slices.Equal(t.Cookies, predicted.Cookies):
 						p.b.onTicket(p.b, t)
 						c.count(func(s *Stats) { s.Tickets++ })
 					}
@@ -364,7 +369,10 @@ func mayHaveIndexed(e *Error) bool {
 		return true // a cut-off 200
 	}
 	if e.Status != 0 {
-		return false // HEC answered: 429 and 5xx index nothing
+		// HEC answered: 429 and its 5xx index nothing, but for its internal error (code 8);
+		// a 5xx that is not HEC's (a balancer's or proxy's 502, 503, 504) may come after HEC
+		// took the request.
+		return e.Status >= 500 && (e.Code < 0 || e.Code == 8)
 	}
 	var oe *net.OpError
 	if errors.As(e.Err, &oe) && oe.Op == "dial" {
@@ -374,22 +382,28 @@ func mayHaveIndexed(e *Error) bool {
 }
 
 // tellPredicted tells b's owner, before p's request goes on ep's channel, the ticket it will
-// have: the ack id after the channel's last one (0 on a new channel). Only with acks on (known,
-// or required), for a whole batch, while the channel takes one request at a time.
+// have: the ack id after the channel's last one. Only for a whole batch, on a channel that
+// takes one request at a time and whose last request was answered with an ack id (the first
+// request on a channel is told after its reply, with the cookies the balancer then set), with
+// acks known to be on and never seen to change (a HEC whose indexers disagree about acks took
+// requests in parallel on the channel).
 func (c *Client) tellPredicted(ep *endpoint, p part, serial bool) (Ticket, bool) {
 	if !serial || !p.whole() || p.b.onTicket == nil {
 		return Ticket{}, false
 	}
-	if on, known := c.AcksOn(); !(on && known) && c.cfg.Ack != AckOn {
+	c.mu.Lock()
+	ok := c.acks == 1 && !c.acksChanged
+	c.mu.Unlock()
+	if !ok {
 		return Ticket{}, false
 	}
 	c.ackMu.Lock()
 	l := c.line(ep)
-	id := int64(0)
-	if l.anyID {
-		id = l.maxID + 1
-	}
+	id, synced := l.maxID+1, l.anyID
 	c.ackMu.Unlock()
+	if !synced {
+		return Ticket{}, false
+	}
 	t := c.ticket(ep, id, time.Now())
 	p.b.onTicket(p.b, t)
 	c.count(func(s *Stats) { s.Tickets++ })
