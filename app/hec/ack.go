@@ -88,6 +88,7 @@ type ackLine struct {
 	lastAck  time.Time // when the channel last acknowledged a batch
 	maxID    int64     // the highest ack id a send was given on the channel
 	anyID    bool      // maxID is set
+	unsynced bool      // a request was answered without an ack id since (see tellPredicted)
 }
 
 // p95 is the 95th percentile of the recent latencies (0 before any).

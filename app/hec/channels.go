@@ -12,8 +12,17 @@ func (c *Client) channelReset(ep *endpoint, id int64) bool {
 	if l.anyID && id <= l.maxID {
 		return true
 	}
-	l.maxID, l.anyID = id, true
+	l.maxID, l.anyID, l.unsynced = id, true, false
 	return false
+}
+
+// unsync notes that a request on ep's channel was answered without an ack id: HEC may still
+// have given it one (a partial refusal, say), so the next id is not predicted until a reply
+// tells one again.
+func (c *Client) unsync(ep *endpoint) {
+	c.ackMu.Lock()
+	c.line(ep).unsynced = true
+	c.ackMu.Unlock()
 }
 
 // retire moves ep to a new channel after a reply was lost on it (HEC may have taken the
@@ -23,15 +32,23 @@ func (c *Client) channelReset(ep *endpoint, id int64) bool {
 // had forgotten it, the lost request alone revived it, with id 0: no other id can be taken
 // for a waiting batch's. (Giving the whole channel up re-sent every batch in flight at each
 // dropped connection, and the re-sends met more drops.)
-func (c *Client) retire(ep *endpoint) { c.moveOff(ep, true) }
+func (c *Client) retire(ep *endpoint) { c.moveOff(ep, true, true) }
+
+// retireStopping is retire for a request cut short because its batch's context ended (the
+// collector stopping): the batch with ack id 0 is no longer asked about, but its saved ticket
+// stays. A recovery trusts id 0 only when HEC acknowledges another id of the channel, which a
+// channel HEC forgot (and the lost request revived) cannot do; voiding it instead would break
+// the run of saved tickets at the first batch, and every batch after it would be sent again.
+func (c *Client) retireStopping(ep *endpoint) { c.moveOff(ep, true, false) }
 
 // leave moves ep to a new channel as retire does, after a request HEC answered without taking
 // it: nothing on the old channel is in doubt, its id 0 included.
-func (c *Client) leave(ep *endpoint) { c.moveOff(ep, false) }
+func (c *Client) leave(ep *endpoint) { c.moveOff(ep, false, false) }
 
 // moveOff gives ep a new channel and keeps asking about the old one's waiting batches under a
-// retired endpoint; with doubtZero, the one with ack id 0 is sent again instead.
-func (c *Client) moveOff(ep *endpoint, doubtZero bool) {
+// retired endpoint; with doubtZero, the one with ack id 0 is sent again instead (its tickets
+// declared void with voidZero).
+func (c *Client) moveOff(ep *endpoint, doubtZero, voidZero bool) {
 	c.ackMu.Lock()
 	old := &endpoint{event: ep.event, ack: ep.ack, health: ep.health, display: ep.display, hc: ep.hc,
 		gate: make(chan struct{}, 1), send: make(chan struct{}, 1), queue: make(chan struct{}, 1), retired: true}
@@ -66,7 +83,9 @@ func (c *Client) moveOff(ep *endpoint, doubtZero bool) {
 	}
 	c.ackMu.Unlock()
 	if zero != nil {
-		voidTickets(zero.b)
+		if voidZero {
+			voidTickets(zero.b)
+		}
 		zero.result = ackVoid
 		close(zero.done)
 	}

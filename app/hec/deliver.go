@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"time"
 )
 
@@ -164,13 +162,18 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 		r, herr := c.post(ctx, ep, body)
 		answered := time.Now()
 		if serial && (herr != nil || !r.ackPresent) {
+			c.unsync(ep) // no id learnt: the next request's is not known for sure
 			switch {
 			case herr != nil && herr.kind == kindRetry && mayHaveIndexed(herr):
 				// HEC may have taken it with an ack id nobody knows: the channel's next id, or,
 				// on a channel HEC forgot, 0 again, which an ack poll would then take for the
 				// batch that waits with 0. Nothing goes on the channel again (retire). The
 				// predicted ticket stays: no other request can have its id on that channel.
-				c.retire(ep)
+				if ctx.Err() != nil {
+					c.retireStopping(ep)
+				} else {
+					c.retire(ep)
+				}
 			case told:
 				// HEC answered without an ack id (busy, refused): the ticket is void, and the
 				// channel is left, so that its id goes to no other request even if the void
@@ -361,51 +364,4 @@ func (c *Client) reject(b *Batch, i int, herr *Error) Rejected {
 	}
 	env := bytes.TrimRight(b.record(i), "\n")
 	return Rejected{ID: b.ids[i], Index: i, Envelope: append([]byte(nil), env...), Code: code, Text: text, Refused: c.events.Add(1)}
-}
-
-// mayHaveIndexed tells a lost reply (the request may have arrived) from a refused connection.
-func mayHaveIndexed(e *Error) bool {
-	if e.Status == http.StatusOK {
-		return true // a cut-off 200
-	}
-	if e.Status != 0 {
-		// HEC answered: 429 and its 5xx index nothing, but for its internal error (code 8);
-		// a 5xx that is not HEC's (a balancer's or proxy's 502, 503, 504) may come after HEC
-		// took the request.
-		return e.Status >= 500 && (e.Code < 0 || e.Code == 8)
-	}
-	var oe *net.OpError
-	if errors.As(e.Err, &oe) && oe.Op == "dial" {
-		return false
-	}
-	return true
-}
-
-// tellPredicted tells b's owner, before p's request goes on ep's channel, the ticket it will
-// have: the ack id after the channel's last one. Only for a whole batch, on a channel that
-// takes one request at a time and whose last request was answered with an ack id (the first
-// request on a channel is told after its reply, with the cookies the balancer then set), with
-// acks known to be on and never seen to change (a HEC whose indexers disagree about acks took
-// requests in parallel on the channel).
-func (c *Client) tellPredicted(ep *endpoint, p part, serial bool) (Ticket, bool) {
-	if !serial || !p.whole() || p.b.onTicket == nil {
-		return Ticket{}, false
-	}
-	c.mu.Lock()
-	ok := c.acks == 1 && !c.acksChanged
-	c.mu.Unlock()
-	if !ok {
-		return Ticket{}, false
-	}
-	c.ackMu.Lock()
-	l := c.line(ep)
-	id, synced := l.maxID+1, l.anyID
-	c.ackMu.Unlock()
-	if !synced {
-		return Ticket{}, false
-	}
-	t := c.ticket(ep, id, time.Now())
-	p.b.onTicket(p.b, t)
-	c.count(func(s *Stats) { s.Tickets++ })
-	return t, true
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -179,3 +180,21 @@ func printable(s string) string { return textclean.Line(s) }
 
 // clip cuts s to maxText characters, marking the cut.
 func clip(s string) string { return textclean.Clip(s, maxText) }
+
+// mayHaveIndexed tells a lost reply (the request may have arrived) from a refused connection.
+func mayHaveIndexed(e *Error) bool {
+	if e.Status == http.StatusOK {
+		return true // a cut-off 200
+	}
+	if e.Status != 0 {
+		// HEC answered: 429, and 503 "server is busy" (code 9), index nothing. Any other 5xx
+		// may come after HEC took the request: HEC's internal error, or a balancer's or
+		// proxy's 502, 503, 504 (whatever its body says).
+		return e.Status >= 500 && !(e.Status == http.StatusServiceUnavailable && e.Code == 9)
+	}
+	var oe *net.OpError
+	if errors.As(e.Err, &oe) && oe.Op == "dial" {
+		return false
+	}
+	return true
+}

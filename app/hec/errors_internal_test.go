@@ -2,8 +2,10 @@ package hec
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -96,5 +98,33 @@ func TestRetryAfterOnTheServersClock(t *testing.T) {
 				t.Errorf("Retry-After %q with Date %q: waits %v (error says %v), want %v to %v", tt.retryAfter, tt.date, r.retryAfter, e.RetryAfter, tt.min, tt.max)
 			}
 		})
+	}
+}
+
+// A reply that is not HEC's own "busy" may come after HEC took the request: only HEC's 503
+// code 9, 429 and 4xx, and a refused connection, say nothing was indexed.
+func TestMayHaveIndexed(t *testing.T) {
+	dial := &net.OpError{Op: "dial", Err: errors.New("connection refused")}
+	read := &net.OpError{Op: "read", Err: errors.New("connection reset by peer")}
+	for _, tc := range []struct {
+		name string
+		e    *Error
+		want bool
+	}{
+		{"HEC busy", &Error{Status: 503, Code: 9}, false},
+		{"HEC throttled", &Error{Status: 429, Code: -1}, false},
+		{"HEC refused the data", &Error{Status: 400, Code: 6}, false},
+		{"a balancer's 503", &Error{Status: 503, Code: -1}, true},
+		{"a proxy's 503 with another code", &Error{Status: 503, Code: 23}, true},
+		{"a balancer's 504", &Error{Status: 504, Code: -1}, true},
+		{"a proxy's 502", &Error{Status: 502, Code: -1}, true},
+		{"HEC's internal error", &Error{Status: 500, Code: 8}, true},
+		{"a cut-off 200", &Error{Status: 200, Code: -1}, true},
+		{"connection refused", &Error{Code: -1, Err: dial}, false},
+		{"connection reset", &Error{Code: -1, Err: read}, true},
+	} {
+		if got := mayHaveIndexed(tc.e); got != tc.want {
+			t.Errorf("%s: mayHaveIndexed %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -39,7 +39,7 @@ func (c *Client) serialSends() bool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.acks != 0
+	return c.acks != 0 || c.acksChanged // indexers that disagree about acks: one at a time still
 }
 
 func (c *Client) compress(raw []byte) ([]byte, error) {
