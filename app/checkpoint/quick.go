@@ -82,8 +82,8 @@ func (s *Store) SaveQuick(st *State) error {
 	return nil
 }
 
-// writeQuick overwrites f with b (a seam for tests, as writeAtomic).
-var writeQuick = func(f *os.File, b []byte) error {
+// writeQuick overwrites f with b.
+func writeQuick(f *os.File, b []byte) error {
 	if _, err := f.WriteAt(b, 0); err != nil {
 		return err
 	}

@@ -186,3 +186,44 @@ func TestFirstQuickSaveIsDurable(t *testing.T) {
 		t.Fatalf("no checkpoint file after the first quick save: %v", err)
 	}
 }
+
+// A quick file is read at every start: whatever bytes it holds, Load never panics, and it
+// returns either the checkpoint itself or a state that parses.
+func FuzzLoadQuick(f *testing.F) {
+	dir := filepath.Join(f.TempDir(), "state")
+	s, err := Open(dir, "tenant1")
+	if err != nil {
+		f.Fatal(err)
+	}
+	base := sample()
+	if err := s.Save(base); err != nil {
+		f.Fatal(err)
+	}
+	if err := s.SaveQuick(at(base, time.Second)); err != nil {
+		f.Fatal(err)
+	}
+	good, _ := os.ReadFile(s.QuickPaths()[s.quick.last])
+	s.Close()
+	f.Add(good)
+	f.Add(good[:len(good)/2])
+	f.Add([]byte("defender_alerts quick checkpoint after x #1 len -5 crc 00000000\n{}"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := Open(dir, "tenant1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		paths := s.QuickPaths()
+		if err := os.WriteFile(paths[0], b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_ = os.Remove(paths[1])
+		st, err := s.Load()
+		if err != nil || st == nil {
+			t.Fatalf("load: %v %v, want the checkpoint or a quick save", st, err)
+		}
+		if _, err := Parse(st.appendJSON(nil)); err != nil {
+			t.Fatalf("a loaded quick save does not parse back: %v", err)
+		}
+	})
+}
