@@ -130,9 +130,10 @@ func TestOverdueAckIsResent(t *testing.T) {
 
 // sendTickets sends n batches of 5 records through a new client on url, collects their
 // tickets, and stops the client before the acks come (a crash).
-func sendTickets(t *testing.T, url string, n int) []hec.Ticket {
+func sendTickets(t *testing.T, srv *hectest.Server, n int) []hec.Ticket {
 	t.Helper()
-	c, err := hec.New(hec.Config{URLs: []string{url}, Token: token, AckTimeout: 10 * time.Second, AckInterval: 10 * time.Millisecond,
+	before := srv.Stats().Requests
+	c, err := hec.New(hec.Config{URLs: []string{srv.URL}, Token: token, AckTimeout: 10 * time.Second, AckInterval: 10 * time.Millisecond,
 		BatchCount: 5, MaxInFlight: 16, Window: hec.WindowFixed})
 	if err != nil {
 		t.Fatal(err)
@@ -164,9 +165,11 @@ func sendTickets(t *testing.T, url string, n int) []hec.Ticket {
 	mu.Lock()
 	tickets = tickets[:n:n]
 	mu.Unlock()
-	// The last ticket was told before its request went (its ack id predicted): let that
-	// request reach HEC before the "crash", and land, before the test looks at what HEC holds.
-	time.Sleep(100 * time.Millisecond)
+	// The last ticket was told before its request went (its ack id predicted): the "crash"
+	// comes once HEC has that request (not later: the client would read acks meanwhile).
+	for srv.Stats().Requests < before+n {
+		time.Sleep(time.Millisecond)
+	}
 	stop()
 	c.Close()
 	time.Sleep(100 * time.Millisecond)
@@ -179,7 +182,7 @@ func sendTickets(t *testing.T, url string, n int) []hec.Ticket {
 func TestRecoverAsksTheOldChannel(t *testing.T) {
 	srv := newHEC(t, hectest.Options{Ack: true})
 	srv.SetAckDelay(300 * time.Millisecond)
-	tickets := sendTickets(t, srv.URL, 4)
+	tickets := sendTickets(t, srv, 4)
 	indexed := srv.Stats().Indexed
 	b := newClient(t, func(c *hec.Config) { c.AckTimeout = 2 * time.Second }, srv.URL)
 	ok, err := b.Recover(context.Background(), tickets)
@@ -196,7 +199,7 @@ func TestRecoverAsksTheOldChannel(t *testing.T) {
 	}
 
 	// HEC restarted: the old channel is gone, and nothing is proven.
-	tickets = sendTickets(t, srv.URL, 3)
+	tickets = sendTickets(t, srv, 3)
 	srv.ForgetChannels()
 	b2 := newClient(t, func(c *hec.Config) { c.AckTimeout = 300 * time.Millisecond }, srv.URL)
 	start := time.Now()
@@ -241,7 +244,7 @@ func TestRecoverAsksTheOldChannel(t *testing.T) {
 func TestRecoverBringsTheBalancerCookie(t *testing.T) {
 	srv := newHEC(t, hectest.Options{Ack: true, Sticky: true})
 	srv.SetAckDelay(200 * time.Millisecond)
-	tickets := sendTickets(t, srv.URL, 2)
+	tickets := sendTickets(t, srv, 2)
 	for _, tk := range tickets {
 		if len(tk.Cookies) == 0 {
 			t.Fatal("a ticket behind a sticky balancer carries no cookie")
@@ -294,7 +297,7 @@ func TestBatchesHeldCompressedUnderTheCap(t *testing.T) {
 func TestRecoverGivesUpAConsumedAck(t *testing.T) {
 	srv := newHEC(t, hectest.Options{Ack: true})
 	srv.SetAckDelay(100 * time.Millisecond)
-	tickets := sendTickets(t, srv.URL, 3)
+	tickets := sendTickets(t, srv, 3)
 	time.Sleep(150 * time.Millisecond)
 	// The earlier process read the first batch's ack, and stopped before it saved that.
 	req, _ := httpRequest(srv.URL+"/services/collector/ack", fmt.Sprintf(`{"acks":[%d]}`, tickets[0].AckID))
@@ -384,7 +387,7 @@ func TestChannelForgottenWhileBatchesWait(t *testing.T) {
 func TestRecoverDoesNotTrustARevivedZero(t *testing.T) {
 	srv := newHEC(t, hectest.Options{Ack: true})
 	srv.SetAckDelay(time.Hour) // the old batch's ack never came before the restart
-	tickets := sendTickets(t, srv.URL, 1)
+	tickets := sendTickets(t, srv, 1)
 	if tickets[0].AckID != 0 {
 		t.Fatalf("first ticket has ack id %d", tickets[0].AckID)
 	}
@@ -438,7 +441,7 @@ func TestAckIDZeroAskedOnBusyChannel(t *testing.T) {
 func TestRecoverTrustsZeroWhenTheChannelGoesOn(t *testing.T) {
 	srv := newHEC(t, hectest.Options{Ack: true})
 	srv.SetAckDelay(100 * time.Millisecond)
-	tickets := sendTickets(t, srv.URL, 3)
+	tickets := sendTickets(t, srv, 3)
 	time.Sleep(150 * time.Millisecond)
 	ch := tickets[0].Channel
 	ask := func(path, body string) {
@@ -753,7 +756,7 @@ func TestDroppedConnectionsDoNotResendTheWindow(t *testing.T) {
 func TestRecoverEachTellsWhatEachRoundProved(t *testing.T) {
 	srv := newHEC(t, hectest.Options{Ack: true})
 	srv.SetAckDelay(200 * time.Millisecond)
-	tickets := sendTickets(t, srv.URL, 3)
+	tickets := sendTickets(t, srv, 3)
 	b := newClient(t, func(c *hec.Config) { c.AckTimeout = 5 * time.Second; c.AckInterval = 20 * time.Millisecond }, srv.URL)
 	var rounds [][]int
 	ok, err := b.RecoverEach(context.Background(), tickets, func(proved []int) {
