@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"time"
 )
@@ -85,28 +84,12 @@ type ackLine struct {
 	lat      [64]time.Duration
 	latN     int
 	lastPoll time.Time
-	lastAck  time.Time // when the channel last acknowledged a batch
-	maxID    int64     // the highest ack id a send was given on the channel
-	anyID    bool      // maxID is set
-	unsynced bool      // a request was answered without an ack id since (see tellPredicted)
+	lastAck  time.Time     // when the channel last acknowledged a batch
+	maxID    int64         // the highest ack id a send was given on the channel
+	anyID    bool          // maxID is set
+	unsynced bool          // a request was answered without an ack id since (see tellPredicted)
+	slow     time.Duration // a tenth of the median recent latency (see pollGap)
 }
-
-// p95 is the 95th percentile of the recent latencies (0 before any).
-func (l *ackLine) p95() time.Duration {
-	n := min(l.latN, len(l.lat))
-	if n == 0 {
-		return 0
-	}
-	s := slices.Clone(l.lat[:n])
-	slices.Sort(s)
-	return s[(n*95+99)/100-1]
-}
-
-const firstAckPoll = 20 * time.Millisecond
-
-// pollGap is the least time between two polls of one URL: many batches in flight share
-// each poll instead of each asking on its own schedule.
-func (c *Client) pollGap() time.Duration { return min(c.cfg.AckInterval, 50*time.Millisecond) }
 
 func (c *Client) line(ep *endpoint) *ackLine {
 	l := c.lines[ep]
@@ -189,7 +172,7 @@ func (c *Client) pollAcks(ctx context.Context) {
 					first = w.next
 				}
 			}
-			if gapEnd := l.lastPoll.Add(c.pollGap()); first.Before(gapEnd) {
+			if gapEnd := l.lastPoll.Add(c.pollGap(l)); first.Before(gapEnd) {
 				first = gapEnd
 			}
 			if first.After(now) {
@@ -272,8 +255,7 @@ func (c *Client) acked(ep *endpoint, ids []int64, now time.Time) {
 		if !ok {
 			continue
 		}
-		l.lat[l.latN%len(l.lat)] = now.Sub(w.sent)
-		l.latN++
+		l.learnLatency(now.Sub(w.sent))
 		l.acked = max(l.acked, w.seq)
 		l.lastAck = now
 		delete(c.pending[ep], id)
@@ -286,6 +268,9 @@ func (c *Client) acked(ep *endpoint, ids []int64, now time.Time) {
 			close(w.done)
 			w.stale = true
 		}
+	}
+	if len(ids) > 0 {
+		l.relearnGap()
 	}
 	limit := max(3*l.p95(), c.cfg.AckOverdueMin)
 	for _, w := range c.pending[ep] {
