@@ -169,14 +169,41 @@ gobench() {
 
 fuzz() {
   local t=${FUZZTIME:-30s}
-  # Every fuzz target in the tree, each for $FUZZTIME.
-  local pkg name
+  # Every fuzz target in the tree, each for $FUZZTIME, all of them even when one fails; one
+  # line per target, and a non-zero exit if any failed. Go keeps an input that failed in the
+  # package's testdata/fuzz/<target>/: commit it, and it runs with every `go test` from then on.
+  local pkg name log rc start secs execs result failed=0 n=0 summary=""
+  log=$(mktemp)
   while read -r pkg; do
     for name in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+      n=$((n + 1))
       echo "== fuzz $pkg $name ($t)"
-      go test -run '^$' -fuzz "^${name}\$" -fuzztime "$t" "$pkg"
+      start=$(date +%s)
+      rc=0
+      go test -run '^$' -fuzz "^${name}\$" -fuzztime "$t" "$pkg" >"$log" 2>&1 || rc=$?
+      secs=$(($(date +%s) - start))
+      execs=$(grep -o 'execs: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
+      if [ "$rc" -eq 0 ]; then
+        result=ok
+      else
+        failed=$((failed + 1))
+        result="FAILED"
+        local kept
+        kept=$(grep -o 'testdata/fuzz/[^ ]*' "$log" | tail -1 || true)
+        [ -n "$kept" ] && result="FAILED (input kept in $(go list -f "{{.Dir}}" "$pkg")/$kept)"
+        tail -30 "$log"
+      fi
+      summary+=$(printf '%-52s %-28s %5ss %12s execs  %s' "${pkg#ta-defender-alerts/}" "$name" "$secs" "${execs:-?}" "$result")$'\n'
     done
   done < <(go list ./app/...)
+  rm -f "$log"
+  echo
+  echo "fuzz summary ($n targets, $t each):"
+  printf '%s' "$summary"
+  if [ "$failed" -gt 0 ]; then
+    echo "fuzz: $failed of $n targets failed" >&2
+    return 1
+  fi
 }
 
 case "${1:-build}" in

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -147,31 +148,75 @@ func TestSecretFiles(t *testing.T) {
 }
 
 func TestParseDuration(t *testing.T) {
+	const longest = "106751d" // math.MaxInt64 nanoseconds is 106751 days and some hours
 	tests := []struct {
-		give string
-		want time.Duration
-		bad  bool
+		give    string
+		want    time.Duration
+		tooLong bool
+		bad     bool
 	}{
 		{give: "90s", want: 90 * time.Second}, {give: "10m", want: 10 * time.Minute}, {give: "24h", want: 24 * time.Hour},
 		{give: "7d", want: 7 * 24 * time.Hour}, {give: "1d12h", want: 36 * time.Hour},
+		{give: longest, want: 106751 * 24 * time.Hour},
 		{give: "d", bad: true}, {give: "-1d", bad: true}, {give: "5", bad: true}, {give: "-5m", bad: true},
+		{give: "1.5d", bad: true}, {give: "1dx", bad: true},
+		// Too long: refused as such, never wrapped into a negative or shorter duration.
+		{give: "200000d", tooLong: true},
+		{give: "106752d", tooLong: true},
+		{give: "106751d23h59m", tooLong: true}, // the days fit, the sum does not
+		{give: "99999999999999999999d", tooLong: true},
+		{give: "3000000h", tooLong: true},
+		{give: "9223372036855ms", tooLong: true},
 	}
 	for _, tt := range tests {
 		got, err := parseDuration(tt.give)
-		if (err != nil) != tt.bad || got != tt.want {
+		switch {
+		case tt.tooLong:
+			if err == nil || !strings.Contains(err.Error(), "longer than the longest duration accepted, "+longest) {
+				t.Errorf("parseDuration(%q) = %v, %v; want the too-long error naming %s", tt.give, got, err, longest)
+			}
+		case (err != nil) != tt.bad || got != tt.want:
 			t.Errorf("parseDuration(%q) = %v, %v", tt.give, got, err)
+		case tt.bad && !strings.Contains(err.Error(), "is not a duration"):
+			t.Errorf("parseDuration(%q): %v; want the not-a-duration error", tt.give, err)
 		}
 	}
 }
 
+// FuzzParseDuration holds every accepted duration equal to its value worked out in
+// unbounded integers (days × 24 h + the rest as Go reads it): nothing negative, nothing
+// wrapped around.
 func FuzzParseDuration(f *testing.F) {
-	for _, s := range []string{"90s", "7d", "1d12h", "d", ""} {
+	for _, s := range []string{"90s", "7d", "1d12h", "d", "", "200000d", "106751d23h", "+3d", "3000000h"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		d, err := parseDuration(s)
-		if err == nil && d < 0 {
+		if err != nil {
+			return
+		}
+		if d < 0 {
 			t.Fatalf("negative duration %v from %q", d, s)
+		}
+		want := new(big.Int)
+		rest := strings.TrimSpace(s)
+		if i := strings.IndexByte(rest, 'd'); i > 0 {
+			n, ok := new(big.Int).SetString(strings.TrimPrefix(rest[:i], "+"), 10)
+			if !ok {
+				t.Fatalf("%q accepted as %v, but its days %q are not a number", s, d, rest[:i])
+			}
+			want.Mul(n, big.NewInt(int64(24*time.Hour)))
+			rest = rest[i+1:]
+		}
+		if rest != "" {
+			r, err := time.ParseDuration(rest)
+			if err != nil {
+				t.Fatalf("%q accepted as %v, but Go does not read %q: %v", s, d, rest, err)
+			}
+			want.Add(want, big.NewInt(int64(r)))
+		}
+		if want.Cmp(big.NewInt(int64(d))) != 0 {
+			t.Fatalf("%q gave %v (%d ns), want %s ns", s, d, int64(d), want)
 		}
 	})
 }
