@@ -37,7 +37,6 @@ func (d *duration) Decode(v string) error {
 // wrapped around into a negative or a shorter duration.
 func parseDuration(v string) (time.Duration, error) {
 	v = strings.TrimSpace(v)
-	orig := v
 	var days time.Duration
 	if i := strings.IndexByte(v, 'd'); i > 0 {
 		n, err := strconv.Atoi(v[:i])
@@ -45,7 +44,7 @@ func parseDuration(v string) (time.Duration, error) {
 			return 0, tooLong() // more digits than an int holds
 		}
 		if err != nil || n < 0 {
-			return 0, notDuration(orig)
+			return 0, notDuration()
 		}
 		if n > maxDays {
 			return 0, tooLong()
@@ -60,7 +59,7 @@ func parseDuration(v string) (time.Duration, error) {
 		return 0, tooLong() // well formed: only its size failed
 	}
 	if err != nil || d < 0 {
-		return 0, notDuration(orig)
+		return 0, notDuration()
 	}
 	if d > math.MaxInt64-days {
 		return 0, tooLong()
@@ -78,12 +77,18 @@ func isDigits(s string) bool {
 	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
-func notDuration(v string) error {
-	return fmt.Errorf("%q is not a duration such as 90s, 10m, 24h or 7d", v)
+// durationError says what is wrong with a duration, for the caller to name the setting and
+// quote the value.
+type durationError string
+
+func (e durationError) Error() string { return string(e) }
+
+func notDuration() error {
+	return durationError("is not a duration such as 90s, 10m, 24h or 7d")
 }
 
 func tooLong() error {
-	return fmt.Errorf("it is longer than the longest duration accepted, %dd (about 292 years)", maxDays)
+	return durationError(fmt.Sprintf("is longer than the longest duration accepted, %dd (about 292 years)", maxDays))
 }
 
 // raw holds the settings as given, before validation: read from the environment by
@@ -185,11 +190,15 @@ func FromEnv() (*Config, error) {
 				val = ""
 			}
 			var ne *strconv.NumError
-			msg := pe.Err.Error()
-			if errors.As(pe.Err, &ne) {
+			var de durationError
+			msg := "is not valid: " + pe.Err.Error()
+			switch {
+			case errors.As(pe.Err, &ne):
 				msg = "is not a number"
+			case errors.As(pe.Err, &de):
+				msg = de.Error()
 			}
-			return nil, &Error{Var: pe.KeyName, Value: val, Msg: "is not valid: " + msg}
+			return nil, &Error{Var: pe.KeyName, Value: val, Msg: msg}
 		}
 		return nil, err
 	}

@@ -251,7 +251,7 @@ func (r *raw) set(s *Setting, v string) error {
 		*p = b
 	case *duration:
 		if err := p.Decode(v); err != nil {
-			return errors.New("is not a duration such as 90s, 10m, 24h or 7d")
+			return err // it says what is wrong: not a duration, or too long
 		}
 	default:
 		panic("config: setting " + s.field + " has a type the stanza reader does not decode")
