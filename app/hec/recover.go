@@ -73,6 +73,7 @@ func (c *Client) RecoverEach(ctx context.Context, tickets []Ticket, each func(pr
 	}
 	groups := map[string]*group{}
 	var order []*group
+	start := time.Now()
 	for i, t := range tickets {
 		ep := c.endpointFor(t.URL)
 		if ep == nil || t.Void || c.ownChannel(t.Channel) || t.Channel == "" {
@@ -92,11 +93,18 @@ func (c *Client) RecoverEach(ctx context.Context, tickets []Ticket, each func(pr
 			continue
 		}
 		g.open[t.AckID] = append(g.open[t.AckID], i)
-		g.sent[t.AckID] = t.Sent
+		// A ticket from the future (the clock went back since it was saved, or the
+		// checkpoint came from another host) counts as sent now: asked about for the ack
+		// timeout, not until its own time plus it.
+		sent := t.Sent
+		if sent.After(start) {
+			sent = start
+		}
+		g.sent[t.AckID] = sent
 		if t.AckID == 0 {
 			g.zero = append(g.zero, i)
 		}
-		if until := t.Sent.Add(c.cfg.AckTimeout); until.After(g.until) {
+		if until := sent.Add(c.cfg.AckTimeout); until.After(g.until) {
 			g.until = until
 		}
 	}

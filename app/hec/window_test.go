@@ -130,7 +130,7 @@ func TestOverdueAckIsResent(t *testing.T) {
 
 // sendTickets sends n batches of 5 records through a new client on url, collects their
 // tickets, and stops the client before the acks come (a crash).
-func sendTickets(t *testing.T, srv *hectest.Server, n int) []hec.Ticket {
+func sendTickets(t testing.TB, srv *hectest.Server, n int) []hec.Ticket {
 	t.Helper()
 	before := srv.Stats().Requests
 	c, err := hec.New(hec.Config{URLs: []string{srv.URL}, Token: token, AckTimeout: 10 * time.Second, AckInterval: 10 * time.Millisecond,
