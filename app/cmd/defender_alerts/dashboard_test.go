@@ -36,6 +36,23 @@ func TestDashboardFieldsAreLogged(t *testing.T) {
 	if len(searches) < 9 {
 		t.Fatalf("%d searches found, want the dashboard's 7 and the 2 saved searches", len(searches))
 	}
+	// The dashboard's default reads the modular input's lines alone (splunkd.log): they must
+	// carry the window's fields and the needs-fix mark themselves, not only the daemon's lines.
+	var fromSplunkd []string
+	for _, l := range lines {
+		if strings.Contains(l, " ExecProcessor ") {
+			fromSplunkd = append(fromSplunkd, l)
+		}
+	}
+	for _, want := range []string{"input", "delivered", "dead_lettered", "resent", "calls", "lag_s", "watermark", "needs_fix"} {
+		found := false
+		for _, l := range fromSplunkd {
+			found = found || len(extract(l)[want]) > 0
+		}
+		if !found {
+			t.Errorf("no modular input line in splunkd.log carries %s", want)
+		}
+	}
 	if problems := checkSearches(searches, lines); len(problems) > 0 {
 		t.Errorf("the searches name what no log line carries:\n%s\nlines:\n%s", strings.Join(problems, "\n"), strings.Join(lines, "\n"))
 	}
