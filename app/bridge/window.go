@@ -25,6 +25,7 @@ type pass struct {
 	stopSend context.CancelFunc
 
 	stats    SourceStats
+	base     Stats // the pump's counts when the window began: its log line counts from them
 	readErr  error
 	flushErr error
 
@@ -73,7 +74,7 @@ func (p *Pump) begin(ctx context.Context, st *checkpoint.State, w checkpoint.Win
 	p.prior = st.Delivered
 	p.recent = p.recent[:0]
 	p.floor = w.To.Add(-p.cfg.Overlap)
-	return &pass{w: w, gen: p.gen, first: p.nextSeq, through: p.front.carry.Through, final: final, ctx: ctx}
+	return &pass{w: w, gen: p.gen, first: p.nextSeq, through: p.front.carry.Through, final: final, ctx: ctx, base: p.stats}
 }
 
 // startLanes makes the window's two contexts and the goroutines that end them. Reading ends
@@ -230,9 +231,14 @@ func (p *Pump) commit(r *pass) (*checkpoint.State, bool, error) {
 	p.stats.Windows++
 	p.committedLocked()
 	p.stats.Watermark = next.Watermark
+	s := p.stats
 	p.mu.Unlock()
+	// The counts are this window's, lag_s how far the checkpoint is behind this host's now: the
+	// health dashboard and saved searches (default/data/ui/views, savedsearches.conf) read them.
 	p.cfg.Log.Info("window delivered", "from", r.w.From, "to", r.w.To, "alerts", r.last-r.first+1,
-		"calls", r.stats.Calls, "skipped_as_delivered", r.stats.Skipped)
+		"calls", r.stats.Calls, "skipped_as_delivered", r.stats.Skipped,
+		"delivered", s.Confirmed-r.base.Confirmed, "dead_lettered", s.Rejected-r.base.Rejected, "resent", s.Resent-r.base.Resent,
+		"watermark", next.Watermark.Format(time.RFC3339), "lag_s", int64(p.cfg.Now().Sub(next.Watermark)/time.Second))
 	return next, false, nil
 }
 

@@ -171,7 +171,8 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "defender_alerts: configuration: %v\n", err)
 		return 2
 	}
-	log := newLogger(cfg, stderr)
+	// Every line names the input, as in the modular input, for the health dashboard.
+	log := newLogger(cfg, stderr).With("input", cfg.Input)
 	if path := os.Getenv("DEFENDER_CPUPROFILE"); path != "" { // a debugging aid: where the CPU goes
 		if f, err := os.Create(path); err == nil {
 			defer f.Close() // runs after StopCPUProfile has flushed the profile
@@ -194,10 +195,10 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 	if err != nil {
 		var se *wiring.SettingError
 		if errors.As(err, &se) {
-			log.Error("configuration", "err", cfg.Explain(err))
+			log.Error("configuration", "err", cfg.Explain(err), "needs_fix", true)
 			return 2
 		}
-		log.Error("cannot start", "err", err)
+		log.Error("cannot start", "err", err, "needs_fix", bridge.NeedsFix(err))
 		return 1
 	}
 	defer c.Close()
@@ -211,7 +212,7 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 		}
 		log.Info("serving /metrics and /healthz", "addr", addr.String())
 	}
-	log.Info("defender_alerts starting", "version", version.Version, "input", cfg.Input, "once", once,
+	log.Info("defender_alerts starting", "version", version.Version, "once", once, "interval_s", int64(cfg.Interval/time.Second),
 		"api", c.Defender.Endpoints().API.String(), "hec_urls", len(cfg.HEC.URLs), "checkpoint", c.Store.Path())
 
 	if once {
@@ -222,7 +223,7 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 			log.Info("stopped; what was confirmed is committed", "confirmed", st.Confirmed)
 			return 0
 		case err != nil:
-			log.Error("collection failed; the checkpoint holds what was confirmed", "err", err, "confirmed", st.Confirmed)
+			log.Error("collection failed; the checkpoint holds what was confirmed", "err", err, "confirmed", st.Confirmed, "needs_fix", bridge.NeedsFix(err))
 			return 1
 		}
 		log.Info("done", "read", st.Read, "confirmed", st.Confirmed, "rejected", st.Rejected, "resent", st.Resent, "recovered", st.Recovered, "watermark", st.Watermark)
@@ -239,7 +240,7 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 		wait := untilNextPoll(cfg.Interval, time.Since(started))
 		if err != nil {
 			if bridge.NeedsFix(err) {
-				log.Error("stopping: this needs a fix before collection can go on", "err", err)
+				log.Error("stopping: this needs a fix before collection can go on", "err", err, "needs_fix", true)
 				return 1
 			}
 			fails++
