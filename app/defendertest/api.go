@@ -3,8 +3,8 @@ package defendertest
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/json"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
