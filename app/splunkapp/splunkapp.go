@@ -156,6 +156,15 @@ func resolve(ctx context.Context, s *secrets, params map[string]string) (fresh [
 // inputName is the stanza name without the scheme.
 func inputName(stanza string) string { return strings.TrimPrefix(stanza, Scheme+"://") }
 
+// sourceDefault makes an unset source the stanza's name (defender_alerts://<name>), the
+// source splunkd itself gives a modular input's events, so that several tenants' inputs stay
+// apart in one index; a source set in the stanza is kept.
+func sourceDefault(params map[string]string, stanza string) {
+	if strings.TrimSpace(params["source"]) == "" {
+		params["source"] = stanza
+	}
+}
+
 // certPath resolves a certificate path inside the app's folder.
 func certPath(params map[string]string, appDir string) error {
 	c := strings.TrimSpace(params["certificate"])
@@ -253,7 +262,8 @@ func copyMap(m map[string]string) map[string]string {
 // come): a run is one drain, like run --once, and must end. Tests shrink it.
 var runGiveUp = 5 * time.Minute
 
-// Run is a run of the input: secrets to storage, one drain, exit.
+// Run is a run of the input: secrets to storage, one drain, exit. Each stanza logs at its
+// own log_level (info until the stanza is read).
 func Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) int {
 	log := slog.New(modinput.NewLogHandler(stderr, slog.LevelInfo))
 	in, err := modinput.ParseInput(stdin)
@@ -265,13 +275,29 @@ func Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer events.Close()
 	code := 0
 	for _, st := range in.Stanzas {
-		l := log.With("input", inputName(st.Name))
-		if err := runStanza(ctx, in, st, events, l); err != nil {
+		level := new(slog.LevelVar) // info
+		l := slog.New(modinput.NewLogHandler(stderr, level)).With("input", inputName(st.Name))
+		err := stanzaLevel(st, level)
+		if err == nil {
+			err = runStanza(ctx, in, st, events, l)
+		}
+		if err != nil {
 			l.Error(err.Error())
 			code = 1
 		}
 	}
 	return code
+}
+
+// stanzaLevel sets level to the stanza's log_level; a bad one stops the input before it
+// does anything, as every other bad setting does.
+func stanzaLevel(st modinput.Stanza, level *slog.LevelVar) error {
+	l, err := config.ParamLogLevel(st.Params)
+	if err != nil {
+		return err
+	}
+	level.Set(l)
+	return nil
 }
 
 func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, events *modinput.EventWriter, log *slog.Logger) error {
@@ -309,6 +335,7 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 	if err := certPath(params, appDir(splunkHome(), app)); err != nil {
 		return err
 	}
+	sourceDefault(params, st.Name)
 	cfg, err := config.FromParams(params, in.CheckpointDir, name)
 	if err != nil {
 		return err
@@ -321,6 +348,8 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 	}
 	defer c.Close()
 	p := c.Pump
+	log.Debug("settings", "source", cfg.HEC.Source, "sourcetype", cfg.HEC.Sourcetype, "index", cfg.HEC.Index, "host", cfg.HEC.Host,
+		"start", cfg.Start.String(), "overlap", cfg.Overlap.String(), "log_level", cfg.LogLevel.String())
 	log.Info("run starting", "version", version.Version, "output", cfg.Output, "api", c.Defender.Endpoints().API.String(), "checkpoint", c.Store.Path())
 	// Within its run the input rides out what clears by itself (throttling, expired tokens,
 	// 5xx, HEC busy or down) and stops at once for what needs a fix.
