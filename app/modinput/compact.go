@@ -1,5 +1,7 @@
 package modinput
 
+import "bytes"
+
 // AppendCompactJSON appends src to dst without the JSON whitespace (space, tab, newline,
 // return) that lies outside strings. Compact input (the API's usual form) is one copy.
 //
@@ -34,14 +36,32 @@ func nextSpace(src []byte, i int) int {
 	for ; i < len(src); i++ {
 		switch src[i] {
 		case '"':
-			for i++; i < len(src) && src[i] != '"'; i++ {
-				if src[i] == '\\' {
-					i++ // the escaped byte, whatever it is
-				}
-			}
+			i = stringEnd(src, i+1)
 		case ' ', '\t', '\n', '\r':
 			return i
 		}
 	}
 	return -1
+}
+
+// stringEnd is the index of the quote that ends the string whose text starts at i, or
+// len(src) when it does not end. A quote ends it unless an odd number of backslashes comes
+// right before it; looking for quotes only keeps long strings (descriptions, evidence) fast.
+func stringEnd(src []byte, i int) int {
+	for i < len(src) {
+		j := bytes.IndexByte(src[i:], '"')
+		if j < 0 {
+			return len(src)
+		}
+		i += j
+		n := 0
+		for k := i - 1; k >= 0 && src[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
+			return i
+		}
+		i++
+	}
+	return len(src)
 }
