@@ -119,7 +119,7 @@ type raw struct {
 	HECTokenFile          string        `envconfig:"HEC_TOKEN_FILE"`
 	HECIndex              string        `envconfig:"HEC_INDEX"`
 	HECSourcetype         string        `envconfig:"HEC_SOURCETYPE" default:"ms:defender:atp:alerts"`
-	HECSource             string        `envconfig:"HEC_SOURCE" default:"defender_alerts"`
+	HECSource             string        `envconfig:"HEC_SOURCE"`
 	HECHost               string        `envconfig:"HEC_HOST"`
 	HECAck                string        `envconfig:"HEC_ACK" default:"auto"`
 	HECAckTimeout         duration      `envconfig:"HEC_ACK_TIMEOUT" default:"2m"`
@@ -144,7 +144,7 @@ type raw struct {
 // Config is the validated configuration.
 type Config struct {
 	Output   string // "hec" or "stdout" (modular input only)
-	Input    string // checkpoint name: DEFENDER_INPUT, else the tenant id
+	Input    string // checkpoint name, and the events' source unless one is set: DEFENDER_INPUT, else the tenant id
 	Defender defender.Config
 	HEC      hec.Config
 	Start    time.Duration
@@ -250,6 +250,14 @@ func (r *raw) build() (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.Input == "" {
+		c.Input = r.TenantID
+	}
+	// Events name their input unless a source is set: several tenants' inputs into one
+	// index stay apart.
+	if r.HECSource == "" {
+		r.HECSource = c.Input
+	}
 	c.Defender = defender.Config{
 		TenantID: r.TenantID, ClientID: r.ClientID, ClientSecret: clientSecret, CertificatePEM: certPEM,
 		Cloud: defender.Cloud(r.Cloud), Region: r.Region, APIURL: r.APIURL, LoginURL: r.LoginURL,
@@ -329,16 +337,15 @@ func (r *raw) finish(c *Config) (*Config, error) {
 		return nil, r.errorf("StateDir", "", "must not be empty")
 	}
 	if c.LogLevel, err = parseLevel(r.LogLevel); err != nil {
-		return nil, r.errorf("LogLevel", r.LogLevel, "must be debug, info, warn or error")
+		return nil, r.errorf("LogLevel", r.LogLevel, logLevelMsg)
 	}
 	if c.LogFormat = strings.ToLower(c.LogFormat); c.LogFormat != "text" && c.LogFormat != "json" {
 		return nil, r.errorf("LogFormat", r.LogFormat, "must be text or json")
 	}
-	if c.Input == "" {
-		c.Input = r.TenantID
-	}
 	return c, nil
 }
+
+const logLevelMsg = "must be debug, info, warn or error"
 
 // parseLevel reads debug, info, warn(ing) or error.
 func parseLevel(s string) (slog.Level, error) {

@@ -167,9 +167,13 @@ func renderSpec(t *testing.T) string {
 	var splunks []string
 	for _, s := range config.Settings() {
 		if s.Splunk {
-			if s.Default != "" {
+			switch {
+			case s.Param == "source":
+				// Set by the input, not by the table: the stanza's name.
+				splunks = append(splunks, s.Param+" (default the stanza's name, "+splunkapp.Scheme+"://<name>)")
+			case s.Default != "":
 				splunks = append(splunks, fmt.Sprintf("%s (default %s)", s.Param, s.Default))
-			} else {
+			default:
 				splunks = append(splunks, s.Param)
 			}
 		}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"log/slog"
 	"strings"
 
 	"ta-defender-alerts/app/secret"
@@ -11,7 +12,8 @@ import (
 // the caller. Only the parameters of the settings table are read, Splunk's own among them
 // (index, sourcetype, source, host); any other (interval, disabled, …) is Splunk's business.
 // A setting the modular input has no parameter for takes its default. Errors name the
-// parameter.
+// parameter. An unset source is the input's name (the modular input sets its stanza's
+// name first).
 func FromParams(params map[string]string, checkpointDir, input string) (*Config, error) {
 	r := &raw{names: paramNames}
 	for i := range settings {
@@ -42,4 +44,15 @@ func FromParams(params map[string]string, checkpointDir, input string) (*Config,
 		r.certPEM, r.CertFile = secret.String(r.CertFile), ""
 	}
 	return r.build()
+}
+
+// ParamLogLevel reads a stanza's log_level (unset: info) before the rest, so that the input
+// logs at its level from its first line; FromParams checks it again, alike.
+func ParamLogLevel(params map[string]string) (slog.Level, error) {
+	v := strings.TrimSpace(params["log_level"])
+	l, err := parseLevel(v)
+	if err != nil {
+		return 0, &Error{Var: "log_level", Value: v, Msg: logLevelMsg}
+	}
+	return l, nil
 }

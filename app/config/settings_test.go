@@ -150,7 +150,7 @@ func TestStanzaIgnoresWhatItDoesNotDeclare(t *testing.T) {
 	p := goodParams()
 	for k, v := range map[string]string{
 		"interval": "-1", "disabled": "maybe", "python.version": "python3", "start_by_shell": "false",
-		"log_level": "loud", "log_format": "xml", "page_size": "lots", "hec_batch_bytes": "x", "hec_gzip": "sometimes",
+		"log_format": "xml", "page_size": "lots", "hec_batch_bytes": "x", "hec_gzip": "sometimes",
 		"hec_max_in_flight": "0", "metrics_addr": ":1", "state_dir": "/nowhere", "input": "other", "client_secret_file": "/nope",
 		"hec_token_file": "/nope", "DEFENDER_START": "0s", "Start": "0s",
 	} {

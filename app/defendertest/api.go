@@ -1,8 +1,10 @@
 package defendertest
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -27,6 +29,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	stall := s.stallRate > 0 && s.rng.Float64() < s.stallRate
 	d := s.stallFor
+	pretty := s.pretty
 	s.mu.Unlock()
 	if stall {
 		select {
@@ -56,7 +59,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		before := len(buf)
 		buf = render(buf, it.a, it.v)
 		s.countBytes(len(buf) - before)
-		if len(buf) >= 48<<10 {
+		if len(buf) >= 48<<10 && !pretty { // a pretty page is indented whole, below
 			if _, err := w.Write(buf); err != nil {
 				return
 			}
@@ -68,6 +71,13 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
 	}
 	buf = append(buf, "]}"...)
+	if pretty {
+		var ind bytes.Buffer
+		if err := json.Indent(&ind, buf, "", "    "); err != nil {
+			panic("defendertest: a page is not JSON: " + err.Error())
+		}
+		buf = ind.Bytes()
+	}
 	_, _ = w.Write(buf)
 }
 

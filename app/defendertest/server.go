@@ -96,6 +96,7 @@ type Server struct {
 
 	order          Order
 	ignoreSkip     bool
+	pretty         bool
 	fail500        float64
 	cutRate        float64
 	stallRate      float64
@@ -181,6 +182,10 @@ func (s *Server) SetOrder(o Order) { s.mu.Lock(); s.order = o; s.mu.Unlock() }
 // IgnoreSkip makes the API answer every query as if $skip were 0 (a broken server: no client
 // can prove a group larger than a page complete through it, and must say so).
 func (s *Server) IgnoreSkip(on bool) { s.mu.Lock(); s.ignoreSkip = on; s.mu.Unlock() }
+
+// Pretty makes the API send its pages pretty-printed (indented, a newline between tokens),
+// as JSON may arrive through a tool or proxy that reformats it: the same values, other bytes.
+func (s *Server) Pretty(on bool) { s.mu.Lock(); s.pretty = on; s.mu.Unlock() }
 
 // SetFailures makes this share of API calls fail with 500, and this share cut their body off.
 func (s *Server) SetFailures(rate500, rateCut float64) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -185,27 +186,6 @@ func TestSecretCleanupStaysInItsInput(t *testing.T) {
 	}
 }
 
-func TestIsPart(t *testing.T) {
-	tests := []struct {
-		give string
-		want bool
-	}{
-		{"a/client_secret#1", true},
-		{"a/client_secret#12", true},
-		{"a/client_secret", false},
-		{"a/client_secret#", false},
-		{"a/client_secret#1x", false},
-		{"a/client_secret#b/client_secret", false},
-		{"a/client_secret#1/client_secret", false},
-		{"a/client_secret2", false},
-	}
-	for _, tt := range tests {
-		if got := isPart(tt.give, "a/client_secret"); got != tt.want {
-			t.Errorf("isPart(%q) = %v, want %v", tt.give, got, tt.want)
-		}
-	}
-}
-
 // A proxy URL with credentials goes to storage whether or not it parses: a password with an
 // unescaped '%', '#', '/' or '?' must not stay in inputs.conf because url.Parse chokes on it.
 func TestProxyCredentialsAreSecretEvenUnparsed(t *testing.T) {
@@ -220,6 +200,56 @@ func TestProxyCredentialsAreSecretEvenUnparsed(t *testing.T) {
 	for _, v := range []string{"http://proxy:3128", ""} {
 		if isSecret("proxy_url", v) {
 			t.Errorf("isSecret(proxy_url, %q) = true, want false", v)
+		}
+	}
+}
+
+// The input reads its own secrets only: splunkd hands it the clear password of no entry but
+// its own input's (realm TA-defender-alerts, user <input>/<field>[#part]), neither other
+// apps' and realms' (one named like ours among them) nor another input's of this app, on the
+// run that stores its secrets nor on the runs that read them back, whole or in parts.
+func TestSecretsReadOnlyTheInputsOwn(t *testing.T) {
+	r := newRig(t, 5)
+	others := map[[2]string]string{
+		{"Splunk_TA_microsoft-cloudservices", "azure/client_secret"}: "other app's secret",
+		{realm + "-old", "tenant1/client_secret"}:                    "a realm named like ours",
+		{"", "admin"}:                    "no realm",
+		{realm, "tenant2/client_secret"}: "another input's secret",
+		{realm, "tenant2/certificate#1"}: "another input's part",
+	}
+	for k, v := range others {
+		r.splunk.SetPassword(k[0], k[1], v)
+	}
+	// An earlier run stored a proxy password in parts.
+	proxy := "http://alice:" + strings.Repeat("p", 300) + "@127.0.0.1:1"
+	r.splunk.SetPassword(realm, "tenant1/proxy_url#1", proxy[:maxPart])
+	r.splunk.SetPassword(realm, "tenant1/proxy_url#2", proxy[maxPart:])
+
+	params := r.params(map[string]string{"proxy_url": mask})
+	r.splunk.SetInput(Scheme, "tenant1", params)
+	// (Calls to the stand-in API on loopback bypass the proxy.)
+	if code, ev, log := r.run(t, "tenant1", params); code != 0 || len(ev) != 5 {
+		t.Fatalf("first run: exit %d, %d events\n%s", code, len(ev), log)
+	}
+	r.api.UpdateAt(r.api.IDs(), time.Now())
+	code, ev, log := r.run(t, "tenant1", r.params(map[string]string{"client_secret": mask}))
+	if code != 0 || len(ev) != 5 {
+		t.Fatalf("run from stored secrets: exit %d, %d events\n%s", code, len(ev), log)
+	}
+	served := r.splunk.ServedEntries()
+	for _, want := range []string{"tenant1/proxy_url#1", "tenant1/proxy_url#2", "tenant1/client_secret"} {
+		if !slices.Contains(served, realm+"|"+want) {
+			t.Errorf("%s was not read back from storage (read: %q)", want, served)
+		}
+	}
+	for _, e := range served {
+		if !strings.HasPrefix(e, realm+"|tenant1/") {
+			t.Errorf("splunkd handed the input %q", e)
+		}
+	}
+	for _, c := range r.splunk.Calls {
+		if strings.HasPrefix(c, "GET ") && strings.HasSuffix(c, "/storage/passwords") {
+			t.Errorf("the input listed storage/passwords: %q", c)
 		}
 	}
 }

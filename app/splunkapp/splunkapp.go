@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -51,84 +50,80 @@ func isSecret(field, v string) bool {
 
 const maxPart = 255 // Splunk's own add-on library splits longer values into parts
 
-// secrets reads and writes one input's secrets in storage/passwords.
+// secrets reads and writes one input's secrets in storage/passwords. It asks splunkd only
+// for this input's own entries, by name (realm:<input>/<field>: and its numbered parts), never
+// for the list, which would hand over every clear password the session can read.
 type secrets struct {
 	sc    *splunkd.Client
 	input string
-	have  map[string]string
-}
-
-func (s *secrets) load(ctx context.Context) error {
-	if s.have != nil {
-		return nil
-	}
-	m, err := s.sc.Passwords(ctx, realm)
-	if err != nil {
-		return err
-	}
-	s.have = m
-	return nil
 }
 
 func (s *secrets) user(field string) string { return s.input + "/" + field }
 
-// get returns a stored value, whole or from its parts.
+func partName(base string, i int) string { return fmt.Sprintf("%s#%d", base, i) }
+
+// get returns a stored value, whole or from its parts (#1, #2, … up to the first missing).
 func (s *secrets) get(ctx context.Context, field string) (string, bool, error) {
-	if err := s.load(ctx); err != nil {
-		return "", false, err
-	}
-	if v, ok := s.have[s.user(field)]; ok {
-		return v, true, nil
+	v, ok, err := s.sc.Password(ctx, realm, s.user(field))
+	if err != nil || ok {
+		return v.Reveal(), ok, err
 	}
 	var b strings.Builder
 	for i := 1; ; i++ {
-		v, ok := s.have[fmt.Sprintf("%s#%d", s.user(field), i)]
+		v, ok, err := s.sc.Password(ctx, realm, partName(s.user(field), i))
+		if err != nil {
+			return "", false, err
+		}
 		if !ok {
 			return b.String(), i > 1, nil
 		}
-		b.WriteString(v)
+		b.WriteString(v.Reveal())
 	}
 }
 
-// put stores a value, in parts of 255 characters when longer, and removes the other form.
+// put stores a value, in parts of 255 characters when longer, and removes the other form and
+// the parts an earlier, longer value left.
 func (s *secrets) put(ctx context.Context, field, v string) error {
-	if err := s.load(ctx); err != nil {
-		return err
-	}
 	base := s.user(field)
-	var want []string
+	parts := 0
 	if len(v) <= maxPart {
 		if err := s.sc.SetPassword(ctx, realm, base, secret.String(v)); err != nil {
 			return err
 		}
-		want = []string{base}
 	} else {
-		for i := 0; i*maxPart < len(v); i++ {
-			name := fmt.Sprintf("%s#%d", base, i+1)
-			if err := s.sc.SetPassword(ctx, realm, name, secret.String(v[i*maxPart:min(len(v), (i+1)*maxPart)])); err != nil {
+		for ; parts*maxPart < len(v); parts++ {
+			if err := s.sc.SetPassword(ctx, realm, partName(base, parts+1), secret.String(v[parts*maxPart:min(len(v), (parts+1)*maxPart)])); err != nil {
 				return err
 			}
-			want = append(want, name)
+		}
+		if err := s.sc.DeletePassword(ctx, realm, base); err != nil {
+			return err
 		}
 	}
-	// Old parts, or the whole value, left from an earlier, different length.
-	for name := range s.have {
-		if (name == base || isPart(name, base)) && !slices.Contains(want, name) {
-			if err := s.sc.DeletePassword(ctx, realm, name); err != nil {
-				return err
-			}
+	return s.dropParts(ctx, base, parts+1)
+}
+
+// dropParts deletes base's parts from #from on. They are found by asking for each in turn
+// and deleted last first, so that a deletion that fails leaves no gap, behind which a part
+// would never be found again.
+func (s *secrets) dropParts(ctx context.Context, base string, from int) error {
+	last := from - 1
+	for {
+		_, ok, err := s.sc.Password(ctx, realm, partName(base, last+1))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		last++
+	}
+	for i := last; i >= from; i-- {
+		if err := s.sc.DeletePassword(ctx, realm, partName(base, i)); err != nil {
+			return err
 		}
 	}
 	return nil
-}
-
-// isPart reports whether name is a numbered part of base: base#<digits>, nothing else. Input
-// names may hold "/" and "#", so a bare prefix test would take "a/client_secret#b/client_secret"
-// (input "a/client_secret#b") for a part of input "a"'s secret; every stored name ends in
-// "/<field>" or "/<field>#<digits>", and no field is made of digits, so this cannot.
-func isPart(name, base string) bool {
-	n, ok := strings.CutPrefix(name, base+"#")
-	return ok && n != "" && strings.Trim(n, "0123456789") == ""
 }
 
 // resolve replaces masked secrets by the stored ones and returns the fields holding a new
@@ -155,6 +150,15 @@ func resolve(ctx context.Context, s *secrets, params map[string]string) (fresh [
 
 // inputName is the stanza name without the scheme.
 func inputName(stanza string) string { return strings.TrimPrefix(stanza, Scheme+"://") }
+
+// sourceDefault makes an unset source the stanza's name (defender_alerts://<name>), the
+// source splunkd itself gives a modular input's events, so that several tenants' inputs stay
+// apart in one index; a source set in the stanza is kept.
+func sourceDefault(params map[string]string, stanza string) {
+	if strings.TrimSpace(params["source"]) == "" {
+		params["source"] = stanza
+	}
+}
 
 // certPath resolves a certificate path inside the app's folder.
 func certPath(params map[string]string, appDir string) error {
@@ -253,7 +257,8 @@ func copyMap(m map[string]string) map[string]string {
 // come): a run is one drain, like run --once, and must end. Tests shrink it.
 var runGiveUp = 5 * time.Minute
 
-// Run is a run of the input: secrets to storage, one drain, exit.
+// Run is a run of the input: secrets to storage, one drain, exit. Each stanza logs at its
+// own log_level (info until the stanza is read).
 func Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) int {
 	log := slog.New(modinput.NewLogHandler(stderr, slog.LevelInfo))
 	in, err := modinput.ParseInput(stdin)
@@ -265,13 +270,29 @@ func Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer events.Close()
 	code := 0
 	for _, st := range in.Stanzas {
-		l := log.With("input", inputName(st.Name))
-		if err := runStanza(ctx, in, st, events, l); err != nil {
+		level := new(slog.LevelVar) // info
+		l := slog.New(modinput.NewLogHandler(stderr, level)).With("input", inputName(st.Name))
+		err := stanzaLevel(st, level)
+		if err == nil {
+			err = runStanza(ctx, in, st, events, l)
+		}
+		if err != nil {
 			l.Error(err.Error())
 			code = 1
 		}
 	}
 	return code
+}
+
+// stanzaLevel sets level to the stanza's log_level; a bad one stops the input before it
+// does anything, as every other bad setting does.
+func stanzaLevel(st modinput.Stanza, level *slog.LevelVar) error {
+	l, err := config.ParamLogLevel(st.Params)
+	if err != nil {
+		return err
+	}
+	level.Set(l)
+	return nil
 }
 
 func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, events *modinput.EventWriter, log *slog.Logger) error {
@@ -309,6 +330,7 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 	if err := certPath(params, appDir(splunkHome(), app)); err != nil {
 		return err
 	}
+	sourceDefault(params, st.Name)
 	cfg, err := config.FromParams(params, in.CheckpointDir, name)
 	if err != nil {
 		return err
@@ -321,6 +343,8 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 	}
 	defer c.Close()
 	p := c.Pump
+	log.Debug("settings", "source", cfg.HEC.Source, "sourcetype", cfg.HEC.Sourcetype, "index", cfg.HEC.Index, "host", cfg.HEC.Host,
+		"start", cfg.Start.String(), "overlap", cfg.Overlap.String(), "log_level", cfg.LogLevel.String())
 	log.Info("run starting", "version", version.Version, "output", cfg.Output, "api", c.Defender.Endpoints().API.String(), "checkpoint", c.Store.Path())
 	// Within its run the input rides out what clears by itself (throttling, expired tokens,
 	// 5xx, HEC busy or down) and stops at once for what needs a fix.

@@ -50,7 +50,7 @@ func TestSchemeGolden(t *testing.T) {
 			Desc     string `xml:"description"`
 		} `xml:"endpoint>args>arg"`
 	}
-	if err := xml.Unmarshal(b.Bytes(), &s); err != nil || len(s.Args) != 23 {
+	if err := xml.Unmarshal(b.Bytes(), &s); err != nil || len(s.Args) != 24 {
 		t.Fatalf("scheme: %v, %d args", err, len(s.Args))
 	}
 }
@@ -284,6 +284,7 @@ func TestValidate(t *testing.T) {
 		{"bad tenant", map[string]string{"tenant_id": "not-a-tenant!"}, "tenant_id"},
 		{"unknown cloud", map[string]string{"cloud": "azure-china"}, "cloud"},
 		{"bad duration", map[string]string{"start": "forever"}, "start"},
+		{"bad log level", map[string]string{"log_level": "loud"}, `log_level: "loud" must be debug, info, warn or error`},
 		{"hec url not http", map[string]string{"output": "hec", "hec_url": "ftp://x", "hec_token": "t"}, "hec_url"},
 		{"wrong secret", map[string]string{"client_secret": "wrong"}, "Secret ID"},
 		// A login endpoint that does not answer is the network's fault, not the settings'.

@@ -10,7 +10,7 @@ import (
 )
 
 // Every entity name reaches splunkd escaped exactly once, whatever it holds: create, update
-// (an existing name: the entity's own path), list, delete, and an input's update.
+// (an existing name: the entity's own path), read, delete, and an input's update.
 func TestNamesEscapedOnce(t *testing.T) {
 	const app, realm = "TA-defender-alerts", "TA-defender-alerts"
 	sp := splunkdtest.New("key", app)
@@ -40,8 +40,12 @@ func TestNamesEscapedOnce(t *testing.T) {
 			if err := c.SetPassword(ctx, realm, tt.name, secret.String("two")); err != nil {
 				t.Fatalf("update: %v", err)
 			}
-			if got, err := c.Passwords(ctx, realm); err != nil || got[tt.name] != "two" {
-				t.Fatalf("after the update: %q, %v", got[tt.name], err)
+			if got, ok, err := c.Password(ctx, realm, tt.name); err != nil || !ok || got.Reveal() != "two" {
+				t.Fatalf("after the update: %q, %v, %v", got.Reveal(), ok, err)
+			}
+			wantGet := "GET /servicesNS/nobody/" + app + tt.wantPath
+			if !contains(sp.Calls, wantGet) {
+				t.Errorf("no call %q among %q", wantGet, sp.Calls)
 			}
 			wantCall := "POST /servicesNS/nobody/" + app + tt.wantPath
 			if !contains(sp.Calls, wantCall) {

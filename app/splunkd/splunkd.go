@@ -184,11 +184,7 @@ func (c *Client) do(ctx context.Context, op, method string, u url.URL, form url.
 	if form != nil {
 		body = strings.NewReader(form.Encode())
 	}
-	if method == http.MethodGet {
-		u.RawQuery = "output_mode=json&count=0"
-	} else {
-		u.RawQuery = "output_mode=json"
-	}
+	u.RawQuery = "output_mode=json"
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
 		return err
@@ -226,8 +222,11 @@ func (c *Client) do(ctx context.Context, op, method string, u url.URL, form url.
 	return nil
 }
 
-// Passwords returns the clear passwords of realm, by user name.
-func (c *Client) Passwords(ctx context.Context, realm string) (map[string]string, error) {
+// Password returns the clear password of realm's user, and whether it is stored. It asks
+// splunkd for that one entity (storage/passwords/<realm>:<user>:), never for the list: a
+// list holds the clear password of every entry the session may read, other apps' and other
+// realms' among them, which this input has no business seeing.
+func (c *Client) Password(ctx context.Context, realm, user string) (secret.String, bool, error) {
 	var r struct {
 		Entry []struct {
 			Content struct {
@@ -237,16 +236,20 @@ func (c *Client) Passwords(ctx context.Context, realm string) (map[string]string
 			} `json:"content"`
 		} `json:"entry"`
 	}
-	if err := c.do(ctx, "list storage/passwords", http.MethodGet, c.endpoint("storage", "passwords"), nil, &r); err != nil {
-		return nil, err
+	err := c.do(ctx, "read storage/passwords", http.MethodGet, c.endpoint("storage", "passwords", entityName(realm, user)), nil, &r)
+	var se *callError
+	if errors.As(err, &se) && se.Status == http.StatusNotFound {
+		return "", false, nil
 	}
-	out := map[string]string{}
+	if err != nil {
+		return "", false, err
+	}
 	for _, e := range r.Entry {
-		if e.Content.Realm == realm {
-			out[e.Content.Username] = e.Content.ClearPassword
+		if e.Content.Realm == realm && e.Content.Username == user {
+			return secret.String(e.Content.ClearPassword), true, nil
 		}
 	}
-	return out, nil
+	return "", false, &callError{Op: "read storage/passwords", Status: http.StatusOK, Msg: "the reply holds no entry for the realm and user asked for"}
 }
 
 // entityName is storage/passwords' name for realm and user: realm:user: with colons escaped.

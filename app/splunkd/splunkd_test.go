@@ -150,10 +150,11 @@ func TestSplunkdCertificate(t *testing.T) {
 					return (&net.Dialer{}).DialContext(ctx, network, addr)
 				}
 				for i := 0; i < 3 && err == nil; i++ { // three connections: three handshakes, one warning
-					var pw map[string]string
-					pw, err = c.Passwords(context.Background(), "r")
-					if err == nil && pw["t1/client_secret"] != "pw" {
-						t.Fatalf("passwords %v", pw)
+					var pw secret.String
+					var ok bool
+					pw, ok, err = c.Password(context.Background(), "r", "t1/client_secret")
+					if err == nil && (!ok || pw.Reveal() != "pw") {
+						t.Fatalf("password %q, %v", pw.Reveal(), ok)
 					}
 					c.hc.CloseIdleConnections()
 				}
@@ -190,7 +191,7 @@ func TestWrongSessionKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Passwords(context.Background(), "r")
+	_, _, err = c.Password(context.Background(), "r", "t1/client_secret")
 	if err == nil || strings.Contains(err.Error(), "s3cr3t-wrong-key") || !strings.Contains(err.Error(), "401") {
 		t.Errorf("wrong key: %v", err)
 	}
@@ -235,7 +236,7 @@ func TestErrorTextIsCleanAndShort(t *testing.T) {
 	}{
 		{"escape sequences and a forged line", 403, `{"messages":[{"type":"ERROR","text":"denied \u001b[2J\u001b]0;pwned\u0007now\u009b31m\nERROR forged line"}]}`,
 			"denied [2J]0;pwnednow31m ERROR forged line"},
-		{"bidirectional override", 404, `{"messages":[{"type":"ERROR","text":"no entity \u202etxet\u202c here\u200b"}]}`, "no entity txet here"},
+		{"bidirectional override", 403, `{"messages":[{"type":"ERROR","text":"no entity \u202etxet\u202c here\u200b"}]}`, "no entity txet here"},
 		{"long text", 500, `{"messages":[{"type":"ERROR","text":"` + long + `"}]}`, "Insufficient permissions Insufficient"},
 		{"invalid UTF-8", 400, "{\"messages\":[{\"type\":\"ERROR\",\"text\":\"bad \xff\xfe name\"}]}", "bad \uFFFD\uFFFD name"}, // json.Unmarshal replaces each bad byte
 	}
@@ -250,7 +251,7 @@ func TestErrorTextIsCleanAndShort(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = c.Passwords(context.Background(), "r")
+			_, _, err = c.Password(context.Background(), "r", "t1/client_secret")
 			if err == nil {
 				t.Fatal("no error")
 			}

@@ -1,6 +1,7 @@
 // Package splunkdtest is a stand-in for the parts of splunkd's REST API a modular input uses:
-// the session-key check, storage/passwords (list, create, update, delete) and the update of a
-// data input, which, as in splunkd, runs the input's validation again.
+// the session-key check, storage/passwords (list, read one, create, update, delete) and the
+// update of a data input, which, as in splunkd, runs the input's validation again. It notes
+// every entry whose clear password it hands out (Served): a list hands out every one.
 //
 // Like splunkd, it decodes a request path exactly once, segment by segment: an entity name
 // sent as "tenant1%2Fclient_secret" is "tenant1/client_secret", and one escaped twice
@@ -18,6 +19,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -42,6 +45,9 @@ type Server struct {
 	FailStore bool
 	// Calls holds "METHOD escaped-path" for every request, in order.
 	Calls []string
+	// Served holds "realm|user" of every entry whose clear password a reply carried, in
+	// order: what the caller was given to read, whether it asked for it or not.
+	Served []string
 }
 
 type pw struct{ realm, user, password string }
@@ -122,7 +128,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rest := seg[3:]
 	switch {
 	case len(rest) == 2 && rest[0] == "storage" && rest[1] == "passwords" && r.Method == http.MethodGet:
-		s.list(w)
+		s.list(w, r)
+	case len(rest) == 3 && rest[0] == "storage" && rest[1] == "passwords" && r.Method == http.MethodGet:
+		s.get(w, rest[2])
 	case len(rest) == 2 && rest[0] == "storage" && rest[1] == "passwords" && r.Method == http.MethodPost:
 		s.create(w, r)
 	case len(rest) == 3 && rest[0] == "storage" && rest[1] == "passwords" && r.Method == http.MethodPost:
@@ -141,16 +149,55 @@ func entity(realm, user string) string {
 	return esc.Replace(realm) + ":" + esc.Replace(user) + ":"
 }
 
-func (s *Server) list(w http.ResponseWriter) {
+// list answers a list the way splunkd does: every entry the session may read, of every app
+// and realm, with its clear password, count entries from offset (count defaults to 30; 0 is
+// all), sorted by name.
+func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	count, offset := 30, 0
+	if v := q.Get("count"); v != "" {
+		count, _ = strconv.Atoi(v)
+	}
+	if v := q.Get("offset"); v != "" {
+		offset, _ = strconv.Atoi(v)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var entries []map[string]any
-	for name, p := range s.passwords {
-		entries = append(entries, map[string]any{"name": name, "content": map[string]string{
-			"realm": p.realm, "username": p.user, "clear_password": p.password, "encr_password": "$7$…"}})
+	names := make([]string, 0, len(s.passwords))
+	for name := range s.passwords {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	names = names[min(offset, len(names)):]
+	if count > 0 {
+		names = names[:min(count, len(names))]
+	}
+	entries := []map[string]any{}
+	for _, name := range names {
+		entries = append(entries, s.entry(name))
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{"entry": entries})
+	_ = json.NewEncoder(w).Encode(map[string]any{"entry": entries, "paging": map[string]int{"total": len(s.passwords), "perPage": count, "offset": offset}})
+}
+
+// get answers for one entity, named realm:user: (colons and backslashes escaped), or 404.
+func (s *Server) get(w http.ResponseWriter, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.passwords[name]; !ok {
+		msg(w, 404, "Could not find object id="+name)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"entry": []map[string]any{s.entry(name)}})
+}
+
+// entry is a reply's entry for a stored password, noted in Served. s.mu is held.
+func (s *Server) entry(name string) map[string]any {
+	p := s.passwords[name]
+	s.Served = append(s.Served, p.realm+"|"+p.user)
+	return map[string]any{"name": name, "content": map[string]string{
+		"realm": p.realm, "username": p.user, "clear_password": p.password, "encr_password": "$7$…"}}
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request) {
@@ -258,6 +305,14 @@ func (s *Server) SetPassword(realm, user, password string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.passwords[entity(realm, user)] = pw{realm, user, password}
+}
+
+// ServedEntries returns Served: "realm|user" of every entry whose clear password a reply
+// carried, in order.
+func (s *Server) ServedEntries() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.Served...)
 }
 
 // Passwords returns the stored passwords by realm|user.

@@ -2,6 +2,8 @@ package splunkdtest
 
 import (
 	"crypto/tls"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -54,5 +56,54 @@ func TestPathDecodedOnce(t *testing.T) {
 	}
 	if got := s.Input("defender_alerts", "Contoso%20Prod"); len(got) != 0 {
 		t.Errorf("an input was created under the escaped name: %v", got)
+	}
+}
+
+// As splunkd does, a list hands out the clear password of every entry, of every realm, 30 at
+// a time unless count says otherwise (0: all), and Served notes each; a read of one entity
+// hands out that one, and a missing one is a 404.
+func TestPasswordsListAndRead(t *testing.T) {
+	s := New("key", "TA-defender-alerts")
+	defer s.Close()
+	for i := range 40 {
+		s.SetPassword(fmt.Sprintf("realm%d", i%3), fmt.Sprintf("user%02d", i), "pw")
+	}
+	base := s.URL + "/servicesNS/nobody/TA-defender-alerts/storage/passwords"
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec
+	get := func(u string) (int, int) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		req.Header.Set("Authorization", "Splunk key")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r struct{ Entry []json.RawMessage }
+		_ = json.NewDecoder(resp.Body).Decode(&r)
+		return resp.StatusCode, len(r.Entry)
+	}
+	tests := []struct {
+		name       string
+		url        string
+		wantStatus int
+		wantN      int
+	}{
+		{"list, default count", base + "?output_mode=json", 200, 30},
+		{"list, count=0", base + "?output_mode=json&count=0", 200, 40},
+		{"list, second page", base + "?output_mode=json&offset=30", 200, 10},
+		{"read one", base + "/realm1:user01:?output_mode=json", 200, 1},
+		{"read a missing one", base + "/realm0:user01:?output_mode=json", 404, 0},
+	}
+	served := 0
+	for _, tt := range tests {
+		status, n := get(tt.url)
+		if status != tt.wantStatus || n != tt.wantN {
+			t.Errorf("%s: %d with %d entries, want %d with %d", tt.name, status, n, tt.wantStatus, tt.wantN)
+		}
+		served += n
+		if got := len(s.ServedEntries()); got != served {
+			t.Errorf("%s: %d entries served in all, want %d", tt.name, got, served)
+		}
 	}
 }

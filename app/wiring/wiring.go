@@ -88,20 +88,26 @@ func (c *Collector) Close() {
 }
 
 // stdoutSink makes the modular input's stream to splunkd a Sink: events count as delivered
-// once flushed to splunkd, 200 at a time and at the end of a window.
+// once flushed to splunkd, 200 at a time and at the end of a window. Each alert is written
+// compact (JSON whitespace outside strings removed), so splunkd's line breaking keeps it one
+// event whatever layout the API sent; HEC, which takes events whole, gets the API's bytes.
 func stdoutSink(w *modinput.EventWriter, meta modinput.Event) bridge.OpenSink {
 	return func(report func(bridge.Outcome)) bridge.Sink {
-		return streamSink{modinput.NewStream(w, meta, 200, func(n int, last any, err error) {
+		return &streamSink{s: modinput.NewStream(w, meta, 200, func(n int, last any, err error) {
 			t, _ := last.(*bridge.Tag)
 			report(bridge.Outcome{Last: t, N: n, Err: err})
 		})}
 	}
 }
 
-type streamSink struct{ s *modinput.Stream }
-
-func (k streamSink) Add(_ context.Context, r bridge.Record, t *bridge.Tag) error {
-	return k.s.Write(r.Time, r.Data, t)
+type streamSink struct {
+	s   *modinput.Stream
+	buf []byte // the compacted alert; the stream copies it, so it is reused
 }
 
-func (k streamSink) Flush(context.Context) error { return k.s.Flush() }
+func (k *streamSink) Add(_ context.Context, r bridge.Record, t *bridge.Tag) error {
+	k.buf = modinput.AppendCompactJSON(k.buf[:0], r.Data)
+	return k.s.Write(r.Time, k.buf, t)
+}
+
+func (k *streamSink) Flush(context.Context) error { return k.s.Flush() }

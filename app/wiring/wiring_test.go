@@ -32,6 +32,12 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // reads it.
 func tenantWith(t *testing.T, n int, output string) *config.Config {
 	t.Helper()
+	cfg, _ := tenantAPI(t, n, output)
+	return cfg
+}
+
+func tenantAPI(t *testing.T, n int, output string) (*config.Config, *defendertest.Server) {
+	t.Helper()
 	api := defendertest.New(defendertest.Options{TenantID: tenant, ClientID: client, ClientSecret: secretV})
 	t.Cleanup(api.Close)
 	now := time.Now()
@@ -39,7 +45,7 @@ func tenantWith(t *testing.T, n int, output string) *config.Config {
 	return &config.Config{Output: output, Input: "tenant1", StateDir: t.TempDir(), Start: 2 * time.Hour, Overlap: time.Minute,
 		Linger:   20 * time.Millisecond,
 		Defender: defender.Config{TenantID: tenant, ClientID: client, ClientSecret: secretV, APIURL: api.URL, LoginURL: api.URL, PageSize: 100},
-		HEC:      hec.Config{Sourcetype: "ms:defender:atp:alerts", Source: "defender_alerts", Index: "security"}}
+		HEC:      hec.Config{Sourcetype: "ms:defender:atp:alerts", Source: "defender_alerts", Index: "security"}}, api
 }
 
 // With output stdout, every alert goes to splunkd's stream, under the input's stanza and with
@@ -118,5 +124,32 @@ func TestNewErrors(t *testing.T) {
 	t.Logf("a checkpoint in use: %v", err)
 	if err == nil || errors.As(err, &se) {
 		t.Errorf("a checkpoint in use: %v, want an error that is not a SettingError", err)
+	}
+}
+
+// HEC takes each event whole, so it gets the API's bytes as they came, pretty-printed ones
+// too: only the stdout path, which splunkd line-breaks, compacts them.
+func TestHECKeepsTheAPIsBytes(t *testing.T) {
+	cfg, api := tenantAPI(t, 30, "hec")
+	api.Pretty(true)
+	h := hectest.New(hectest.Options{Token: hecToken})
+	t.Cleanup(h.Close)
+	cfg.HEC.URLs, cfg.HEC.Token = []string{h.URL}, hecToken
+	c, err := New(cfg, quiet, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Pump.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	evs := h.Events()
+	if len(evs) != 30 {
+		t.Fatalf("HEC got %d events, want 30", len(evs))
+	}
+	for _, e := range evs {
+		if !bytes.HasPrefix(e.Raw, []byte("{\n            \"id\": ")) {
+			t.Fatalf("HEC got %.120q, not the API's pretty-printed bytes", e.Raw)
+		}
 	}
 }
