@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"ta-defender-alerts/app/retry"
@@ -74,5 +75,39 @@ func Persist(ctx context.Context, log *slog.Logger, first, limit, giveUp time.Du
 func LogRetryAfter(log *slog.Logger) func(status int, asked string, wait time.Duration) {
 	return func(status int, asked string, wait time.Duration) {
 		log.Info("the Defender API asked the collector to wait", "status", status, "retry_after", asked, "waiting", wait.Round(time.Millisecond).String())
+	}
+}
+
+// hecRetryLogEvery is how often, at most, a HEC URL's retries are logged.
+const hecRetryLogEvery = time.Minute
+
+// LogHECRetry makes the HEC client's retries WARN lines, at most one per URL every
+// hecRetryLogEvery, with the number of retries since the last line.
+func LogHECRetry(log *slog.Logger) func(url string, err error, wait time.Duration) {
+	type seen struct {
+		last   time.Time
+		quiet  int // retries not logged since last
+		logged bool
+	}
+	var mu sync.Mutex
+	byURL := map[string]*seen{}
+	return func(url string, err error, wait time.Duration) {
+		mu.Lock()
+		s := byURL[url]
+		if s == nil {
+			s = &seen{}
+			byURL[url] = s
+		}
+		now := time.Now()
+		if s.logged && now.Sub(s.last) < hecRetryLogEvery {
+			s.quiet++
+			mu.Unlock()
+			return
+		}
+		quiet := s.quiet
+		s.last, s.quiet, s.logged = now, 0, true
+		mu.Unlock()
+		log.Warn("HEC did not take a batch; it will be sent again", "url", url, "err", err,
+			"retry_in", wait.Round(time.Millisecond).String(), "retries_not_logged", quiet)
 	}
 }

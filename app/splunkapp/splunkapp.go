@@ -5,6 +5,7 @@ package splunkapp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -148,6 +149,34 @@ func resolve(ctx context.Context, s *secrets, params map[string]string) (fresh [
 	return fresh, nil
 }
 
+// storedBefore returns the fresh fields whose value is the one already stored for them: a
+// secret the input masked earlier is readable in its stanza again.
+func storedBefore(ctx context.Context, s *secrets, params map[string]string, fresh []string) []string {
+	var back []string
+	for _, f := range fresh {
+		if stored, ok, err := s.get(ctx, f); err == nil && ok && stored == strings.TrimSpace(params[f]) {
+			back = append(back, f)
+		}
+	}
+	return back
+}
+
+// clearInDefault returns the secret fields that stanza holds in clear text in the app's
+// default/inputs.conf (nothing when the file cannot be read: this only warns).
+func clearInDefault(dir, stanza string) []string {
+	st, err := splunkd.ConfStanza(filepath.Join(dir, "default", "inputs.conf"), stanza)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, f := range secretFields {
+		if v := strings.TrimSpace(st[f]); v != mask && isSecret(f, v) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // inputName is the stanza name without the scheme.
 func inputName(stanza string) string { return strings.TrimPrefix(stanza, Scheme+"://") }
 
@@ -277,7 +306,8 @@ func Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) int {
 			err = runStanza(ctx, in, st, events, l)
 		}
 		if err != nil {
-			l.Error(err.Error())
+			var ce *config.Error
+			l.Error(err.Error(), "needs_fix", bridge.NeedsFix(err) || errors.As(err, &ce))
 			code = 1
 		}
 	}
@@ -311,6 +341,7 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 	if err != nil {
 		return err
 	}
+	back := storedBefore(ctx, sec, params, fresh)
 	if len(fresh) > 0 {
 		// Move the new secrets to storage, then mask them in the input; without both, stop:
 		// a secret must not stay in inputs.conf while the input runs as if all were well.
@@ -327,6 +358,14 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 		sort.Strings(fresh)
 		log.Info("secrets moved to Splunk's password storage and masked in the input", "fields", strings.Join(fresh, ","), "realm", realm)
 	}
+	if len(back) > 0 {
+		log.Warn("secrets this input had stored and masked were readable in its stanza again: a deployment brought them back (a deployment app's inputs.conf, or local/ replaced); they are masked again, but stay in clear text wherever the deployment keeps them (README: Deploying across a Splunk estate)",
+			"fields", strings.Join(back, ","), "input", name)
+	}
+	if f := clearInDefault(appDir(splunkHome(), app), st.Name); len(f) > 0 {
+		log.Warn("secrets sit in clear text in the app's default/inputs.conf, which masking cannot change (it writes local/): remove them there and enter them on this node (README: Deploying across a Splunk estate)",
+			"fields", strings.Join(f, ","), "file", filepath.Join(appDir(splunkHome(), app), "default", "inputs.conf"), "input", name)
+	}
 	if err := certPath(params, appDir(splunkHome(), app)); err != nil {
 		return err
 	}
@@ -336,6 +375,7 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 		return err
 	}
 	cfg.Defender.OnRetryAfter = bridge.LogRetryAfter(log)
+	cfg.HEC.OnRetry = bridge.LogHECRetry(log)
 	cfg.Defender.GiveUpAfter, cfg.HEC.GiveUpAfter = runGiveUp, runGiveUp // a run must end, a throttled read too
 	c, err := wiring.New(cfg, log, &wiring.Stdout{Events: events, Stanza: st.Name})
 	if err != nil {

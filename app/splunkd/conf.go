@@ -140,3 +140,15 @@ func splunkdCA(splunkHome string) (caSource, error) {
 	}
 	return caSource{abs("cacert.pem"), "splunkd's default, as server.conf sets no [sslConfig] sslRootCAPath"}, nil
 }
+
+// ConfStanza reads one stanza of a .conf file: nil when the file or the stanza is missing.
+func ConfStanza(path, stanza string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return parseConf(b)[stanza], nil
+}

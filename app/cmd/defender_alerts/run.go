@@ -11,7 +11,6 @@ import (
 	"os"
 	"runtime/pprof"
 	"strings"
-	"sync"
 	"time"
 
 	"ta-defender-alerts/app/bridge"
@@ -130,40 +129,6 @@ var daemonGiveUp = 10 * time.Minute
 // intervals, each wait jittered (retry.Delay). Tests shrink it.
 var daemonRetryMin = 5 * time.Second
 
-// hecRetryLogEvery is how often, at most, a HEC URL's retries are logged.
-const hecRetryLogEvery = time.Minute
-
-// logHECRetry makes the HEC client's retries WARN lines, at most one per URL every
-// hecRetryLogEvery, with the number of retries since the last line.
-func logHECRetry(log *slog.Logger) func(url string, err error, wait time.Duration) {
-	type seen struct {
-		last   time.Time
-		quiet  int // retries not logged since last
-		logged bool
-	}
-	var mu sync.Mutex
-	byURL := map[string]*seen{}
-	return func(url string, err error, wait time.Duration) {
-		mu.Lock()
-		s := byURL[url]
-		if s == nil {
-			s = &seen{}
-			byURL[url] = s
-		}
-		now := time.Now()
-		if s.logged && now.Sub(s.last) < hecRetryLogEvery {
-			s.quiet++
-			mu.Unlock()
-			return
-		}
-		quiet := s.quiet
-		s.last, s.quiet, s.logged = now, 0, true
-		mu.Unlock()
-		log.Warn("HEC did not take a batch; it will be sent again", "url", url, "err", err,
-			"retry_in", wait.Round(time.Millisecond).String(), "retries_not_logged", quiet)
-	}
-}
-
 // collect is run and run --once.
 func collect(ctx context.Context, once bool, stderr io.Writer) int {
 	cfg, err := config.FromEnv()
@@ -190,7 +155,7 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 		// the poll fails with HEC's error, which is logged, and the next one tries again.
 		cfg.HEC.GiveUpAfter, cfg.HEC.NoAckFails = daemonGiveUp, true
 	}
-	cfg.HEC.OnRetry = logHECRetry(log)
+	cfg.HEC.OnRetry = bridge.LogHECRetry(log)
 	c, err := wiring.New(cfg, log, nil)
 	if err != nil {
 		var se *wiring.SettingError
