@@ -43,11 +43,7 @@ func (h *LogHandler) Handle(_ context.Context, r slog.Record) error {
 		if a.Equal(slog.Attr{}) {
 			return true
 		}
-		v := oneLine(a.Value.String())
-		if strings.ContainsAny(v, " \"=") {
-			v = fmt.Sprintf("%q", v)
-		}
-		fmt.Fprintf(&b, " %s=%s", a.Key, v)
+		fmt.Fprintf(&b, " %s=%s", a.Key, KVValue(a.Value.String()))
 		return true
 	}
 	for _, a := range h.attrs {
@@ -68,6 +64,18 @@ func (h *LogHandler) WithAttrs(as []slog.Attr) slog.Handler {
 }
 
 func (h *LogHandler) WithGroup(string) slog.Handler { return h }
+
+// KVValue writes a value the way Splunk's automatic key=value extraction reads it back
+// whole: on one line, and quoted when it holds a space, a tab, a quote or an equals sign,
+// with its own double quotes turned into single ones (the extraction ends a quoted value at
+// the next double quote and honours no backslash escape).
+func KVValue(v string) string {
+	v = oneLine(v)
+	if !strings.ContainsAny(v, " \t\"=") {
+		return v
+	}
+	return `"` + strings.ReplaceAll(v, `"`, `'`) + `"`
+}
 
 func oneLine(s string) string {
 	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s)

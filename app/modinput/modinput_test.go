@@ -126,8 +126,9 @@ func TestLogLines(t *testing.T) {
 	log.Debug("d")
 	log.Info("started", "alerts", 3)
 	log.Warn("two\nlines", "err", "x y")
-	log.Error("failed")
-	want := "DEBUG d input=tenant1\nINFO started input=tenant1 alerts=3\nWARN two lines input=tenant1 err=\"x y\"\nERROR failed input=tenant1\n"
+	log.Error("failed", "err", `HEC said "Server is busy" (code=9)`, "tab", "a\tb")
+	want := "DEBUG d input=tenant1\nINFO started input=tenant1 alerts=3\nWARN two lines input=tenant1 err=\"x y\"\n" +
+		"ERROR failed input=tenant1 err=\"HEC said 'Server is busy' (code=9)\" tab=\"a\tb\"\n"
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}

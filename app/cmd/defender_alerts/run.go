@@ -113,7 +113,24 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	if cfg.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
+	opts.ReplaceAttr = splunkQuotes
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// splunkQuotes turns the double quotes inside a text line's values into single ones: Splunk's
+// automatic key=value extraction ends a quoted value at the next double quote and honours no
+// backslash escape, so an error quoting HEC's text would be cut short on the dashboard.
+func splunkQuotes(_ []string, a slog.Attr) slog.Attr {
+	v := a.Value.Resolve()
+	switch {
+	case v.Kind() == slog.KindString && strings.Contains(v.String(), `"`):
+		return slog.String(a.Key, strings.ReplaceAll(v.String(), `"`, `'`))
+	case v.Kind() == slog.KindAny:
+		if err, ok := v.Any().(error); ok && strings.Contains(err.Error(), `"`) {
+			return slog.String(a.Key, strings.ReplaceAll(err.Error(), `"`, `'`))
+		}
+	}
+	return a
 }
 
 // onceGiveUp is how long run --once lets one batch wait for delivery (retries, a URL set
