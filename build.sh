@@ -160,6 +160,7 @@ package() {
   cp -R app.manifest LICENSE README.md README default metadata "$st/"
   [[ -d static ]] && cp -R static "$st/"
   rm -f "$st/default/inputs.conf" "$st/README/inputs.conf.spec"
+  find "$st" -mindepth 1 -type d -empty -delete
 
   mkdir -p dist
   local out="dist/TA-defender-alerts-$v.tgz" outst="dist/TA-defender-alerts-$v-searchtime.tgz"
