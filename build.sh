@@ -185,11 +185,14 @@ tarball() {
 # package_check builds the packages twice (same bytes?) and checks them against the rules.
 package_check() {
   echo "== package"
-  local p
+  local p out
   local -a first second
-  mapfile -t first < <(package | tail -2)
+  out=$(package)
+  mapfile -t first < <(tail -2 <<<"$out")
   for p in "${first[@]}"; do cp "$p" "$p.first"; done
-  mapfile -t second < <(package | tail -2)
+  out=$(package)
+  mapfile -t second < <(tail -2 <<<"$out")
+  head -n -2 <<<"$out"
   for p in "${second[@]}"; do
     if ! cmp -s "$p.first" "$p"; then
       echo "the package $p is not reproducible: two builds differ" >&2; rm -f "$p.first"; exit 1
