@@ -155,8 +155,8 @@ func testDefaults(t *testing.T) {
 	for k, v := range defaults(t) {
 		s, ok := byParam[k]
 		switch {
-		case !ok && k != "interval" && k != "disabled":
-			t.Errorf("%s sets %s, which is no setting of the table nor Splunk's interval or disabled", defaultsPath, k)
+		case !ok && k != "interval" && k != "disabled" && k != "start_by_shell":
+			t.Errorf("%s sets %s, which is no setting of the table nor Splunk's interval, disabled or start_by_shell", defaultsPath, k)
 		case ok && v != s.Default:
 			t.Errorf("%s sets %s = %s; the table's default is %q", defaultsPath, k, v, s.Default)
 		}

@@ -32,8 +32,12 @@ func (e *decodeError) Error() string {
 // maxDepth matches encoding/json's nesting limit.
 const maxDepth = 10000
 
-// maxRecord bounds one alert (or any other value) held in memory: far above any real alert.
-const maxRecord = 64 << 20
+// MaxRecord bounds one alert (or any other value) held in memory, in bytes: far above any
+// real alert. The sourcetype's TRUNCATE in default/props.conf is this number, so that Splunk
+// never cuts an alert the reader passed (appcheck holds the two equal).
+const MaxRecord = 64 << 20
+
+const maxRecord = MaxRecord
 
 // pageDecoder reads {"@odata.context": …, "value": [alert, …]} as a stream: the reply is
 // never held whole, only the alert being handed on. Reuse one decoder across pages.

@@ -39,11 +39,16 @@ func buildSh(t *testing.T, goVersion string, args ...string) (int, string, []str
 
 func buildShEnv(t *testing.T, goVersion string, env []string, args ...string) (int, string, []string) {
 	t.Helper()
+	return buildShIn(t, t.TempDir(), goVersion, env, args...)
+}
+
+// buildShIn is buildShEnv in a given folder (where the copy of build.sh goes).
+func buildShIn(t *testing.T, dir, goVersion string, env []string, args ...string) (int, string, []string) {
+	t.Helper()
 	bash, err := exec.LookPath("bash")
 	if err != nil {
 		t.Skip("no bash here")
 	}
-	dir := t.TempDir()
 	script, err := os.ReadFile("../../build.sh")
 	if err != nil {
 		t.Fatal(err)
@@ -52,10 +57,11 @@ func buildShEnv(t *testing.T, goVersion string, env []string, args ...string) (i
 		t.Fatal(err)
 	}
 	fake := filepath.Join(dir, "fakebin")
-	if err := os.Mkdir(fake, 0o755); err != nil {
+	if err := os.MkdirAll(fake, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	log := filepath.Join(dir, "go.log")
+	_ = os.Remove(log) // a folder may serve several runs: each logs its own calls
 	goScript := "#!/bin/sh\n"
 	if goVersion != "" { // "" means: no go at all
 		// With FAKE_FETCHABLE set, GOTOOLCHAIN=<that> makes it report that version, as go
@@ -149,5 +155,62 @@ func TestGoModMatchesBuildSh(t *testing.T) {
 	}
 	if g := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(b); g == nil || !strings.HasPrefix(string(g[1]), "1.26") {
 		t.Errorf("go.mod's go line is %q: keep it at the language version (1.26.x)", g)
+	}
+}
+
+// build.sh stamps the commit, and whether the tree had changes, into the binary with -X,
+// whatever -buildvcs says; outside a git checkout the commit is "unknown".
+func TestBuildShStampsTheCommit(t *testing.T) {
+	minStr, _ := minGo(t)
+	goVer := "go" + minStr
+	ldflags := func(calls []string) string {
+		t.Helper()
+		if len(calls) == 0 || !strings.HasPrefix(calls[0], "build_") {
+			t.Fatalf("go ran %v, want a build", calls)
+		}
+		return calls[0]
+	}
+	const pkg = "ta-defender-alerts/app/version."
+
+	// Outside git.
+	_, stderr, calls := buildShIn(t, t.TempDir(), goVer, []string{"GOFLAGS=-buildvcs=false"}, "build")
+	if got := ldflags(calls); !strings.Contains(got, "-X_"+pkg+"Commit=unknown_") || !strings.Contains(got, "-X_"+pkg+"Modified=_") {
+		t.Errorf("outside git: %s\n%s", got, stderr)
+	}
+
+	gitBin, err := exec.LookPath("git")
+	if err != nil {
+		t.Skip("no git here")
+	}
+	dir := t.TempDir()
+	git := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(gitBin, append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git("init", "-q")
+	if err := os.WriteFile(filepath.Join(dir, ".gitignore"), []byte("fakebin/\ngo.log\nbin/\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The first run puts build.sh in place; commit it, so the tree is clean.
+	buildShIn(t, dir, goVer, nil, "help")
+	git("add", "-A")
+	git("commit", "-q", "-m", "one")
+	head := git("rev-parse", "HEAD")
+	_, stderr, calls = buildShIn(t, dir, goVer, []string{"GOFLAGS=-buildvcs=false"}, "build")
+	if got := ldflags(calls); !strings.Contains(got, "-X_"+pkg+"Commit="+head+"_") || !strings.Contains(got, "-X_"+pkg+"Modified=false_") {
+		t.Errorf("clean checkout at %s: %s\n%s", head, got, stderr)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "changed.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, calls = buildShIn(t, dir, goVer, nil, "build")
+	if got := ldflags(calls); !strings.Contains(got, "-X_"+pkg+"Commit="+head+"_") || !strings.Contains(got, "-X_"+pkg+"Modified=true_") {
+		t.Errorf("changed checkout at %s: %s\n%s", head, got, stderr)
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"compress/gzip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	"ta-defender-alerts/app/defender"
 	"ta-defender-alerts/app/version"
 )
 
@@ -71,7 +73,7 @@ func TestAppcheckFindsProblems(t *testing.T) {
 	}
 }
 
-// The version lives in three places that must agree.
+// The version lives in four places that must agree, and the id in two.
 func TestOneVersion(t *testing.T) {
 	conf, err := os.ReadFile("../../../default/app.conf")
 	if err != nil {
@@ -81,7 +83,37 @@ func TestOneVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if parseConf(string(conf))["launcher"]["version"] != version.Version || !strings.Contains(string(manifest), `"version": "`+version.Version+`"`) {
-		t.Errorf("app.conf, app.manifest and version.Version disagree (Go says %s)", version.Version)
+	c := parseConf(string(conf))
+	if c["launcher"]["version"] != version.Version || c["id"]["version"] != version.Version || !strings.Contains(string(manifest), `"version": "`+version.Version+`"`) {
+		t.Errorf("app.conf [launcher] and [id], app.manifest and version.Version disagree (Go says %s)", version.Version)
+	}
+	if c["id"]["name"] != appID || c["package"]["id"] != appID {
+		t.Errorf("app.conf [id] name %q and [package] id %q must both be %s", c["id"]["name"], c["package"]["id"], appID)
+	}
+}
+
+// The sourcetype's TRUNCATE is the reader's limit, so neither cuts what the other passed.
+func TestPropsTruncateIsTheReaderLimit(t *testing.T) {
+	b, err := os.ReadFile("../../../default/props.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := parseConf(string(b))["ms:defender:atp:alerts"]["TRUNCATE"]; got != strconv.Itoa(defender.MaxRecord) {
+		t.Errorf("default/props.conf TRUNCATE = %q, defender.MaxRecord = %d", got, defender.MaxRecord)
+	}
+}
+
+func TestAtLeast(t *testing.T) {
+	tests := []struct {
+		have, want string
+		ok         bool
+	}{
+		{"5.0", "5.0", true}, {"5.0.1", "5.0", true}, {"6", "5.0", true}, {"4.20", "5.0", false},
+		{"4.20.2", "4.9", true}, {"x", "5.0", false}, {"", "5.0", false},
+	}
+	for _, tt := range tests {
+		if got := atLeast(tt.have, tt.want); got != tt.ok {
+			t.Errorf("atLeast(%q, %q) = %v, want %v", tt.have, tt.want, got, tt.ok)
+		}
 	}
 }

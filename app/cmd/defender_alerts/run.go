@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "--validate-arguments":
 		return splunkapp.Validate(ctx, stdin, stdout)
 	case "version", "--version":
-		fmt.Fprintf(stdout, "defender_alerts %s\n", version.Version)
+		fmt.Fprint(stdout, version.Describe())
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
