@@ -49,8 +49,7 @@ func Persist(ctx context.Context, log *slog.Logger, first, limit, giveUp time.Du
 			}
 			return err
 		case NeedsFix(err):
-			log.Error("stopping: this needs a fix before collection can go on", "err", err, "needs_fix", true)
-			return err
+			return err // the caller logs it, once, marked needs_fix
 		}
 		if failingSince.IsZero() {
 			failingSince = time.Now()

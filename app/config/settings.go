@@ -156,7 +156,7 @@ var settings = []Setting{
 	{Env: "DEFENDER_HEC_MAX_BYTES_IN_FLIGHT", Default: "25165824", field: "HECMaxBytesInFlight", hec: "MaxBytesInFlight",
 		Doc: "the most compressed bytes held by the batches in flight (at least 1 MiB)"},
 	{Env: "DEFENDER_LOG_LEVEL", Param: "log_level", Title: "Log level", Default: "info", field: "LogLevel",
-		Description: "The least severe lines this input writes to splunkd.log (component ExecProcessor): debug, info, warn or error. Default info.",
+		Description: "The least severe lines this input writes to splunkd.log (component ExecProcessor): debug, info, warn or error. Default info. Debug lines reach splunkd.log only while splunkd's ExecProcessor log channel is at DEBUG too (log-local.cfg).",
 		Doc:         "`debug` `info` `warn` `error`"},
 	{Env: "DEFENDER_LOG_FORMAT", Default: "text", field: "LogFormat",
 		Doc: "`text` or `json` (on stderr)"},

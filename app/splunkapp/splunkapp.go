@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -360,11 +361,11 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 	}
 	if len(back) > 0 {
 		log.Warn("secrets this input had stored and masked were readable in its stanza again: a deployment brought them back (a deployment app's inputs.conf, or local/ replaced); they are masked again, but stay in clear text wherever the deployment keeps them (README: Deploying across a Splunk estate)",
-			"fields", strings.Join(back, ","), "input", name)
+			"fields", strings.Join(back, ","))
 	}
 	if f := clearInDefault(appDir(splunkHome(), app), st.Name); len(f) > 0 {
 		log.Warn("secrets sit in clear text in the app's default/inputs.conf, which masking cannot change (it writes local/): remove them there and enter them on this node (README: Deploying across a Splunk estate)",
-			"fields", strings.Join(f, ","), "file", filepath.Join(appDir(splunkHome(), app), "default", "inputs.conf"), "input", name)
+			"fields", strings.Join(f, ","), "file", filepath.Join(appDir(splunkHome(), app), "default", "inputs.conf"))
 	}
 	if err := certPath(params, appDir(splunkHome(), app)); err != nil {
 		return err
@@ -385,7 +386,11 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 	p := c.Pump
 	log.Debug("settings", "source", cfg.HEC.Source, "sourcetype", cfg.HEC.Sourcetype, "index", cfg.HEC.Index, "host", cfg.HEC.Host,
 		"start", cfg.Start.String(), "overlap", cfg.Overlap.String(), "log_level", cfg.LogLevel.String())
-	log.Info("run starting", "version", version.Version, "output", cfg.Output, "api", c.Defender.Endpoints().API.String(), "checkpoint", c.Store.Path())
+	start := []any{"version", version.Version, "output", cfg.Output, "api", c.Defender.Endpoints().API.String(), "checkpoint", c.Store.Path()}
+	if n, err := strconv.Atoi(strings.TrimSpace(st.Params["interval"])); err == nil && n > 0 {
+		start = append(start, "interval_s", n) // the saved search "input not committing" reads it
+	}
+	log.Info("run starting", start...)
 	// Within its run the input rides out what clears by itself (throttling, expired tokens,
 	// 5xx, HEC busy or down) and stops at once for what needs a fix.
 	err = bridge.Persist(ctx, log, time.Second, 30*time.Second, runGiveUp, p.Drain)

@@ -44,7 +44,7 @@ func TestDashboardFieldsAreLogged(t *testing.T) {
 			fromSplunkd = append(fromSplunkd, l)
 		}
 	}
-	for _, want := range []string{"input", "delivered", "dead_lettered", "resent", "calls", "lag_s", "watermark", "needs_fix"} {
+	for _, want := range []string{"input", "delivered", "dead_lettered", "resent", "calls", "lag_s", "watermark", "needs_fix", "interval_s"} {
 		found := false
 		for _, l := range fromSplunkd {
 			found = found || len(extract(l)[want]) > 0
@@ -102,7 +102,7 @@ func collectorLines(t *testing.T) []string {
 	sp.SetInput("defender_alerts", "tenant_si", map[string]string{"tenant_id": tenant, "client_id": client, "client_secret": secretV, "api_url": w.api.URL, "login_url": w.api.URL})
 	input := fmt.Sprintf(`<input><server_host>sh1</server_host><server_uri>%s</server_uri><session_key>session-key-1</session_key><checkpoint_dir>%s</checkpoint_dir>`+
 		`<configuration><stanza name="defender_alerts://tenant_si" app="TA-defender-alerts"><param name="tenant_id">%s</param><param name="client_id">%s</param>`+
-		`<param name="client_secret">%s</param><param name="api_url">%s</param><param name="login_url">%s</param><param name="index">default</param></stanza></configuration></input>`,
+		`<param name="client_secret">%s</param><param name="api_url">%s</param><param name="login_url">%s</param><param name="index">default</param><param name="interval">300</param></stanza></configuration></input>`,
 		sp.URL, t.TempDir(), tenant, client, secretV, w.api.URL, w.api.URL)
 	var splunkd []string
 	modinput := func(wantCode int) {
@@ -313,7 +313,7 @@ var restFields = set("title", "interval", "disabled")
 var splWords = set("search", "rest", "eval", "where", "stats", "timechart", "chart", "convert", "table", "fields", "join",
 	"by", "as", "AND", "OR", "NOT", "true", "false", "null", "type", "left", "count", "local",
 	"latest", "earliest", "max", "min", "sum", "avg", "dc", "values", "round", "now", "coalesce", "tonumber", "isnull", "isnotnull",
-	"if", "ctime", "span", "limit")
+	"if", "ctime", "span", "limit", "like", "relative_time")
 
 func set(s ...string) map[string]bool {
 	m := map[string]bool{}
