@@ -1,8 +1,12 @@
 package hec
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
+
+	"ta-defender-alerts/app/hectest"
 )
 
 func TestPollGapFollowsTheMedianLatency(t *testing.T) {
@@ -52,4 +56,39 @@ func TestPollGapForgetsOldLatencies(t *testing.T) {
 	if got := c.pollGap(l); got != 50*time.Millisecond {
 		t.Fatalf("after fast acks took over the recent ones: pollGap = %v, want 50ms", got)
 	}
+}
+
+// The poller itself keeps to the gap it learned: with acks taking 2 s, batches sent every
+// 50 ms are asked about a few times a second, not every 50 ms.
+func TestPollerKeepsTheLearnedGap(t *testing.T) {
+	srv := hectest.New(hectest.Options{Token: "8a3f2b1c-4d5e-6f70-8192-a3b4c5d6e7f8", Ack: true})
+	t.Cleanup(srv.Close)
+	srv.SetAckDelay(2 * time.Second)
+	c, err := New(Config{URLs: []string{srv.URL}, Token: "8a3f2b1c-4d5e-6f70-8192-a3b4c5d6e7f8", AckTimeout: 20 * time.Second,
+		BatchCount: 1, MaxInFlight: 64, Window: WindowFixed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	s := c.NewBatchSender(time.Hour, func(Outcome) {})
+	send := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			ev := fmt.Sprintf(`{"id":"a%d"}`, i)
+			if err := s.Add(context.Background(), Record{Time: time.Now(), Event: []byte(ev), ID: fmt.Sprint(i)}, nil); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	send(0, 4) // the poller learns the latency from these
+	c.Wait()
+	before, start := c.Stats().AckPolls, time.Now()
+	send(4, 40)
+	c.Wait()
+	polls, took := c.Stats().AckPolls-before, time.Since(start)
+	// A tenth of the median latency (about 200 ms) between polls; 50 ms would give ~4 times more.
+	if limit := int(took/(150*time.Millisecond)) + 3; polls > limit {
+		t.Errorf("%d polls in %v, want at most %d (one per ~200 ms)", polls, took.Round(time.Millisecond), limit)
+	}
+	t.Logf("%d polls in %v", polls, took.Round(time.Millisecond))
 }
