@@ -27,6 +27,12 @@ type Config struct {
 	Grace time.Duration
 	// DeadLetter is the file rejected records go to (JSON lines, 0600).
 	DeadLetter string
+	// MaxAhead bounds how many records reading may run ahead of the first one the sink has
+	// not answered for: while one batch waits (a lost ack, a retry), later ones confirm and
+	// leave the sink's window, but the pump keeps every record's tag and position until the
+	// checkpoint can pass them. Default 65,536 (about 30 MiB of them at worst: a lost ack
+	// with acks after 1 s holds the checkpoint about 10 s while some 60,000 alerts are read).
+	MaxAhead int
 }
 
 // Pump moves records from a Source to a Sink for one input and commits what is confirmed.
@@ -101,6 +107,9 @@ type Stats struct {
 // New makes a pump that reads src and delivers to the sink open makes with the pump's
 // report.
 func New(cfg Config, src Source, open OpenSink) *Pump {
+	if cfg.MaxAhead <= 0 {
+		cfg.MaxAhead = 65536
+	}
 	if cfg.Grace == 0 {
 		cfg.Grace = 5 * time.Second
 	}

@@ -135,11 +135,25 @@ func (p *Pump) read(r *pass, delivered []checkpoint.Key) {
 			return ok
 		},
 	}, func(rec Record, pos Position) error {
+		if err := p.room(r); err != nil {
+			return err
+		}
 		return p.sink.Add(r.send, rec, p.take(r, rec, pos))
 	})
 	p.mu.Lock()
 	p.stats.Skipped += r.stats.Skipped
 	p.mu.Unlock()
+}
+
+// room waits while reading is MaxAhead records ahead of the first record the sink has not
+// answered for (see Config.MaxAhead), or until delivery fails or ends.
+func (p *Pump) room(r *pass) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.nextSeq-1 >= p.front.scanned+uint64(p.cfg.MaxAhead) && p.failed == nil && r.send.Err() == nil && r.read.Err() == nil {
+		p.cond.Wait()
+	}
+	return r.read.Err()
 }
 
 // take numbers a record and keeps what committing it will need: its tag, and its key if it

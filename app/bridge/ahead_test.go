@@ -1,0 +1,65 @@
+package bridge
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"ta-defender-alerts/app/checkpoint"
+)
+
+// While the first record's batch waits (a lost ack, a retry), the sink answers every later
+// one at once: reading stops MaxAhead records ahead of the unanswered one instead of keeping
+// the tag and position of every record read since, and goes on once it is answered.
+func TestReadingStaysWithinMaxAhead(t *testing.T) {
+	dir := t.TempDir()
+	store, err := checkpoint.Open(dir, "tenant1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var mu sync.Mutex
+	taken := 0
+	sink := &scripted{}
+	sink.onAdd = func(s *scripted, tg *Tag) error {
+		mu.Lock()
+		taken++
+		mu.Unlock()
+		if len(s.tags) > 1 {
+			s.report(Outcome{Last: tg, N: 1}) // answered at once; the first one waits
+		}
+		return nil
+	}
+	const ahead = 10
+	p := New(Config{Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Start: time.Hour, MaxAhead: ahead,
+		DeadLetter: DeadLetterPath(dir, "tenant1")}, listSource{n: 100}, sink.open)
+	done := make(chan error, 1)
+	go func() { done <- p.Drain(context.Background()) }()
+	time.Sleep(300 * time.Millisecond)
+	mu.Lock()
+	n := taken
+	mu.Unlock()
+	if n != ahead {
+		t.Fatalf("%d records read while the first waited, want %d (MaxAhead)", n, ahead)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the drain ended (%v) with the first record unanswered", err)
+	default:
+	}
+	p.report(Outcome{Last: sink.tags[0], N: 1})
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the drain did not go on once the first record was answered")
+	}
+	if st := p.Stats(); st.Confirmed != 100 || st.Windows != 1 {
+		t.Errorf("confirmed %d in %d windows, want 100 in 1", st.Confirmed, st.Windows)
+	}
+}
