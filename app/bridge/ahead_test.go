@@ -63,3 +63,39 @@ func TestReadingStaysWithinMaxAhead(t *testing.T) {
 		t.Errorf("confirmed %d in %d windows, want 100 in 1", st.Confirmed, st.Windows)
 	}
 }
+
+// A stop while reading waits for room ends the drain at once, with nothing committed past
+// the unanswered record.
+func TestStopWhileReadingWaits(t *testing.T) {
+	dir := t.TempDir()
+	store, err := checkpoint.Open(dir, "tenant1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	sink := &scripted{}
+	sink.onAdd = func(s *scripted, tg *Tag) error {
+		if len(s.tags) > 1 {
+			s.report(Outcome{Last: tg, N: 1})
+		}
+		return nil
+	}
+	p := New(Config{Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Start: time.Hour, MaxAhead: 10,
+		Grace: 50 * time.Millisecond, DeadLetter: DeadLetterPath(dir, "tenant1")}, listSource{n: 100}, sink.open)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Drain(ctx) }()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the drain ended without an error, with its first record unanswered")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a stop did not end a drain whose reading waited for room")
+	}
+	if st := p.Stats(); st.Windows != 0 || st.Read != 10 {
+		t.Errorf("%d windows committed, %d records read; want 0 and 10", st.Windows, st.Read)
+	}
+}

@@ -98,7 +98,10 @@ type Rejected struct {
 
 // Sink takes records and reports, through the function it was opened with, an Outcome for
 // every batch of them, once, from any goroutine (from Add or Flush too, so it may not hold a
-// lock the report needs).
+// lock the report needs). A sink must deliver what it holds without being given more: by
+// itself (a timer), or by holding fewer than Config.MaxAhead records, since reading waits once
+// it is that far ahead of the first record not answered for (the HEC sink holds at most a
+// batch of 10,000 and sends it when its linger runs out; the stdout sink answers every 200).
 type Sink interface {
 	// Add queues a record; it may block (backpressure).
 	Add(ctx context.Context, r Record, t *Tag) error
