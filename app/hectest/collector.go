@@ -276,6 +276,7 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request) {
 		id := ch.next
 		ch.next++
 		st := s.ackState(true)
+		s.stats.AckIDsGiven++
 		ch.acks[id] = st
 		s.enter(key, first, keys, st)
 		out.AckID = &id

@@ -83,8 +83,11 @@ type Stats struct {
 	Dropped    int // connections dropped before indexing
 	LostReply  int // replies lost after indexing
 	AcksLost   int // acks that will never come
-	Partial    int // requests that failed part-way
-	NoCookie   int // Sticky: requests (events and ack polls) without this balancer's cookie
+	// AckIDsGiven counts requests answered with an ack id: once it has grown, whether that
+	// request's ack will come is decided (Requests grows before that).
+	AckIDsGiven int
+	Partial     int // requests that failed part-way
+	NoCookie    int // Sticky: requests (events and ack polls) without this balancer's cookie
 	// ForgottenAckIDs counts ack ids asked about on channels that HEC had forgotten (idle or
 	// ForgetChannels) and that nobody has sent on since; they all answer false.
 	ForgottenAckIDs   int
