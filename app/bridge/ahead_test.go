@@ -2,8 +2,6 @@ package bridge
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -11,38 +9,44 @@ import (
 	"ta-defender-alerts/app/checkpoint"
 )
 
-// While the first record's batch waits (a lost ack, a retry), the sink answers every later
-// one at once: reading stops MaxAhead records ahead of the unanswered one instead of keeping
-// the tag and position of every record read since, and goes on once it is answered.
-func TestReadingStaysWithinMaxAhead(t *testing.T) {
+// firstHeld is a pump over n records whose sink answers every record at once but the first,
+// which waits until the test answers it (p.report(Outcome{Last: sink.tags[0], N: 1})).
+func firstHeld(t *testing.T, n, maxAhead int) (*Pump, *scripted, func() int) {
+	t.Helper()
 	dir := t.TempDir()
 	store, err := checkpoint.Open(dir, "tenant1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	t.Cleanup(func() { store.Close() })
 	var mu sync.Mutex
-	taken := 0
+	added := 0
 	sink := &scripted{}
 	sink.onAdd = func(s *scripted, tg *Tag) error {
 		mu.Lock()
-		taken++
+		added++
 		mu.Unlock()
 		if len(s.tags) > 1 {
-			s.report(Outcome{Last: tg, N: 1}) // answered at once; the first one waits
+			s.report(Outcome{Last: tg, N: 1})
 		}
 		return nil
 	}
+	cfg := testConfig(store, dir)
+	cfg.MaxAhead, cfg.Grace = maxAhead, 50*time.Millisecond
+	p := New(cfg, listSource{n: n}, sink.open)
+	return p, sink, func() int { mu.Lock(); defer mu.Unlock(); return added }
+}
+
+// While the first record's batch waits (a lost ack, a retry), the sink answers every later
+// one at once: reading stops MaxAhead records ahead of the unanswered one instead of keeping
+// the tag and position of every record read since, and goes on once it is answered.
+func TestReadingStaysWithinMaxAhead(t *testing.T) {
 	const ahead = 10
-	p := New(Config{Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Start: time.Hour, MaxAhead: ahead,
-		DeadLetter: DeadLetterPath(dir, "tenant1")}, listSource{n: 100}, sink.open)
+	p, sink, taken := firstHeld(t, 100, ahead)
 	done := make(chan error, 1)
 	go func() { done <- p.Drain(context.Background()) }()
 	time.Sleep(300 * time.Millisecond)
-	mu.Lock()
-	n := taken
-	mu.Unlock()
-	if n != ahead {
+	if n := taken(); n != ahead {
 		t.Fatalf("%d records read while the first waited, want %d (MaxAhead)", n, ahead)
 	}
 	select {
@@ -67,21 +71,7 @@ func TestReadingStaysWithinMaxAhead(t *testing.T) {
 // A stop while reading waits for room ends the drain at once, with nothing committed past
 // the unanswered record.
 func TestStopWhileReadingWaits(t *testing.T) {
-	dir := t.TempDir()
-	store, err := checkpoint.Open(dir, "tenant1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	sink := &scripted{}
-	sink.onAdd = func(s *scripted, tg *Tag) error {
-		if len(s.tags) > 1 {
-			s.report(Outcome{Last: tg, N: 1})
-		}
-		return nil
-	}
-	p := New(Config{Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Start: time.Hour, MaxAhead: 10,
-		Grace: 50 * time.Millisecond, DeadLetter: DeadLetterPath(dir, "tenant1")}, listSource{n: 100}, sink.open)
+	p, _, _ := firstHeld(t, 100, 10)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Drain(ctx) }()

@@ -135,25 +135,30 @@ func (p *Pump) read(r *pass, delivered []checkpoint.Key) {
 			return ok
 		},
 	}, func(rec Record, pos Position) error {
-		if err := p.room(r); err != nil {
+		t, err := p.takeWithRoom(r, rec, pos)
+		if err != nil {
 			return err
 		}
-		return p.sink.Add(r.send, rec, p.take(r, rec, pos))
+		return p.sink.Add(r.send, rec, t)
 	})
 	p.mu.Lock()
 	p.stats.Skipped += r.stats.Skipped
 	p.mu.Unlock()
 }
 
-// room waits while reading is MaxAhead records ahead of the first record the sink has not
-// answered for (see Config.MaxAhead), or until delivery fails or ends.
-func (p *Pump) room(r *pass) error {
+// takeWithRoom is take once there is room: reading waits while it is MaxAhead records
+// ahead of the first record the sink has not answered for (see Config.MaxAhead), and gives
+// up when reading ends; it also stops waiting when delivery fails or ends.
+func (p *Pump) takeWithRoom(r *pass, rec Record, pos Position) (*Tag, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for p.nextSeq-1 >= p.front.scanned+uint64(p.cfg.MaxAhead) && p.failed == nil && r.send.Err() == nil && r.read.Err() == nil {
 		p.cond.Wait()
 	}
-	return r.read.Err()
+	if err := r.read.Err(); err != nil {
+		return nil, err
+	}
+	return p.takeLocked(r, rec, pos), nil
 }
 
 // take numbers a record and keeps what committing it will need: its tag, and its key if it
@@ -161,6 +166,11 @@ func (p *Pump) room(r *pass) error {
 func (p *Pump) take(r *pass, rec Record, pos Position) *Tag {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.takeLocked(r, rec, pos)
+}
+
+// takeLocked is take with p.mu held.
+func (p *Pump) takeLocked(r *pass, rec Record, pos Position) *Tag {
 	seq := p.nextSeq
 	p.nextSeq++
 	if !rec.Time.Before(p.floor) {

@@ -89,6 +89,7 @@ type ackLine struct {
 	anyID    bool          // maxID is set
 	unsynced bool          // a request was answered without an ack id since (see tellPredicted)
 	slow     time.Duration // a tenth of the median recent latency (see pollGap)
+	p95v     time.Duration // the recent latencies' 95th percentile (see p95)
 }
 
 func (c *Client) line(ep *endpoint) *ackLine {
@@ -270,7 +271,7 @@ func (c *Client) acked(ep *endpoint, ids []int64, now time.Time) {
 		}
 	}
 	if len(ids) > 0 {
-		l.relearnGap()
+		l.relearn()
 	}
 	limit := max(3*l.p95(), c.cfg.AckOverdueMin)
 	for _, w := range c.pending[ep] {

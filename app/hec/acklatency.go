@@ -8,16 +8,8 @@ import (
 // What the poller learns of a URL's ack latencies: when a batch is overdue (p95) and how
 // often to poll (pollGap).
 
-// p95 is the 95th percentile of the recent latencies (0 before any).
-func (l *ackLine) p95() time.Duration {
-	n := min(l.latN, len(l.lat))
-	if n == 0 {
-		return 0
-	}
-	s := slices.Clone(l.lat[:n])
-	slices.Sort(s)
-	return s[(n*95+99)/100-1]
-}
+// p95 is the 95th percentile of the recent latencies (0 before any), as of the last relearn.
+func (l *ackLine) p95() time.Duration { return l.p95v }
 
 const firstAckPoll = 20 * time.Millisecond
 
@@ -36,8 +28,9 @@ func (l *ackLine) learnLatency(d time.Duration) {
 	l.latN++
 }
 
-// relearnGap sets l.slow from the recent latencies.
-func (l *ackLine) relearnGap() {
+// relearn sets, from the recent latencies, l.slow (a tenth of their median, for pollGap)
+// and their 95th percentile (p95), sorting them once.
+func (l *ackLine) relearn() {
 	n := min(l.latN, len(l.lat))
 	if n == 0 {
 		return
@@ -45,4 +38,5 @@ func (l *ackLine) relearnGap() {
 	s := slices.Clone(l.lat[:n])
 	slices.Sort(s)
 	l.slow = s[n/2] / 10
+	l.p95v = s[(n*95+99)/100-1]
 }

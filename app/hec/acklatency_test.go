@@ -31,7 +31,7 @@ func TestPollGapFollowsTheMedianLatency(t *testing.T) {
 			for _, d := range tc.lat {
 				l.learnLatency(d)
 			}
-			l.relearnGap()
+			l.relearn()
 			if got := c.pollGap(l); got != tc.want {
 				t.Errorf("pollGap = %v, want %v", got, tc.want)
 			}
@@ -45,14 +45,14 @@ func TestPollGapForgetsOldLatencies(t *testing.T) {
 	for range len(l.lat) {
 		l.learnLatency(5 * time.Second)
 	}
-	l.relearnGap()
+	l.relearn()
 	if got := c.pollGap(l); got != 500*time.Millisecond {
 		t.Fatalf("after slow acks: pollGap = %v, want 500ms", got)
 	}
 	for range len(l.lat)/2 + 1 {
 		l.learnLatency(200 * time.Millisecond)
 	}
-	l.relearnGap()
+	l.relearn()
 	if got := c.pollGap(l); got != 50*time.Millisecond {
 		t.Fatalf("after fast acks took over the recent ones: pollGap = %v, want 50ms", got)
 	}

@@ -60,7 +60,7 @@ func (c *Client) moveOff(ep *endpoint, doubtZero, voidZero bool) {
 	delete(c.pending, ep)
 	if l := c.lines[ep]; l != nil {
 		c.lines[old] = l
-		c.lines[ep] = &ackLine{lat: l.lat, latN: l.latN, slow: l.slow} // the URL's latencies stay known
+		c.lines[ep] = &ackLine{lat: l.lat, latN: l.latN, slow: l.slow, p95v: l.p95v} // the URL's latencies stay known
 	}
 	var zero *ackWait
 	if doubtZero {

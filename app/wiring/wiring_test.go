@@ -82,18 +82,8 @@ func TestStdoutOutput(t *testing.T) {
 // With output hec, every alert goes to HEC.
 func TestHECOutput(t *testing.T) {
 	cfg := tenantWith(t, 250, "hec")
-	h := hectest.New(hectest.Options{Token: hecToken, Ack: true})
-	t.Cleanup(h.Close)
-	cfg.HEC.URLs, cfg.HEC.Token = []string{h.URL}, hecToken
 	cfg.HEC.AckInterval = 10 * time.Millisecond
-	c, err := New(cfg, quiet, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Pump.Drain(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	h, c := drainToHEC(t, cfg, true)
 	if hs := h.Stats(); hs.Distinct != 250 || c.HEC == nil || c.HEC.Stats().Records != 250 {
 		t.Errorf("HEC indexed %d alerts, want 250", hs.Distinct)
 	}
@@ -132,17 +122,7 @@ func TestNewErrors(t *testing.T) {
 func TestHECKeepsTheAPIsBytes(t *testing.T) {
 	cfg, api := tenantAPI(t, 30, "hec")
 	api.Pretty(true)
-	h := hectest.New(hectest.Options{Token: hecToken})
-	t.Cleanup(h.Close)
-	cfg.HEC.URLs, cfg.HEC.Token = []string{h.URL}, hecToken
-	c, err := New(cfg, quiet, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Pump.Drain(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	h, _ := drainToHEC(t, cfg, false)
 	evs := h.Events()
 	if len(evs) != 30 {
 		t.Fatalf("HEC got %d events, want 30", len(evs))
@@ -152,4 +132,22 @@ func TestHECKeepsTheAPIsBytes(t *testing.T) {
 			t.Fatalf("HEC got %.120q, not the API's pretty-printed bytes", e.Raw)
 		}
 	}
+}
+
+// drainToHEC drains cfg's tenant once into a new HEC stand-in (acks on or off) and returns
+// the stand-in and the collector (closed when the test ends).
+func drainToHEC(t *testing.T, cfg *config.Config, ack bool) (*hectest.Server, *Collector) {
+	t.Helper()
+	h := hectest.New(hectest.Options{Token: hecToken, Ack: ack})
+	t.Cleanup(h.Close)
+	cfg.HEC.URLs, cfg.HEC.Token = []string{h.URL}, hecToken
+	c, err := New(cfg, quiet, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if err := c.Pump.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return h, c
 }
