@@ -8,9 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -22,103 +20,37 @@ import (
 	"ta-defender-alerts/app/secret"
 )
 
-// duration is a time.Duration that also accepts days ("7d", "1d12h").
-type duration time.Duration
-
-// Decode implements envconfig.Decoder.
-func (d *duration) Decode(v string) error {
-	p, err := parseDuration(v)
-	*d = duration(p)
-	return err
-}
-
-// parseDuration reads Go durations (90s, 10m, 24h) and days (7d, 1d12h), up to the longest
-// a time.Duration holds (maxDays, about 292 years); a longer one is refused as such, never
-// wrapped around into a negative or a shorter duration.
-func parseDuration(v string) (time.Duration, error) {
-	v = strings.TrimSpace(v)
-	var days time.Duration
-	if i := strings.IndexByte(v, 'd'); i > 0 {
-		n, err := strconv.Atoi(v[:i])
-		if err != nil && isDigits(strings.TrimPrefix(v[:i], "+")) {
-			return 0, tooLong() // more digits than an int holds
-		}
-		if err != nil || n < 0 {
-			return 0, notDuration()
-		}
-		if n > maxDays {
-			return 0, tooLong()
-		}
-		days, v = time.Duration(n)*24*time.Hour, v[i+1:]
-		if v == "" {
-			return days, nil
-		}
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil && goDuration.MatchString(v) {
-		return 0, tooLong() // well formed: only its size failed
-	}
-	if err != nil || d < 0 {
-		return 0, notDuration()
-	}
-	if d > math.MaxInt64-days {
-		return 0, tooLong()
-	}
-	return days + d, nil
-}
-
-// maxDays is the most whole days a time.Duration holds.
-const maxDays = int(math.MaxInt64 / int64(24*time.Hour))
-
-// goDuration is the form time.ParseDuration reads, without a sign.
-var goDuration = regexp.MustCompile(`^(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`)
-
-func isDigits(s string) bool {
-	return s != "" && strings.Trim(s, "0123456789") == ""
-}
-
-// durationError says what is wrong with a duration, for the caller to name the setting and
-// quote the value.
-type durationError string
-
-func (e durationError) Error() string { return string(e) }
-
-func notDuration() error {
-	return durationError("is not a duration such as 90s, 10m, 24h or 7d")
-}
-
-func tooLong() error {
-	return durationError(fmt.Sprintf("is longer than the longest duration accepted, %dd (about 292 years)", maxDays))
-}
-
 // raw holds the settings as given, before validation: read from the environment by
 // envconfig (names are DEFENDER_ + the tag), or from a stanza by FromParams. Each field is a
 // row of the settings table; a test holds the tags equal to the table's names and defaults.
 type raw struct {
-	TenantID         string        `envconfig:"TENANT_ID"`
-	ClientID         string        `envconfig:"CLIENT_ID"`
-	ClientSecret     secret.String `envconfig:"CLIENT_SECRET"`
-	ClientSecretFile string        `envconfig:"CLIENT_SECRET_FILE"`
-	CertFile         string        `envconfig:"CERT_FILE"`
-	Cloud            string        `envconfig:"CLOUD" default:"commercial"`
-	Region           string        `envconfig:"REGION"`
-	APIURL           string        `envconfig:"API_URL"`
-	LoginURL         string        `envconfig:"LOGIN_URL"`
-	ProxyURL         string        `envconfig:"PROXY_URL"`
-	CAFile           string        `envconfig:"CA_FILE"`
-	PageSize         int           `envconfig:"PAGE_SIZE" default:"10000"`
-	Start            duration      `envconfig:"START" default:"24h"`
-	Overlap          duration      `envconfig:"OVERLAP" default:"10m"`
-	Interval         duration      `envconfig:"INTERVAL" default:"60s"`
-	StateDir         string        `envconfig:"STATE_DIR" default:"./state"`
-	Input            string        `envconfig:"INPUT"`
-	Output           string        `ignored:"true"` // "hec" (standalone), or the stanza's output
+	TenantID            string        `envconfig:"TENANT_ID"`
+	ClientID            string        `envconfig:"CLIENT_ID"`
+	ClientSecret        secret.String `envconfig:"CLIENT_SECRET"`
+	ClientSecretFile    string        `envconfig:"CLIENT_SECRET_FILE"`
+	CertFile            string        `envconfig:"CERT_FILE"`
+	Cloud               string        `envconfig:"CLOUD" default:"commercial"`
+	Region              string        `envconfig:"REGION"`
+	APIURL              string        `envconfig:"API_URL"`
+	LoginURL            string        `envconfig:"LOGIN_URL"`
+	ProxyURL            string        `envconfig:"PROXY_URL"`
+	CAFile              string        `envconfig:"CA_FILE"`
+	PageSize            int           `envconfig:"PAGE_SIZE"`
+	Feed                string        `envconfig:"FEED" default:"endpoint-alerts"`
+	GraphURL            string        `envconfig:"GRAPH_URL"`
+	GraphExcludeSources string        `envconfig:"GRAPH_EXCLUDE_SOURCES"`
+	Start               duration      `envconfig:"START" default:"24h"`
+	Overlap             duration      `envconfig:"OVERLAP" default:"10m"`
+	Interval            duration      `envconfig:"INTERVAL" default:"60s"`
+	StateDir            string        `envconfig:"STATE_DIR" default:"./state"`
+	Input               string        `envconfig:"INPUT"`
+	Output              string        `ignored:"true"` // "hec" (standalone), or the stanza's output
 
 	HECURL                string        `envconfig:"HEC_URL"`
 	HECToken              secret.String `envconfig:"HEC_TOKEN"`
 	HECTokenFile          string        `envconfig:"HEC_TOKEN_FILE"`
 	HECIndex              string        `envconfig:"HEC_INDEX"`
-	HECSourcetype         string        `envconfig:"HEC_SOURCETYPE" default:"ms:defender:atp:alerts"`
+	HECSourcetype         string        `envconfig:"HEC_SOURCETYPE"`
 	HECSource             string        `envconfig:"HEC_SOURCE"`
 	HECHost               string        `envconfig:"HEC_HOST"`
 	HECAck                string        `envconfig:"HEC_ACK" default:"auto"`
@@ -143,21 +75,30 @@ type raw struct {
 
 // Config is the validated configuration.
 type Config struct {
-	Output   string // "hec" or "stdout" (modular input only)
-	Input    string // checkpoint name, and the events' source unless one is set: DEFENDER_INPUT, else the tenant id
-	Defender defender.Config
-	HEC      hec.Config
-	Start    time.Duration
-	Overlap  time.Duration
-	Interval time.Duration
-	StateDir string
-	Linger   time.Duration
+	Output string // "hec" or "stdout" (modular input only)
+	// Input is the checkpoint's name: the input's (DEFENDER_INPUT, else the tenant id; a
+	// stanza's name) for the endpoint feed, <input>.<feed> for the others (ForFeed). The
+	// input's name is also the events' source unless one is set.
+	Input string
+	// Feed is the feed this configuration reads, the first of Feeds; ForFeed gives the others'.
+	Feed  string
+	Feeds []string
+	// ExcludeSources are the graph-alerts feed's service sources left out.
+	ExcludeSources []string
+	Defender       defender.Config
+	HEC            hec.Config
+	Start          time.Duration
+	Overlap        time.Duration
+	Interval       time.Duration
+	StateDir       string
+	Linger         time.Duration
 
 	LogLevel    slog.Level
 	LogFormat   string
 	MetricsAddr string
 
 	names vocab // what the source calls the settings, for Explain
+	base  perFeed
 }
 
 // Error names the variable that is wrong and why; a secret's value is never shown.
@@ -177,7 +118,13 @@ func (e *Error) Error() string {
 // Explain turns an error of the defender or hec package about one of its Config fields into
 // an *Error naming the setting as the configuration's source calls it (DEFENDER_HEC_URL in the
 // environment, hec_url in a stanza); other errors are returned as they are.
-func (c *Config) Explain(err error) error { return c.names.explain(err) }
+func (c *Config) Explain(err error) error {
+	f := feedNamed(c.Feed)
+	if f == nil {
+		f = &feeds[0]
+	}
+	return c.names.explain(err, f.urlField)
+}
 
 // FromEnv reads and validates the DEFENDER_* environment.
 func FromEnv() (*Config, error) {
@@ -253,6 +200,13 @@ func (r *raw) build() (*Config, error) {
 	if c.Input == "" {
 		c.Input = r.TenantID
 	}
+	if c.Feeds, err = r.parseFeeds(); err != nil {
+		return nil, err
+	}
+	if c.ExcludeSources, err = r.parseExcludeSources(); err != nil {
+		return nil, err
+	}
+	c.base = perFeed{input: c.Input, sourcetype: r.HECSourcetype, apiURL: r.APIURL, graphURL: r.GraphURL, pageSize: r.PageSize}
 	// Events name their input unless a source is set: several tenants' inputs into one
 	// index stay apart.
 	if r.HECSource == "" {
@@ -260,15 +214,18 @@ func (r *raw) build() (*Config, error) {
 	}
 	c.Defender = defender.Config{
 		TenantID: r.TenantID, ClientID: r.ClientID, ClientSecret: clientSecret, CertificatePEM: certPEM,
-		Cloud: defender.Cloud(r.Cloud), Region: r.Region, APIURL: r.APIURL, LoginURL: r.LoginURL,
-		ProxyURL: r.ProxyURL, CAFile: r.CAFile, PageSize: r.PageSize,
+		Cloud: defender.Cloud(r.Cloud), Region: r.Region, LoginURL: r.LoginURL,
+		ProxyURL: r.ProxyURL, CAFile: r.CAFile,
 	}
-	if err := defender.Validate(c.Defender); err != nil {
-		return nil, c.Explain(err)
+	for _, f := range c.Feeds {
+		fc := c.ForFeed(f)
+		if err := defender.Validate(fc.Defender); err != nil {
+			return nil, fc.Explain(err)
+		}
 	}
 	if r.Output == "stdout" && strings.TrimSpace(r.HECURL) == "" {
 		// Events go to splunkd: HEC is not used, its metadata settings are.
-		c.HEC = hec.Config{Host: r.HECHost, Source: r.HECSource, Sourcetype: r.HECSourcetype, Index: r.HECIndex}
+		c.HEC = hec.Config{Host: r.HECHost, Source: r.HECSource, Index: r.HECIndex}
 		return r.finish(c)
 	}
 	if strings.TrimSpace(r.HECURL) == "" {
@@ -284,7 +241,7 @@ func (r *raw) build() (*Config, error) {
 		return nil, r.errorf("HECToken", "", "is required"+r.or("HECTokenFile")+": the HEC token from Settings → Data inputs → HTTP Event Collector")
 	}
 	c.HEC = hec.Config{
-		URLs: urls, Token: hecToken, Host: r.HECHost, Source: r.HECSource, Sourcetype: r.HECSourcetype, Index: r.HECIndex,
+		URLs: urls, Token: hecToken, Host: r.HECHost, Source: r.HECSource, Index: r.HECIndex,
 		Ack: hec.AckMode(strings.ToLower(r.HECAck)), AckTimeout: time.Duration(r.HECAckTimeout), AckInterval: time.Duration(r.HECAckInterval), NoGzip: !r.HECGzip,
 		BatchBytes: r.HECBatchBytes, MaxInFlight: r.HECMaxInFlight,
 		Window: strings.ToLower(r.HECWindow), MaxBytesInFlight: int64(r.HECMaxBytesInFlight), CAFile: r.HECCAFile, InsecureSkipVerify: r.HECInsecureSkipVerify,
@@ -342,7 +299,10 @@ func (r *raw) finish(c *Config) (*Config, error) {
 	if c.LogFormat = strings.ToLower(c.LogFormat); c.LogFormat != "text" && c.LogFormat != "json" {
 		return nil, r.errorf("LogFormat", r.LogFormat, "must be text or json")
 	}
-	return c, nil
+	// The configuration as returned is its first feed's; ForFeed gives the others'.
+	fc := c.ForFeed(c.Feeds[0])
+	fc.Feeds = c.Feeds
+	return fc, nil
 }
 
 const logLevelMsg = "must be debug, info, warn or error"

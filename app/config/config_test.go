@@ -102,6 +102,12 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"hec ca file", map[string]string{"DEFENDER_HEC_CA_FILE": filepath.Join(dir, "nope.pem")}, nil, "DEFENDER_HEC_CA_FILE", "cannot be read"},
 		{"token twice", map[string]string{"DEFENDER_HEC_TOKEN_FILE": secretFile}, nil, "DEFENDER_HEC_TOKEN", "DEFENDER_HEC_TOKEN_FILE are both set"},
 		{"token from nowhere", nil, []string{"DEFENDER_HEC_TOKEN"}, "DEFENDER_HEC_TOKEN", "(or DEFENDER_HEC_TOKEN_FILE)"},
+		{"unknown feed", map[string]string{"DEFENDER_FEED": "endpoint-alerts,incident"}, nil, "DEFENDER_FEED", `"incident" is not a feed; the feeds are endpoint-alerts, graph-alerts`},
+		{"feed twice", map[string]string{"DEFENDER_FEED": "graph-alerts, Graph-Alerts"}, nil, "DEFENDER_FEED", "names graph-alerts twice"},
+		{"sourcetype for two feeds", map[string]string{"DEFENDER_FEED": "endpoint-alerts,graph-alerts", "DEFENDER_HEC_SOURCETYPE": "mine"}, nil, "DEFENDER_HEC_SOURCETYPE", "applies to an input with one feed"},
+		{"graph url", map[string]string{"DEFENDER_FEED": "endpoint-alerts,graph-alerts", "DEFENDER_GRAPH_URL": "http://graph.example.com"}, nil, "DEFENDER_GRAPH_URL", "https"},
+		{"graph url names itself, not the API's", map[string]string{"DEFENDER_FEED": "graph-alerts", "DEFENDER_GRAPH_URL": "ftp://graph.example.com"}, nil, "DEFENDER_GRAPH_URL", ""},
+		{"excluded source misspelt", map[string]string{"DEFENDER_GRAPH_EXCLUDE_SOURCES": "microsoftDefenderForEndpoints"}, nil, "DEFENDER_GRAPH_EXCLUDE_SOURCES", "is not one of Graph's service sources"},
 		{"log level", map[string]string{"DEFENDER_LOG_LEVEL": "loud"}, nil, "DEFENDER_LOG_LEVEL", "debug, info, warn or error"},
 		{"log format", map[string]string{"DEFENDER_LOG_FORMAT": "xml"}, nil, "DEFENDER_LOG_FORMAT", "text or json"},
 	}

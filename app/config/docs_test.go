@@ -171,6 +171,13 @@ func renderSpec(t *testing.T) string {
 			case s.Param == "source":
 				// Set by the input, not by the table: the stanza's name.
 				splunks = append(splunks, s.Param+" (default the stanza's name, "+splunkapp.Scheme+"://<name>)")
+			case s.Param == "sourcetype":
+				// Set by the input, not by the table: the feed's.
+				var st []string
+				for _, f := range config.FeedNames() {
+					st = append(st, config.FeedSourcetype(f)+" for "+f)
+				}
+				splunks = append(splunks, s.Param+" (default "+strings.Join(st, ", ")+")")
 			case s.Default != "":
 				splunks = append(splunks, fmt.Sprintf("%s (default %s)", s.Param, s.Default))
 			default:
@@ -180,11 +187,12 @@ func renderSpec(t *testing.T) string {
 	}
 	interval := defaults(t)["interval"]
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Settings of the %s modular input (Microsoft Defender for Endpoint alerts).\n", splunkapp.Scheme)
+	fmt.Fprintf(&b, "# Settings of the %s modular input (Microsoft Defender alerts).\n", splunkapp.Scheme)
 	wrap(&b, "# ", fmt.Sprintf("Splunk's own %s and interval (default %s seconds) apply too. An index of \"default\" sends no index: the default one.",
 		strings.Join(splunks, ", "), interval))
 	fmt.Fprintf(&b, "\n[%s://<name>]\n", splunkapp.Scheme)
-	b.WriteString("* Reads alerts (with evidence) from the Defender for Endpoint Alert API.\n")
+	b.WriteString("* Reads alerts (with evidence) from the Defender for Endpoint Alert API (feed\n")
+	b.WriteString("  endpoint-alerts) or the Microsoft Graph security API (feed graph-alerts).\n")
 	b.WriteString("* Run each tenant's input on exactly one node (a heavy forwarder), not on every member\n")
 	b.WriteString("  of a search head cluster: each node would send every alert.\n")
 	for _, s := range declared() {

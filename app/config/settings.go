@@ -105,8 +105,17 @@ var settings = []Setting{
 		Doc: "checkpoint folder (with its quick saves and the dead-letter file), created 0700; on Unix refused if group or others can write to it or another user owns it (the modular input uses splunkd's `checkpoint_dir`)"},
 	{Env: "DEFENDER_INPUT", field: "Input",
 		Doc: "name of this input's checkpoint (the modular input's is its stanza name)", DocDefault: "the tenant id"},
-	{Env: "DEFENDER_PAGE_SIZE", Default: "10000", field: "PageSize", defender: "PageSize",
-		Doc: "alerts per API call (`$top`)"},
+	{Env: "DEFENDER_PAGE_SIZE", field: "PageSize", defender: "PageSize",
+		Doc: "alerts per API call (`$top`)", DocDefault: "the feed's largest: `10000` (endpoint-alerts), `1000` (graph-alerts)"},
+	{Env: "DEFENDER_FEED", Param: "feed", Title: "Feed", Default: DefaultFeed, field: "Feed",
+		Description: "What the input reads: endpoint-alerts (default: the Defender for Endpoint Alert API, sourcetype ms:defender:atp:alerts, permission WindowsDefenderATP Alert.Read.All) or graph-alerts (the Microsoft Graph security API's alerts of every Defender product, sourcetype ms:defender:graph:alerts, permission Microsoft Graph SecurityAlert.Read.All). One feed per input; each keeps its own checkpoint.",
+		Doc:         "what to read, one feed or several comma-separated, each on its own checkpoint: `endpoint-alerts` (the Defender for Endpoint Alert API), `graph-alerts` (Microsoft Graph security alerts of every Defender product)"},
+	{Env: "DEFENDER_GRAPH_URL", Param: "graph_url", Title: "Graph URL (advanced)", field: "GraphURL",
+		Description: "graph-alerts: overrides the cloud's Microsoft Graph base URL (https). The token scope stays the cloud's.",
+		Doc:         "`graph-alerts`: Microsoft Graph base URL override (https, or http on loopback); the token scope stays the cloud's", DocDefault: "from the cloud"},
+	{Env: "DEFENDER_GRAPH_EXCLUDE_SOURCES", Param: "graph_exclude_sources", Title: "Graph: service sources left out", field: "GraphExcludeSources",
+		Description: "graph-alerts, optional: service sources whose alerts are not indexed, comma-separated, such as microsoftDefenderForEndpoint where an endpoint-alerts input already indexes them.",
+		Doc:         "`graph-alerts`: service sources left out, comma-separated, such as `microsoftDefenderForEndpoint` where `endpoint-alerts` already reads them", DocDefault: "none"},
 	{Param: "output", Title: "Output", Default: "stdout", field: "Output",
 		Description: "stdout (default): events go to splunkd through this input, on this node's own connection. hec: events go to the HTTP Event Collector at hec_url."},
 	{Env: "DEFENDER_HEC_URL", Param: "hec_url", Title: "HEC URL", field: "HECURL", hec: "URLs",
@@ -119,8 +128,8 @@ var settings = []Setting{
 		Doc: "a file holding the HEC token, instead of `DEFENDER_HEC_TOKEN`"},
 	{Env: "DEFENDER_HEC_INDEX", Param: "index", Splunk: true, field: "HECIndex",
 		Doc: "event index (the modular input's `default` sends none)", DocDefault: "the token's index"},
-	{Env: "DEFENDER_HEC_SOURCETYPE", Param: "sourcetype", Splunk: true, Default: "ms:defender:atp:alerts", field: "HECSourcetype",
-		Doc: "event sourcetype"},
+	{Env: "DEFENDER_HEC_SOURCETYPE", Param: "sourcetype", Splunk: true, field: "HECSourcetype",
+		Doc: "event sourcetype, for an input with one feed", DocDefault: "the feed's: `ms:defender:atp:alerts` (endpoint-alerts), `ms:defender:graph:alerts` (graph-alerts)"},
 	{Env: "DEFENDER_HEC_SOURCE", Param: "source", Splunk: true, field: "HECSource",
 		Doc: "event source (the modular input's default is its stanza, `defender_alerts://<name>`)", DocDefault: "the input's name: `DEFENDER_INPUT`, else the tenant id"},
 	{Env: "DEFENDER_HEC_HOST", Param: "host", Splunk: true, field: "HECHost",
@@ -206,14 +215,20 @@ func find(match func(*Setting) bool) *Setting {
 
 // explain turns a *defender.FieldError or *hec.FieldError into an *Error naming the
 // setting; a field no setting fills keeps its own name.
-func (v vocab) explain(err error) error {
+// apiURLField is the raw field that sets the feed's API base URL, which the defender
+// package calls APIURL whatever the feed.
+func (v vocab) explain(err error, apiURLField string) error {
 	var de *defender.FieldError
 	if errors.As(err, &de) {
 		msg := de.Msg
 		if de.Err != nil {
 			msg += ": " + de.Err.Error()
 		}
-		return &Error{Var: v.fieldName(de.Field, func(s *Setting) string { return s.defender }), Value: de.Value, Msg: msg}
+		name := v.fieldName(de.Field, func(s *Setting) string { return s.defender })
+		if de.Field == "APIURL" {
+			name = v.name(apiURLField)
+		}
+		return &Error{Var: name, Value: de.Value, Msg: msg}
 	}
 	var he *hec.FieldError
 	if errors.As(err, &he) {
@@ -239,6 +254,10 @@ func (r *raw) set(s *Setting, v string) error {
 	case *string:
 		*p = strings.TrimSpace(v)
 	case *int:
+		if strings.TrimSpace(v) == "" {
+			*p = 0 // unset: the default is the feed's (a page size)
+			return nil
+		}
 		n, err := strconv.Atoi(strings.TrimSpace(v))
 		if err != nil {
 			return errors.New("is not a number")

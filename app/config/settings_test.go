@@ -81,12 +81,12 @@ func TestExplainNamesTheSetting(t *testing.T) {
 	}
 	for _, f := range []string{"BatchCount", "GzipLevel"} {
 		var ce *Error
-		if err := envNames.explain(&hec.FieldError{Field: f, Msg: "is wrong"}); !errors.As(err, &ce) || ce.Var != f {
+		if err := envNames.explain(&hec.FieldError{Field: f, Msg: "is wrong"}, "APIURL"); !errors.As(err, &ce) || ce.Var != f {
 			t.Errorf("hec's %s: %v, want it named %s (no setting fills it)", f, err, f)
 		}
 	}
 	plain := errors.New("not a field error")
-	if err := envNames.explain(plain); err != plain {
+	if err := envNames.explain(plain, "APIURL"); err != plain {
 		t.Errorf("explain changed %v into %v", plain, err)
 	}
 }
@@ -99,7 +99,7 @@ func checkExplain(t *testing.T, fe error, s *Setting) {
 	}
 	for v, name := range want {
 		var ce *Error
-		if err := v.explain(fe); !errors.As(err, &ce) || ce.Var != name || ce.Msg != "is wrong" {
+		if err := v.explain(fe, "APIURL"); !errors.As(err, &ce) || ce.Var != name || ce.Msg != "is wrong" {
 			t.Errorf("%v becomes %v, want it named %s", fe, err, name)
 		}
 	}

@@ -20,8 +20,9 @@ import (
 	"ta-defender-alerts/app/hec"
 )
 
-// Sources are where the figures come from.
+// Sources are where one feed's figures come from.
 type Sources struct {
+	Feed     string // the feed's name, the label feed of every figure
 	Pump     func() bridge.Stats
 	Defender func() defender.Stats
 	HEC      func() hec.Stats
@@ -32,16 +33,17 @@ type Sources struct {
 }
 
 type collector struct {
-	src   Sources
+	feeds []Sources
 	descs map[string]*prometheus.Desc
 }
 
+// desc names a figure; every figure is labelled with its feed first.
 func desc(name, help string, labels ...string) *prometheus.Desc {
-	return prometheus.NewDesc("defender_alerts_"+name, help, labels, nil)
+	return prometheus.NewDesc("defender_alerts_"+name, help, append([]string{"feed"}, labels...), nil)
 }
 
-func newCollector(src Sources) *collector {
-	return &collector{src: src, descs: map[string]*prometheus.Desc{
+func newCollector(feeds []Sources) *collector {
+	return &collector{feeds: feeds, descs: map[string]*prometheus.Desc{
 		"read":       desc("alerts_read_total", "Alert versions handed on by the Defender reader."),
 		"confirmed":  desc("alerts_delivered_total", "Alert versions confirmed by Splunk (acknowledged, or HTTP 200 without acks)."),
 		"skipped":    desc("alerts_skipped_total", "Alert versions dropped because an earlier run delivered them (overlap)."),
@@ -70,14 +72,20 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	for _, src := range c.feeds {
+		c.collect(ch, src)
+	}
+}
+
+func (c *collector) collect(ch chan<- prometheus.Metric, src Sources) {
 	counter := func(name string, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.CounterValue, v, labels...)
+		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.CounterValue, v, append([]string{src.Feed}, labels...)...)
 	}
 	gauge := func(name string, v float64) {
-		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.GaugeValue, v)
+		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.GaugeValue, v, src.Feed)
 	}
-	if c.src.Pump != nil {
-		p := c.src.Pump()
+	if src.Pump != nil {
+		p := src.Pump()
 		counter("read", float64(p.Read))
 		counter("confirmed", float64(p.Confirmed))
 		counter("skipped", float64(p.Skipped))
@@ -86,14 +94,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter("windows", float64(p.Windows))
 		counter("recovered", float64(p.Recovered))
 		if !p.Watermark.IsZero() {
-			gauge("lag", c.src.Now().Sub(p.Watermark).Seconds())
+			gauge("lag", src.Now().Sub(p.Watermark).Seconds())
 		}
 		if !p.LastCommit.IsZero() {
 			gauge("lastCommit", float64(p.LastCommit.UnixNano())/1e9)
 		}
 	}
-	if c.src.Defender != nil {
-		d := c.src.Defender()
+	if src.Defender != nil {
+		d := src.Defender()
 		for status, n := range d.CallsByStatus {
 			counter("calls", float64(n), strconv.Itoa(status))
 		}
@@ -101,8 +109,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter("throttleS", d.LimiterWaiting.Seconds())
 		counter("tokens", float64(d.TokenFetches))
 	}
-	if c.src.HEC != nil {
-		h := c.src.HEC()
+	if src.HEC != nil {
+		h := src.HEC()
 		counter("batches", float64(h.Batches), "confirmed")
 		counter("batches", float64(h.Retries), "retried")
 		counter("batches", float64(h.AckTimeouts), "ack_timeout")
@@ -110,30 +118,35 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter("resets", float64(h.ChannelResets))
 		gauge("window", float64(h.WindowMax))
 		counter("requests", float64(h.Requests))
-		ch <- prometheus.MustNewConstSummary(c.descs["ack"], uint64(h.AckWaits), h.AckWaitSum.Seconds(), nil)
+		ch <- prometheus.MustNewConstSummary(c.descs["ack"], uint64(h.AckWaits), h.AckWaitSum.Seconds(), nil, src.Feed)
 	}
 }
 
-// Handler returns the /metrics and /healthz handler.
-func Handler(src Sources) http.Handler {
-	if src.Now == nil {
-		src.Now = time.Now
+// Handler returns the /metrics and /healthz handler of the process's feeds.
+func Handler(feeds ...Sources) http.Handler {
+	feeds = append([]Sources(nil), feeds...)
+	for i := range feeds {
+		if feeds[i].Now == nil {
+			feeds[i].Now = time.Now
+		}
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(src), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(newCollector(feeds), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := healthy(src); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
+		for _, src := range feeds {
+			if err := healthy(src); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
 		}
 		fmt.Fprintln(w, "ok")
 	})
 	return mux
 }
 
-// healthy: a window was committed within three intervals (or the process is young).
+// healthy: a window of the feed was committed within three intervals (or the process is young).
 func healthy(src Sources) error {
 	if src.Pump == nil {
 		return nil
@@ -144,7 +157,7 @@ func healthy(src Sources) error {
 		last = src.Started
 	}
 	if age := src.Now().Sub(last); age > limit {
-		return fmt.Errorf("no window committed for %v (limit %v): see the log", age.Round(time.Second), limit)
+		return fmt.Errorf("feed %s: no window committed for %v (limit %v): see the log", src.Feed, age.Round(time.Second), limit)
 	}
 	return nil
 }

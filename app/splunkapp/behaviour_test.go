@@ -140,7 +140,7 @@ func TestRunLogLevel(t *testing.T) {
 			if code != 0 || len(ev) != 3 {
 				t.Fatalf("exit %d, %d events\n%s", code, len(ev), log)
 			}
-			debug := strings.Contains(log, "DEBUG settings input=tenant1 source=defender_alerts://tenant1 ")
+			debug := strings.Contains(log, "DEBUG settings input=tenant1 feed=endpoint-alerts source=defender_alerts://tenant1 ")
 			info := strings.Contains(log, "INFO run done ")
 			if debug != tt.wantDebug || info != tt.wantInfo || strings.Contains(log, "DEBUG ") != tt.wantDebug || strings.Contains(log, "INFO ") != tt.wantInfo {
 				t.Errorf("debug lines %v, info lines %v; want %v, %v:\n%s", debug, info, tt.wantDebug, tt.wantInfo, log)

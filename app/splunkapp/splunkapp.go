@@ -340,6 +340,7 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 	if err != nil {
 		return err
 	}
+	log = log.With("feed", cfg.Feed)
 	cfg.Defender.OnRetryAfter = bridge.LogRetryAfter(log)
 	cfg.HEC.OnRetry = bridge.LogHECRetry(log)
 	cfg.Defender.GiveUpAfter, cfg.HEC.GiveUpAfter = runGiveUp, runGiveUp // a run must end, a throttled read too

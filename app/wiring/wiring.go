@@ -7,6 +7,7 @@ package wiring
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"ta-defender-alerts/app/bridge"
@@ -43,6 +44,9 @@ func (e *SettingError) Unwrap() error { return e.Err }
 // retry logging in cfg first. A setting a client refuses comes back as a *SettingError; the
 // checkpoint's errors (locked, unwritable) as they are.
 func New(cfg *config.Config, log *slog.Logger, out *Stdout) (*Collector, error) {
+	if cfg.Feed != "" && cfg.Feed != config.DefaultFeed {
+		return nil, &SettingError{fmt.Errorf("feed %s is not built yet", cfg.Feed)}
+	}
 	rd, err := defender.New(cfg.Defender)
 	if err != nil {
 		return nil, &SettingError{err}

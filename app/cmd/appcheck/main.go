@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 
+	"ta-defender-alerts/app/config"
 	"ta-defender-alerts/app/defender"
 )
 
@@ -46,6 +47,15 @@ var bins = []string{"linux_x86_64/bin/defender_alerts", "darwin_x86_64/bin/defen
 
 // binDecl is the file, inside the full package, that declares each binary's build facts.
 const binDecl = "README/binaries.md"
+
+// sourcetypes are the feeds' sourcetypes, each of which props.conf must describe.
+var sourcetypes = func() []string {
+	var st []string
+	for _, f := range config.FeedNames() {
+		st = append(st, config.FeedSourcetype(f))
+	}
+	return st
+}()
 
 func main() {
 	if len(os.Args) < 2 {
@@ -221,8 +231,10 @@ func check(pkg string) ([]string, error) {
 	}
 	// TRUNCATE: Splunk must not cut an alert the reader accepted (a cut alert is broken JSON).
 	props := parseConf(string(files[appID+"/default/props.conf"].data))
-	if tr := props["ms:defender:atp:alerts"]["TRUNCATE"]; tr != strconv.Itoa(defender.MaxRecord) {
-		bad("default/props.conf TRUNCATE is %q: it must be %d, the largest record the reader accepts (defender.MaxRecord)", tr, defender.MaxRecord)
+	for _, sourcetype := range sourcetypes {
+		if tr := props[sourcetype]["TRUNCATE"]; tr != strconv.Itoa(defender.MaxRecord) {
+			bad("default/props.conf [%s] TRUNCATE is %q: it must be %d, the largest record the reader accepts (defender.MaxRecord)", sourcetype, tr, defender.MaxRecord)
+		}
 	}
 	// Stored secrets: only admins read or write them.
 	meta := parseConf(string(files[appID+"/metadata/default.meta"].data))

@@ -29,22 +29,26 @@ func check(ctx context.Context, stdout, stderr io.Writer) int {
 		return 1
 	}
 	mark(true, "configuration (DEFENDER_* settings are valid)", "")
-	rd, err := defender.New(cfg.Defender)
-	if err != nil {
-		mark(false, "Defender client", cfg.Explain(err).Error())
-		return 1
-	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if err := rd.CheckToken(ctx); err != nil {
-		mark(false, "Entra ID token for "+rd.Endpoints().TokenURL, err.Error())
-	} else {
-		mark(true, "Entra ID token ("+cfg.Defender.TenantID+")", "")
+	for _, name := range cfg.Feeds {
+		fc := cfg.ForFeed(name)
+		rd, err := defender.New(fc.Defender)
+		if err != nil {
+			mark(false, name+": Defender client", fc.Explain(err).Error())
+			return 1
+		}
+		// Each feed's API has its own token scope and permission: each is checked.
+		if err := rd.CheckToken(ctx); err != nil {
+			mark(false, name+": Entra ID token for "+rd.Endpoints().TokenURL, err.Error())
+			continue
+		}
+		mark(true, name+": Entra ID token ("+fc.Defender.TenantID+", scope "+rd.Endpoints().Scope+")", "")
 		n, err := rd.Probe(ctx, time.Now())
 		if err != nil {
-			mark(false, "Defender Alert API at "+rd.Endpoints().API.String(), err.Error())
+			mark(false, name+": "+config.FeedTitle(name)+" at "+rd.Endpoints().API.String(), err.Error())
 		} else {
-			mark(true, fmt.Sprintf("Defender Alert API at %s (read %d alert of the last day)", rd.Endpoints().API, n), "")
+			mark(true, fmt.Sprintf("%s: %s at %s (read %d alert of the last day)", name, config.FeedTitle(name), rd.Endpoints().API, n), "")
 		}
 	}
 	hc, err := hec.New(cfg.HEC)

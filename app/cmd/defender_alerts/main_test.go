@@ -171,7 +171,7 @@ func TestCheck(t *testing.T) {
 	if code := run(context.Background(), []string{"check"}, nil, &out, &errb); code != 0 {
 		t.Fatalf("check: %d\n%s%s", code, out.String(), errb.String())
 	}
-	for _, want := range []string{"✓ configuration", "✓ Entra ID token", "✓ Defender Alert API", "✓ HEC at"} {
+	for _, want := range []string{"✓ configuration", "✓ endpoint-alerts: Entra ID token", "✓ endpoint-alerts: Defender Alert API", "✓ HEC at"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("missing %q in:\n%s", want, out.String())
 		}
@@ -182,7 +182,7 @@ func TestCheck(t *testing.T) {
 	if code := run(context.Background(), []string{"check"}, nil, &out, &errb); code != 1 {
 		t.Fatalf("check with bad secrets: exit %d", code)
 	}
-	for _, want := range []string{"✗ Entra ID token", "Secret ID", "✗ HEC token", "not valid"} {
+	for _, want := range []string{"✗ endpoint-alerts: Entra ID token", "Secret ID", "✗ HEC token", "not valid"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("missing %q in:\n%s", want, out.String())
 		}

@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"ta-defender-alerts/app/bridge"
@@ -146,7 +148,8 @@ var daemonGiveUp = 10 * time.Minute
 // intervals, each wait jittered (retry.Delay). Tests shrink it.
 var daemonRetryMin = 5 * time.Second
 
-// collect is run and run --once.
+// collect is run and run --once: one pump per feed of DEFENDER_FEED, each on its own
+// checkpoint, limiter and failure domain, in one process. The exit code is the worst feed's.
 func collect(ctx context.Context, once bool, stderr io.Writer) int {
 	cfg, err := config.FromEnv()
 	if err != nil {
@@ -154,7 +157,7 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 		return 2
 	}
 	// Every line names the input, as in the modular input, for the health dashboard.
-	log := newLogger(cfg, stderr).With("input", cfg.Input)
+	log := newLogger(cfg, stderr).With("input", cfg.InputName())
 	if path := os.Getenv("DEFENDER_CPUPROFILE"); path != "" { // a debugging aid: where the CPU goes
 		if f, err := os.Create(path); err == nil {
 			defer f.Close() // runs after StopCPUProfile has flushed the profile
@@ -163,6 +166,58 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 			}
 		}
 	}
+	var runs []*feedRun
+	defer func() {
+		for _, r := range runs {
+			r.c.Close()
+		}
+	}()
+	for _, name := range cfg.Feeds {
+		r, code := newFeedRun(cfg.ForFeed(name), once, log.With("feed", name))
+		if r == nil {
+			return code
+		}
+		runs = append(runs, r)
+	}
+	if cfg.MetricsAddr != "" {
+		var srcs []metrics.Sources
+		for _, r := range runs {
+			srcs = append(srcs, metrics.Sources{Feed: r.cfg.Feed, Pump: r.c.Pump.Stats, Defender: r.c.Defender.Stats, HEC: r.c.HEC.Stats,
+				Interval: cfg.Interval, Started: time.Now()})
+		}
+		addr, err := metrics.Serve(ctx, cfg.MetricsAddr, metrics.Handler(srcs...))
+		if err != nil {
+			log.Error("cannot serve metrics", "err", err)
+			return 2
+		}
+		log.Info("serving /metrics and /healthz", "addr", addr.String())
+	}
+	codes := make([]int, len(runs))
+	var wg sync.WaitGroup
+	for i, r := range runs {
+		r.log.Info("defender_alerts starting", "version", version.Version, "once", once, "interval_s", int64(cfg.Interval/time.Second),
+			"api", r.c.Defender.Endpoints().API.String(), "hec_urls", len(r.cfg.HEC.URLs), "checkpoint", r.c.Store.Path())
+		wg.Go(func() {
+			if once {
+				codes[i] = r.once(ctx)
+			} else {
+				codes[i] = r.daemon(ctx)
+			}
+		})
+	}
+	wg.Wait()
+	return slices.Max(codes)
+}
+
+// feedRun is one feed's collection in run and run --once.
+type feedRun struct {
+	cfg *config.Config
+	c   *wiring.Collector
+	log *slog.Logger
+}
+
+// newFeedRun assembles a feed's collection; on failure it returns nil and the exit code.
+func newFeedRun(cfg *config.Config, once bool, log *slog.Logger) (*feedRun, int) {
 	cfg.Defender.OnRetryAfter = bridge.LogRetryAfter(log)
 	if once {
 		// --once ends with an error rather than waiting forever, a throttled read too.
@@ -178,39 +233,35 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 		var se *wiring.SettingError
 		if errors.As(err, &se) {
 			log.Error("configuration", "err", cfg.Explain(err), "needs_fix", true)
-			return 2
+			return nil, 2
 		}
 		log.Error("cannot start", "err", err, "needs_fix", bridge.NeedsFix(err))
+		return nil, 1
+	}
+	return &feedRun{cfg: cfg, c: c, log: log}, 0
+}
+
+// once drains the feed up to now.
+func (r *feedRun) once(ctx context.Context) int {
+	p, log := r.c.Pump, r.log
+	err := p.Drain(ctx)
+	st := p.Stats()
+	switch {
+	case ctx.Err() != nil:
+		log.Info("stopped; what was confirmed is committed", "confirmed", st.Confirmed)
+		return 0
+	case err != nil:
+		log.Error("collection failed; the checkpoint holds what was confirmed", "err", err, "confirmed", st.Confirmed, "needs_fix", bridge.NeedsFix(err))
 		return 1
 	}
-	defer c.Close()
-	p := c.Pump
-	if cfg.MetricsAddr != "" {
-		addr, err := metrics.Serve(ctx, cfg.MetricsAddr, metrics.Handler(metrics.Sources{
-			Pump: p.Stats, Defender: c.Defender.Stats, HEC: c.HEC.Stats, Interval: cfg.Interval, Started: time.Now()}))
-		if err != nil {
-			log.Error("cannot serve metrics", "err", err)
-			return 2
-		}
-		log.Info("serving /metrics and /healthz", "addr", addr.String())
-	}
-	log.Info("defender_alerts starting", "version", version.Version, "once", once, "interval_s", int64(cfg.Interval/time.Second),
-		"api", c.Defender.Endpoints().API.String(), "hec_urls", len(cfg.HEC.URLs), "checkpoint", c.Store.Path())
+	log.Info("done", "read", st.Read, "confirmed", st.Confirmed, "rejected", st.Rejected, "resent", st.Resent, "recovered", st.Recovered, "watermark", st.Watermark)
+	return 0
+}
 
-	if once {
-		err := p.Drain(ctx)
-		st := p.Stats()
-		switch {
-		case ctx.Err() != nil:
-			log.Info("stopped; what was confirmed is committed", "confirmed", st.Confirmed)
-			return 0
-		case err != nil:
-			log.Error("collection failed; the checkpoint holds what was confirmed", "err", err, "confirmed", st.Confirmed, "needs_fix", bridge.NeedsFix(err))
-			return 1
-		}
-		log.Info("done", "read", st.Read, "confirmed", st.Confirmed, "rejected", st.Rejected, "resent", st.Resent, "recovered", st.Recovered, "watermark", st.Watermark)
-		return 0
-	}
+// daemon polls the feed every interval until ctx ends or a failure needs a fix; the other
+// feeds go on either way.
+func (r *feedRun) daemon(ctx context.Context) int {
+	p, log, interval := r.c.Pump, r.log, r.cfg.Interval
 	fails := 0 // failed polls in a row
 	for {
 		started := time.Now()
@@ -219,14 +270,14 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 			log.Info("stopped; what was confirmed is committed", "confirmed", p.Stats().Confirmed)
 			return 0
 		}
-		wait := untilNextPoll(cfg.Interval, time.Since(started))
+		wait := untilNextPoll(interval, time.Since(started))
 		if err != nil {
 			if bridge.NeedsFix(err) {
-				log.Error("stopping: this needs a fix before collection can go on", "err", err, "needs_fix", true)
+				log.Error("stopping this feed: it needs a fix before collection can go on", "err", err, "needs_fix", true)
 				return 1
 			}
 			fails++
-			wait = retry.Delay(daemonRetryMin, 10*cfg.Interval, fails)
+			wait = retry.Delay(daemonRetryMin, 10*interval, fails)
 			if bridge.Alarming(err) {
 				// Not a passing outage: someone should look at the load balancer or HEC.
 				log.Error("HEC never acknowledged a batch; it is not committed and will be sent again", "err", err, "in", wait)

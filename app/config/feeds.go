@@ -1,0 +1,160 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// A feed is one API the collector reads: its own checkpoint, limiter, failure domain and
+// default sourcetype. The standalone collector reads every feed DEFENDER_FEED lists, each in
+// a pump of its own; a modular input stanza reads one.
+type feed struct {
+	name       string
+	title      string // the API, for people
+	sourcetype string // the events' sourcetype unless one is set
+	urlField   string // the raw field that overrides its API's base URL
+}
+
+// DefaultFeed is the feed of an input that names none: the Alert API, as before feeds existed.
+const DefaultFeed = "endpoint-alerts"
+
+var feeds = []feed{
+	{name: DefaultFeed, title: "Defender Alert API", sourcetype: "ms:defender:atp:alerts", urlField: "APIURL"},
+	{name: "graph-alerts", title: "Microsoft Graph security alerts API", sourcetype: "ms:defender:graph:alerts", urlField: "GraphURL"},
+}
+
+// FeedNames are the feeds the collector can read, the default first.
+func FeedNames() []string {
+	var n []string
+	for _, f := range feeds {
+		n = append(n, f.name)
+	}
+	return n
+}
+
+func feedNamed(name string) *feed {
+	for i := range feeds {
+		if feeds[i].name == name {
+			return &feeds[i]
+		}
+	}
+	return nil
+}
+
+// FeedTitle names a feed's API for people.
+func FeedTitle(name string) string {
+	if f := feedNamed(name); f != nil {
+		return f.title
+	}
+	return name
+}
+
+// FeedSourcetype is the sourcetype of a feed's events unless one is set.
+func FeedSourcetype(name string) string {
+	if f := feedNamed(name); f != nil {
+		return f.sourcetype
+	}
+	return ""
+}
+
+// perFeed is what ForFeed starts from: the settings as given, before a feed fills in its own
+// defaults.
+type perFeed struct {
+	input      string // the input's name: the endpoint feed's checkpoint
+	sourcetype string // set explicitly, or ""
+	apiURL     string
+	graphURL   string
+	pageSize   int // set explicitly, or 0: the feed's largest
+}
+
+// InputName is the input's name (DEFENDER_INPUT, else the tenant id; a stanza's name),
+// whatever the feed.
+func (c *Config) InputName() string { return c.base.input }
+
+// ForFeed is the configuration of one of the input's feeds: its checkpoint (the input's name
+// for endpoint-alerts, so an upgrade resumes where it was; <input>.<feed> for the others), its
+// API's base URL override, its sourcetype unless one was set, its page size unless one was
+// set. The events' source stays the input's.
+func (c *Config) ForFeed(name string) *Config {
+	fc := *c
+	f := feedNamed(name)
+	fc.Feed, fc.Feeds = name, []string{name}
+	fc.Input = c.base.input
+	if name != DefaultFeed {
+		fc.Input += "." + name
+	}
+	fc.HEC.Sourcetype = c.base.sourcetype
+	if fc.HEC.Sourcetype == "" && f != nil {
+		fc.HEC.Sourcetype = f.sourcetype
+	}
+	fc.Defender.APIURL = c.base.apiURL
+	if f != nil && f.urlField == "GraphURL" {
+		fc.Defender.APIURL = c.base.graphURL
+	}
+	fc.Defender.PageSize = c.base.pageSize
+	return &fc
+}
+
+// parseFeeds reads DEFENDER_FEED (a list) or a stanza's feed (one).
+func (r *raw) parseFeeds() ([]string, error) {
+	var out []string
+	for _, v := range strings.Split(r.Feed, ",") {
+		v = strings.ToLower(strings.TrimSpace(v))
+		if v == "" {
+			continue
+		}
+		if feedNamed(v) == nil {
+			return nil, r.errorf("Feed", v, "is not a feed; the feeds are "+strings.Join(FeedNames(), ", "))
+		}
+		if slices.Contains(out, v) {
+			return nil, r.errorf("Feed", r.Feed, "names "+v+" twice")
+		}
+		out = append(out, v)
+	}
+	switch {
+	case len(out) == 0:
+		out = []string{DefaultFeed}
+	case len(out) > 1 && r.names == paramNames:
+		return nil, r.errorf("Feed", r.Feed, "names more than one feed; an input reads one (add an input for each feed)")
+	case len(out) > 1 && r.HECSourcetype != "":
+		return nil, r.errorf("HECSourcetype", r.HECSourcetype, "applies to an input with one feed; with several in "+r.names.name("Feed")+", leave it unset so that each feed's events get their own ("+feedSourcetypes()+")")
+	}
+	return out, nil
+}
+
+func feedSourcetypes() string {
+	var s []string
+	for _, f := range feeds {
+		s = append(s, f.name+": "+f.sourcetype)
+	}
+	return strings.Join(s, ", ")
+}
+
+// knownServiceSources are the serviceSource values Graph documents (docs/graph-and-incidents-api.md).
+var knownServiceSources = []string{
+	"unknown", "microsoftDefenderForEndpoint", "microsoftDefenderForIdentity", "microsoftDefenderForCloudApps",
+	"microsoftDefenderForOffice365", "microsoft365Defender", "azureAdIdentityProtection", "microsoftAppGovernance",
+	"dataLossPrevention", "microsoftDefenderForCloud",
+}
+
+// parseExcludeSources reads the graph-alerts feed's list of service sources left out. A value
+// Graph does not document is refused: a misspelt name would leave that source in, and its
+// alerts indexed twice by a site that also reads them from the Alert API.
+func (r *raw) parseExcludeSources() ([]string, error) {
+	var out []string
+	for _, v := range strings.Split(r.GraphExcludeSources, ",") {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
+		}
+		i := slices.IndexFunc(knownServiceSources, func(k string) bool { return strings.EqualFold(k, v) })
+		if i < 0 {
+			return nil, r.errorf("GraphExcludeSources", v, fmt.Sprintf("is not one of Graph's service sources (%s)", strings.Join(knownServiceSources, ", ")))
+		}
+		if v = knownServiceSources[i]; !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,106 @@
+package config
+
+import (
+	"errors"
+	"slices"
+	"testing"
+)
+
+// Each feed of DEFENDER_FEED gets its own checkpoint, sourcetype, API URL and page size; the
+// endpoint feed keeps the input's own checkpoint name, so an upgrade resumes where it was.
+func TestForFeed(t *testing.T) {
+	tests := []struct {
+		name  string
+		set   map[string]string
+		feeds []string
+		want  map[string]Config // per feed: Input, HEC.Sourcetype, Defender.APIURL, Defender.PageSize
+	}{
+		{name: "default: the endpoint feed alone", feeds: []string{"endpoint-alerts"},
+			want: map[string]Config{"endpoint-alerts": feedWant("tenant", "ms:defender:atp:alerts", "", 0)}},
+		{name: "two feeds, each its own", set: map[string]string{"DEFENDER_FEED": " Graph-Alerts , endpoint-alerts ",
+			"DEFENDER_API_URL": "https://api-eu.securitycenter.microsoft.com", "DEFENDER_GRAPH_URL": "https://graph.example.com"},
+			feeds: []string{"graph-alerts", "endpoint-alerts"},
+			want: map[string]Config{
+				"endpoint-alerts": feedWant("tenant", "ms:defender:atp:alerts", "https://api-eu.securitycenter.microsoft.com", 0),
+				"graph-alerts":    feedWant("tenant.graph-alerts", "ms:defender:graph:alerts", "https://graph.example.com", 0),
+			}},
+		{name: "one feed keeps an explicit sourcetype and page size", set: map[string]string{"DEFENDER_FEED": "graph-alerts",
+			"DEFENDER_HEC_SOURCETYPE": "ms:defender:atp:alerts", "DEFENDER_PAGE_SIZE": "500"},
+			feeds: []string{"graph-alerts"},
+			want:  map[string]Config{"graph-alerts": feedWant("tenant.graph-alerts", "ms:defender:atp:alerts", "", 500)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := good()
+			env["DEFENDER_INPUT"] = "tenant"
+			for k, v := range tt.set {
+				env[k] = v
+			}
+			setEnv(t, env)
+			c, err := FromEnv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(c.Feeds, tt.feeds) || c.Feed != tt.feeds[0] {
+				t.Fatalf("feeds %v (first %s), want %v", c.Feeds, c.Feed, tt.feeds)
+			}
+			for _, f := range c.Feeds {
+				got, w := c.ForFeed(f), tt.want[f]
+				if got.Feed != f || got.Input != w.Input || got.HEC.Sourcetype != w.HEC.Sourcetype ||
+					got.Defender.APIURL != w.Defender.APIURL || got.Defender.PageSize != w.Defender.PageSize || got.HEC.Source != "tenant" {
+					t.Errorf("%s: input %q sourcetype %q api %q page %d source %q; want %q %q %q %d, source tenant", f, got.Input,
+						got.HEC.Sourcetype, got.Defender.APIURL, got.Defender.PageSize, got.HEC.Source,
+						w.Input, w.HEC.Sourcetype, w.Defender.APIURL, w.Defender.PageSize)
+				}
+			}
+			if first := c.ForFeed(c.Feed); first.Input != c.Input || first.HEC.Sourcetype != c.HEC.Sourcetype {
+				t.Errorf("the configuration returned is not its first feed's: %q %q", c.Input, c.HEC.Sourcetype)
+			}
+		})
+	}
+}
+
+func feedWant(input, sourcetype, api string, page int) Config {
+	var c Config
+	c.Input, c.HEC.Sourcetype, c.Defender.APIURL, c.Defender.PageSize = input, sourcetype, api, page
+	return c
+}
+
+// A stanza reads one feed, and its errors name the stanza's parameters.
+func TestStanzaFeed(t *testing.T) {
+	base := map[string]string{"tenant_id": "6c2a4e1b-3f0d-4a8e-9b7c-2d5e8f1a0b3c", "client_id": "0f9e8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f",
+		"client_secret": "sup3r~secret"}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	c, err := FromParams(with("feed", "graph-alerts", "graph_exclude_sources", "MicrosoftDefenderForEndpoint, microsoftDefenderForIdentity"), t.TempDir(), "contoso")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Feed != "graph-alerts" || c.Input != "contoso.graph-alerts" || c.HEC.Sourcetype != "ms:defender:graph:alerts" ||
+		!slices.Equal(c.ExcludeSources, []string{"microsoftDefenderForEndpoint", "microsoftDefenderForIdentity"}) {
+		t.Errorf("feed %q input %q sourcetype %q excluded %v", c.Feed, c.Input, c.HEC.Sourcetype, c.ExcludeSources)
+	}
+	for _, tt := range []struct {
+		params  map[string]string
+		wantVar string
+	}{
+		{with("feed", "endpoint-alerts,graph-alerts"), "feed"},
+		{with("feed", "alerts"), "feed"},
+		{with("feed", "graph-alerts", "graph_url", "http://graph.example.com"), "graph_url"},
+		{with("graph_exclude_sources", "defender"), "graph_exclude_sources"},
+	} {
+		_, err := FromParams(tt.params, t.TempDir(), "contoso")
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Var != tt.wantVar {
+			t.Errorf("%v: err %v, want it named %s", tt.params, err, tt.wantVar)
+		}
+	}
+}
