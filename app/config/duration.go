@@ -77,4 +77,3 @@ func notDuration() error {
 func tooLong() error {
 	return durationError(fmt.Sprintf("is longer than the longest duration accepted, %dd (about 292 years)", maxDays))
 }
-
