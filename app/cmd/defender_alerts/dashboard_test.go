@@ -424,6 +424,12 @@ func analyze(q string) splUse {
 			for _, m := range asName.FindAllStringSubmatch(stats, -1) {
 				u.defined[m[1]] = true
 			}
+		case "fillnull": // fillnull value=<v> <field>...: fills fields some lines carry
+			for _, f := range strings.Fields(args) {
+				if !strings.HasPrefix(f, "value=") {
+					u.read(f)
+				}
+			}
 		case "convert", "table", "fields", "join":
 			u.expr(option.ReplaceAllString(args, ""))
 		default:
