@@ -59,8 +59,9 @@ func NewCEF(o CEFOptions) *CEF {
 // msg=Description, deviceExternalId=DeviceID, each custom field with its label. Empty fields
 // and null numbers are left out. IpAddress goes to src when it is IPv4 (an IPv4-mapped IPv6
 // address included), to c6a2 ("Source IPv6 Address") when IPv6, and nowhere when it is not an
-// address; either way in its canonical text. rt is epoch milliseconds and comes last, so the
-// rule that the last value loses its trailing spaces touches no text field.
+// address; either way in its canonical text. rt is epoch milliseconds (left out for a time
+// before 1970) and comes last, so the rule that the last value loses its trailing spaces
+// touches no text field.
 func (c *CEF) Append(dst []byte, d *Detection) []byte {
 	dst = append(dst, c.prefix...)
 	dst = appendCEFHeader(dst, classID(d), cefClassMax)
@@ -106,9 +107,9 @@ func (c *CEF) Append(dst []byte, d *Detection) []byte {
 	x.add("deviceExternalId", d.DeviceID, 255)
 	x.custom("flexString1", "flexString1Label", "LinkToWDATP", d.LinkToWDATP, 1023)
 	x.add("msg", d.Description, 1023)
-	if !d.AlertTime.IsZero() {
+	if ms, ok := epochMillis(d.AlertTime); ok {
 		x.key("rt")
-		x.dst = appendMillis(x.dst, d.AlertTime)
+		x.dst = strconv.AppendInt(x.dst, ms, 10)
 	}
 	return x.end()
 }

@@ -45,9 +45,30 @@ func golden(t *testing.T, path string, got []byte) {
 	if err != nil {
 		t.Fatalf("%v (run with -update to create it)", err)
 	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the output:\n got: %s\nwant: %s", path, got, want)
+	if bytes.Equal(got, want) {
+		return
 	}
+	g, w := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
+	for i := 0; i < max(len(g), len(w)); i++ {
+		if i >= len(g) || i >= len(w) || g[i] != w[i] {
+			gl, wl := at(g, i), at(w, i)
+			j := 0
+			for j < len(gl) && j < len(wl) && gl[j] == wl[j] {
+				j++
+			}
+			from := max(j-40, 0)
+			t.Errorf("%s differs from the output at line %d, byte %d (run with -update to accept):\n got: …%.120q\nwant: …%.120q",
+				path, i+1, j, gl[min(from, len(gl)):], wl[min(from, len(wl)):])
+			return
+		}
+	}
+}
+
+func at(lines []string, i int) string {
+	if i < len(lines) {
+		return lines[i]
+	}
+	return "(none)"
 }
 
 // TestGolden: Microsoft's sample alerts become detections, CEF lines and LEEF lines that

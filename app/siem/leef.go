@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
-	"time"
 )
 
 // LEEFOptions are the header's static values and the delimiter. Empty ones take the same
@@ -69,7 +68,8 @@ func NewLEEF(o LEEFOptions) (*LEEF, error) {
 // classID), then QRadar's predefined keys where one means the field (devTime=AlertTime in epoch
 // milliseconds, sev 1-10 by severityNumber, cat=Category, src=IpAddress when it is an address,
 // usrName=UserName, resource=ComputerDnsName, url=Url), then the other fields under their old
-// SIEM API names, which are single words. Empty fields and nulls are left out. identSrc and
+// SIEM API names, which are single words (LastProcessedTimeUtc in epoch milliseconds too, so
+// that no delimiter can touch a time). Empty fields and nulls are left out. identSrc and
 // identHostName are not sent: the Alert API gives no address of the device, and QRadar takes
 // identHostName only with identSrc.
 func (l *LEEF) Append(dst []byte, d *Detection) []byte {
@@ -88,8 +88,9 @@ func (l *LEEF) Append(dst []byte, d *Detection) []byte {
 		dst = append(dst, '=')
 		dst = l.appendValue(dst, v, limit)
 	}
-	if !d.AlertTime.IsZero() {
-		kv("devTime", string(appendMillis(nil, d.AlertTime)), 0)
+	var num [20]byte
+	if ms, ok := epochMillis(d.AlertTime); ok && ms >= 1e12 && ms < 1e13 {
+		kv("devTime", string(strconv.AppendInt(num[:0], ms, 10)), 0)
 	}
 	if s, ok := severityNumber(d.Severity); ok {
 		kv("sev", strconv.Itoa(s), 0)
@@ -124,8 +125,8 @@ func (l *LEEF) Append(dst []byte, d *Detection) []byte {
 	kv("LinkToMTP", d.LinkToMTP, 0)
 	kv("FullId", d.FullID, 0)
 	kv("AlertPart", strconv.Itoa(d.AlertPart), 0)
-	if !d.LastProcessedTimeUTC.IsZero() {
-		kv("LastProcessedTimeUtc", d.LastProcessedTimeUTC.UTC().Format(time.RFC3339Nano), 0)
+	if ms, ok := epochMillis(d.LastProcessedTimeUTC); ok {
+		kv("LastProcessedTimeUtc", string(strconv.AppendInt(num[:0], ms, 10)), 0)
 	}
 	if b := d.WasExecutingWhileDetected; b != nil {
 		kv("WasExecutingWhileDetected", strconv.FormatBool(*b), 0)

@@ -1,7 +1,6 @@
 package siem
 
 import (
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -51,10 +50,14 @@ func severityNumber(s string) (int, bool) {
 	return 0, false
 }
 
-// appendMillis appends t as epoch milliseconds: the time form both CEF and LEEF take without
-// a format string (CEF does not take ISO 8601 at all).
-func appendMillis(dst []byte, t time.Time) []byte {
-	return strconv.AppendInt(dst, t.UnixMilli(), 10)
+// epochMillis is t in epoch milliseconds, the time form both CEF and LEEF take without a
+// format string (CEF does not take ISO 8601 at all); false for a zero time or one before 1970
+// or after 9999, which the formats cannot carry as a count of milliseconds.
+func epochMillis(t time.Time) (int64, bool) {
+	if t.IsZero() || t.Year() < 1970 || t.Year() > 9999 {
+		return 0, false
+	}
+	return t.UnixMilli(), true
 }
 
 // classID is what both formats use to name the kind of event (CEF's Device Event Class ID,
