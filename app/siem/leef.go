@@ -21,10 +21,11 @@ var ErrDelimiter = errors.New("LEEF delimiter must be a tab or one ASCII punctua
 
 // LEEF encodes detections as LEEF 2.0 lines. It is safe for concurrent use.
 //
-// LEEF has no escape, so no value (nor header field) may hold the delimiter, a pipe, a tab or a
-// caret (QRadar's habitual delimiters), nor a line break. Each is replaced, always the same way:
-// tab, CR and LF by a space; '|' by '¦' (U+00A6); '^' by 'ˆ' (U+02C6); a delimiter of another
-// choice by U+FFFD. Values are otherwise sent whole (LEEF sets no length limit), except
+// LEEF has no escape, so no value may hold the delimiter, a pipe, a tab or a caret (QRadar's
+// habitual delimiters), nor a line break; nor may a header field, except for the delimiter.
+// Each is replaced, always the same way: tab, CR and LF by a space; '|' by '¦' (U+00A6); '^' by
+// 'ˆ' (U+02C6); a delimiter of another choice by U+FFFD (so a delimiter common in text, such
+// as ',' or ':', changes many values: prefer the caret or the tab). Values are otherwise sent whole (LEEF sets no length limit), except
 // usrName and the EventID, cut at 255 characters as the guide says.
 type LEEF struct {
 	delim  byte
@@ -54,7 +55,7 @@ func NewLEEF(o LEEFOptions) (*LEEF, error) {
 	l := &LEEF{delim: c}
 	l.prefix = []byte("LEEF:2.0|")
 	for _, v := range []string{o.Vendor, o.Product, o.Version} {
-		l.prefix = append(l.appendValue(l.prefix, v, 0), '|')
+		l.prefix = append(appendLEEF(l.prefix, v, 0, 0), '|')
 	}
 	if c == '\t' {
 		l.dfield = []byte("x09|") // a tab in the header would be unreadable and is the 1.0 default
@@ -74,7 +75,7 @@ func NewLEEF(o LEEFOptions) (*LEEF, error) {
 // identHostName only with identSrc.
 func (l *LEEF) Append(dst []byte, d *Detection) []byte {
 	dst = append(dst, l.prefix...)
-	dst = append(l.appendValue(dst, classID(d), 255), '|')
+	dst = append(appendLEEF(dst, classID(d), 255, 0), '|')
 	dst = append(dst, l.dfield...)
 	n := len(dst)
 	kv := func(k, v string, limit int) {
@@ -86,7 +87,7 @@ func (l *LEEF) Append(dst []byte, d *Detection) []byte {
 		}
 		dst = append(dst, k...)
 		dst = append(dst, '=')
-		dst = l.appendValue(dst, v, limit)
+		dst = appendLEEF(dst, v, limit, l.delim)
 	}
 	var num [20]byte
 	if ms, ok := epochMillis(d.AlertTime); ok && ms >= 1e12 && ms < 1e13 {
@@ -137,9 +138,9 @@ func (l *LEEF) Append(dst []byte, d *Detection) []byte {
 	return dst
 }
 
-// appendValue appends v, cut to limit when limit > 0, with LEEF's forbidden characters
-// replaced (see LEEF).
-func (l *LEEF) appendValue(dst []byte, v string, limit int) []byte {
+// appendLEEF appends v, cut to limit when limit > 0, with LEEF's forbidden characters
+// replaced (see LEEF). A header field passes 0 as delim: the delimiter is free there.
+func appendLEEF(dst []byte, v string, limit int, delim byte) []byte {
 	if limit > 0 {
 		v = cut(v, limit)
 	} else {
@@ -153,7 +154,7 @@ func (l *LEEF) appendValue(dst []byte, v string, limit int) []byte {
 			dst = append(dst, "¦"...)
 		case c == '^':
 			dst = append(dst, "ˆ"...)
-		case c == l.delim:
+		case c == delim && delim != 0:
 			dst = append(dst, "\uFFFD"...)
 		default:
 			dst = append(dst, c)

@@ -40,7 +40,7 @@ func wantLEEF(v string, limit int, delim byte) string {
 			b.WriteRune('¦')
 		case r == '^':
 			b.WriteRune('ˆ')
-		case r < utf8.RuneSelf && byte(r) == delim:
+		case delim != 0 && r < utf8.RuneSelf && byte(r) == delim:
 			b.WriteRune('\uFFFD')
 		default:
 			b.WriteRune(r)
