@@ -1,8 +1,8 @@
 package siem
 
 import (
-	"net/netip"
 	"strconv"
+	"strings"
 )
 
 // CEFOptions are the header's static values. Empty ones take Microsoft's, from its documented
@@ -89,12 +89,10 @@ func (c *CEF) Append(dst []byte, d *Detection) []byte {
 	x.custom("cs4", "cs4Label", "Actor", d.Actor, 4000)
 	x.custom("cs5", "cs5Label", "Md5", d.Md5, 4000)
 	x.custom("cs6", "cs6Label", "Sha256", d.Sha256, 4000)
-	if ip, err := netip.ParseAddr(d.IPAddress); err == nil {
-		if ip = ip.Unmap(); ip.Is4() {
-			x.add("src", ip.String(), 15)
-		} else {
-			x.custom("c6a2", "c6a2Label", "Source IPv6 Address", ip.WithZone("").String(), 45)
-		}
+	if ip := canonicalIP(d.IPAddress); strings.Contains(ip, ":") {
+		x.custom("c6a2", "c6a2Label", "Source IPv6 Address", ip, 45)
+	} else {
+		x.add("src", ip, 15)
 	}
 	x.add("request", d.URL, 1023)
 	if b := d.WasExecutingWhileDetected; b != nil {
@@ -138,18 +136,25 @@ func (x *extension) add(k, v string, limit int) {
 	}
 	x.key(k)
 	v = cut(v, limit)
+	from := 0 // copy runs of plain bytes whole
 	for i := 0; i < len(v); i++ {
-		switch c := v[i]; c {
-		case '\\', '=':
-			x.dst = append(x.dst, '\\', c)
+		var esc byte
+		switch v[i] {
+		case '\\':
+			esc = '\\'
+		case '=':
+			esc = '='
 		case '\n':
-			x.dst = append(x.dst, '\\', 'n')
+			esc = 'n'
 		case '\r':
-			x.dst = append(x.dst, '\\', 'r')
+			esc = 'r'
 		default:
-			x.dst = append(x.dst, c)
+			continue
 		}
+		x.dst = append(append(x.dst, v[from:i]...), '\\', esc)
+		from = i + 1
 	}
+	x.dst = append(x.dst, v[from:]...)
 }
 
 // custom writes a custom field and its label.
@@ -175,15 +180,17 @@ func (x *extension) end() []byte {
 // become spaces.
 func appendCEFHeader(dst []byte, v string, limit int) []byte {
 	v = cut(v, limit)
+	from := 0
 	for i := 0; i < len(v); i++ {
 		switch c := v[i]; c {
 		case '\\', '|':
-			dst = append(dst, '\\', c)
+			dst = append(append(dst, v[from:i]...), '\\', c)
 		case '\n', '\r':
-			dst = append(dst, ' ')
+			dst = append(append(dst, v[from:i]...), ' ')
 		default:
-			dst = append(dst, c)
+			continue
 		}
+		from = i + 1
 	}
-	return append(dst, '|')
+	return append(append(dst, v[from:]...), '|')
 }

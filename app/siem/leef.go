@@ -146,26 +146,33 @@ func appendLEEF(dst []byte, v string, limit int, delim byte) []byte {
 	} else {
 		v = cut(v, len(v)+1) // only the UTF-8 repair
 	}
+	from := 0 // copy runs of plain bytes whole
 	for i := 0; i < len(v); i++ {
+		var r string
 		switch c := v[i]; {
 		case c == '\t' || c == '\r' || c == '\n':
-			dst = append(dst, ' ')
+			r = " "
 		case c == '|':
-			dst = append(dst, "¦"...)
+			r = "¦"
 		case c == '^':
-			dst = append(dst, "ˆ"...)
+			r = "ˆ"
 		case c == delim && delim != 0:
-			dst = append(dst, "\uFFFD"...)
+			r = "\uFFFD"
 		default:
-			dst = append(dst, c)
+			continue
 		}
+		dst = append(append(dst, v[from:i]...), r...)
+		from = i + 1
 	}
-	return dst
+	return append(dst, v[from:]...)
 }
 
 // canonicalIP is s as an address in canonical form (an IPv4-mapped address as IPv4, no zone),
 // or "" when s is not an address.
 func canonicalIP(s string) string {
+	if s == "" {
+		return "" // ParseAddr would allocate its error
+	}
 	ip, err := netip.ParseAddr(s)
 	if err != nil {
 		return ""
