@@ -137,6 +137,7 @@ var hostileValues = map[string]string{
 	"injected key":   "value suser=admin rt=0",
 	"5000-char line": strings.Repeat(`C:\Windows\system32\cmd.exe /c "echo a|b=c^d" `, 110)[:5000],
 	"empty-looking":  "=",
+	"punctuation":    "a,b;c:d/e.f-g#h@i!j~k*l",
 }
 
 // wantClassID is CEF's class id and LEEF's EventID: the detector, else the title, else

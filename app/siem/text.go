@@ -10,9 +10,8 @@ import (
 const cutMark = "…"
 
 // cut returns s with invalid UTF-8 replaced by U+FFFD and, when it has more than limit code
-// points, cut to limit code points: the first limit-1 of s, then "…". A value at or under the
-// limit is returned as it is, so a value that happens to end in "…" is not mistaken for a cut
-// one only by a reader who also checks its length.
+// points, cut to limit code points: the first limit-1 of s, then "…". (The limits are in
+// characters in the CEF standard; counting code points never splits a character's bytes.)
 func cut(s string, limit int) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
