@@ -46,7 +46,7 @@ func FuzzLEEFRoundTrip(f *testing.F) {
 	addHostileSeeds(f)
 	f.Fuzz(func(t *testing.T, a, b, c, ip string) {
 		delim := byte('^')
-		if len(ip) > 0 {
+		if len(ip) > 0 && ip[0] != 0 { // 0 asks for the default
 			delim = ip[0]
 		}
 		l, err := siem.NewLEEF(siem.LEEFOptions{Delimiter: delim})

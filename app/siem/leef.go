@@ -13,11 +13,13 @@ type LEEFOptions struct {
 	Vendor    string
 	Product   string
 	Version   string
-	Delimiter byte // '\t' or printable ASCII punctuation other than '=' and '|'; default '^'
+	// Delimiter is '\t' or printable ASCII punctuation other than '=', '|', '.' and ':' (which
+	// would break addresses); default '^'.
+	Delimiter byte
 }
 
 // ErrDelimiter is returned by NewLEEF for a delimiter LEEF cannot use.
-var ErrDelimiter = errors.New("LEEF delimiter must be a tab or one ASCII punctuation character other than = and |")
+var ErrDelimiter = errors.New("LEEF delimiter must be a tab or one ASCII punctuation character other than = | . :")
 
 // LEEF encodes detections as LEEF 2.0 lines. It is safe for concurrent use.
 //
@@ -25,7 +27,7 @@ var ErrDelimiter = errors.New("LEEF delimiter must be a tab or one ASCII punctua
 // habitual delimiters), nor a line break; nor may a header field, except for the delimiter.
 // Each is replaced, always the same way: tab, CR and LF by a space; '|' by '¦' (U+00A6); '^' by
 // 'ˆ' (U+02C6); a delimiter of another choice by U+FFFD (so a delimiter common in text, such
-// as ',' or ':', changes many values: prefer the caret or the tab). Values are otherwise sent whole (LEEF sets no length limit), except
+// as ',' or '/', changes many values: prefer the caret or the tab). Values are otherwise sent whole (LEEF sets no length limit), except
 // usrName and the EventID, cut at 255 characters as the guide says.
 type LEEF struct {
 	delim  byte
@@ -48,7 +50,7 @@ func NewLEEF(o LEEFOptions) (*LEEF, error) {
 		o.Delimiter = '^'
 	}
 	c := o.Delimiter
-	if c != '\t' && (c < '!' || c > '~' || c == '=' || c == '|' ||
+	if c != '\t' && (c < '!' || c > '~' || c == '=' || c == '|' || c == '.' || c == ':' ||
 		'0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
 		return nil, fmt.Errorf("%w: %q", ErrDelimiter, c)
 	}

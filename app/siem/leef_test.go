@@ -118,7 +118,7 @@ func TestLEEFLine(t *testing.T) {
 }
 
 func TestLEEFRefusesABadDelimiter(t *testing.T) {
-	for _, c := range []byte{'=', '|', 'a', '5', ' ', '\n', 0x7f, 0xc3} {
+	for _, c := range []byte{'=', '|', '.', ':', 'a', '5', ' ', '\n', 0x7f, 0xc3} {
 		if _, err := siem.NewLEEF(siem.LEEFOptions{Delimiter: c}); !errors.Is(err, siem.ErrDelimiter) {
 			t.Errorf("delimiter %q: err %v, want ErrDelimiter", c, err)
 		}
