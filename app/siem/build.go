@@ -105,10 +105,14 @@ func (p Portal) Build(alertJSON []byte) ([]Detection, error) {
 	if err != nil {
 		return nil, err
 	}
-	// AlertTime was "the time the event occurred": the alert's first event, else its creation.
+	// AlertTime was "the time the event occurred": the alert's first event, else its
+	// creation, else its last update (a later entry here wins over an earlier one).
 	at := updated
-	for _, k := range [...]struct{ key, v string }{{"alertCreationTime", a.AlertCreationTime}, {"firstEventTime", a.FirstEventTime}} {
-		t, err := alertTime(a.ID, k.key, k.v)
+	for _, k := range [...][2]string{
+		{"alertCreationTime", a.AlertCreationTime},
+		{"firstEventTime", a.FirstEventTime},
+	} {
+		t, err := alertTime(a.ID, k[0], k[1])
 		if err != nil {
 			return nil, err
 		}

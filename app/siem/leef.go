@@ -10,9 +10,9 @@ import (
 // LEEFOptions are the header's static values and the delimiter. Empty ones take the same
 // defaults as CEF's (Microsoft, Microsoft Defender ATP, 2.0) and the caret.
 type LEEFOptions struct {
-	Vendor    string
-	Product   string
-	Version   string
+	Vendor  string
+	Product string
+	Version string
 	// Delimiter is '\t' or printable ASCII punctuation other than '=', '|', '.' and ':' (which
 	// would break addresses); default '^'.
 	Delimiter byte
@@ -27,8 +27,9 @@ var ErrDelimiter = errors.New("LEEF delimiter must be a tab or one ASCII punctua
 // habitual delimiters), nor a line break; nor may a header field, except for the delimiter.
 // Each is replaced, always the same way: tab, CR and LF by a space; '|' by '¦' (U+00A6); '^' by
 // 'ˆ' (U+02C6); a delimiter of another choice by U+FFFD (so a delimiter common in text, such
-// as ',' or '/', changes many values: prefer the caret or the tab). Values are otherwise sent whole (LEEF sets no length limit), except
-// usrName and the EventID, cut at 255 characters as the guide says.
+// as ',' or '/', changes many values: prefer the caret or the tab). Values are otherwise sent
+// whole (LEEF sets no length limit), except usrName and the EventID, cut at 255 characters as
+// the guide says.
 type LEEF struct {
 	delim  byte
 	prefix []byte // "LEEF:2.0|vendor|product|version|"
