@@ -3,10 +3,12 @@ package defender_test
 import (
 	"context"
 	"flag"
+	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -59,7 +61,7 @@ func goldenScenario(t *testing.T, feed string, proxy func(rc *recorder, next *ur
 	t.Cleanup(front.Close)
 	c := newClient(t, srv, func(c *defender.Config) {
 		c.PageSize = 3
-		c.APIURL = front.URL
+		c.APIURL, c.LoginURL = front.URL, front.URL
 		c.Feed = feed
 	})
 	l := newLedger()
@@ -103,10 +105,73 @@ func TestEndpointQueriesGolden(t *testing.T) {
 	got := goldenScenario(t, "", func(rc *recorder, next *url.URL) http.Handler {
 		rp := httputil.NewSingleHostReverseProxy(next)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			rc.add(r.Method + " " + r.URL.RequestURI())
+			if !strings.HasSuffix(r.URL.Path, "/token") {
+				rc.add(r.Method + " " + r.URL.RequestURI())
+			}
 			rp.ServeHTTP(w, r)
 		})
 	})
 	checkGolden(t, "endpoint-alerts", got)
 }
 
+// graphFront speaks Graph's alerts_v2 to the client in front of the endpoint stand-in: it
+// refuses a request without Graph's path or Prefer header, with a $expand, or with $top above
+// 1,000, and renames the two time fields both ways. (A stand-in of Graph's own is
+// app/defendertest's business; this front only lets the golden file show Graph's requests.)
+func graphFront(t *testing.T) func(rc *recorder, next *url.URL) http.Handler {
+	return func(rc *recorder, next *url.URL) http.Handler {
+		toStandIn := strings.NewReplacer("lastUpdateDateTime", "lastUpdateTime", "createdDateTime", "alertCreationTime")
+		toGraph := strings.NewReplacer(`"lastUpdateTime":`, `"lastUpdateDateTime":`, `"alertCreationTime":`, `"createdDateTime":`)
+		rp := httputil.NewSingleHostReverseProxy(next)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/token") {
+				// Graph's scope, which the endpoint stand-in does not know: checked, then swapped.
+				if err := r.ParseForm(); err != nil || r.PostForm.Get("scope") != "https://graph.microsoft.com/.default" {
+					t.Errorf("token request for scope %q", r.PostForm.Get("scope"))
+				}
+				r.PostForm.Set("scope", "https://api.securitycenter.microsoft.com/.default")
+				form := r.PostForm.Encode()
+				r.Body, r.ContentLength = io.NopCloser(strings.NewReader(form)), int64(len(form))
+				rp.ServeHTTP(w, r)
+				return
+			}
+			rc.add(r.Method + " " + r.URL.RequestURI())
+			q, err := url.ParseQuery(r.URL.RawQuery)
+			top, _ := strconv.Atoi(q.Get("$top"))
+			switch {
+			case r.URL.Path != "/v1.0/security/alerts_v2":
+				t.Errorf("request to %s", r.URL.Path)
+			case r.Header.Get("Prefer") != "include-unknown-enum-members":
+				t.Errorf("request without Prefer: include-unknown-enum-members: %q", r.Header.Get("Prefer"))
+			case err != nil || q.Has("$expand") || top < 1 || top > 1000:
+				t.Errorf("query Graph would not serve as asked: %s", r.URL.RawQuery)
+			default:
+				q.Set("$filter", toStandIn.Replace(q.Get("$filter")))
+				req, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, next.String()+"/api/alerts?"+q.Encode(), nil)
+				req.Header.Set("Authorization", r.Header.Get("Authorization"))
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusBadGateway)
+					return
+				}
+				defer resp.Body.Close()
+				body, err := io.ReadAll(resp.Body)
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusBadGateway)
+					return
+				}
+				w.WriteHeader(resp.StatusCode)
+				_, _ = io.WriteString(w, toGraph.Replace(string(body)))
+				return
+			}
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"error":{"code":"BadRequest","message":"refused by the test's Graph front"}}`)
+		})
+	}
+}
+
+// TestGraphQueriesGolden pins the exact requests of the graph-alerts feed for the same window:
+// Graph's path and names, no $expand, unquoted times without trailing zeros.
+func TestGraphQueriesGolden(t *testing.T) {
+	checkGolden(t, "graph-alerts", goldenScenario(t, defender.FeedGraphAlerts, graphFront(t)))
+}
