@@ -27,24 +27,25 @@ func (s span) empty() bool { return !s.lo.IsZero() && !s.hi.IsZero() && !s.lo.Be
 func (d *drain) spanFilter(s span, tie *time.Time) string {
 	var f string
 	if tie == nil {
-		f = "lastUpdateTime ge " + FilterTime(s.lo) + " and lastUpdateTime lt " + FilterTime(s.hi)
+		f = d.dl.rangeFilter(d.dl.updated, s.lo, s.hi)
 	} else {
-		f = tieFilter(*tie)
+		f = d.tieFilter(*tie)
 		if !s.lo.IsZero() {
-			f += " and alertCreationTime ge " + FilterTime(s.lo)
+			f += " and " + d.dl.created + " ge " + d.dl.timeLit(s.lo)
 		}
 		if !s.hi.IsZero() {
-			f += " and alertCreationTime lt " + FilterTime(s.hi)
+			f += " and " + d.dl.created + " lt " + d.dl.timeLit(s.hi)
 		}
 	}
 	if d.key != nil {
-		f += " and " + d.key.filter()
+		f += " and " + d.key.filter(d.dl)
 	}
 	return f
 }
 
-func tieFilter(t time.Time) string {
-	return "lastUpdateTime ge " + FilterTime(t) + " and lastUpdateTime lt " + FilterTime(t.Add(TimeResolution))
+// tieFilter is the query of the versions at exactly t.
+func (d *drain) tieFilter(t time.Time) string {
+	return d.dl.rangeFilter(d.dl.updated, t, t.Add(TimeResolution))
 }
 
 func (d *drain) inKey(it item) bool {
@@ -127,7 +128,7 @@ func (d *drain) bisect(ctx context.Context, tie *time.Time, whole span, sample [
 			}
 		}
 		if len(sub) == 0 {
-			return errIgnoresFilter()
+			return d.dl.errIgnoresFilter()
 		}
 		more, err := d.parts(ctx, s, tie, sub)
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 // Client reads alerts. It is safe for concurrent use, though one drain at a time is the norm.
 type Client struct {
 	cfg    Config
+	dl     *dialect
 	ep     Endpoints
 	hc     *http.Client
 	tokens *tokenCache
@@ -47,7 +48,7 @@ func New(cfg Config) (*Client, error) {
 	ep, proxy, roots := v.ep, v.proxy, v.roots
 	clock := newAPIClock(cfg.Now)
 	hc := &http.Client{Transport: &clockTransport{next: newTransport(proxy, roots), clock: clock}, Timeout: cfg.RequestTimeout}
-	c := &Client{cfg: cfg, ep: ep, hc: hc, clock: clock}
+	c := &Client{cfg: cfg, dl: v.dl, ep: ep, hc: hc, clock: clock}
 	tokenHTTP := &http.Client{Transport: hc.Transport, Timeout: time.Minute}
 	switch {
 	case !cfg.ClientSecret.IsZero():
@@ -210,7 +211,7 @@ func (c *Client) try(ctx context.Context, rawQuery string, handle func(io.Reader
 		return tok, err
 	}
 	u := *c.ep.API
-	u.Path = strings.TrimRight(u.Path, "/") + "/api/alerts"
+	u.Path = strings.TrimRight(u.Path, "/") + c.dl.path
 	u.RawQuery = rawQuery
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -219,6 +220,9 @@ func (c *Client) try(ctx context.Context, rawQuery string, handle func(io.Reader
 	req.Header.Set("Authorization", "Bearer "+tok.access)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	for _, h := range c.dl.headers {
+		req.Header.Set(h[0], h[1])
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		c.count(func(s *Stats) { s.Calls++; s.addStatus(0) })
@@ -233,7 +237,7 @@ func (c *Client) try(ctx context.Context, rawQuery string, handle func(io.Reader
 		}
 	})
 	if resp.StatusCode != http.StatusOK {
-		return tok, classifyResponse(resp, c.clock.now())
+		return tok, c.dl.classify(resp, c.clock.now())
 	}
 	if err := handle(resp.Body); err != nil {
 		var cbe *callbackError
@@ -260,8 +264,8 @@ func (s *Stats) addStatus(code int) {
 // Probe reads one alert of the last day, for a configuration check: it proves the token, the
 // permission and the address. It returns how many alerts the page held (0 or 1).
 func (c *Client) Probe(ctx context.Context, now time.Time) (int, error) {
-	dec := newPageDecoder()
-	q := "$filter=" + escape("lastUpdateTime ge "+FilterTime(now.Add(-24*time.Hour))) + "&$top=1&$expand=evidence"
+	dec := newDecoder(c.dl)
+	q := c.dl.query(c.dl.updated+" ge "+c.dl.timeLit(now.Add(-24*time.Hour)), 1, 0, true)
 	n := 0
 	err := c.get(ctx, q, func(body io.Reader) error {
 		var err error

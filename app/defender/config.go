@@ -13,7 +13,7 @@ import (
 
 // The client's settings, their defaults and their checks.
 
-// MaxPageSize is the API's largest $top.
+// MaxPageSize is the Alert API's largest $top (the endpoint feed's; other feeds have their own).
 const MaxPageSize = 10000
 
 // Config says which tenant to read and how. Start from zero values; New applies defaults and
@@ -24,6 +24,10 @@ type Config struct {
 	ClientSecret   secret.String // exactly one of ClientSecret and CertificatePEM
 	CertificatePEM secret.String // PEM holding the certificate and its private key
 
+	// Feed is the API read: FeedEndpointAlerts (the default, "") or FeedGraphAlerts. It sets
+	// the path, field names, hosts and the defaults of PageSize and Limits.
+	Feed string
+
 	Cloud    Cloud  // commercial (default), gcc, gcc-high, dod
 	Region   string // commercial only: us, eu, uk, au, swa, ina
 	APIURL   string // overrides the API base URL (keeps the cloud's token scope)
@@ -31,8 +35,8 @@ type Config struct {
 	ProxyURL string // explicit proxy; else HTTPS_PROXY/NO_PROXY
 	CAFile   string // extra CA certificates (PEM) for the Microsoft side
 
-	PageSize         int           // $top, default and at most 10,000
-	Limits           Limits        // default 100 calls a minute and 1,500 an hour (Microsoft's quota)
+	PageSize         int           // $top, default and at most the feed's largest (10,000; graph-alerts 1,000)
+	Limits           Limits        // default the feed's quota (100 calls a minute and 1,500 an hour; graph-alerts 150 a minute)
 	MaxAttempts      int           // tries per call for transient errors, default 6
 	MaxThrottleWaits int           // 429 replies tolerated per call, default 30
 	BackoffInitial   time.Duration // default 1s
@@ -63,6 +67,7 @@ func Validate(cfg Config) error {
 
 // checked is what check learns on the way, for New.
 type checked struct {
+	dl    *dialect
 	ep    Endpoints
 	proxy *url.URL
 	roots *x509.CertPool
@@ -71,11 +76,15 @@ type checked struct {
 
 func check(cfg *Config) (checked, error) {
 	var v checked
-	err := cfg.setDefaults()
+	dl, err := dialectOf(cfg.Feed)
 	if err != nil {
 		return v, err
 	}
-	if v.ep, err = resolveEndpoints(cfg); err != nil {
+	v.dl = dl
+	if err = cfg.setDefaults(dl); err != nil {
+		return v, err
+	}
+	if v.ep, err = resolveEndpoints(cfg, dl); err != nil {
 		return v, err
 	}
 	if cfg.ProxyURL != "" {
@@ -97,7 +106,7 @@ func check(cfg *Config) (checked, error) {
 	return v, nil
 }
 
-func (cfg *Config) setDefaults() error {
+func (cfg *Config) setDefaults(dl *dialect) error {
 	if !validTenant(cfg.TenantID) {
 		if cfg.TenantID == "" {
 			return &FieldError{Field: "TenantID", Msg: "is required (the Entra tenant id, a GUID, or its domain such as contoso.onmicrosoft.com)"}
@@ -117,13 +126,13 @@ func (cfg *Config) setDefaults() error {
 		return &FieldError{Field: "ClientSecret", Msg: "and a certificate are both set; set exactly one"}
 	}
 	if cfg.PageSize == 0 {
-		cfg.PageSize = MaxPageSize
+		cfg.PageSize = dl.maxTop
 	}
-	if cfg.PageSize < 1 || cfg.PageSize > MaxPageSize {
-		return &FieldError{Field: "PageSize", Value: fmt.Sprint(cfg.PageSize), Msg: "must be between 1 and 10000 (the API's largest $top)"}
+	if cfg.PageSize < 1 || cfg.PageSize > dl.maxTop {
+		return &FieldError{Field: "PageSize", Value: fmt.Sprint(cfg.PageSize), Msg: fmt.Sprintf("must be between 1 and %d (the API's largest $top)", dl.maxTop)}
 	}
 	if cfg.Limits == (Limits{}) {
-		cfg.Limits = defaultLimits
+		cfg.Limits = dl.limits
 	}
 	if cfg.MaxAttempts == 0 {
 		cfg.MaxAttempts = 6

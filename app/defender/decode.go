@@ -42,6 +42,7 @@ const maxRecord = MaxRecord
 // pageDecoder reads {"@odata.context": …, "value": [alert, …]} as a stream: the reply is
 // never held whole, only the alert being handed on. Reuse one decoder across pages.
 type pageDecoder struct {
+	dl   *dialect // the record's field names
 	r    io.Reader
 	buf  []byte
 	pos  int   // next unread byte in buf
@@ -51,13 +52,17 @@ type pageDecoder struct {
 	rerr error
 }
 
-func newPageDecoder() *pageDecoder { return &pageDecoder{buf: make([]byte, 256<<10)} }
+func newPageDecoder() *pageDecoder { return newDecoder(endpointAlerts) }
 
-// fields are what the drain needs of an alert.
+func newDecoder(dl *dialect) *pageDecoder {
+	return &pageDecoder{dl: dl, buf: make([]byte, 256<<10)}
+}
+
+// fields are what the drain needs of an alert (named by the dialect).
 type fields struct {
 	id      string
-	lut     time.Time
-	created time.Time // alertCreationTime; zero when absent or unreadable
+	lut     time.Time // the update time (lastUpdateTime)
+	created time.Time // the creation time (alertCreationTime); zero when absent or unreadable
 }
 
 // decode reads one page and calls fn for each alert with its exact bytes (valid only during
@@ -160,7 +165,7 @@ func (d *pageDecoder) values(fn func([]byte, fields) error) (int, error) {
 		}
 		// scanComposite may have moved the data; the record starts endRel bytes before d.pos.
 		raw := d.buf[d.pos-endRel : d.pos]
-		f, msg := parseAlert(raw)
+		f, msg := parseAlert(raw, d.dl)
 		if msg != "" {
 			return n, &decodeError{Offset: d.base + int64(d.pos-endRel), Record: n, ID: f.id, Msg: msg}
 		}

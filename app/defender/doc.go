@@ -1,4 +1,6 @@
-// Package defender reads alerts from the Microsoft Defender for Endpoint Alert API.
+// Package defender reads alerts from the Microsoft Defender for Endpoint Alert API, or from
+// Microsoft Graph's security alerts_v2 (Config.Feed): one drain, each API's names, limits and
+// error shape in a dialect (dialect.go).
 //
 // It owns everything on the Microsoft side: the Entra ID token (client secret or certificate),
 // the cloud and regional hosts, the HTTP transport (proxy, CA bundle), the client-side rate

@@ -39,7 +39,7 @@ var regions = []string{"au", "eu", "ina", "swa", "uk", "us"}
 
 // Endpoints are the resolved addresses of one tenant's API and token service.
 type Endpoints struct {
-	API      *url.URL // base; requests go to API + "/api/alerts"
+	API      *url.URL // base; requests go to API + the feed's path ("/api/alerts")
 	TokenURL string   // Entra ID v2 token endpoint of the tenant
 	Scope    string   // the API resource + "/.default"
 }
@@ -54,12 +54,12 @@ func cloudNames() []string {
 	return names
 }
 
-func resolveEndpoints(c *Config) (Endpoints, error) {
+func resolveEndpoints(c *Config, dl *dialect) (Endpoints, error) {
 	cloud := c.Cloud
 	if cloud == "" {
 		cloud = Commercial
 	}
-	hosts, ok := clouds[Cloud(strings.ToLower(string(cloud)))]
+	hosts, ok := dl.clouds[Cloud(strings.ToLower(string(cloud)))]
 	if !ok {
 		return Endpoints{}, &FieldError{Field: "Cloud", Value: string(c.Cloud),
 			Msg: "is not a cloud; use one of " + strings.Join(cloudNames(), ", ")}
@@ -68,6 +68,10 @@ func resolveEndpoints(c *Config) (Endpoints, error) {
 	api := hosts.api
 	if c.Region != "" {
 		region := strings.ToLower(c.Region)
+		if !dl.regions {
+			return Endpoints{}, &FieldError{Field: "Region", Value: c.Region,
+				Msg: "applies to the " + FeedEndpointAlerts + " feed only; leave it empty for " + dl.name}
+		}
 		if cloud != Commercial {
 			return Endpoints{}, &FieldError{Field: "Region", Value: c.Region,
 				Msg: "applies to the commercial cloud only; leave it empty for " + string(cloud)}

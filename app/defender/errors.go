@@ -1,6 +1,7 @@
 package defender
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,12 +51,16 @@ type APIError struct {
 	RetryAfter time.Duration
 	// RetryAfterAsked is the Retry-After header as sent (cut short), for the log.
 	RetryAfterAsked string
+	// RequestID and Date identify the failed request to Microsoft support (Graph's
+	// innerError); empty when the reply carried none.
+	RequestID, Date string
 	Err             error // the network or decoding error, if any
+	api             string
 }
 
 func (e *APIError) Error() string {
 	var b strings.Builder
-	b.WriteString("Defender API")
+	b.WriteString(cmp.Or(e.api, "Defender API"))
 	if e.Status != 0 {
 		fmt.Fprintf(&b, ": HTTP %d", e.Status)
 	}
@@ -64,6 +69,13 @@ func (e *APIError) Error() string {
 	}
 	if e.Message != "" {
 		fmt.Fprintf(&b, ": %s", e.Message)
+	}
+	if e.RequestID != "" {
+		fmt.Fprintf(&b, " (request-id %s", e.RequestID)
+		if e.Date != "" {
+			fmt.Fprintf(&b, ", date %s", e.Date)
+		}
+		b.WriteString(")")
 	}
 	if e.Err != nil {
 		fmt.Fprintf(&b, ": %v", e.Err)
@@ -103,29 +115,27 @@ const hintForbidden = "the app lacks the Alert.Read.All application permission o
 // classifyResponse turns a non-200 reply into an *APIError. It reads at most 64 KiB of body.
 // now is Microsoft's clock, against which a Retry-After date is reckoned.
 func classifyResponse(resp *http.Response, now time.Time) *APIError {
+	return endpointAlerts.classify(resp, now)
+}
+
+// classify is classifyResponse in the dialect's error shape and hints.
+func (dl *dialect) classify(resp *http.Response, now time.Time) *APIError {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	e := &APIError{Status: resp.StatusCode}
-	var doc struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(body, &doc) == nil {
-		e.Code, e.Message = oneLine(doc.Error.Code, 64), oneLine(doc.Error.Message, 300)
-	}
+	e := &APIError{Status: resp.StatusCode, api: dl.label}
+	eb := dl.errorBody(resp.Header, body)
+	e.Code, e.Message, e.RequestID, e.Date = eb.code, eb.message, eb.requestID, eb.date
 	switch s := resp.StatusCode; {
 	case s == http.StatusTooManyRequests:
 		e.kind = throttled
 		e.RetryAfter = retry.After(resp.Header.Get("Retry-After"), now)
 		e.RetryAfterAsked = oneLine(strings.Map(printable, resp.Header.Get("Retry-After")), 64)
-		e.Hint = "Microsoft's rate limit: 100 calls per minute and 1,500 per hour per application"
+		e.Hint = dl.hintThrottled
 	case s == http.StatusUnauthorized:
 		e.kind = unauthorized
 		e.Hint = "the API refused the access token; check that the app registration belongs to this tenant and cloud"
 	case s == http.StatusForbidden:
 		e.kind = permanent
-		e.Hint = hintForbidden
+		e.Hint = dl.hintForbidden
 	case s == http.StatusBadRequest:
 		e.kind = permanent
 		e.Hint = "the API rejected the query; this is a bug in defender_alerts, please report it with this message"
@@ -143,6 +153,20 @@ func classifyResponse(resp *http.Response, now time.Time) *APIError {
 		e.Message = http.StatusText(resp.StatusCode)
 	}
 	return e
+}
+
+// alertAPIErrorBody reads the Alert API's {"error": {"code", "message"}}.
+func alertAPIErrorBody(_ http.Header, body []byte) errorBody {
+	var doc struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &doc) != nil {
+		return errorBody{}
+	}
+	return errorBody{code: oneLine(doc.Error.Code, 64), message: oneLine(doc.Error.Message, 300)}
 }
 
 // oneLine shortens a server message to its first line, at most n bytes, without control

@@ -9,9 +9,10 @@ import (
 // The JSON validator: it checks one value held whole in memory (an alert, or a member the
 // walker skips) and reads the fields the drain needs, allocating only for escaped strings.
 
-// parseAlert checks that raw is one valid JSON object and returns its top-level "id",
-// "lastUpdateTime" and "alertCreationTime". msg is empty when all is well.
-func parseAlert(raw []byte) (f fields, msg string) {
+// parseAlert checks that raw is one valid JSON object and returns its top-level id, update
+// time and creation time, as the dialect names them ("id", "lastUpdateTime" and
+// "alertCreationTime" for the Alert API). msg is empty when all is well.
+func parseAlert(raw []byte, dl *dialect) (f fields, msg string) {
 	i := 1 // raw[0] == '{'
 	var idRaw, lutRaw, crRaw []byte
 	var idEsc, lutEsc, crEsc bool
@@ -46,15 +47,15 @@ func parseAlert(raw []byte) (f fields, msg string) {
 			}
 			if !kEsc {
 				switch string(key) {
-				case "id":
+				case dl.id:
 					if idRaw == nil {
 						idRaw, idEsc = raw[vStart:vEnd], vEsc
 					}
-				case "lastUpdateTime":
+				case dl.updated:
 					if lutRaw == nil {
 						lutRaw, lutEsc = raw[vStart:vEnd], vEsc
 					}
-				case "alertCreationTime":
+				case dl.created:
 					if crRaw == nil {
 						crRaw, crEsc = raw[vStart:vEnd], vEsc
 					}
@@ -78,19 +79,19 @@ func parseAlert(raw []byte) (f fields, msg string) {
 		return f, "bad alert object"
 	}
 	if idRaw == nil || idRaw[0] != '"' {
-		return f, `the alert has no "id" string`
+		return f, `the alert has no "` + dl.id + `" string`
 	}
 	id, ok := unquote(idRaw, idEsc)
 	if !ok || id == "" {
-		return f, `the alert's "id" is empty or unreadable`
+		return f, `the alert's "` + dl.id + `" is empty or unreadable`
 	}
 	f.id = id
 	if lutRaw == nil || lutRaw[0] != '"' {
-		return f, `the alert has no "lastUpdateTime" string`
+		return f, `the alert has no "` + dl.updated + `" string`
 	}
 	t, ok := timeValue(lutRaw, lutEsc)
 	if !ok {
-		return f, fmt.Sprintf(`the alert's "lastUpdateTime" %s is not a UTC ISO-8601 time`, lutRaw)
+		return f, fmt.Sprintf(`the alert's "%s" %s is not a UTC ISO-8601 time`, dl.updated, lutRaw)
 	}
 	f.lut = t
 	if crRaw != nil && crRaw[0] == '"' {

@@ -11,7 +11,16 @@ import (
 
 func validKey(k string) bool { return k == "created" || k == "id" || k == "lut" }
 
-var keyProps = map[string]string{"created": "alertCreationTime", "id": "id", "lut": "lastUpdateTime"}
+// prop is the API's name of key k.
+func (dl *dialect) prop(k string) string {
+	switch k {
+	case "created":
+		return dl.created
+	case "id":
+		return dl.id
+	}
+	return dl.updated
+}
 
 // cmpValue compares it's value of key k with the bound (t or s).
 func cmpValue(k string, it item, t int64, s string) int {
@@ -83,18 +92,18 @@ func (k *KeyCursor) covers(it item) bool {
 }
 
 // keyLiteral is a value of the key as $filter writes it.
-func keyLiteral(k string, t int64, s string) string {
+func (dl *dialect) keyLiteral(k string, t int64, s string) string {
 	if k == "id" {
 		return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 	}
-	return FilterTime(time.Unix(0, t))
+	return dl.timeLit(time.Unix(0, t))
 }
 
 // filter is the clause that keeps what the cursor has not covered (Done aside).
-func (k *KeyCursor) filter() string {
+func (k *KeyCursor) filter(dl *dialect) string {
 	t, s := k.bound()
 	op := map[[2]bool]string{{false, true}: " le ", {false, false}: " lt ", {true, true}: " ge ", {true, false}: " gt "}[[2]bool{k.Asc, k.Inclusive}]
-	return keyProps[k.Key] + op + keyLiteral(k.Key, t, s)
+	return dl.prop(k.Key) + op + dl.keyLiteral(k.Key, t, s)
 }
 
 // keyDef is a candidate order: the keys an API might list by, other than newest
@@ -102,15 +111,21 @@ func (k *KeyCursor) filter() string {
 type keyDef struct {
 	key string
 	asc bool
-	by  string
 }
 
-var candidates = []keyDef{
-	{"created", false, "alertCreationTime, newest first"},
-	{"created", true, "alertCreationTime, oldest first"},
-	{"id", true, "id"},
-	{"id", false, "id, descending"},
-	{"lut", true, "lastUpdateTime, oldest first"},
+var candidates = []keyDef{{"created", false}, {"created", true}, {"id", true}, {"id", false}, {"lut", true}}
+
+// by names the order for WindowStats.By, e.g. "alertCreationTime, newest first".
+func (kd keyDef) by(dl *dialect) string {
+	switch {
+	case kd.key == "id" && kd.asc:
+		return dl.id
+	case kd.key == "id":
+		return dl.id + ", descending"
+	case kd.asc:
+		return dl.prop(kd.key) + ", oldest first"
+	}
+	return dl.prop(kd.key) + ", newest first"
 }
 
 func (kd keyDef) value(it item) (int64, string) {
@@ -143,13 +158,13 @@ func (kd keyDef) edge(items []item) (e item, k int, at []string) {
 }
 
 // aheadFilter is the clause for "ahead of e".
-func (kd keyDef) aheadFilter(e item) string {
+func (kd keyDef) aheadFilter(dl *dialect, e item) string {
 	t, s := kd.value(e)
 	op := " gt "
 	if kd.asc {
 		op = " lt "
 	}
-	return keyProps[kd.key] + op + keyLiteral(kd.key, t, s)
+	return dl.prop(kd.key) + op + dl.keyLiteral(kd.key, t, s)
 }
 
 func (kd keyDef) cursor(e item, at []string) *KeyCursor {

@@ -10,7 +10,7 @@ import (
 // by that key.
 
 func (d *drain) pageFilter() string {
-	return "lastUpdateTime ge " + FilterTime(d.from) + " and lastUpdateTime" + upperOp(d.page) + FilterTime(d.page.Upper)
+	return d.dl.updated + " ge " + d.dl.timeLit(d.from) + " and " + d.dl.updated + upperOp(d.page) + d.dl.timeLit(d.page.Upper)
 }
 
 func upperOp(c Cursor) string {
@@ -46,7 +46,7 @@ func (d *drain) byLastUpdate(ctx context.Context) (bool, error) {
 		return true, nil // a short page held the rest of the window
 	}
 	if len(d.items) == 0 {
-		return false, errIgnoresFilter()
+		return false, d.dl.errIgnoresFilter()
 	}
 	e, k, atL := keyDef{key: "lut"}.edge(d.items)
 	low := time.Unix(0, e.lut).UTC()
@@ -57,7 +57,7 @@ func (d *drain) byLastUpdate(ctx context.Context) (bool, error) {
 		}
 		return false, d.tieThenBelow(ctx, low)
 	}
-	ok, err := d.holdsAtMost(ctx, "lastUpdateTime gt "+FilterTime(low)+" and lastUpdateTime"+upperOp(d.page)+FilterTime(d.page.Upper), k)
+	ok, err := d.holdsAtMost(ctx, d.dl.updated+" gt "+d.dl.timeLit(low)+" and "+d.dl.updated+upperOp(d.page)+d.dl.timeLit(d.page.Upper), k)
 	if err != nil {
 		return false, err
 	}
@@ -111,7 +111,7 @@ func (d *drain) otherKey(ctx context.Context, base string) (*KeyCursor, error) {
 		if kd.key == "created" && slices.ContainsFunc(d.items, func(it item) bool { return it.created == 0 }) {
 			continue
 		}
-		if !kd.sorted(d.items) {
+		if kd.key == "id" && !d.dl.idKey || !kd.sorted(d.items) {
 			continue
 		}
 		e, k, at := kd.edge(d.items)
@@ -122,12 +122,12 @@ func (d *drain) otherKey(ctx context.Context, base string) (*KeyCursor, error) {
 			break
 		}
 		tries++
-		ok, err := d.holdsAtMost(ctx, base+" and "+kd.aheadFilter(e), k)
+		ok, err := d.holdsAtMost(ctx, base+" and "+kd.aheadFilter(d.dl, e), k)
 		if err != nil {
 			return nil, err
 		}
 		if ok {
-			d.st.By = kd.by
+			d.st.By = kd.by(d.dl)
 			return kd.cursor(e, at), nil
 		}
 	}
@@ -137,7 +137,7 @@ func (d *drain) otherKey(ctx context.Context, base string) (*KeyCursor, error) {
 // --- along another key ---
 
 func (d *drain) byKey(ctx context.Context) (bool, error) {
-	base := d.pageFilter() + " and " + d.key.filter()
+	base := d.pageFilter() + " and " + d.key.filter(d.dl)
 	in := func(it item) bool {
 		if !d.inPage(it) || (d.key.Key == "created" && it.created == 0) {
 			return false
@@ -159,12 +159,12 @@ func (d *drain) byKey(ctx context.Context) (bool, error) {
 		return true, nil
 	}
 	if len(d.items) == 0 {
-		return false, errIgnoresFilter()
+		return false, d.dl.errIgnoresFilter()
 	}
 	kd := keyDef{key: d.key.Key, asc: d.key.Asc}
 	e, k, at := kd.edge(d.items)
 	if k > 0 {
-		ok, err := d.holdsAtMost(ctx, base+" and "+kd.aheadFilter(e), k)
+		ok, err := d.holdsAtMost(ctx, base+" and "+kd.aheadFilter(d.dl, e), k)
 		if err != nil {
 			return false, err
 		}

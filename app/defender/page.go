@@ -26,7 +26,7 @@ type reply struct {
 // read runs one query and hands on what is new; d.items receives the distinct versions the
 // reply held inside the range (in says which), in reply order.
 func (d *drain) read(ctx context.Context, filter string, skip int, in func(it item) bool, tr track) (reply, error) {
-	q := d.encode(filter, d.size, skip, true)
+	q := d.dl.query(filter, d.size, skip, true)
 	var r reply
 	attempt := 0
 	err := d.c.get(ctx, q, func(body io.Reader) error {
@@ -223,7 +223,7 @@ func (d *drain) handOn(raw []byte, id string, t time.Time, created int64, progre
 // holdsAtMost is the count probe: does the API hold at most k versions matching filter?
 func (d *drain) holdsAtMost(ctx context.Context, filter string, k int) (bool, error) {
 	n := 0
-	err := d.c.get(ctx, d.encode(filter, 1, k, false), func(body io.Reader) error {
+	err := d.c.get(ctx, d.dl.query(filter, 1, k, false), func(body io.Reader) error {
 		var err error
 		n, err = d.dec.decode(body, func([]byte, fields) error { return nil })
 		return err
@@ -234,7 +234,9 @@ func (d *drain) holdsAtMost(ctx context.Context, filter string, k int) (bool, er
 	return n == 0, err
 }
 
-func errIgnoresFilter() error {
-	return &APIError{kind: permanent, Message: "a full page held nothing inside the requested range",
-		Hint: "the API seems to ignore the lastUpdateTime filter; please report this"}
+func errIgnoresFilter() error { return endpointAlerts.errIgnoresFilter() }
+
+func (dl *dialect) errIgnoresFilter() error {
+	return &APIError{kind: permanent, api: dl.label, Message: "a full page held nothing inside the requested range",
+		Hint: "the API seems to ignore the " + dl.updated + " filter; please report this"}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -29,14 +28,14 @@ func (d *drain) tieGroup(ctx context.Context, t time.Time) error {
 		d.setTie(Cursor{})
 	}
 	for {
-		f := tieFilter(t)
+		f := d.tieFilter(t)
 		hi := time.Time{}
 		if !d.tie.Upper.IsZero() {
-			f += " and alertCreationTime" + upperOp(*d.tie) + FilterTime(d.tie.Upper)
+			f += " and " + d.dl.created + upperOp(*d.tie) + d.dl.timeLit(d.tie.Upper)
 			hi = hiOf(*d.tie)
 		}
 		if d.key != nil {
-			f += " and " + d.key.filter()
+			f += " and " + d.key.filter(d.dl)
 		}
 		in := func(it item) bool {
 			if !d.inKey(it) || it.lut != t.UnixNano() {
@@ -53,7 +52,7 @@ func (d *drain) tieGroup(ctx context.Context, t time.Time) error {
 			return err
 		}
 		if len(d.items) == 0 {
-			return errIgnoresFilter()
+			return d.dl.errIgnoresFilter()
 		}
 		if r.noCreated {
 			return d.skipPasses(ctx, t, nil)
@@ -61,7 +60,7 @@ func (d *drain) tieGroup(ctx context.Context, t time.Time) error {
 		kd := keyDef{key: "created"}
 		if kd.sorted(d.items) {
 			if e, k, at := kd.edge(d.items); k > 0 {
-				ok, err := d.holdsAtMost(ctx, f+" and "+kd.aheadFilter(e), k)
+				ok, err := d.holdsAtMost(ctx, f+" and "+kd.aheadFilter(d.dl, e), k)
 				if err != nil {
 					return err
 				}
@@ -93,14 +92,14 @@ const maxStalls = 10
 // seen; if the probe keeps finding more, the drain stops with an error naming the window, and
 // the proven cursors never pass the group.
 func (d *drain) skipPasses(ctx context.Context, t time.Time, c *time.Time) error {
-	f := tieFilter(t)
+	f := d.tieFilter(t)
 	if c != nil {
-		f += " and alertCreationTime ge " + FilterTime(*c) + " and alertCreationTime lt " + FilterTime(c.Add(TimeResolution))
+		f += " and " + d.dl.rangeFilter(d.dl.created, *c, c.Add(TimeResolution))
 	} else if d.tie != nil && !d.tie.Upper.IsZero() {
-		f += " and alertCreationTime" + upperOp(*d.tie) + FilterTime(d.tie.Upper)
+		f += " and " + d.dl.created + upperOp(*d.tie) + d.dl.timeLit(d.tie.Upper)
 	}
 	if d.key != nil {
-		f += " and " + d.key.filter()
+		f += " and " + d.key.filter(d.dl)
 	}
 	in := func(it item) bool {
 		if !d.inKey(it) || it.lut != t.UnixNano() {
@@ -138,34 +137,16 @@ func (d *drain) skipPasses(ctx context.Context, t time.Time, c *time.Time) error
 			return err
 		}
 		if stalls++; stalls == maxStalls {
-			what := "lastUpdateTime " + FilterTime(t)
+			what := d.dl.updated + " " + d.dl.timeLit(t)
 			if c != nil {
-				what += " and alertCreationTime " + FilterTime(*c)
+				what += " and " + d.dl.created + " " + d.dl.timeLit(*c)
 			}
-			return &APIError{kind: permanent,
+			return &APIError{kind: permanent, api: d.dl.label,
 				Message: fmt.Sprintf("reading the window [%s, %s): the versions sharing %s cannot be proven complete: after %d $skip passes the API still holds more than the %d read",
-					FilterTime(d.from), FilterTime(d.to), what, passes, len(group)),
+					d.dl.timeLit(d.from), d.dl.timeLit(d.to), what, passes, len(group)),
 				Hint: "nothing past them was committed, and the next run reads them again; if this persists, the API's $skip paging does not list every version of the group: please report this"}
 		}
 	}
-}
-
-// --- queries ---
-
-func (d *drain) encode(filter string, top, skip int, expand bool) string {
-	var b strings.Builder
-	b.WriteString("$filter=")
-	b.WriteString(escape(filter))
-	b.WriteString("&$top=")
-	b.WriteString(strconv.Itoa(top))
-	if skip > 0 {
-		b.WriteString("&$skip=")
-		b.WriteString(strconv.Itoa(skip))
-	}
-	if expand {
-		b.WriteString("&$expand=evidence")
-	}
-	return b.String()
 }
 
 // escape encodes a query value with %20 for spaces, which every OData server reads.

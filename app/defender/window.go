@@ -135,6 +135,7 @@ type pageKey struct {
 // drain reads one window.
 type drain struct {
 	c    *Client
+	dl   *dialect // the API's names and limits
 	w    Window
 	from time.Time
 	to   time.Time
@@ -180,7 +181,7 @@ type drain struct {
 // once per drain, in the API's order. fn may take p.Position() to checkpoint; fn's error stops
 // the drain and is returned unchanged.
 func (c *Client) ReadWindow(ctx context.Context, w Window, fn func(Alert, *Progress) error) (WindowStats, error) {
-	d := &drain{c: c, w: w, fn: fn, dec: newPageDecoder(), size: c.cfg.PageSize,
+	d := &drain{c: c, dl: c.dl, w: w, fn: fn, dec: newDecoder(c.dl), size: c.cfg.PageSize,
 		seen: map[key]int64{}, replyIDs: map[string]struct{}{}}
 	d.prog.d = d
 	d.from = w.From.UTC().Truncate(TimeResolution)
