@@ -138,7 +138,7 @@ func (s *Server) parseGraph(raw string, now time.Time) (query, *refusal) {
 		case "$filter":
 			f, err := parseGraphFilter(v[0])
 			if err != nil {
-				return bad("BadRequest", "Invalid filter clause: %v", err)
+				return bad("BadRequest", "%v", err)
 			}
 			q.clauses, q.pred = f.lastUpdateRange(), f.predicate()
 			link = append(link, "$filter="+strings.ReplaceAll(url.QueryEscape(v[0]), "+", "%20"))
