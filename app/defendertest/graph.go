@@ -39,7 +39,12 @@ func graphError(w http.ResponseWriter, r *http.Request, now time.Time, status in
 	if c := r.Header.Get("client-request-id"); c != "" {
 		inner["client-request-id"] = c
 	}
-	body, _ := json.Marshal(map[string]any{"error": map[string]any{"code": code, "message": msg, "innerError": inner}})
+	type graphErr struct {
+		Code       string            `json:"code"`
+		Message    string            `json:"message"`
+		InnerError map[string]string `json:"innerError"`
+	}
+	body, _ := json.Marshal(map[string]graphErr{"error": {code, msg, inner}})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
