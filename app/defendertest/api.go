@@ -131,13 +131,13 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, now time.Time) (r
 		s.down--
 		return s.throttle(w, r, now, s.downAfter, http.StatusServiceUnavailable)
 	}
-	q, no := s.acceptQuery(r, now)
+	q, no := s.acceptQuery(r)
 	if no != nil {
 		return s.refuse(w, r, no)
 	}
 	rep := reply{cut: -1, count: -1, graph: s.opt.Mode == GraphMode}
 	if rep.graph {
-		s.graphPage(&rep, r, q, now)
+		s.graphPage(&rep, r, q)
 	} else {
 		rep.page = s.selectPage(q)
 	}
@@ -220,7 +220,7 @@ func (s *Server) overQuota(now time.Time) (wait time.Duration, over bool) {
 
 // acceptQuery checks the app's permission and the query, then fails the call if FailEvery
 // or SetFailures says so.
-func (s *Server) acceptQuery(r *http.Request, now time.Time) (query, *refusal) {
+func (s *Server) acceptQuery(r *http.Request) (query, *refusal) {
 	graph := s.opt.Mode == GraphMode
 	if s.opt.NoPermission {
 		if graph {
@@ -231,7 +231,7 @@ func (s *Server) acceptQuery(r *http.Request, now time.Time) (query, *refusal) {
 	var q query
 	if graph {
 		var no *refusal
-		if q, no = s.parseGraph(r.URL.RawQuery, now); no != nil {
+		if q, no = s.parseGraph(r.URL.RawQuery); no != nil {
 			return q, no
 		}
 	} else {

@@ -26,7 +26,7 @@ const (
 )
 
 // skipToken is what a nextLink's $skiptoken stands for: the query and where its next page
-// starts, honoured until expires (real time).
+// starts, honoured until expires (on the service's clock, Options.Now).
 type skipToken struct {
 	q       query
 	expires time.Time
@@ -95,7 +95,7 @@ func (s *Server) authorizeGraph(r *http.Request, now time.Time) *refusal {
 
 // parseGraph reads alerts_v2's query options ($filter, $top, $skip, $count, $skiptoken),
 // or the query a $skiptoken stands for.
-func (s *Server) parseGraph(raw string, now time.Time) (query, *refusal) {
+func (s *Server) parseGraph(raw string) (query, *refusal) {
 	bad := func(code, format string, a ...any) (query, *refusal) {
 		return query{}, &refusal{400, code, fmt.Sprintf(format, a...)}
 	}
@@ -108,9 +108,9 @@ func (s *Server) parseGraph(raw string, now time.Time) (query, *refusal) {
 			return bad("BadRequest", "Query option '%s' was specified more than once, but it must be specified at most once.", k)
 		}
 	}
-	if tok := vals.Get("$skiptoken"); tok != "" {
-		st, ok := s.skips[tok]
-		if !ok || !time.Now().Before(st.expires) {
+	if tok, given := vals["$skiptoken"]; given {
+		st, ok := s.skips[tok[0]]
+		if !ok || !s.opt.Now().Before(st.expires) {
 			return bad("invalidRequest", "The $skiptoken is invalid or has expired. Run the query again.")
 		}
 		return st.q, nil
@@ -163,7 +163,7 @@ func (s *Server) parseGraph(raw string, now time.Time) (query, *refusal) {
 // $skiptoken stands for the same query from the next offset, so that updates while paging
 // shift the pages as $skip does), the count on a first page if asked, and whether the caller
 // sent Prefer: include-unknown-enum-members (a nextLink does not carry it).
-func (s *Server) graphPage(rep *reply, r *http.Request, q query, now time.Time) {
+func (s *Server) graphPage(rep *reply, r *http.Request, q query) {
 	rep.page = s.selectPage(q)
 	if q.count {
 		rep.count = len(s.matching(q, s.opt.Now()))
@@ -174,10 +174,11 @@ func (s *Server) graphPage(rep *reply, r *http.Request, q query, now time.Time) 
 		var b [18]byte
 		_, _ = rand.Read(b[:])
 		tok := base64.RawURLEncoding.EncodeToString(b[:])
-		s.skips[tok] = skipToken{q: next, expires: now.Add(s.opt.SkipTokenLifetime)}
+		tnow := s.opt.Now()
+		s.skips[tok] = skipToken{q: next, expires: tnow.Add(s.opt.SkipTokenLifetime)}
 		if s.nSkips++; s.nSkips%256 == 0 {
 			for k, st := range s.skips {
-				if !now.Before(st.expires) {
+				if !tnow.Before(st.expires) {
 					delete(s.skips, k)
 				}
 			}

@@ -236,7 +236,8 @@ func TestGraphTopSkipAndNextLink(t *testing.T) {
 	}
 }
 
-// A $skiptoken is honoured for SkipTokenLifetime and then, like an unknown one, is a 400.
+// A $skiptoken is honoured for SkipTokenLifetime (on the service's clock) and then, like an
+// unknown one, is a 400.
 func TestGraphSkipTokenExpires(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
@@ -246,18 +247,22 @@ func TestGraphSkipTokenExpires(t *testing.T) {
 		status int
 	}{
 		{"fresh", 0, false, false, 200},
-		{"after its lifetime", 300 * time.Millisecond, false, false, 400},
+		{"just before its lifetime ends", 10*time.Minute - time.Nanosecond, false, false, 200},
+		{"after its lifetime", 10 * time.Minute, false, false, 400},
 		{"expired by the server", 0, true, false, 400},
 		{"unknown", 0, false, true, 400},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			s, tok := graphServer(t, defendertest.Options{SkipTokenLifetime: 200 * time.Millisecond}, 30)
+			var clock atomic.Int64
+			clock.Store(graphBase.Add(time.Hour).UnixNano())
+			now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+			s, tok := graphServer(t, defendertest.Options{SkipTokenLifetime: 10 * time.Minute, Now: now}, 30)
 			_, _, body := graphGet(t, s.URL+"/v1.0/security/alerts_v2?$top=10", tok)
 			next := decodePage(t, body).Next
 			if next == "" {
 				t.Fatal("no nextLink on a full page")
 			}
-			time.Sleep(tt.wait)
+			clock.Add(int64(tt.wait))
 			if tt.expire {
 				s.ExpireSkipTokens()
 			}

@@ -106,8 +106,8 @@ type Options struct {
 	// GraphPageSize is GraphMode's page when a call sends no $top (default 1000; Microsoft
 	// documents none). $top above GraphMaxTop is cut to it silently, as Graph does.
 	GraphPageSize int
-	// SkipTokenLifetime is how long (real time) the $skiptoken of a GraphMode @odata.nextLink
-	// is honoured (default 10m; tests shrink it); after that it is a 400.
+	// SkipTokenLifetime is how long (on the Now clock) the $skiptoken of a GraphMode
+	// @odata.nextLink is honoured (default 10m; Microsoft documents none); then it is a 400.
 	SkipTokenLifetime time.Duration
 
 	TenantID     string // GUID; a domain name is accepted as an alias when TenantDomain is set
