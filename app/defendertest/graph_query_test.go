@@ -181,9 +181,9 @@ func TestGraphTopSkipAndNextLink(t *testing.T) {
 		{"top 5000 is cut to 1000", false, "$top=5000", []int{1000, 100}, 200},
 		{"default page", false, "", []int{1000, 100}, 200},
 		{"default page set", true, "", []int{300, 300, 100}, 200},
-		{"top 700", false, "$top=700", []int{700, 400}, 200},
-		{"skip", false, "$top=500&$skip=100", []int{500, 500, 0}, 200}, // the rest fills a page: an empty one follows
-		{"skip to the end", false, "$top=600&$skip=1050", []int{50}, 200},
+		{"top 200", true, "$top=200", []int{200, 200, 200, 100}, 200},
+		{"skip", true, "$top=300&$skip=100", []int{300, 300, 0}, 200}, // the rest fills a page: an empty one follows
+		{"skip to the end", true, "$top=600&$skip=650", []int{50}, 200},
 		{"top 0", false, "$top=0", []int{0}, 200},
 		{"negative top", false, "$top=-1", nil, 400},
 		{"top twice", false, "$top=10&$top=20", nil, 400},
