@@ -14,7 +14,8 @@ import (
 	"time"
 )
 
-// The Alert API: GET /api/alerts, after the token, quota, query and failure checks.
+// The list call of either mode (GET /api/alerts, or alerts_v2 in GraphMode), after the
+// token, quota, query and failure checks.
 
 func apiError(w http.ResponseWriter, status int, code, msg string) {
 	var id [16]byte
@@ -38,16 +39,21 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(d):
 		}
 	}
-	status, page, cut := s.admit(w, r, now)
-	if status != 0 {
+	rep, ok := s.admit(w, r, now)
+	if !ok {
 		return
 	}
-	w.Header().Set("Content-Type", "application/json; odata.metadata=minimal; charset=utf-8")
-	w.WriteHeader(http.StatusOK)
+	page, cut := rep.page, rep.cut
 	buf := make([]byte, 0, 64<<10)
-	buf = append(buf, `{"@odata.context":"`...)
-	buf = append(buf, s.URL...)
-	buf = append(buf, `/api/$metadata#Alerts","value":[`...)
+	if rep.graph {
+		buf = s.graphHead(w, r, buf, rep)
+	} else {
+		w.Header().Set("Content-Type", "application/json; odata.metadata=minimal; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		buf = append(buf, `{"@odata.context":"`...)
+		buf = append(buf, s.URL...)
+		buf = append(buf, `/api/$metadata#Alerts","value":[`...)
+	}
 	for i, it := range page {
 		if i > 0 {
 			buf = append(buf, ',')
@@ -57,7 +63,11 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 			panic(http.ErrAbortHandler) // the connection drops mid-body
 		}
 		before := len(buf)
-		buf = render(buf, it.a, it.v)
+		if rep.graph {
+			buf = renderGraph(buf, it.a, it.v, rep.allEnums)
+		} else {
+			buf = render(buf, it.a, it.v)
+		}
 		s.countBytes(len(buf) - before)
 		if len(buf) >= 48<<10 && !pretty { // a pretty page is indented whole, below
 			if _, err := w.Write(buf); err != nil {
@@ -92,35 +102,53 @@ type item struct {
 	v Version
 }
 
+// reply is what admit selected for a call that passed its checks.
+type reply struct {
+	page     []item
+	cut      int    // where to cut the body off (-1: don't)
+	graph    bool   // render in GraphMode
+	next     string // GraphMode: the @odata.nextLink, or ""
+	count    int    // GraphMode: the @odata.count, or -1
+	allEnums bool   // GraphMode: Prefer: include-unknown-enum-members was sent
+}
+
 // admit checks the call and selects its page, in the real service's order: the token, then
 // the quota (a refused token does not count against it), then the permission, the query and
 // any failure set for this call, then the page. It writes an error reply itself and returns
-// its status, or 0 with the page and where to cut it (-1: don't).
-func (s *Server) admit(w http.ResponseWriter, r *http.Request, now time.Time) (int, []item, int) {
+// false, or true with the page and where to cut it.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, now time.Time) (reply, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stats.APICalls++
 	s.calls = append(s.calls, now)
 	if no := s.authorize(r, now); no != nil {
-		return s.refuse(w, no)
+		return s.refuse(w, r, no)
 	}
 	if wait, over := s.overQuota(now); over {
-		return s.throttle(w, now, wait)
+		return s.throttle(w, r, now, wait, http.StatusTooManyRequests)
+	}
+	if s.down > 0 {
+		s.down--
+		return s.throttle(w, r, now, s.downAfter, http.StatusServiceUnavailable)
 	}
 	q, no := s.acceptQuery(r)
 	if no != nil {
-		return s.refuse(w, no)
+		return s.refuse(w, r, no)
 	}
-	page := s.selectPage(q)
-	cut := -1
+	rep := reply{cut: -1, count: -1, graph: s.opt.Mode == GraphMode}
+	if rep.graph {
+		s.graphPage(&rep, r, q)
+	} else {
+		rep.page = s.selectPage(q)
+	}
 	if s.cutRate > 0 && s.rng.Float64() < s.cutRate {
-		cut = s.rng.IntN(len(page) + 1)
+		rep.cut = s.rng.IntN(len(rep.page) + 1)
 		s.stats.CutOff++
 	}
 	s.updateLocked(s.updatesPerCall)
 	s.stats.ByStatus[200]++
-	s.stats.AlertsReturned += len(page)
-	return 0, page, cut
+	s.stats.AlertsReturned += len(rep.page)
+	return rep, true
 }
 
 // refusal is an error reply of the API.
@@ -129,20 +157,32 @@ type refusal struct {
 	code, msg string
 }
 
-func (s *Server) refuse(w http.ResponseWriter, no *refusal) (int, []item, int) {
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, no *refusal) (reply, bool) {
 	s.stats.ByStatus[no.status]++
-	apiError(w, no.status, no.code, no.msg)
-	return no.status, nil, -1
+	s.errorReply(w, r, no.status, no.code, no.msg)
+	return reply{}, false
 }
 
-// authorize checks the bearer token: one this stand-in issued, not expired, and not refused
-// by RefuseTokens.
+// errorReply writes an error in the mode's shape.
+func (s *Server) errorReply(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	if s.opt.Mode == GraphMode {
+		graphError(w, r, s.opt.Now(), status, code, msg)
+		return
+	}
+	apiError(w, status, code, msg)
+}
+
+// authorize checks the bearer token: one this stand-in issued for this mode's audience, not
+// expired, and not refused by RefuseTokens.
 func (s *Server) authorize(r *http.Request, now time.Time) *refusal {
+	if s.opt.Mode == GraphMode {
+		return s.authorizeGraph(r, now)
+	}
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || tok == "" {
 		return &refusal{401, "Unauthorized", "Authorization header is missing or not a Bearer token"}
 	}
-	if exp, known := s.tokens[tok]; !known || !now.Before(exp) || s.refuseTokens {
+	if g, known := s.tokens[tok]; !known || !now.Before(g.exp) || s.refuseTokens || g.aud != Resource {
 		return &refusal{401, "Unauthorized", "The access token is invalid or has expired"}
 	}
 	return nil
@@ -181,19 +221,35 @@ func (s *Server) overQuota(now time.Time) (wait time.Duration, over bool) {
 // acceptQuery checks the app's permission and the query, then fails the call if FailEvery
 // or SetFailures says so.
 func (s *Server) acceptQuery(r *http.Request) (query, *refusal) {
+	graph := s.opt.Mode == GraphMode
 	if s.opt.NoPermission {
+		if graph {
+			return query{}, &refusal{403, "Forbidden", "Missing application roles. API required roles: SecurityAlert.Read.All, SecurityAlert.ReadWrite.All. Application roles: ."}
+		}
 		return query{}, &refusal{403, "Forbidden", "The application does not have any of the required application permissions (Alert.ReadWrite.All, Alert.Read.All) to access the resource."}
 	}
-	q, err := parseQuery(r.URL.RawQuery)
-	if err != nil {
-		return query{}, &refusal{400, "BadRequest", err.Error()}
+	var q query
+	if graph {
+		var no *refusal
+		if q, no = s.parseGraph(r.URL.RawQuery); no != nil {
+			return q, no
+		}
+	} else {
+		var err error
+		if q, err = parseQuery(r.URL.RawQuery); err != nil {
+			return query{}, &refusal{400, "BadRequest", err.Error()}
+		}
 	}
 	s.admitted++
+	fail := &refusal{500, "InternalServerError", "An unexpected error occurred"}
+	if graph {
+		fail = &refusal{500, "generalException", "An unspecified error has occurred."}
+	}
 	if s.failEvery > 0 && s.admitted%s.failEvery == 0 {
-		return query{}, &refusal{500, "InternalServerError", "An unexpected error occurred"}
+		return query{}, fail
 	}
 	if s.fail500 > 0 && s.rng.Float64() < s.fail500 {
-		return query{}, &refusal{500, "InternalServerError", "An unexpected error occurred"}
+		return query{}, fail
 	}
 	return q, nil
 }
@@ -275,8 +331,9 @@ func (s *Server) sortPage(page []item) {
 	}
 }
 
-func (s *Server) throttle(w http.ResponseWriter, now time.Time, after time.Duration) (int, []item, int) {
-	s.stats.ByStatus[429]++
+// throttle refuses the call with status (429, or 503 from Unavailable) and a Retry-After.
+func (s *Server) throttle(w http.ResponseWriter, r *http.Request, now time.Time, after time.Duration, status int) (reply, bool) {
+	s.stats.ByStatus[status]++
 	if until := now.Add(after); until.After(s.blocked) {
 		s.blocked = until
 	}
@@ -291,8 +348,17 @@ func (s *Server) throttle(w http.ResponseWriter, now time.Time, after time.Durat
 	} else {
 		w.Header().Set("Retry-After", strconv.FormatFloat(secs, 'f', -1, 64))
 	}
-	apiError(w, 429, "TooManyRequests", "API calls quota exceeded! Maximum allowed: 100 per 60 seconds, 1500 per 3600 seconds")
-	return 429, nil, -1
+	switch {
+	case s.opt.Mode == GraphMode && status == http.StatusTooManyRequests:
+		s.errorReply(w, r, status, "TooManyRequests", fmt.Sprintf("Too many requests. Retry after %s seconds.", w.Header().Get("Retry-After")))
+	case status == http.StatusTooManyRequests:
+		apiError(w, status, "TooManyRequests", "API calls quota exceeded! Maximum allowed: 100 per 60 seconds, 1500 per 3600 seconds")
+	case s.opt.Mode == GraphMode:
+		s.errorReply(w, r, status, "serviceNotAvailable", "The service is temporarily unavailable. Please retry later.")
+	default:
+		apiError(w, status, "ServiceUnavailable", "The service is temporarily unavailable.")
+	}
+	return reply{}, false
 }
 
 func randRead(b []byte) (int, error) { return rand.Read(b) }

@@ -35,6 +35,11 @@ type clause struct {
 type query struct {
 	top, skip int
 	clauses   []clause
+	// GraphMode: a $filter that is not a lastUpdateDateTime range (nil: none), whether
+	// $count=true, and the options a nextLink repeats.
+	pred  func(*alert, Version) bool
+	count bool
+	link  string
 }
 
 func parseQuery(raw string) (query, error) {
@@ -128,6 +133,9 @@ func parseFilter(f string) ([]clause, error) {
 }
 
 func (q query) match(a *alert, v Version) bool {
+	if q.pred != nil && !q.pred(a, v) {
+		return false
+	}
 	for _, c := range q.clauses {
 		var cmp int
 		switch c.prop {
@@ -163,6 +171,9 @@ func (q query) match(a *alert, v Version) bool {
 }
 
 func onlyLastUpdate(q query) bool {
+	if q.pred != nil {
+		return false
+	}
 	for _, c := range q.clauses {
 		if c.prop != "lastUpdateTime" || c.op == "eq" || c.op == "ne" {
 			return false

@@ -4,11 +4,19 @@
 // 1,500/hour quotas with 429 + Retry-After, pages in one of several orders (newest
 // lastUpdateTime first by default; the real API documents none), alerts that change while a
 // client pages and versions that become visible late, 500s and cut-off bodies.
+//
+// In GraphMode the same server and the same alerts serve Microsoft Graph's
+// GET /v1.0/security/alerts_v2 instead, as docs/graph-and-incidents-api.md (section 1)
+// describes it: a Graph audience and SecurityAlert.Read.All, Graph's field names, evidence
+// of many @odata.type kinds, Prefer: include-unknown-enum-members, its $filter grammar,
+// $top cut to 1000 without a word, @odata.nextLink with an expiring $skiptoken, 150 calls a
+// minute, and Graph's error shape.
 package defendertest
 
 import (
 	"crypto/x509"
 	"fmt"
+	"math"
 	mrand "math/rand/v2"
 	"net/http"
 	"strings"
@@ -51,8 +59,57 @@ func ParseOrder(s string) (Order, error) {
 	return 0, fmt.Errorf("unknown order %q (want one of %s)", s, strings.Join(orderNames, ", "))
 }
 
+// Mode is the API a stand-in serves. Each mode answers only its own paths (another mode's path
+// is a 404), with its own token audience, field names, query grammar, limits and error shape;
+// the tenant's alerts, their updates and late visibility, the quotas and the adversity
+// (failures, stalls, cut-off bodies, orders) are shared.
+type Mode int
+
+const (
+	AlertAPIMode Mode = iota // Defender for Endpoint's GET /api/alerts (the default)
+	GraphMode                // Microsoft Graph's GET /v1.0/security/alerts_v2
+)
+
+var modeNames = []string{"endpoint-alerts", "graph-alerts"}
+
+func (m Mode) String() string {
+	if int(m) < len(modeNames) {
+		return modeNames[m]
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// ParseMode reads a mode by its String name, the feed's name (for flags).
+func ParseMode(s string) (Mode, error) {
+	for i, n := range modeNames {
+		if n == s {
+			return Mode(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown mode %q (want one of %s)", s, strings.Join(modeNames, ", "))
+}
+
+// Graph hosts per cloud: a Graph token's audience, and its scope with "/.default".
+const (
+	GraphGlobal  = "https://graph.microsoft.com" // commercial and GCC
+	GraphGCCHigh = "https://graph.microsoft.us"
+	GraphDoD     = "https://dod-graph.microsoft.us"
+)
+
 // Options configure a stand-in. Zero values take the real service's behaviour.
 type Options struct {
+	// Mode is the API served (AlertAPIMode by default).
+	Mode Mode
+	// GraphHost is the audience a token must have in GraphMode: the configured cloud's Graph
+	// host (default GraphGlobal). The token endpoint issues tokens for it and for Resource.
+	GraphHost string
+	// GraphPageSize is GraphMode's page when a call sends no $top (default 1000; Microsoft
+	// documents none). $top above GraphMaxTop is cut to it silently, as Graph does.
+	GraphPageSize int
+	// SkipTokenLifetime is how long (on the Now clock) the $skiptoken of a GraphMode
+	// @odata.nextLink is honoured (default 10m; Microsoft documents none); then it is a 400.
+	SkipTokenLifetime time.Duration
+
 	TenantID     string // GUID; a domain name is accepted as an alias when TenantDomain is set
 	TenantDomain string
 	ClientID     string
@@ -61,12 +118,12 @@ type Options struct {
 	Certificate *x509.Certificate
 
 	SecretExpired bool          // the secret is right but expired (AADSTS7000222)
-	NoPermission  bool          // tokens are issued but the app lacks Alert.Read.All (403)
+	NoPermission  bool          // tokens are issued but lack Alert.Read.All (SecurityAlert.Read.All in GraphMode): 403
 	TokenLifetime time.Duration // default 1h
 
-	PerMinute int           // default 100
+	PerMinute int           // default 100 (GraphMode: 150)
 	Minute    time.Duration // default 1m; tests shrink it
-	PerHour   int           // default 1500
+	PerHour   int           // default 1500 (GraphMode: none)
 	Hour      time.Duration // default 1h
 
 	// Now is the service's clock (lastUpdateTime, visibility, the Date header, assertion
@@ -88,7 +145,9 @@ type Server struct {
 	alerts  []*alert
 	byID    map[string]*alert
 	nextN   int
-	tokens  map[string]time.Time // access token → expiry (real time)
+	tokens  map[string]grant // access token → what it grants
+	skips   map[string]skipToken
+	nSkips  int
 	jtis    map[string]bool
 	quota   []time.Time // times of calls that counted against the quota (real time)
 	calls   []time.Time // times of every API call (real time)
@@ -103,6 +162,8 @@ type Server struct {
 	stallFor       time.Duration
 	storm          int
 	stormAfter     time.Duration
+	down           int
+	downAfter      time.Duration
 	updatesPerCall int
 	refuseTokens   bool
 	failEvery      int
@@ -136,14 +197,30 @@ func New(opt Options) *Server {
 	if opt.TokenLifetime == 0 {
 		opt.TokenLifetime = time.Hour
 	}
+	graph := opt.Mode == GraphMode
 	if opt.PerMinute == 0 {
 		opt.PerMinute = 100
+		if graph {
+			opt.PerMinute = GraphPerMinute
+		}
 	}
 	if opt.Minute == 0 {
 		opt.Minute = time.Minute
 	}
 	if opt.PerHour == 0 {
 		opt.PerHour = 1500
+		if graph {
+			opt.PerHour = math.MaxInt
+		}
+	}
+	if opt.GraphHost == "" {
+		opt.GraphHost = GraphGlobal
+	}
+	if opt.GraphPageSize == 0 {
+		opt.GraphPageSize = GraphMaxTop
+	}
+	if opt.SkipTokenLifetime == 0 {
+		opt.SkipTokenLifetime = 10 * time.Minute
 	}
 	if opt.Hour == 0 {
 		opt.Hour = time.Hour
@@ -155,15 +232,21 @@ func New(opt Options) *Server {
 		opt:    opt,
 		rng:    mrand.New(mrand.NewPCG(opt.Seed, 7)),
 		byID:   map[string]*alert{},
-		tokens: map[string]time.Time{},
+		tokens: map[string]grant{},
+		skips:  map[string]skipToken{},
 		jtis:   map[string]bool{},
 		stats:  Stats{ByStatus: map[int]int{}},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.token)
 	mux.HandleFunc("POST /{tenant}/oauth2/token", s.token)
-	mux.HandleFunc("GET /api/alerts", s.list)
-	mux.HandleFunc("GET /api/v1.0/alerts", s.list)
+	if graph {
+		mux.HandleFunc("GET /v1.0/security/alerts_v2", s.list)
+		mux.HandleFunc("/", s.graphNotFound)
+	} else {
+		mux.HandleFunc("GET /api/alerts", s.list)
+		mux.HandleFunc("GET /api/v1.0/alerts", s.list)
+	}
 	s.Server = loopback.New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Every reply says the service's time, from its own clock (net/http would use the
 		// host's), so a client can follow Microsoft's clock rather than its own.
@@ -208,6 +291,14 @@ func (s *Server) Throttle(n int, after time.Duration) {
 	s.mu.Unlock()
 }
 
+// Unavailable answers the next n API calls that pass the token check with 503 and
+// Retry-After: after (Graph documents 503s that carry it).
+func (s *Server) Unavailable(n int, after time.Duration) {
+	s.mu.Lock()
+	s.down, s.downAfter = n, after
+	s.mu.Unlock()
+}
+
 // UpdatesPerCall updates n random alerts right after each page's selection, so that every
 // page of a drain sees the window shift.
 func (s *Server) UpdatesPerCall(n int) { s.mu.Lock(); s.updatesPerCall = n; s.mu.Unlock() }
@@ -230,8 +321,19 @@ func (s *Server) RefuseTokens(on bool) { s.mu.Lock(); s.refuseTokens = on; s.mu.
 // ExpireTokens makes every issued token expire now, as if its lifetime had run out.
 func (s *Server) ExpireTokens() {
 	s.mu.Lock()
-	for k := range s.tokens {
-		s.tokens[k] = time.Time{}
+	for k, g := range s.tokens {
+		g.exp = time.Time{}
+		s.tokens[k] = g
+	}
+	s.mu.Unlock()
+}
+
+// ExpireSkipTokens makes every $skiptoken handed out so far expire now (GraphMode).
+func (s *Server) ExpireSkipTokens() {
+	s.mu.Lock()
+	for k, st := range s.skips {
+		st.expires = time.Time{}
+		s.skips[k] = st
 	}
 	s.mu.Unlock()
 }

@@ -41,6 +41,18 @@ func (s *Server) tokenFail(w http.ResponseWriter, e entraErr) {
 	_ = json.NewEncoder(w).Encode(body)
 }
 
+// grant is what an issued access token grants.
+type grant struct {
+	exp time.Time // real time
+	aud string    // Resource, or the Graph host (GraphMode)
+}
+
+// knownAudience says whether the tenant has the API as a resource: the Alert API always,
+// and the configured cloud's Graph in GraphMode (another cloud's Graph is not found there).
+func (s *Server) knownAudience(aud string) bool {
+	return aud == Resource || (s.opt.Mode == GraphMode && aud == s.opt.GraphHost)
+}
+
 // token serves both token endpoints: v2 (scope) and v1 (resource, numbers as strings).
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
@@ -63,12 +75,13 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.tokenFail(w, entraErr{400, "unauthorized_client", 700016, fmt.Sprintf("Application with identifier '%s' was not found in the directory.", f.Get("client_id"))})
 		return
 	}
+	aud := f.Get("resource")
 	if v1 {
-		if f.Get("resource") != Resource {
-			s.tokenFail(w, entraErr{400, "invalid_resource", 500011, "The resource principal named " + f.Get("resource") + " was not found in the tenant."})
+		if !s.knownAudience(aud) {
+			s.tokenFail(w, entraErr{400, "invalid_resource", 500011, "The resource principal named " + aud + " was not found in the tenant."})
 			return
 		}
-	} else if f.Get("scope") != Resource+"/.default" {
+	} else if aud, _ = strings.CutSuffix(f.Get("scope"), "/.default"); !s.knownAudience(aud) || !strings.HasSuffix(f.Get("scope"), "/.default") {
 		s.tokenFail(w, entraErr{400, "invalid_scope", 70011, fmt.Sprintf("The provided value for the input parameter 'scope' is not valid. The scope %s is not valid.", f.Get("scope"))})
 		return
 	}
@@ -99,7 +112,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	_, _ = randRead(raw[:])
 	access := "eyJ0eXAiOiJKV1Qi." + base64.RawURLEncoding.EncodeToString(raw[:])
 	life := s.opt.TokenLifetime
-	s.tokens[access] = time.Now().Add(life)
+	s.tokens[access] = grant{exp: time.Now().Add(life), aud: aud}
 	s.stats.TokensIssued++
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	secs := int(life / time.Second)
@@ -108,7 +121,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	if v1 {
 		fmt.Fprintf(w, `{"token_type":"Bearer","expires_in":"%d","ext_expires_in":"%d","expires_on":"%d","resource":%q,"access_token":%q}`,
-			secs, secs, time.Now().Add(life).Unix(), Resource, access)
+			secs, secs, time.Now().Add(life).Unix(), aud, access)
 		return
 	}
 	fmt.Fprintf(w, `{"token_type":"Bearer","expires_in":%d,"ext_expires_in":%d,"access_token":%q}`, secs, secs, access)

@@ -1,7 +1,8 @@
 // Command standin runs the Defender and HEC stand-ins in a process of their own, for the
 // benchmark and fault suites: a backlog of alerts made on demand (rendered per request, not
 // held as JSON), quotas lifted, and a control port that reports what HEC indexed and changes
-// the stand-ins while the collector runs.
+// the stand-ins while the collector runs. -mode graph-alerts serves Graph's alerts_v2 (Graph
+// tokens, field names and paging) instead of the Alert API.
 //
 // HEC's adversity is set by flags: ack latency as a long-tailed distribution (-ack-median,
 // -ack-p99, -ack-tail, -ack-tail-share), a share of acks that never come (-ack-lost), a
@@ -39,6 +40,7 @@ func main() {
 	client := flag.String("client", "0f9e8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f", "client id")
 	secret := flag.String("secret", "bench-secret", "client secret")
 	token := flag.String("hec-token", "8a3f2b1c-4d5e-6f70-8192-a3b4c5d6e7f8", "HEC token")
+	mode := flag.String("mode", "endpoint-alerts", "the API served: endpoint-alerts (/api/alerts) or graph-alerts (Graph's /v1.0/security/alerts_v2)")
 	order := flag.String("order", "lastupdate", "the API's list order: lastupdate, lastupdate-ties, oldest, shuffled, created or id")
 	revisit := flag.Int("revisit", 0, "give every n-th alert a later second version, so that creation and lastUpdateTime orders differ (0: none)")
 	var lat hectest.Latency
@@ -56,12 +58,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "standin: -order:", err)
 		os.Exit(2)
 	}
+	md, err := defendertest.ParseMode(*mode)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "standin: -mode:", err)
+		os.Exit(2)
+	}
 	if err := checkLatency(lat, *ackLost, *busy); err != nil {
 		fmt.Fprintln(os.Stderr, "standin:", err)
 		os.Exit(2)
 	}
 
-	api := defendertest.New(defendertest.Options{TenantID: *tenant, ClientID: *client, ClientSecret: *secret,
+	api := defendertest.New(defendertest.Options{Mode: md, TenantID: *tenant, ClientID: *client, ClientSecret: *secret,
 		PerMinute: 1 << 30, PerHour: 1 << 30, TokenLifetime: time.Hour})
 	now := time.Now()
 	span := time.Duration(*days * 24 * float64(time.Hour))
@@ -74,14 +81,16 @@ func main() {
 	api.SetOrder(ord)
 	seen := newWatch()
 	key := func(raw []byte) string {
-		// id@lastUpdateTime without a full decode: the stand-in must not be the bottleneck.
+		// id@lastUpdateTime (Graph: lastUpdateDateTime) without a full decode: the stand-in
+		// must not be the bottleneck.
 		var a struct {
-			ID  string `json:"id"`
-			LUT string `json:"lastUpdateTime"`
+			ID   string `json:"id"`
+			LUT  string `json:"lastUpdateTime"`
+			LUDT string `json:"lastUpdateDateTime"`
 		}
 		_ = json.Unmarshal(raw, &a)
 		seen.indexed(a.ID)
-		return a.ID + "@" + a.LUT
+		return a.ID + "@" + a.LUT + a.LUDT
 	}
 	hec := hectest.New(hectest.Options{Token: *token, Ack: *ack, CountOnly: true, Key: key, ChannelIdle: *idle, Seed: *seed})
 	if lat.Median > 0 {

@@ -11,12 +11,19 @@ import (
 	"ta-defender-alerts/app/defendertest"
 )
 
-// TokenFor gets an access token from the stand-in with a client secret.
+// TokenFor gets an access token for the Alert API from the stand-in with a client secret.
 func TokenFor(t testing.TB, s *defendertest.Server, tenant, client, secret string) string {
+	t.Helper()
+	return TokenForScope(t, s, tenant, client, secret, defendertest.Resource+"/.default")
+}
+
+// TokenForScope gets an access token for a scope (e.g. defendertest.GraphGlobal+"/.default"
+// from a stand-in in GraphMode) with a client secret.
+func TokenForScope(t testing.TB, s *defendertest.Server, tenant, client, secret, scope string) string {
 	t.Helper()
 	resp, err := http.PostForm(s.URL+"/"+tenant+"/oauth2/v2.0/token", url.Values{
 		"grant_type": {"client_credentials"}, "client_id": {client}, "client_secret": {secret},
-		"scope": {defendertest.Resource + "/.default"},
+		"scope": {scope},
 	})
 	if err != nil {
 		t.Fatal(err)
