@@ -1,0 +1,246 @@
+package syslog
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"sync"
+	"time"
+)
+
+// connection is one connection and the signal that it broke.
+type connection struct {
+	c   net.Conn
+	sig *signal
+}
+
+// signal fires once, when a connection is found broken, with the time.
+type signal struct {
+	once sync.Once
+	ch   chan struct{}
+	at   time.Time // set before ch closes
+}
+
+func (s *signal) fire(at time.Time) { s.once.Do(func() { s.at = at; close(s.ch) }) }
+
+func (c connection) broken() bool {
+	if c.sig == nil {
+		return false
+	}
+	select {
+	case <-c.sig.ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// watch reads from a stream connection until it fails. A syslog receiver never sends, so
+// any end of reading (EOF, a reset) means the connection is gone: the break is known when it
+// happens, not when the next message is written (which may be much later), so the re-send
+// window starts at the break.
+func (w *Writer) watch(c net.Conn, sig *signal) {
+	var b [256]byte
+	for {
+		if _, err := c.Read(b[:]); err != nil {
+			sig.fire(w.o.Now())
+			w.timer.Reset(0) // recover (re-send) now, without waiting for the next message
+			return
+		}
+	}
+}
+
+// broke closes the current connection after an error at `at`, n bytes of buf having been
+// handed to it.
+func (w *Writer) broke(at time.Time, n int) {
+	if w.conn.broken() && w.conn.sig.at.Before(at) {
+		at = w.conn.sig.at
+	}
+	if w.cutoff.IsZero() || at.Before(w.cutoff) {
+		w.cutoff = at
+	}
+	start := 0
+	for i, p := range w.pend {
+		if start >= n {
+			break
+		}
+		if p.end > start {
+			w.partial = max(w.partial, i+1)
+		}
+		start = p.end
+	}
+	if w.conn.c != nil {
+		w.conn.sig.fire(at)
+		w.conn.c.Close()
+	}
+	w.conn = connection{}
+}
+
+// connect makes a new connection and re-sends on it what was written in the Resend window
+// before the first unrecovered error. Without wait, it tries at most once, and only when the
+// backoff allows; otherwise it sets the timer and returns errLater.
+func (w *Writer) connect(ctx context.Context, wait bool) error {
+	if w.conn.c != nil { // found broken by watch
+		w.broke(w.conn.sig.at, 0)
+	}
+	for {
+		if d := w.next.Sub(time.Now()); d > 0 {
+			if !wait {
+				w.timer.Reset(d)
+				return errLater
+			}
+			if err := sleep(ctx, d, nil); err != nil {
+				return err
+			}
+		}
+		err := w.dialAndResend(ctx)
+		if err == nil {
+			w.bo.Reset()
+			w.next = time.Time{}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		w.stats.failures.Add(1)
+		d := w.bo.NextBackOff()
+		w.next = time.Now().Add(d)
+		if w.o.OnRetry != nil {
+			w.o.OnRetry(err, d)
+		}
+	}
+}
+
+func (w *Writer) dialAndResend(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, w.o.Timeout)
+	defer cancel()
+	var c net.Conn
+	var err error
+	d := &net.Dialer{Timeout: w.o.Timeout, KeepAlive: 30 * time.Second}
+	if w.t.tls != nil {
+		c, err = (&tls.Dialer{NetDialer: d, Config: w.t.tls}).DialContext(ctx, "tcp", w.t.addr)
+	} else {
+		c, err = d.DialContext(ctx, w.t.network, w.t.addr)
+	}
+	if err != nil {
+		return err
+	}
+	if !w.cutoff.IsZero() {
+		w.prune(w.cutoff.Add(-w.o.Resend))
+		if err := w.resend(c); err != nil {
+			c.Close()
+			return err
+		}
+	}
+	w.cutoff = time.Time{}
+	w.stats.connects.Add(1)
+	w.conn = connection{c: c, sig: &signal{ch: make(chan struct{})}}
+	if w.stream {
+		go w.watch(c, w.conn.sig)
+	}
+	return nil
+}
+
+// resend writes every kept message on c; they are then kept as written now, since c may
+// break in its turn.
+func (w *Writer) resend(c net.Conn) error {
+	if len(w.kept) == 0 {
+		return nil
+	}
+	c.SetWriteDeadline(time.Now().Add(w.o.Timeout))
+	if w.stream {
+		all := make([]byte, 0, w.keptN)
+		for _, k := range w.kept {
+			all = append(all, k.b...)
+		}
+		if _, err := c.Write(all); err != nil {
+			return err
+		}
+	} else {
+		for _, k := range w.kept {
+			if _, err := c.Write(k.b); err != nil {
+				return err
+			}
+		}
+	}
+	now := w.o.Now()
+	for i := range w.kept {
+		w.kept[i].at = now
+	}
+	w.resent += len(w.kept)
+	w.stats.resent.Add(int64(len(w.kept)))
+	w.noteKept()
+	return nil
+}
+
+// writeOut writes buf: one write on a stream, one datagram per message on UDP. It returns the
+// bytes handed to the connection.
+func (w *Writer) writeOut() (int, error) {
+	c := w.conn.c
+	c.SetWriteDeadline(time.Now().Add(w.o.Timeout))
+	if w.stream {
+		return c.Write(w.buf)
+	}
+	start := 0
+	for _, p := range w.pend {
+		if p.end > start {
+			if _, err := c.Write(w.buf[start:p.end]); err != nil {
+				return start, err
+			}
+		}
+		start = p.end
+	}
+	return start, nil
+}
+
+// prune forgets kept messages written before t.
+func (w *Writer) prune(t time.Time) {
+	i := 0
+	for i < len(w.kept) && w.kept[i].at.Before(t) {
+		w.keptN -= len(w.kept[i].b)
+		i++
+	}
+	if i > 0 {
+		clear(w.kept[:i])
+		w.kept = w.kept[i:]
+		w.noteKept()
+	}
+}
+
+// room makes room in kept for buf: it forgets what is older than the Resend window and,
+// while that is not enough, waits for the oldest to age out. It returns early if the
+// connection breaks meanwhile. Without wait it sets the timer and returns errLater.
+func (w *Writer) room(ctx context.Context, wait bool) error {
+	for {
+		w.prune(w.o.Now().Add(-w.o.Resend))
+		if w.keptN+len(w.buf) <= w.o.Keep || len(w.kept) == 0 {
+			return nil
+		}
+		d := w.kept[0].at.Add(w.o.Resend).Sub(w.o.Now()) + time.Millisecond
+		if !wait {
+			w.timer.Reset(d)
+			return errLater
+		}
+		w.stats.roomWaits.Add(1)
+		if err := sleep(ctx, d, w.conn.sig.ch); err != nil {
+			return err
+		}
+		if w.conn.broken() {
+			return nil
+		}
+	}
+}
+
+// sleep waits d, or until ctx ends (its error) or wake closes (nil).
+func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	case <-wake:
+		return nil
+	}
+}
