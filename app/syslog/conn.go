@@ -3,6 +3,8 @@ package syslog
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -14,14 +16,17 @@ type connection struct {
 	sig *signal
 }
 
-// signal fires once, when a connection is found broken, with the time.
+// signal fires once, when a connection is found broken, with the time and the cause.
 type signal struct {
 	once sync.Once
 	ch   chan struct{}
 	at   time.Time // set before ch closes
+	err  error     // io.EOF: the receiver closed its side; nil: the writer closed it
 }
 
-func (s *signal) fire(at time.Time) { s.once.Do(func() { s.at = at; close(s.ch) }) }
+func (s *signal) fire(at time.Time, err error) {
+	s.once.Do(func() { s.at, s.err = at, err; close(s.ch) })
+}
 
 func (c connection) broken() bool {
 	if c.sig == nil {
@@ -43,7 +48,7 @@ func (w *Writer) watch(c net.Conn, sig *signal) {
 	var b [256]byte
 	for {
 		if _, err := c.Read(b[:]); err != nil {
-			sig.fire(w.o.Now())
+			sig.fire(w.o.Now(), err)
 			w.timer.Reset(0) // recover (re-send) now, without waiting for the next message
 			return
 		}
@@ -70,7 +75,7 @@ func (w *Writer) broke(at time.Time, n int) {
 		start = p.end
 	}
 	if w.conn.c != nil {
-		w.conn.sig.fire(at)
+		w.conn.sig.fire(at, nil)
 		w.conn.c.Close()
 	}
 	w.conn = connection{}
@@ -226,6 +231,35 @@ func (w *Writer) room(ctx context.Context, wait bool) error {
 			return err
 		}
 		if w.conn.broken() {
+			return nil
+		}
+	}
+}
+
+// shutdown ends the stream after a flush: it closes its writing side and waits for the
+// receiver to close in turn, which a receiver does once it has read everything (a clean end
+// of the stream). A reset instead means it lost some: the writer reconnects, re-sends as
+// after any break, and tries again. A receiver that keeps the connection open for Timeout
+// is left as it is.
+func (w *Writer) shutdown(ctx context.Context) error {
+	for {
+		if w.conn.c == nil || w.conn.broken() {
+			if !w.needsRecovery() {
+				return nil
+			}
+			if err := w.connect(ctx, true); err != nil {
+				return err
+			}
+			continue
+		}
+		c := w.conn
+		if cw, ok := c.c.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		if err := sleep(ctx, w.o.Timeout, c.sig.ch); err != nil {
+			return err
+		}
+		if !c.broken() || errors.Is(c.sig.err, io.EOF) {
 			return nil
 		}
 	}

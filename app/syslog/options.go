@@ -113,7 +113,8 @@ type Options struct {
 	// Linger is the longest a written message waits before it is flushed without a Flush call
 	// (DefaultLinger unless set).
 	Linger time.Duration
-	// Timeout bounds each connect and each write (DefaultTimeout unless set).
+	// Timeout bounds each connect, each write, and Close's wait for the receiver to close its
+	// side (DefaultTimeout unless set).
 	Timeout time.Duration
 	// Backoff between connection attempts: from BackoffMin (100 ms) doubling up to BackoffMax
 	// (30 s), jittered. The first reconnect after a break is immediate.

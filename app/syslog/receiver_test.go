@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,8 +36,10 @@ type receiver struct {
 	errs  []error
 	// hold, if set, is called after each message with how many have arrived, from the
 	// connection's reading goroutine: blocking in it stops reading that connection.
-	hold func(n int)
-	wg   sync.WaitGroup
+	hold    func(n int)
+	wg      sync.WaitGroup
+	reading int // connections being read
+
 }
 
 func newReceiver(t *testing.T, network string, f Framing, tc *tls.Config) *receiver {
@@ -128,6 +131,7 @@ func (r *receiver) accept(ln net.Listener) {
 		}
 		r.mu.Lock()
 		r.conns[rc] = false
+		r.reading++
 		r.mu.Unlock()
 		r.wg.Add(1)
 		go r.read(rc)
@@ -136,8 +140,17 @@ func (r *receiver) accept(ln net.Listener) {
 
 func (r *receiver) read(c net.Conn) {
 	defer r.wg.Done()
-	defer c.Close()
-	listen := gosyslog.WithListener(func(res *gosyslog.Result) { r.got(c, res) })
+	defer func() {
+		c.Close()
+		r.mu.Lock()
+		r.reading--
+		r.mu.Unlock()
+	}()
+	if tc, ok := c.(*tls.Conn); ok && tc.Handshake() != nil {
+		return // refused: the writer hears why
+	}
+	in := &counting{r: c}
+	listen := gosyslog.WithListener(func(res *gosyslog.Result) { r.got(c, in, res) })
 	strict := gosyslog.WithMachineOptions(rfc5424.WithCompliantMsg())
 	var p gosyslog.Parser
 	if r.framing == LF {
@@ -145,14 +158,28 @@ func (r *receiver) read(c net.Conn) {
 	} else {
 		p = octetcounting.NewParser(listen, strict)
 	}
-	p.Parse(c)
+	p.Parse(in)
 }
 
-func (r *receiver) got(c net.Conn, res *gosyslog.Result) {
+// counting counts the bytes read from a connection.
+type counting struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *counting) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (r *receiver) got(c net.Conn, in *counting, res *gosyslog.Result) {
 	r.mu.Lock()
 	var n int
 	if res.Error != nil {
-		if dropped := r.conns[c]; !dropped {
+		// A connection closed before its first byte (the writer reconnected and had nothing
+		// to send) is not an error; one the receiver dropped may end in a cut frame.
+		if dropped := r.conns[c]; !dropped && in.n.Load() > 0 {
 			r.errs = append(r.errs, res.Error)
 		}
 	} else {
@@ -207,6 +234,23 @@ func (r *receiver) url(scheme string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return scheme + "://" + r.addr
+}
+
+// settled returns the messages once every connection is read to its end (the writer
+// closed it, or the receiver dropped it).
+func (r *receiver) settled() []*rfc5424.SyslogMessage {
+	r.t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		r.mu.Lock()
+		n := r.reading
+		r.mu.Unlock()
+		if n == 0 {
+			return r.messages()
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("%d connections still open", n)
+		}
+	}
 }
 
 // waitFor waits until n messages arrived, or fails the test after d.

@@ -205,9 +205,10 @@ func (w *Writer) Flush(ctx context.Context) error {
 	return w.flush(ctx, true)
 }
 
-// Close flushes (as Flush) and closes the connection; later calls return ErrClosed. What the
-// kernel still holds for the receiver is delivered by it, or lost if the receiver fails
-// before reading it: no syslog transport can tell.
+// Close flushes (as Flush) and closes the connection; later calls return ErrClosed. On TCP
+// and TLS it then waits, up to Timeout or until ctx ends, for the receiver to close its side
+// after reading everything; a reset instead is a break (reconnect, re-send, close again).
+// Only a receiver that fails after that, or never closes, can still lose what it read.
 func (w *Writer) Close(ctx context.Context) error {
 	if err := w.lock(ctx); err != nil {
 		return err
@@ -217,6 +218,9 @@ func (w *Writer) Close(ctx context.Context) error {
 		return ErrClosed
 	}
 	err := w.flush(ctx, true)
+	if err == nil && w.stream {
+		err = w.shutdown(ctx)
+	}
 	w.closed = true
 	w.cancel()
 	w.timer.Stop()

@@ -294,6 +294,7 @@ func TestReceiverDownAtFirst(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+	closeWriter(t, w)
 	checkAll(t, seqs(t, rc.waitFor(10, 5*time.Second)), 10)
 	mu.Lock()
 	defer mu.Unlock()
