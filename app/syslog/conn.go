@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -12,8 +13,9 @@ import (
 
 // connection is one connection and the signal that it broke.
 type connection struct {
-	c   net.Conn
-	sig *signal
+	c     net.Conn
+	sig   *signal
+	since time.Time // when it was made
 }
 
 // signal fires once, when a connection is found broken, with the time and the cause.
@@ -55,9 +57,12 @@ func (w *Writer) watch(c net.Conn, sig *signal) {
 	}
 }
 
-// broke closes the current connection after an error at `at`, n bytes of buf having been
-// handed to it.
-func (w *Writer) broke(at time.Time, n int) {
+// broke closes the current connection after an error (cause) at `at`, n bytes of buf having
+// been handed to it. A connection that broke sooner than Resend after it was made proves
+// nothing about the receiver (it may take the handshake and then refuse us): the next attempt
+// waits its backoff, and OnRetry hears it. One that lived longer resets the backoff: the
+// first reconnect is immediate.
+func (w *Writer) broke(at time.Time, n int, cause error) {
 	if w.conn.broken() && w.conn.sig.at.Before(at) {
 		at = w.conn.sig.at
 	}
@@ -74,11 +79,28 @@ func (w *Writer) broke(at time.Time, n int) {
 		}
 		start = p.end
 	}
-	if w.conn.c != nil {
-		w.conn.sig.fire(at, nil)
-		w.conn.c.Close()
+	if w.conn.c == nil {
+		return
 	}
+	if time.Since(w.conn.since) < w.o.Resend {
+		w.retryLater(fmt.Errorf("connection lost %v after it was made: %w", time.Since(w.conn.since).Round(time.Millisecond), cause))
+	} else {
+		w.bo.Reset()
+		w.next = time.Time{}
+	}
+	w.conn.sig.fire(at, nil)
+	w.conn.c.Close()
 	w.conn = connection{}
+}
+
+// retryLater counts a failed attempt, sets when the next may be made, and tells OnRetry.
+func (w *Writer) retryLater(err error) {
+	w.stats.failures.Add(1)
+	d := w.bo.NextBackOff()
+	w.next = time.Now().Add(d)
+	if w.o.OnRetry != nil {
+		w.o.OnRetry(err, d)
+	}
 }
 
 // connect makes a new connection and re-sends on it what was written in the Resend window
@@ -86,7 +108,7 @@ func (w *Writer) broke(at time.Time, n int) {
 // backoff allows; otherwise it sets the timer and returns errLater.
 func (w *Writer) connect(ctx context.Context, wait bool) error {
 	if w.conn.c != nil { // found broken by watch
-		w.broke(w.conn.sig.at, 0)
+		w.broke(w.conn.sig.at, 0, w.conn.sig.err)
 	}
 	for {
 		if d := w.next.Sub(time.Now()); d > 0 {
@@ -100,19 +122,12 @@ func (w *Writer) connect(ctx context.Context, wait bool) error {
 		}
 		err := w.dialAndResend(ctx)
 		if err == nil {
-			w.bo.Reset()
-			w.next = time.Time{}
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		w.stats.failures.Add(1)
-		d := w.bo.NextBackOff()
-		w.next = time.Now().Add(d)
-		if w.o.OnRetry != nil {
-			w.o.OnRetry(err, d)
-		}
+		w.retryLater(err)
 	}
 }
 
@@ -130,6 +145,22 @@ func (w *Writer) dialAndResend(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	conn := connection{c: c, sig: &signal{ch: make(chan struct{})}, since: time.Now()}
+	if w.stream {
+		go w.watch(c, conn.sig)
+	}
+	if tc, ok := c.(*tls.Conn); ok && tc.ConnectionState().Version >= tls.VersionTLS13 {
+		// A TLS 1.3 client finishes its handshake before the server has checked the
+		// client's certificate: a refusal comes as an alert just after. Writing before it
+		// would count messages confirmed on a connection the receiver never accepted.
+		if err := sleep(ctx, tlsSettle, conn.sig.ch); err != nil || conn.broken() {
+			c.Close()
+			if err == nil {
+				err = fmt.Errorf("the receiver closed the connection after the TLS handshake: %w", conn.sig.err)
+			}
+			return err
+		}
+	}
 	if !w.cutoff.IsZero() {
 		w.prune(w.cutoff.Add(-w.o.Resend))
 		if err := w.resend(c); err != nil {
@@ -139,12 +170,12 @@ func (w *Writer) dialAndResend(ctx context.Context) error {
 	}
 	w.cutoff = time.Time{}
 	w.stats.connects.Add(1)
-	w.conn = connection{c: c, sig: &signal{ch: make(chan struct{})}}
-	if w.stream {
-		go w.watch(c, w.conn.sig)
-	}
+	w.conn = conn
 	return nil
 }
+
+// tlsSettle is how long a new TLS 1.3 connection is watched for a refusal before use.
+const tlsSettle = 250 * time.Millisecond
 
 // resend writes every kept message on c; they are then kept as written now, since c may
 // break in its turn.

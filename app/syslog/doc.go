@@ -24,6 +24,11 @@
 // Stats.Resent count them. The bound on what is kept (Options.Keep) never breaks the
 // argument: when it is full, writing waits until the oldest message ages out.
 //
+// A connection that breaks sooner than Resend after it was made counts as a failed attempt
+// (backoff, Options.OnRetry), and a new TLS 1.3 connection is watched briefly before use,
+// since a server refuses a client certificate only after the client's handshake is done:
+// a receiver that takes connections and drops them is not mistaken for one that takes data.
+//
 // What this cannot cover: a receiver that fails after reading a message but before storing
 // it, with the connection staying up longer than Resend (a hung receiver); a silent network
 // partition longer than Resend before the write timeout notices it; a receiver that fails in

@@ -3,8 +3,10 @@ package syslog
 import (
 	"context"
 	"crypto/tls"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -80,10 +82,11 @@ func TestResendAfterDrop(t *testing.T) {
 	}
 }
 
-// The window is counted back from the break, not from when the writer next writes: a break
-// noticed while idle, with the receiver down for an hour, still re-sends what was written
-// just before it, and nothing older.
-func TestResendWindowStartsAtTheBreak(t *testing.T) {
+// A break while the writer is idle is noticed when it happens (the connection is watched),
+// and the window is counted back from it, not from the next write: with the receiver down
+// for an hour, what was written just before the break is re-sent as soon as it is back,
+// with no Write or Flush, and nothing older is.
+func TestBreakNoticedWhileIdle(t *testing.T) {
 	rc := newReceiver(t, "tcp", OctetCounting, nil)
 	var mu sync.Mutex
 	now := t0
@@ -160,5 +163,44 @@ func TestResendUnderRepeatedDrops(t *testing.T) {
 	t.Logf("connections %d, resent %d, duplicates %d", st.Connects, st.Resent, dups)
 	if missing > 0 || int64(dups) > st.Resent || st.Connects < 3 {
 		t.Errorf("missing %d, duplicates %d, stats %+v", missing, dups, st)
+	}
+}
+
+// A receiver that takes connections and drops them at once: each counts as a failed
+// attempt, and the writer backs off instead of reconnecting in a tight loop.
+func TestQuickBreaksBackOff(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}
+	}()
+	var heard atomic.Int64
+	var r reports
+	w := newWriter(t, Options{URL: "tcp://" + ln.Addr().String(), BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
+		OnRetry: func(error, time.Duration) { heard.Add(1) }}, &r)
+	write(t, w, 0, 10, "into the void")
+	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
+	defer cancel()
+	for ctx.Err() == nil {
+		w.Flush(ctx)
+		time.Sleep(5 * time.Millisecond)
+	}
+	st := w.Stats()
+	t.Logf("stats %+v", st)
+	short, stop := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer stop()
+	w.Close(short) // the receiver never takes anything: Close gives up with the context
+	if st.Connects < 2 || st.Connects > 15 || heard.Load() < st.Connects-1 {
+		t.Errorf("%d connections, %d retries heard in 600 ms: want a backoff of 20 to 100 ms between them", st.Connects, heard.Load())
 	}
 }

@@ -268,7 +268,7 @@ func (w *Writer) flush(ctx context.Context, wait bool) error {
 		}
 		n, err := w.writeOut()
 		if err != nil {
-			w.broke(w.o.Now(), n)
+			w.broke(w.o.Now(), n, err)
 			continue
 		}
 		w.keep()
