@@ -13,7 +13,7 @@ type Message struct {
 	// finest); zero writes the NILVALUE "-".
 	Time time.Time
 	// MsgID names the kind of record (RFC 5424 MSGID: 1 to 32 printable US-ASCII characters;
-	// empty writes "-").
+	// empty writes "-", the NILVALUE, which "-" itself also is).
 	MsgID string
 	// Body is the MSG, written as given (no BOM): the Writer copies it.
 	Body []byte

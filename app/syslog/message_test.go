@@ -80,7 +80,7 @@ func checkParsed(t testing.TB, got *rfc5424.SyslogMessage, o *Options, m Message
 		t.Errorf("version %d host %q app %q", got.Version, str(got.Hostname), str(got.Appname))
 	}
 	wantID := m.MsgID
-	if wantID == "" {
+	if wantID == "" || wantID == "-" {
 		wantID = "<nil>"
 	}
 	if str(got.MsgID) != wantID {
