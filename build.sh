@@ -226,9 +226,10 @@ bench() {
 
 # faults runs the full fault suite against the real binary; each scenario prints one line.
 # FAULTS_RUN picks scenarios (a go test -run pattern, e.g. 'TestFaultAck|TestFaultLost');
-# FAULTS_FULL=0 runs their quick form, as ./build.sh test does.
+# FAULTS_FULL=0 runs their quick form, as ./build.sh test does. app/syslog's TestFaultRsyslog
+# (a real rsyslogd, restarted mid-run) runs only here, and says so when rsyslog is missing.
 faults() {
-  FAULTS_FULL=${FAULTS_FULL:-1} go test -count=1 -timeout 60m -v -run "${FAULTS_RUN:-^TestFault}" ./app/cmd/defender_alerts | grep -E '^(FAULT |--- FAIL|FAIL|ok)'
+  FAULTS_FULL=${FAULTS_FULL:-1} go test -count=1 -timeout 60m -v -run "${FAULTS_RUN:-^TestFault}" ./app/cmd/defender_alerts ./app/syslog | grep -E '^(FAULT |--- FAIL|FAIL|ok)'
 }
 
 gobench() {
@@ -297,7 +298,7 @@ case "${1:-build}" in
     echo "  bench  the end-to-end benchmark: the binary vs a raw relay, 10k/100k/1M alerts, acks on/off; each API list order;"
     echo "         acks: latency x window, 100k-alert goals, SIGKILLs, lost acks, a new alert when caught up"
     echo "  gobench  the Go micro-benchmarks (decoding, encoding + gzip, HEC over loopback)"
-    echo "  faults   the full fault suite (SIGKILLs, HEC and API failures, a live tenant, an unwritable state folder)"
+    echo "  faults   the full fault suite (SIGKILLs, HEC and API failures, a live tenant, an unwritable state folder, rsyslog restarts)"
     echo "  fuzz   runs every fuzz target for FUZZTIME (default 30s) each"
     ;;
   *) echo "build.sh: unknown command \"$1\" (try ./build.sh help)" >&2; exit 2 ;;
