@@ -93,6 +93,7 @@ func (c *Config) ForFeed(name string) *Config {
 		fc.Defender.APIURL = c.base.graphURL
 	}
 	fc.Defender.PageSize = c.base.pageSize
+	fc.Defender.Feed = name
 	return &fc
 }
 

@@ -7,7 +7,6 @@ package wiring
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 
 	"ta-defender-alerts/app/bridge"
@@ -44,9 +43,6 @@ func (e *SettingError) Unwrap() error { return e.Err }
 // retry logging in cfg first. A setting a client refuses comes back as a *SettingError; the
 // checkpoint's errors (locked, unwritable) as they are.
 func New(cfg *config.Config, log *slog.Logger, out *Stdout) (*Collector, error) {
-	if cfg.Feed != "" && cfg.Feed != config.DefaultFeed {
-		return nil, &SettingError{fmt.Errorf("feed %s is not built yet", cfg.Feed)}
-	}
 	rd, err := defender.New(cfg.Defender)
 	if err != nil {
 		return nil, &SettingError{err}
@@ -77,7 +73,7 @@ func New(cfg *config.Config, log *slog.Logger, out *Stdout) (*Collector, error) 
 		return nil, err
 	}
 	c.Pump = bridge.New(bridge.Config{Store: c.Store, Log: log, Start: cfg.Start, Overlap: cfg.Overlap, TimeResolution: defender.TimeResolution,
-		Clock: rd.APITime, DeadLetter: bridge.DeadLetterPath(cfg.StateDir, cfg.Input)}, bridge.DefenderSource(rd), open)
+		Clock: rd.APITime, DeadLetter: bridge.DeadLetterPath(cfg.StateDir, cfg.Input)}, excluding(bridge.DefenderSource(rd), cfg.ExcludeSources), open)
 	return c, nil
 }
 
