@@ -41,7 +41,7 @@ func graphTenant(t *testing.T, n int) (*config.Config, *defendertest.Server, *he
 	cfg := &config.Config{Output: "hec", Input: "tenant1.graph-alerts", Feed: "graph-alerts", StateDir: t.TempDir(), Start: 2 * time.Hour, Overlap: time.Minute,
 		Linger:   20 * time.Millisecond,
 		Defender: defender.Config{Feed: "graph-alerts", TenantID: tenant, ClientID: client, ClientSecret: secretV, APIURL: api.URL, LoginURL: api.URL},
-		HEC: hec.Config{URLs: []string{h.URL}, Token: hecToken, Sourcetype: "ms:defender:graph:alerts", Source: "tenant1", AckInterval: 10 * time.Millisecond}}
+		HEC:      hec.Config{URLs: []string{h.URL}, Token: hecToken, Sourcetype: "ms:defender:graph:alerts", Source: "tenant1", AckInterval: 10 * time.Millisecond}}
 	return cfg, api, h
 }
 
