@@ -182,7 +182,7 @@ func (s *Server) authorize(r *http.Request, now time.Time) *refusal {
 	if !ok || tok == "" {
 		return &refusal{401, "Unauthorized", "Authorization header is missing or not a Bearer token"}
 	}
-	if g, known := s.tokens[tok]; !known || !now.Before(g.exp) || s.refuseTokens || g.aud != Resource {
+	if g, known := s.grantOf(tok); !known || !now.Before(g.exp) || s.refuseTokens || g.aud != Resource {
 		return &refusal{401, "Unauthorized", "The access token is invalid or has expired"}
 	}
 	return nil

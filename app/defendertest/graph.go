@@ -81,7 +81,7 @@ func (s *Server) authorizeGraph(r *http.Request, now time.Time) *refusal {
 	if !ok || tok == "" {
 		return &refusal{401, "InvalidAuthenticationToken", "Access token is empty."}
 	}
-	g, known := s.tokens[tok]
+	g, known := s.grantOf(tok)
 	switch {
 	case !known:
 		return &refusal{401, "InvalidAuthenticationToken", "IDX14100: JWT is not well formed."}

@@ -110,6 +110,11 @@ type Options struct {
 	// @odata.nextLink is honoured (default 10m; Microsoft documents none); then it is a 400.
 	SkipTokenLifetime time.Duration
 
+	// Login, when set, is the stand-in whose token endpoint issued the tokens this one takes
+	// (one Entra ID for several APIs: a GraphMode stand-in issues tokens for both audiences);
+	// its own token endpoint still works.
+	Login *Server
+
 	TenantID     string // GUID; a domain name is accepted as an alias when TenantDomain is set
 	TenantDomain string
 	ClientID     string

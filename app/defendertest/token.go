@@ -197,3 +197,18 @@ func mustB64(s string) []byte {
 	}
 	return b
 }
+
+// grantOf is what an access token grants: one this stand-in issued, else one its Login did.
+// The caller holds s.mu.
+func (s *Server) grantOf(tok string) (grant, bool) {
+	if g, ok := s.tokens[tok]; ok {
+		return g, true
+	}
+	if l := s.opt.Login; l != nil && l != s {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		g, ok := l.tokens[tok]
+		return g, ok
+	}
+	return grant{}, false
+}
