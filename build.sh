@@ -291,7 +291,7 @@ case "${1:-build}" in
   help|-h|--help)
     echo "usage: ./build.sh [build|test|demo|package|bench|gobench|faults|fuzz]"
     echo "  build  builds bin/defender_alerts for this machine"
-    echo "  demo   builds, then runs the collector against a simulated tenant and Splunk (~25 s)"
+    echo "  demo   builds, then runs the collector against a simulated tenant and Splunk (~25 s; -feed graph-alerts for Graph)"
     echo "  package  writes dist/TA-defender-alerts-<version>.tgz (the Splunk app, three binaries, README/binaries.md)"
     echo "           and dist/TA-defender-alerts-<version>-searchtime.tgz (no binaries, no input: search heads, indexers)"
     echo "  test   gofmt check, go vet, go test -race (every test), then build"

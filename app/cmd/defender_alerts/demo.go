@@ -28,12 +28,18 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	dur := fs.Duration("duration", 20*time.Second, "how long the demo runs")
 	orderName := fs.String("order", "lastupdate", "the simulated API's list order: lastupdate, lastupdate-ties, oldest, shuffled, created or id")
+	feed := fs.String("feed", config.DefaultFeed, "the feed read: "+strings.Join(config.FeedNames(), " or "))
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	order, err := defendertest.ParseOrder(*orderName)
 	if err != nil {
 		fmt.Fprintln(stderr, "demo: -order:", err)
+		return 2
+	}
+	mode, err := defendertest.ParseMode(*feed)
+	if err != nil || config.FeedSourcetype(*feed) == "" {
+		fmt.Fprintf(stderr, "demo: -feed: %q is not one of %s\n", *feed, strings.Join(config.FeedNames(), ", "))
 		return 2
 	}
 	const (
@@ -49,7 +55,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	// A simulated tenant: 300 alerts over the last six hours, changing as the demo runs;
 	// new versions become visible up to 3 s late, as the real API's do.
-	api := defendertest.New(defendertest.Options{TenantID: tenant[:8] + "-0000-4000-8000-000000000000", ClientID: client[:8] + "-0000-4000-8000-000000000001", ClientSecret: demoSecret, TokenLifetime: 15 * time.Second})
+	api := defendertest.New(defendertest.Options{TenantID: tenant[:8] + "-0000-4000-8000-000000000000", ClientID: client[:8] + "-0000-4000-8000-000000000001", ClientSecret: demoSecret, TokenLifetime: 15 * time.Second, Mode: mode})
 	defer api.Close()
 	now := time.Now()
 	api.AddAlerts(300, func(i int) time.Time { return now.Add(-6 * time.Hour).Add(time.Duration(i) * 6 * time.Hour / 300) })
@@ -68,11 +74,12 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	// The demo's settings, as an admin would give them (small pages and batches, so that a
 	// few hundred alerts take several calls and batches).
-	cfg := &config.Config{Output: "hec", Input: "demo-tenant", StateDir: filepath.Join(dir, "state"),
+	cfg := &config.Config{Output: "hec", Input: "demo-tenant", Feed: *feed, StateDir: filepath.Join(dir, "state"),
 		Start: 7 * time.Hour, Overlap: 30 * time.Second, Linger: 300 * time.Millisecond}
 	d, h := &cfg.Defender, &cfg.HEC
 	d.TenantID, d.ClientID = tenant[:8]+"-0000-4000-8000-000000000000", client[:8]+"-0000-4000-8000-000000000001"
-	d.ClientSecret, d.APIURL, d.LoginURL, d.PageSize = secret.String(demoSecret), api.URL, api.URL, 100
+	d.ClientSecret, d.APIURL, d.LoginURL, d.PageSize, d.Feed = secret.String(demoSecret), api.URL, api.URL, 100, *feed
+	h.Sourcetype = config.FeedSourcetype(*feed)
 	h.URLs, h.Token, h.Host = []string{splunk.URL}, "8a3f2b1c-4d5e-6f70-8192-a3b4c5d6e7f8", "demo-collector"
 	h.BatchBytes, h.AckInterval = 128<<10, 200*time.Millisecond
 	c, err := wiring.New(cfg, log, nil)
@@ -83,9 +90,9 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer c.Close()
 	p, rd := c.Pump, c.Defender
 
-	fmt.Fprintf(stdout, "defender_alerts demo: a simulated Defender tenant (300 alerts, 3 updates a second,\n"+
-		"new alerts now and then) and a simulated Splunk HEC with indexer acknowledgement, on this machine.\n"+
-		"The real collector runs between them, polling every 2 s. Ctrl-C stops it early.\n\n")
+	fmt.Fprintf(stdout, "defender_alerts demo (feed %s: the %s): a simulated Defender tenant (300 alerts,\n"+
+		"3 updates a second, new alerts now and then) and a simulated Splunk HEC with indexer acknowledgement,\n"+
+		"on this machine. The real collector runs between them, polling every 2 s. Ctrl-C stops it early.\n\n", *feed, config.FeedTitle(*feed))
 	runCtx, cancel := context.WithTimeout(ctx, *dur)
 	defer cancel()
 	started := time.Now()
@@ -150,7 +157,7 @@ loop:
 		fmt.Fprintf(stdout, "the final poll failed: %v\n", err)
 		return 1
 	}
-	return summary(stdout, dir, api, splunk, p.Stats(), rd.Stats().Calls, c.Store.Path())
+	return summary(stdout, dir, api, splunk, p.Stats(), rd.Stats().Calls, c.Store.Path(), h.Sourcetype)
 }
 
 func progress(ps bridge.Stats, apiCalls int, hs hectest.Stats, started time.Time) string {
@@ -159,22 +166,29 @@ func progress(ps bridge.Stats, apiCalls int, hs hectest.Stats, started time.Time
 	if !ps.LastCommit.IsZero() {
 		cp = fmt.Sprintf("%s (watermark lag %.0fs)", ps.LastCommit.Format("15:04:05"), time.Since(ps.Watermark).Seconds())
 	}
-	return fmt.Sprintf("%5.1fs  read %4d  confirmed %4d  in Splunk %4d  API calls %3d (at most 100 a minute)  checkpoint %s",
+	return fmt.Sprintf("%5.1fs  read %4d  confirmed %4d  in Splunk %4d  API calls %3d  checkpoint %s",
 		el.Seconds(), ps.Read, ps.Confirmed, hs.Indexed, apiCalls, cp)
 }
 
-func summary(w io.Writer, dir string, api *defendertest.Server, splunk *hectest.Server, ps bridge.Stats, apiCalls int, cpPath string) int {
+func summary(w io.Writer, dir string, api *defendertest.Server, splunk *hectest.Server, ps bridge.Stats, apiCalls int, cpPath, sourcetype string) int {
 	events := splunk.Events()
 	seen := map[string]int{}
 	for _, e := range events {
-		var a struct{ ID, LastUpdateTime string }
+		var a struct {
+			ID    string    `json:"id"`
+			Alert time.Time `json:"lastUpdateTime"`     // endpoint-alerts
+			Graph time.Time `json:"lastUpdateDateTime"` // graph-alerts
+		}
 		_ = json.Unmarshal(e.Raw, &a)
-		seen[a.ID+"@"+a.LastUpdateTime]++
+		if a.Alert.IsZero() {
+			a.Alert = a.Graph
+		}
+		seen[a.ID+"@"+a.Alert.UTC().Format(time.RFC3339Nano)]++
 	}
 	current := api.Current(time.Now())
 	missing := 0
 	for id, v := range current {
-		if seen[id+"@"+defendertest.FormatTime(v.LastUpdate)] == 0 {
+		if seen[id+"@"+v.LastUpdate.UTC().Format(time.RFC3339Nano)] == 0 {
 			missing++
 		}
 	}
@@ -193,9 +207,9 @@ func summary(w io.Writer, dir string, api *defendertest.Server, splunk *hectest.
 	fmt.Fprintf(w, "  events indexed in Splunk        %d\n", len(events))
 	fmt.Fprintf(w, "  current versions missing        %d\n", missing)
 	fmt.Fprintf(w, "  duplicates                      %d\n", dups)
-	fmt.Fprintf(w, "  API calls                       %d (limit: 100 a minute, 1,500 an hour)\n", apiCalls)
+	fmt.Fprintf(w, "  API calls                       %d\n", apiCalls)
 	fmt.Fprintf(w, "  checkpoint                      %s (watermark %s)\n", cpPath, ps.Watermark.Format(time.RFC3339))
-	fmt.Fprintf(w, "\nTwo events as Splunk indexed them (sourcetype ms:defender:atp:alerts):\n")
+	fmt.Fprintf(w, "\nTwo events as Splunk indexed them (sourcetype %s):\n", sourcetype)
 	for i, e := range events {
 		if i != 0 && i != len(events)-1 {
 			continue

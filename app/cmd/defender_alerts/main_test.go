@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"ta-defender-alerts/app/config"
 	"ta-defender-alerts/app/defendertest"
 	"ta-defender-alerts/app/hectest"
 	"ta-defender-alerts/app/splunkdtest"
@@ -200,15 +201,19 @@ func TestNoArguments(t *testing.T) {
 }
 
 func TestDemo(t *testing.T) {
-	var out, errb bytes.Buffer
-	code := run(context.Background(), []string{"demo", "--duration", "3s"}, nil, &out, &errb)
-	if code != 0 {
-		t.Fatalf("demo exit %d\n%s%s", code, out.String(), errb.String())
-	}
-	for _, want := range []string{"current versions missing        0", "duplicates                      0", "sourcetype=ms:defender:atp:alerts", "events.jsonl"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("demo output lacks %q:\n%s", want, out.String())
-		}
+	for _, feed := range []string{"endpoint-alerts", "graph-alerts"} {
+		t.Run(feed, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(context.Background(), []string{"demo", "--duration", "3s", "-feed", feed}, nil, &out, &errb)
+			if code != 0 {
+				t.Fatalf("demo exit %d\n%s%s", code, out.String(), errb.String())
+			}
+			for _, want := range []string{"current versions missing        0", "duplicates                      0", "sourcetype=" + config.FeedSourcetype(feed), "events.jsonl"} {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("demo output lacks %q:\n%s", want, out.String())
+				}
+			}
+		})
 	}
 }
 
