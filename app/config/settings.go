@@ -65,7 +65,7 @@ var settings = []Setting{
 		Description: "The Entra ID tenant: its GUID, or a domain such as contoso.onmicrosoft.com.",
 		Doc:         "the Entra app's tenant: its GUID or a domain such as `contoso.onmicrosoft.com`", DocDefault: "required"},
 	{Env: "DEFENDER_CLIENT_ID", Param: "client_id", Title: "Client ID", Required: true, field: "ClientID", defender: "ClientID",
-		Description: "Application (client) ID of the Entra app that has the WindowsDefenderATP Alert.Read.All application permission, with admin consent.",
+		Description: "Application (client) ID of the Entra app, with admin consent for its feed's application permission: WindowsDefenderATP Alert.Read.All (endpoint-alerts) or Microsoft Graph SecurityAlert.Read.All (graph-alerts).",
 		Doc:         "the Entra app's application (client) ID", DocDefault: "required"},
 	{Env: "DEFENDER_CLIENT_SECRET", Param: "client_secret", Title: "Client secret", Secret: true, field: "ClientSecret", defender: "ClientSecret",
 		Description: "The app's client secret (its Value, not its Secret ID). Moved to Splunk's password storage on the first run; the field then shows ********. Set this or certificate.",
