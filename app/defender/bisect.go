@@ -104,7 +104,7 @@ func (d *drain) bisect(ctx context.Context, tie *time.Time, whole span, sample [
 		if err != nil {
 			return err
 		}
-		if r.n < d.size {
+		if r.short(d.size) {
 			d.doneDownTo(tie, s.lo)
 			continue
 		}

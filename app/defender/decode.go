@@ -50,6 +50,9 @@ type pageDecoder struct {
 	base int64 // reply offset of buf[0]
 	eof  bool
 	rerr error
+	// more: the reply named a next page (@odata.nextLink). Graph may end a page short of
+	// $top with more to come, so such a reply is never taken as the whole of its query.
+	more bool
 }
 
 func newPageDecoder() *pageDecoder { return newDecoder(endpointAlerts) }
@@ -69,7 +72,7 @@ type fields struct {
 // the call), its id, lastUpdateTime and alertCreationTime. It returns the number of alerts. A reply that ends
 // early gives io.ErrUnexpectedEOF; bad JSON gives *decodeError; fn's error is returned as is.
 func (d *pageDecoder) decode(r io.Reader, fn func(raw []byte, f fields) error) (int, error) {
-	d.r, d.pos, d.end, d.base, d.eof, d.rerr = r, 0, 0, 0, false, nil
+	d.r, d.pos, d.end, d.base, d.eof, d.rerr, d.more = r, 0, 0, 0, false, nil, false
 	defer func() { d.r = nil }()
 	n := 0
 	if err := d.expect('{', -1); err != nil {
@@ -102,8 +105,17 @@ func (d *pageDecoder) decode(r io.Reader, fn func(raw []byte, f fields) error) (
 			if n, err = d.values(fn); err != nil {
 				return n, err
 			}
-		} else if err := d.skipValue(); err != nil {
-			return n, err
+		} else {
+			if key == "@odata.nextLink" {
+				c, err := d.nonSpace()
+				if err != nil {
+					return n, err
+				}
+				d.more = c != 'n' // a link, not null
+			}
+			if err := d.skipValue(); err != nil {
+				return n, err
+			}
 		}
 		c, err = d.nonSpace()
 		if err != nil {

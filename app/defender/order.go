@@ -42,7 +42,7 @@ func (d *drain) byLastUpdate(ctx context.Context) (bool, error) {
 		d.commit() // the checkpoint's progress claimed more than was handed on: read again
 		return false, nil
 	}
-	if r.n < d.size {
+	if r.short(d.size) {
 		return true, nil // a short page held the rest of the window
 	}
 	if len(d.items) == 0 {
@@ -155,7 +155,7 @@ func (d *drain) byKey(ctx context.Context) (bool, error) {
 		d.commit()
 		return false, nil
 	}
-	if r.n < d.size {
+	if r.short(d.size) {
 		return true, nil
 	}
 	if len(d.items) == 0 {

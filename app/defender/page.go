@@ -21,7 +21,12 @@ const (
 type reply struct {
 	n         int  // versions in the reply
 	noCreated bool // one in range had no alertCreationTime
+	more      bool // the reply named a next page (@odata.nextLink)
 }
+
+// short reports whether the reply held everything its query matched: fewer than top
+// versions, and no next page named (Graph may cut a page short and link the rest).
+func (r reply) short(top int) bool { return r.n < top && !r.more }
 
 // read runs one query and hands on what is new; d.items receives the distinct versions the
 // reply held inside the range (in says which), in reply order.
@@ -126,7 +131,7 @@ func (d *drain) read(ctx context.Context, filter string, skip int, in func(it it
 			}
 			return d.handOn(raw, f.id, f.lut, it.created, progress)
 		})
-		r.n = n
+		r.n, r.more = n, d.dec.more
 		clear(d.replyIDs)
 		return err
 	})
@@ -231,7 +236,7 @@ func (d *drain) holdsAtMost(ctx context.Context, filter string, k int) (bool, er
 	if err == nil {
 		d.st.Probes++
 	}
-	return n == 0, err
+	return n == 0 && !d.dec.more, err
 }
 
 func errIgnoresFilter() error { return endpointAlerts.errIgnoresFilter() }

@@ -48,7 +48,7 @@ func (d *drain) tieGroup(ctx context.Context, t time.Time) error {
 			return it.created != 0 && (c.Before(d.tie.Upper) || c.Equal(d.tie.Upper) && d.tie.Inclusive)
 		}
 		r, err := d.read(ctx, f, 0, in, trackNone)
-		if err != nil || r.n < d.size {
+		if err != nil || r.short(d.size) {
 			return err
 		}
 		if len(d.items) == 0 {
@@ -124,7 +124,7 @@ func (d *drain) skipPasses(ctx context.Context, t time.Time, c *time.Time) error
 				}
 			}
 			// Stop at a short page, or once past every version known (an API may ignore $skip).
-			if r.n < d.size || skip+d.size > len(group) {
+			if r.short(d.size) || skip+d.size > len(group) {
 				break
 			}
 		}

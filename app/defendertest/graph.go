@@ -168,9 +168,15 @@ func (s *Server) graphPage(rep *reply, r *http.Request, q query) {
 	if q.count {
 		rep.count = len(s.matching(q, s.opt.Now()))
 	}
-	if q.top > 0 && len(rep.page) == q.top {
+	served := len(rep.page)
+	cut := s.opt.GraphShortPage > 0 && served > s.opt.GraphShortPage
+	if cut {
+		served = s.opt.GraphShortPage
+		rep.page = rep.page[:served]
+	}
+	if q.top > 0 && len(rep.page) == q.top || cut {
 		next := q
-		next.skip, next.count = q.skip+q.top, false
+		next.skip, next.count = q.skip+served, false
 		var b [18]byte
 		_, _ = rand.Read(b[:])
 		tok := base64.RawURLEncoding.EncodeToString(b[:])

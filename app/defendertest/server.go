@@ -106,6 +106,10 @@ type Options struct {
 	// GraphPageSize is GraphMode's page when a call sends no $top (default 1000; Microsoft
 	// documents none). $top above GraphMaxTop is cut to it silently, as Graph does.
 	GraphPageSize int
+	// GraphShortPage, when set, ends every GraphMode page after that many alerts, short of
+	// $top, naming the rest with a nextLink: Graph documents that a page may hold fewer than
+	// $top with more to come, so a short page is not the end of a query there.
+	GraphShortPage int
 	// SkipTokenLifetime is how long (on the Now clock) the $skiptoken of a GraphMode
 	// @odata.nextLink is honoured (default 10m; Microsoft documents none); then it is a 400.
 	SkipTokenLifetime time.Duration
