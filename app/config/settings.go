@@ -106,7 +106,7 @@ var settings = []Setting{
 	{Env: "DEFENDER_INPUT", field: "Input",
 		Doc: "name of this input's checkpoint (the modular input's is its stanza name)", DocDefault: "the tenant id"},
 	{Env: "DEFENDER_PAGE_SIZE", field: "PageSize", defender: "PageSize",
-		Doc: "alerts per API call (`$top`)", DocDefault: "the feed's largest: `10000` (endpoint-alerts), `1000` (graph-alerts)"},
+		Doc: "alerts per API call (`$top`)", DocDefault: "the feed's largest: `10000` (endpoint-alerts), `500` (graph-alerts)"},
 	{Env: "DEFENDER_FEED", Param: "feed", Title: "Feed", Default: DefaultFeed, field: "Feed", defender: "Feed",
 		Description: "What the input reads: endpoint-alerts (default: the Defender for Endpoint Alert API, sourcetype ms:defender:atp:alerts, permission WindowsDefenderATP Alert.Read.All) or graph-alerts (the Microsoft Graph security API's alerts of every Defender product, sourcetype ms:defender:graph:alerts, permission Microsoft Graph SecurityAlert.Read.All). One feed per input; each keeps its own checkpoint.",
 		Doc:         "what to read, one feed or several comma-separated, each on its own checkpoint: `endpoint-alerts` (the Defender for Endpoint Alert API), `graph-alerts` (Microsoft Graph security alerts of every Defender product)"},

@@ -29,6 +29,7 @@ type dialect struct {
 	idKey   bool   // $filter takes the id (gt/lt), so a window may be paged along it
 	expand  string // $expand on page queries; "" for none
 	maxTop  int    // the largest $top the client asks for
+	maxSkip int    // the largest $skip the client relies on (0: no limit)
 	headers [][2]string
 	limits  Limits // the client-side quota by default
 	clouds  map[Cloud]cloudHosts
@@ -80,7 +81,12 @@ var graphAlerts = &dialect{
 	// Graph documents no $top limit for alerts_v2 and is observed to cut a larger $top down to
 	// 1,000 without a word: a page cut short that way would pass for a complete snapshot, so
 	// the client never asks for more.
-	maxTop: 1000,
+	// Nor does it document a $skip limit; the legacy security alerts API allowed $skip up to
+	// 500, and others saw $skip paging stall on alerts_v2. An empty answer past such a limit
+	// would pass a count probe, so the client keeps within 500: pages of 500 (each page's
+	// probe skips at most that), and a probe that would skip further proves nothing.
+	maxTop:  500,
+	maxSkip: 500,
 	// Enum members added after unknownFutureValue come back only when asked for.
 	headers: [][2]string{{"Prefer", "include-unknown-enum-members"}},
 	// 150 calls a minute per app and tenant for the security alert entity; no hourly quota.

@@ -60,8 +60,8 @@ func TestGraphConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.dl != graphAlerts || cfg.PageSize != 1000 {
-		t.Errorf("dialect %s, PageSize %d; want graph-alerts, 1000", v.dl.name, cfg.PageSize)
+	if v.dl != graphAlerts || cfg.PageSize != 500 {
+		t.Errorf("dialect %s, PageSize %d; want graph-alerts, 500", v.dl.name, cfg.PageSize)
 	}
 	if want := (Limits{PerMinute: 150, Minute: time.Minute}); cfg.Limits != want {
 		t.Errorf("Limits %+v, want %+v", cfg.Limits, want)
@@ -76,7 +76,7 @@ func TestGraphConfig(t *testing.T) {
 		field, msg string
 	}{
 		{"unknown feed", func(c *Config) { c.Feed = "incidents" }, "Feed", `Feed "incidents" is not a feed; use one of endpoint-alerts, graph-alerts`},
-		{"top above 1000", func(c *Config) { c.PageSize = 1001 }, "PageSize", `PageSize "1001" must be between 1 and 1000 (the API's largest $top)`},
+		{"top above 500", func(c *Config) { c.PageSize = 501 }, "PageSize", `PageSize "501" must be between 1 and 500 (the API's largest $top)`},
 		{"region", func(c *Config) { c.Region = "eu" }, "Region", `Region "eu" applies to the endpoint-alerts feed only; leave it empty for graph-alerts`},
 	}
 	for _, tt := range tests {

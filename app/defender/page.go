@@ -2,6 +2,7 @@ package defender
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"slices"
 	"time"
@@ -31,6 +32,10 @@ func (r reply) short(top int) bool { return r.n < top && !r.more }
 // read runs one query and hands on what is new; d.items receives the distinct versions the
 // reply held inside the range (in says which), in reply order.
 func (d *drain) read(ctx context.Context, filter string, skip int, in func(it item) bool, tr track) (reply, error) {
+	if d.dl.maxSkip > 0 && skip > d.dl.maxSkip {
+		return reply{}, &APIError{kind: permanent, api: d.dl.label, Message: fmt.Sprintf("reading %s would need $skip=%d, past the %d this API is relied on to honour", filter, skip, d.dl.maxSkip),
+			Hint: "more versions share one update and creation time than $skip can reach; nothing past them was committed: please report this"}
+	}
 	q := d.dl.query(filter, d.size, skip, true)
 	var r reply
 	attempt := 0
@@ -227,6 +232,9 @@ func (d *drain) handOn(raw []byte, id string, t time.Time, created int64, progre
 
 // holdsAtMost is the count probe: does the API hold at most k versions matching filter?
 func (d *drain) holdsAtMost(ctx context.Context, filter string, k int) (bool, error) {
+	if d.dl.maxSkip > 0 && k > d.dl.maxSkip {
+		return false, nil // past the $skip the API is known to honour: no proof either way
+	}
 	n := 0
 	err := d.c.get(ctx, d.dl.query(filter, 1, k, false), func(body io.Reader) error {
 		var err error

@@ -165,6 +165,9 @@ func (s *Server) parseGraph(raw string) (query, *refusal) {
 // sent Prefer: include-unknown-enum-members (a nextLink does not carry it).
 func (s *Server) graphPage(rep *reply, r *http.Request, q query) {
 	rep.page = s.selectPage(q)
+	if s.opt.GraphMaxSkip > 0 && q.skip > s.opt.GraphMaxSkip {
+		rep.page = nil // past the limit: an empty page, without a word
+	}
 	if q.count {
 		rep.count = len(s.matching(q, s.opt.Now()))
 	}

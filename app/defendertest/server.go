@@ -110,6 +110,9 @@ type Options struct {
 	// $top, naming the rest with a nextLink: Graph documents that a page may hold fewer than
 	// $top with more to come, so a short page is not the end of a query there.
 	GraphShortPage int
+	// GraphMaxSkip, when set, answers a GraphMode $skip above it with an empty page, as an API
+	// with an undocumented $skip limit might (the legacy security alerts API allowed 500).
+	GraphMaxSkip int
 	// SkipTokenLifetime is how long (on the Now clock) the $skiptoken of a GraphMode
 	// @odata.nextLink is honoured (default 10m; Microsoft documents none); then it is a 400.
 	SkipTokenLifetime time.Duration
