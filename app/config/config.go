@@ -206,7 +206,7 @@ func (r *raw) build() (*Config, error) {
 	if c.ExcludeSources, err = r.parseExcludeSources(); err != nil {
 		return nil, err
 	}
-	c.base = perFeed{input: c.Input, sourcetype: r.HECSourcetype, apiURL: r.APIURL, graphURL: r.GraphURL, pageSize: r.PageSize}
+	c.base = perFeed{input: c.Input, sourcetype: r.HECSourcetype, apiURL: r.APIURL, graphURL: r.GraphURL, pageSize: r.PageSize, exclude: c.ExcludeSources, region: r.Region}
 	// Events name their input unless a source is set: several tenants' inputs into one
 	// index stay apart.
 	if r.HECSource == "" {

@@ -107,7 +107,9 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"sourcetype for two feeds", map[string]string{"DEFENDER_FEED": "endpoint-alerts,graph-alerts", "DEFENDER_HEC_SOURCETYPE": "mine"}, nil, "DEFENDER_HEC_SOURCETYPE", "applies to an input with one feed"},
 		{"graph url", map[string]string{"DEFENDER_FEED": "endpoint-alerts,graph-alerts", "DEFENDER_GRAPH_URL": "http://graph.example.com"}, nil, "DEFENDER_GRAPH_URL", "https"},
 		{"graph url names itself, not the API's", map[string]string{"DEFENDER_FEED": "graph-alerts", "DEFENDER_GRAPH_URL": "ftp://graph.example.com"}, nil, "DEFENDER_GRAPH_URL", ""},
-		{"excluded source misspelt", map[string]string{"DEFENDER_GRAPH_EXCLUDE_SOURCES": "microsoftDefenderForEndpoints"}, nil, "DEFENDER_GRAPH_EXCLUDE_SOURCES", "is not one of Graph's service sources"},
+		{"excluded source misspelt", map[string]string{"DEFENDER_FEED": "graph-alerts", "DEFENDER_GRAPH_EXCLUDE_SOURCES": "microsoftDefenderForEndpoints"}, nil, "DEFENDER_GRAPH_EXCLUDE_SOURCES", "is not one of Graph's service sources"},
+		{"graph setting without the graph feed", map[string]string{"DEFENDER_GRAPH_EXCLUDE_SOURCES": "microsoftDefenderForEndpoint"}, nil, "DEFENDER_GRAPH_EXCLUDE_SOURCES", "applies to the graph-alerts feed, which DEFENDER_FEED does not name"},
+		{"input named like a feed's checkpoint", map[string]string{"DEFENDER_INPUT": "soc.Graph-Alerts"}, nil, "DEFENDER_INPUT", "ends in .graph-alerts"},
 		{"log level", map[string]string{"DEFENDER_LOG_LEVEL": "loud"}, nil, "DEFENDER_LOG_LEVEL", "debug, info, warn or error"},
 		{"log format", map[string]string{"DEFENDER_LOG_FORMAT": "xml"}, nil, "DEFENDER_LOG_FORMAT", "text or json"},
 	}

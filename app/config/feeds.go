@@ -66,6 +66,8 @@ type perFeed struct {
 	apiURL     string
 	graphURL   string
 	pageSize   int // set explicitly, or 0: the feed's largest
+	exclude    []string
+	region     string
 }
 
 // InputName is the input's name (DEFENDER_INPUT, else the tenant id; a stanza's name),
@@ -94,6 +96,12 @@ func (c *Config) ForFeed(name string) *Config {
 	}
 	fc.Defender.PageSize = c.base.pageSize
 	fc.Defender.Feed = name
+	fc.ExcludeSources = nil
+	fc.Defender.Region = c.base.region
+	if name == "graph-alerts" {
+		fc.ExcludeSources = c.base.exclude
+		fc.Defender.Region = "" // Graph has no regional hosts: the region is the Alert API's
+	}
 	return &fc
 }
 
@@ -112,6 +120,22 @@ func (r *raw) parseFeeds() ([]string, error) {
 			return nil, r.errorf("Feed", r.Feed, "names "+v+" twice")
 		}
 		out = append(out, v)
+	}
+	if len(out) == 0 {
+		out = []string{DefaultFeed}
+	}
+	if !slices.Contains(out, "graph-alerts") {
+		for _, field := range []string{"GraphURL", "GraphExcludeSources"} {
+			if v := reflectString(r, field); v != "" {
+				return nil, r.errorf(field, v, "applies to the graph-alerts feed, which "+r.names.name("Feed")+" does not name")
+			}
+		}
+	}
+	for _, f := range feeds[1:] {
+		if input := r.inputName(); strings.HasSuffix(strings.ToLower(input), "."+f.name) {
+			// Its endpoint checkpoint would be another input's checkpoint of that feed.
+			return nil, &Error{Var: r.inputVar(), Value: input, Msg: "ends in ." + f.name + ", the name another input's " + f.name + " feed keeps its checkpoint under; choose another name"}
+		}
 	}
 	switch {
 	case len(out) == 0:
@@ -158,4 +182,31 @@ func (r *raw) parseExcludeSources() ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+func reflectString(r *raw, field string) string {
+	switch field {
+	case "GraphURL":
+		return strings.TrimSpace(r.GraphURL)
+	case "GraphExcludeSources":
+		return strings.TrimSpace(r.GraphExcludeSources)
+	}
+	return ""
+}
+
+// inputName is the input's name as build will take it: DEFENDER_INPUT or the stanza's name,
+// else the tenant id.
+func (r *raw) inputName() string {
+	if r.Input != "" {
+		return r.Input
+	}
+	return r.TenantID
+}
+
+// inputVar names where the input's name comes from.
+func (r *raw) inputVar() string {
+	if r.names == paramNames {
+		return "the input's name"
+	}
+	return "DEFENDER_INPUT"
 }

@@ -17,8 +17,9 @@ func TestForFeed(t *testing.T) {
 	}{
 		{name: "default: the endpoint feed alone", feeds: []string{"endpoint-alerts"},
 			want: map[string]Config{"endpoint-alerts": feedWant("tenant", "ms:defender:atp:alerts", "", 0)}},
-		{name: "two feeds, each its own", set: map[string]string{"DEFENDER_FEED": " Graph-Alerts , endpoint-alerts ",
-			"DEFENDER_API_URL": "https://api-eu.securitycenter.microsoft.com", "DEFENDER_GRAPH_URL": "https://graph.example.com"},
+		{name: "two feeds, each its own", set: map[string]string{"DEFENDER_FEED": " Graph-Alerts , endpoint-alerts ", "DEFENDER_REGION": "eu",
+			"DEFENDER_GRAPH_EXCLUDE_SOURCES": "microsoftDefenderForEndpoint",
+			"DEFENDER_API_URL":               "https://api-eu.securitycenter.microsoft.com", "DEFENDER_GRAPH_URL": "https://graph.example.com"},
 			feeds: []string{"graph-alerts", "endpoint-alerts"},
 			want: map[string]Config{
 				"endpoint-alerts": feedWant("tenant", "ms:defender:atp:alerts", "https://api-eu.securitycenter.microsoft.com", 0),
@@ -51,6 +52,11 @@ func TestForFeed(t *testing.T) {
 					t.Errorf("%s: input %q sourcetype %q api %q page %d source %q; want %q %q %q %d, source tenant", f, got.Input,
 						got.HEC.Sourcetype, got.Defender.APIURL, got.Defender.PageSize, got.HEC.Source,
 						w.Input, w.HEC.Sourcetype, w.Defender.APIURL, w.Defender.PageSize)
+				}
+				// The region and the excluded sources are the graph feed's business alone.
+				if got.Defender.Feed != f || (f == "graph-alerts") != (got.Defender.Region == "") && tt.set["DEFENDER_REGION"] != "" ||
+					(f != "graph-alerts") && len(got.ExcludeSources) > 0 || f == "graph-alerts" && len(got.ExcludeSources) != len(c.ForFeed(f).ExcludeSources) {
+					t.Errorf("%s: feed %q region %q excluded %v", f, got.Defender.Feed, got.Defender.Region, got.ExcludeSources)
 				}
 			}
 			if first := c.ForFeed(c.Feed); first.Input != c.Input || first.HEC.Sourcetype != c.HEC.Sourcetype {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 
 	"ta-defender-alerts/app/bridge"
 	"ta-defender-alerts/app/checkpoint"
@@ -48,6 +49,10 @@ func New(cfg *config.Config, log *slog.Logger, out *Stdout) (*Collector, error) 
 		return nil, &SettingError{err}
 	}
 	c := &Collector{Defender: rd}
+	if len(cfg.ExcludeSources) > 0 {
+		log.Warn("the alerts of these service sources are left out for good: only another feed (endpoint-alerts for Defender for Endpoint) indexes them, and removing the setting later does not bring back those already passed over",
+			"excluded", strings.Join(cfg.ExcludeSources, ","))
+	}
 	var open bridge.OpenSink
 	if cfg.Output == "hec" {
 		hc, err := hec.New(cfg.HEC)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -66,5 +67,57 @@ func TestTwoFeedsInOneProcess(t *testing.T) {
 	_ = json.Unmarshal(after, &a)
 	if !a.Watermark.After(b.Watermark) || w.hec.Stats().Distinct != 300+200+7 {
 		t.Errorf("the endpoint feed did not go on: watermark %v → %v, HEC holds %d versions", b.Watermark, a.Watermark, w.hec.Stats().Distinct)
+	}
+}
+
+// The daemon with two feeds: one that needs a fix (Graph refuses the app's tokens) does not
+// stop the other, and tries again now and then, so that once the fix is made it delivers
+// without anyone restarting the process.
+func TestDaemonFeedNeedingAFixTriesAgain(t *testing.T) {
+	old := needsFixRetry
+	needsFixRetry = 200 * time.Millisecond
+	t.Cleanup(func() { needsFixRetry = old })
+	graph := defendertest.New(defendertest.Options{TenantID: tenant, ClientID: client, ClientSecret: secretV, Mode: defendertest.GraphMode})
+	t.Cleanup(graph.Close)
+	w := newWorldOpts(t, 50, true, defendertest.Options{Login: graph})
+	graph.AddAlerts(40, func(i int) time.Time { return time.Now().Add(-time.Hour).Add(time.Duration(i) * time.Second) })
+	graph.RefuseTokens(true)
+	w.extra = append(w.extra, "DEFENDER_FEED=endpoint-alerts,graph-alerts", "DEFENDER_GRAPH_URL="+graph.URL, "DEFENDER_LOGIN_URL="+graph.URL)
+	for _, kv := range w.env()[1:] {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "DEFENDER_") {
+			t.Setenv(k, v)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var log lockedBuffer
+	exited := make(chan int, 1)
+	go func() { exited <- run(ctx, []string{"run"}, nil, &log, &log) }()
+	count := func(sourcetype string) int {
+		n := 0
+		for _, e := range w.hec.Events() {
+			if e.Sourcetype == sourcetype {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for count("ms:defender:atp:alerts") < 50 || !strings.Contains(log.String(), "tries again") {
+		if time.Now().After(deadline) {
+			t.Fatalf("endpoint events %d; log:\n%s", count("ms:defender:atp:alerts"), log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	graph.RefuseTokens(false) // the fix
+	for count("ms:defender:graph:alerts") < 40 {
+		if time.Now().After(deadline) {
+			t.Fatalf("graph events %d after the fix; log:\n%s", count("ms:defender:graph:alerts"), log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if code := <-exited; code != 0 {
+		t.Errorf("exit %d after a stop, want 0", code)
 	}
 }

@@ -14,9 +14,19 @@ const defaultMemoryLimit = 54 << 20
 // setMemoryLimit applies defaultMemoryLimit unless GOMEMLIMIT is set (Go's own setting,
 // which the runtime has read: a size such as 200MiB, or off).
 func setMemoryLimit(lookup func(string) (string, bool)) bool {
+	return setMemoryLimitFor(lookup, 1)
+}
+
+// perFeedMemory is what each feed after the first adds to the limit: its own pump drains, with
+// its own batches in flight, at the same time as the others.
+const perFeedMemory = 40 << 20
+
+// setMemoryLimitFor applies the limit for a process running feeds pumps, unless GOMEMLIMIT is
+// set.
+func setMemoryLimitFor(lookup func(string) (string, bool), feeds int) bool {
 	if _, set := lookup("GOMEMLIMIT"); set {
 		return false
 	}
-	debug.SetMemoryLimit(defaultMemoryLimit)
+	debug.SetMemoryLimit(defaultMemoryLimit + int64(max(feeds-1, 0))*perFeedMemory)
 	return true
 }

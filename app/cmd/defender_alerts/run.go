@@ -166,6 +166,7 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 			}
 		}
 	}
+	setMemoryLimitFor(os.LookupEnv, len(cfg.Feeds))
 	var runs []*feedRun
 	defer func() {
 		for _, r := range runs {
@@ -177,6 +178,7 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 		if r == nil {
 			return code
 		}
+		r.others = len(cfg.Feeds) > 1
 		runs = append(runs, r)
 	}
 	if cfg.MetricsAddr != "" {
@@ -211,10 +213,15 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 
 // feedRun is one feed's collection in run and run --once.
 type feedRun struct {
-	cfg *config.Config
-	c   *wiring.Collector
-	log *slog.Logger
+	cfg    *config.Config
+	c      *wiring.Collector
+	log    *slog.Logger
+	others bool // other feeds run in the same process
 }
+
+// needsFixRetry is the shortest wait before a feed that needs a fix tries again while other
+// feeds keep the process running. Tests shrink it.
+var needsFixRetry = 10 * time.Minute
 
 // newFeedRun assembles a feed's collection; on failure it returns nil and the exit code.
 func newFeedRun(cfg *config.Config, once bool, log *slog.Logger) (*feedRun, int) {
@@ -272,9 +279,24 @@ func (r *feedRun) daemon(ctx context.Context) int {
 		}
 		wait := untilNextPoll(interval, time.Since(started))
 		if err != nil {
-			if bridge.NeedsFix(err) {
-				log.Error("stopping this feed: it needs a fix before collection can go on", "err", err, "needs_fix", true)
+			if bridge.NeedsFix(err) && !r.others {
+				log.Error("stopping: this needs a fix before collection can go on", "err", err, "needs_fix", true)
 				return 1
+			}
+			if bridge.NeedsFix(err) {
+				// The other feeds keep the process up, so no supervisor restarts it after
+				// the fix: this feed tries again now and then, and picks the fix up itself.
+				wait = max(needsFixRetry, interval)
+				log.Error("this feed needs a fix before it can go on; the other feeds go on, and this one tries again", "err", err, "needs_fix", true, "in", wait)
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					log.Info("stopped", "confirmed", p.Stats().Confirmed)
+					return 0
+				case <-t.C:
+				}
+				continue
 			}
 			fails++
 			wait = retry.Delay(daemonRetryMin, 10*interval, fails)
