@@ -51,11 +51,11 @@ func TestMetricsAndHealth(t *testing.T) {
 	if rec.Code != 200 {
 		t.Errorf("healthz %d", rec.Code)
 	}
-	for _, stale := range []*bridge.Stats{&graph, &pump} { // each feed's staleness counts
+	for i, stale := range []*bridge.Stats{&graph, &pump} { // each feed's staleness counts, named
 		stale.LastCommit = now.Add(-10 * time.Minute)
 		rec = httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
-		if rec.Code != 503 || !strings.Contains(rec.Body.String(), "no window committed") {
+		if rec.Code != 503 || !strings.Contains(rec.Body.String(), "feed "+[]string{"graph-alerts", "endpoint-alerts"}[i]+": no window committed") {
 			t.Errorf("stale healthz: %d %s", rec.Code, rec.Body.String())
 		}
 		stale.LastCommit = now

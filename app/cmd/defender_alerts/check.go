@@ -36,7 +36,7 @@ func check(ctx context.Context, stdout, stderr io.Writer) int {
 		rd, err := defender.New(fc.Defender)
 		if err != nil {
 			mark(false, name+": Defender client", fc.Explain(err).Error())
-			return 1
+			continue // the other feeds are still checked
 		}
 		// Each feed's API has its own token scope and permission: each is checked.
 		if err := rd.CheckToken(ctx); err != nil {
