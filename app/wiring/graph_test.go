@@ -3,6 +3,7 @@ package wiring
 import (
 	"context"
 	"encoding/json"
+	mrand "math/rand/v2"
 	"testing"
 	"time"
 
@@ -164,4 +165,51 @@ func TestGraphFeedExcludesSources(t *testing.T) {
 		t.Errorf("checkpoint %+v (%v): the window is not done", st, err)
 	}
 	_ = api
+}
+
+// The Graph feed under the stand-in's adversities at once: bulk updates sharing one
+// lastUpdateDateTime (groups larger than a page), alerts changing while it pages, versions
+// visible up to 300 ms late, 429s with Retry-After, 500s and replies cut off mid-body. After the
+// adversity stops, one more poll: every current version indexed once, none twice.
+func TestGraphFeedUnderAdversity(t *testing.T) {
+	// Graph's quota of 150 calls a minute, on a minute shrunk to 500 ms on both sides.
+	cfg, api, h := graphTenant(t, 0, func(o *defendertest.Options) { o.Minute = 500 * time.Millisecond })
+	cfg.Defender.Limits = defender.Limits{PerMinute: 150, Minute: 500 * time.Millisecond}
+	cfg.Defender.BackoffInitial, cfg.Defender.BackoffMax = 10*time.Millisecond, 100*time.Millisecond
+	base := time.Now().Add(-30 * time.Minute).Truncate(time.Second)
+	ids := api.AddAlerts(3000, func(i int) time.Time { return base.Add(time.Duration(i) * 300 * time.Millisecond) })
+	api.UpdateAt(ids[:700], base.Add(20*time.Minute)) // bulk updates: 700 and 800 alerts share one lastUpdateDateTime
+	api.UpdateAt(ids[1000:1800], base.Add(25*time.Minute))
+	api.UpdatesPerCall(4)
+	api.SetVisibilityDelay(func(r *mrand.Rand) time.Duration { return time.Duration(r.Int64N(int64(300 * time.Millisecond))) })
+	api.SetFailures(0.05, 0.05)
+	api.Throttle(2, time.Second)
+	cfg.Overlap = 2 * time.Second
+	c, err := New(cfg, quiet, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Pump.Drain(context.Background())
+	c.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.UpdatesPerCall(0)
+	api.SetFailures(0, 0)
+	time.Sleep(400 * time.Millisecond) // every version visible; the next window ends past them
+	drainOnce(t, cfg)
+	missing := 0
+	for id, v := range api.Current(time.Now()) {
+		if h.Count(id+" "+v.LastUpdate.UTC().Format(time.RFC3339Nano)) == 0 {
+			missing++
+		}
+	}
+	st, as := h.Stats(), api.Stats()
+	t.Logf("%d versions indexed, %d duplicates, %d missing; %d calls (%v), %d updates, %d calls before a Retry-After had passed", st.Distinct, st.Duplicates, missing, as.APICalls, as.ByStatus, as.Updates, as.Violations)
+	if as.Violations != 0 {
+		t.Errorf("%d calls came before a Retry-After had passed", as.Violations)
+	}
+	if missing != 0 || st.Duplicates != 0 {
+		t.Errorf("%d current versions missing, %d duplicates", missing, st.Duplicates)
+	}
 }
