@@ -28,6 +28,9 @@ func (r *raw) syslogConfig(c *Config) error {
 	if format != "json" && slices.Contains(c.Feeds, "graph-alerts") {
 		return r.errorf("SyslogFormat", r.SyslogFormat, "applies to the endpoint-alerts feed only (detections are made from Alert API alerts): use json for graph-alerts")
 	}
+	if format == "json" && scheme == "udp" {
+		return r.errorf("SyslogFormat", r.SyslogFormat, "cannot go over udp:// (an alert's JSON does not fit a datagram): use cef or leef, or tcp:// or tls://")
+	}
 	var framing syslog.Framing
 	switch strings.ToLower(strings.TrimSpace(r.SyslogFraming)) {
 	case "octet-counting", "":

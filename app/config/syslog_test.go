@@ -60,6 +60,7 @@ func TestSyslogSettingErrors(t *testing.T) {
 		{map[string]string{"DEFENDER_SYSLOG_URL": "-"}, "DEFENDER_SYSLOG_URL"},
 		{map[string]string{"DEFENDER_SYSLOG_URL": "http://siem:514"}, "DEFENDER_SYSLOG_URL"},
 		{map[string]string{"DEFENDER_SYSLOG_FORMAT": "xml"}, "DEFENDER_SYSLOG_FORMAT"},
+		{map[string]string{"DEFENDER_SYSLOG_URL": "udp://siem:514", "DEFENDER_SYSLOG_FORMAT": "json"}, "DEFENDER_SYSLOG_FORMAT"},
 		{map[string]string{"DEFENDER_SYSLOG_FRAMING": "nul"}, "DEFENDER_SYSLOG_FRAMING"},
 		{map[string]string{"DEFENDER_SYSLOG_CA_FILE": "/etc/ca.pem"}, "DEFENDER_SYSLOG_CA_FILE"}, // needs tls://
 		{map[string]string{"DEFENDER_SYSLOG_URL": "tls://siem:6514", "DEFENDER_SYSLOG_KEY_FILE": "/etc/k.pem"}, "DEFENDER_SYSLOG_CERT_FILE"},

@@ -315,3 +315,42 @@ func TestSyslogOversizeToDeadLetter(t *testing.T) {
 }
 
 var cefExternalID = regexp.MustCompile(` externalId=(\S+)`)
+
+// An alert siem.Build refuses sends nothing and is answered at once, refused with its JSON for
+// the dead-letter file; one after a sent record waits for that record's answer, in order.
+func TestSyslogBuildFailureIsRejected(t *testing.T) {
+	r := newReceiver(t)
+	k, err := newSyslogSink(syslog.Options{URL: "tcp://" + r.ln.Addr().String(), Linger: time.Hour}, "cef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.w.Close(context.Background())
+	var got []bridge.Outcome
+	sink := k.open(func(o bridge.Outcome) { got = append(got, o) })
+	ctx := context.Background()
+	bad := bridge.Record{ID: "bad1", Data: []byte(`{"id":"bad1","lastUpdateTime":"not a time"}`)}
+	if err := sink.Add(ctx, bad, &bridge.Tag{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].N != 1 || len(got[0].Rejected) != 1 || got[0].Rejected[0].ID != "bad1" ||
+		!json.Valid(got[0].Rejected[0].Envelope) || got[0].Rejected[0].Text == "" {
+		t.Fatalf("a record Build refuses: %+v, want it answered refused", got)
+	}
+	cfg := tenantWith(t, 1, "syslog")
+	var good bridge.Record
+	rd, _ := defender.New(cfg.Defender)
+	bridge.DefenderSource(rd).Read(ctx, bridge.Window{From: time.Now().Add(-3 * time.Hour), To: time.Now()}, func(rec bridge.Record, _ bridge.Position) error {
+		good = bridge.Record{ID: rec.ID, Time: rec.Time, Data: append([]byte(nil), rec.Data...)}
+		return nil
+	})
+	bad.ID = "bad2"
+	if sink.Add(ctx, good, &bridge.Tag{}) != nil || sink.Add(ctx, bad, &bridge.Tag{}) != nil || len(got) != 1 {
+		t.Fatalf("answered before the flush: %+v", got)
+	}
+	if err := sink.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[1].N != 2 || got[1].Err != nil || len(got[1].Rejected) != 1 || got[1].Rejected[0].Index != 1 || got[1].Sent == 0 {
+		t.Errorf("a sent record then a refused one: %+v, want one batch of 2, the second refused", got[1:])
+	}
+}

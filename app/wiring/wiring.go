@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"time"
 
 	"ta-defender-alerts/app/bridge"
 	"ta-defender-alerts/app/checkpoint"
@@ -58,7 +59,13 @@ func New(cfg *config.Config, log *slog.Logger, out *Stdout) (*Collector, error) 
 	var open bridge.OpenSink
 	switch cfg.Output {
 	case "syslog":
-		k, err := newSyslogSink(cfg.Syslog, cfg.SyslogFormat)
+		o := cfg.Syslog
+		if o.OnRetry == nil {
+			o.OnRetry = func(err error, wait time.Duration) {
+				log.Warn("the syslog receiver cannot be reached; trying again", "err", err, "wait", wait.String())
+			}
+		}
+		k, err := newSyslogSink(o, cfg.SyslogFormat)
 		if err != nil {
 			return nil, &SettingError{err}
 		}
