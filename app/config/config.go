@@ -18,6 +18,7 @@ import (
 	"ta-defender-alerts/app/defender"
 	"ta-defender-alerts/app/hec"
 	"ta-defender-alerts/app/secret"
+	"ta-defender-alerts/app/syslog"
 )
 
 // raw holds the settings as given, before validation: read from the environment by
@@ -44,7 +45,16 @@ type raw struct {
 	Interval            duration      `envconfig:"INTERVAL" default:"60s"`
 	StateDir            string        `envconfig:"STATE_DIR" default:"./state"`
 	Input               string        `envconfig:"INPUT"`
-	Output              string        `ignored:"true"` // "hec" (standalone), or the stanza's output
+	Output              string        `ignored:"true"` // DEFENDER_OUTPUT (standalone), or the stanza's output
+	EnvOutput           string        `envconfig:"OUTPUT" default:"hec"`
+
+	SyslogURL        string `envconfig:"SYSLOG_URL"`
+	SyslogFormat     string `envconfig:"SYSLOG_FORMAT" default:"cef"`
+	SyslogCAFile     string `envconfig:"SYSLOG_CA_FILE"`
+	SyslogCertFile   string `envconfig:"SYSLOG_CERT_FILE"`
+	SyslogKeyFile    string `envconfig:"SYSLOG_KEY_FILE"`
+	SyslogServerName string `envconfig:"SYSLOG_SERVER_NAME"`
+	SyslogFraming    string `envconfig:"SYSLOG_FRAMING" default:"octet-counting"`
 
 	HECURL                string        `envconfig:"HEC_URL"`
 	HECToken              secret.String `envconfig:"HEC_TOKEN"`
@@ -75,7 +85,11 @@ type raw struct {
 
 // Config is the validated configuration.
 type Config struct {
-	Output string // "hec" or "stdout" (modular input only)
+	Output string // "hec", "syslog" (standalone only) or "stdout" (modular input only)
+	// Syslog is where events go with output syslog (its Report and hooks left to the
+	// caller), SyslogFormat how each is written: cef, leef or json.
+	Syslog       syslog.Options
+	SyslogFormat string
 	// Input is the checkpoint's name: the input's (DEFENDER_INPUT, else the tenant id; a
 	// stanza's name) for the endpoint feed, <input>.<feed> for the others (ForFeed). The
 	// input's name is also the events' source unless one is set.
@@ -149,7 +163,9 @@ func FromEnv() (*Config, error) {
 		}
 		return nil, err
 	}
-	r.Output = "hec"
+	if r.Output = strings.ToLower(strings.TrimSpace(r.EnvOutput)); r.Output != "hec" && r.Output != "syslog" {
+		return nil, r.errorf("EnvOutput", r.EnvOutput, "must be hec or syslog")
+	}
 	return r.build()
 }
 
@@ -222,6 +238,17 @@ func (r *raw) build() (*Config, error) {
 		if err := defender.Validate(fc.Defender); err != nil {
 			return nil, fc.Explain(err)
 		}
+	}
+	if r.Output == "syslog" {
+		if err := r.syslogConfig(c); err != nil {
+			return nil, err
+		}
+		// HEC is not used; its metadata settings are, for a json event's fields elsewhere.
+		c.HEC = hec.Config{Host: r.HECHost, Source: r.HECSource, Index: r.HECIndex}
+		return r.finish(c)
+	}
+	if r.SyslogURL != "" {
+		return nil, r.errorf("SyslogURL", r.SyslogURL, "is set but "+r.names.name("EnvOutput")+" is not syslog: set "+r.names.name("EnvOutput")+"=syslog, or unset it")
 	}
 	if r.Output == "stdout" && strings.TrimSpace(r.HECURL) == "" {
 		// Events go to splunkd: HEC is not used, its metadata settings are.

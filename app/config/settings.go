@@ -9,6 +9,7 @@ import (
 	"ta-defender-alerts/app/defender"
 	"ta-defender-alerts/app/hec"
 	"ta-defender-alerts/app/secret"
+	"ta-defender-alerts/app/syslog"
 )
 
 // Setting is one setting in both of the collector's vocabularies: an environment variable of
@@ -41,6 +42,7 @@ type Setting struct {
 	field    string // the raw field it fills
 	defender string // the defender.Config field whose errors are about it
 	hec      string // the hec.Config field whose errors are about it
+	syslog   string // the syslog.Options field whose errors are about it
 }
 
 // Settings returns the table, in the order of the scheme and the documentation.
@@ -118,6 +120,22 @@ var settings = []Setting{
 		Doc:         "`graph-alerts`: service sources left out, comma-separated, such as `microsoftDefenderForEndpoint` where `endpoint-alerts` already reads them", DocDefault: "none"},
 	{Param: "output", Title: "Output", Default: "stdout", field: "Output",
 		Description: "stdout (default): events go to splunkd through this input, on this node's own connection. hec: events go to the HTTP Event Collector at hec_url."},
+	{Env: "DEFENDER_OUTPUT", Default: "hec", field: "EnvOutput",
+		Doc: "where events go: `hec` (Splunk's HTTP Event Collector) or `syslog` (other SIEMs, see \"Send to other SIEMs over syslog\")"},
+	{Env: "DEFENDER_SYSLOG_URL", field: "SyslogURL", syslog: "URL",
+		Doc: "`DEFENDER_OUTPUT=syslog`: the receiver, `tcp://host:port`, `tls://host:port` or `udp://host:port`", DocDefault: "required with syslog"},
+	{Env: "DEFENDER_SYSLOG_FORMAT", Default: "cef", field: "SyslogFormat",
+		Doc: "syslog: `cef` (ArcSight, NetWitness) or `leef` (QRadar), one message per detection (endpoint-alerts only); `json`: each alert as it came"},
+	{Env: "DEFENDER_SYSLOG_CA_FILE", field: "SyslogCAFile", syslog: "CAFile",
+		Doc: "syslog over TLS: CA certificates (PEM file) to trust instead of the system's", DocDefault: "the system's"},
+	{Env: "DEFENDER_SYSLOG_CERT_FILE", field: "SyslogCertFile", syslog: "CertFile",
+		Doc: "syslog over TLS: a client certificate (PEM file), with `DEFENDER_SYSLOG_KEY_FILE`", DocDefault: "none"},
+	{Env: "DEFENDER_SYSLOG_KEY_FILE", field: "SyslogKeyFile", syslog: "KeyFile",
+		Doc: "syslog over TLS: the client certificate's unencrypted key (PEM file; keep it 0600)", DocDefault: "none"},
+	{Env: "DEFENDER_SYSLOG_SERVER_NAME", field: "SyslogServerName", syslog: "ServerName",
+		Doc: "syslog over TLS: the name to verify the receiver's certificate against", DocDefault: "the URL's host"},
+	{Env: "DEFENDER_SYSLOG_FRAMING", Default: "octet-counting", field: "SyslogFraming", syslog: "Framing",
+		Doc: "syslog over TCP or TLS: `octet-counting` (RFC 5425) or `lf` (one message a line, for receivers that want it)"},
 	{Env: "DEFENDER_HEC_URL", Param: "hec_url", Title: "HEC URL", field: "HECURL", hec: "URLs",
 		Description: outputDoc + "HEC URL(s), comma-separated, such as https://http-inputs-<stack>.splunkcloud.com or https://splunk.example.com:8088.",
 		Doc:         "HEC URL(s), comma-separated: base or full endpoint", DocDefault: "required"},
@@ -233,6 +251,10 @@ func (v vocab) explain(err error, apiURLField string) error {
 	var he *hec.FieldError
 	if errors.As(err, &he) {
 		return &Error{Var: v.fieldName(he.Field, func(s *Setting) string { return s.hec }), Value: he.Value, Msg: he.Msg}
+	}
+	var se *syslog.SettingError
+	if errors.As(err, &se) {
+		return &Error{Var: v.fieldName(se.Setting, func(s *Setting) string { return s.syslog }), Value: se.Value, Msg: se.Err.Error()}
 	}
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"time"
 
 	"ta-defender-alerts/app/bridge"
 	"ta-defender-alerts/app/checkpoint"
@@ -16,6 +17,7 @@ import (
 	"ta-defender-alerts/app/defender"
 	"ta-defender-alerts/app/hec"
 	"ta-defender-alerts/app/modinput"
+	"ta-defender-alerts/app/syslog"
 )
 
 // Collector is one input's collection, assembled.
@@ -24,6 +26,7 @@ type Collector struct {
 	Defender *defender.Client
 	HEC      *hec.Client // nil when events go to splunkd
 	Store    *checkpoint.Store
+	syslog   *syslog.Writer // nil unless events go to syslog
 }
 
 // Stdout is the modular input's stream to splunkd, where events go with output "stdout".
@@ -40,7 +43,7 @@ func (e *SettingError) Error() string { return e.Err.Error() }
 func (e *SettingError) Unwrap() error { return e.Err }
 
 // New assembles the collection cfg describes, logging to log. Events go to HEC with
-// cfg.Output "hec", else to splunkd through out. A caller sets its own give-up times and
+// cfg.Output "hec", to a syslog receiver with "syslog", else to splunkd through out. A caller sets its own give-up times and
 // retry logging in cfg first. A setting a client refuses comes back as a *SettingError; the
 // checkpoint's errors (locked, unwritable) as they are.
 func New(cfg *config.Config, log *slog.Logger, out *Stdout) (*Collector, error) {
@@ -54,7 +57,20 @@ func New(cfg *config.Config, log *slog.Logger, out *Stdout) (*Collector, error) 
 			"excluded", strings.Join(cfg.ExcludeSources, ","))
 	}
 	var open bridge.OpenSink
-	if cfg.Output == "hec" {
+	switch cfg.Output {
+	case "syslog":
+		o := cfg.Syslog
+		if o.OnRetry == nil {
+			o.OnRetry = func(err error, wait time.Duration) {
+				log.Warn("the syslog receiver cannot be reached; trying again", "err", err, "wait", wait.String())
+			}
+		}
+		k, err := newSyslogSink(o, cfg.SyslogFormat)
+		if err != nil {
+			return nil, &SettingError{err}
+		}
+		c.syslog, open = k.w, k.open
+	case "hec":
 		hc, err := hec.New(cfg.HEC)
 		if err != nil {
 			return nil, &SettingError{err}
@@ -63,7 +79,7 @@ func New(cfg *config.Config, log *slog.Logger, out *Stdout) (*Collector, error) 
 			log.Warn(w)
 		}
 		c.HEC, open = hc, bridge.HECSink(hc, cfg.Linger)
-	} else {
+	default:
 		if out == nil {
 			return nil, errors.New("events go to splunkd (output stdout), which only a modular input run can reach")
 		}
@@ -72,9 +88,7 @@ func New(cfg *config.Config, log *slog.Logger, out *Stdout) (*Collector, error) 
 	}
 	c.Store, err = checkpoint.Open(cfg.StateDir, cfg.Input)
 	if err != nil {
-		if c.HEC != nil {
-			c.HEC.Close()
-		}
+		c.closeSink()
 		return nil, err
 	}
 	c.Pump = bridge.New(bridge.Config{Store: c.Store, Log: log, Start: cfg.Start, Overlap: cfg.Overlap, TimeResolution: defender.TimeResolution,
@@ -85,11 +99,20 @@ func New(cfg *config.Config, log *slog.Logger, out *Stdout) (*Collector, error) 
 // Close waits for the HEC client's deliveries, whose outcomes may still be committed, then
 // for the pump's last save, then releases the checkpoint.
 func (c *Collector) Close() {
+	c.closeSink()
+	c.Pump.Close()
+	c.Store.Close()
+}
+
+// closeSink waits for the HEC client's deliveries, or flushes and closes the syslog
+// connection (waiting up to its timeout for the receiver to take what was written).
+func (c *Collector) closeSink() {
 	if c.HEC != nil {
 		c.HEC.Close()
 	}
-	c.Pump.Close()
-	c.Store.Close()
+	if c.syslog != nil {
+		c.syslog.Close(context.Background())
+	}
 }
 
 // stdoutSink makes the modular input's stream to splunkd a Sink: events count as delivered

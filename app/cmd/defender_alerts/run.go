@@ -184,8 +184,11 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 	if cfg.MetricsAddr != "" {
 		var srcs []metrics.Sources
 		for _, r := range runs {
-			srcs = append(srcs, metrics.Sources{Feed: r.cfg.Feed, Pump: r.c.Pump.Stats, Defender: r.c.Defender.Stats, HEC: r.c.HEC.Stats,
-				Interval: cfg.Interval, Started: time.Now()})
+			src := metrics.Sources{Feed: r.cfg.Feed, Pump: r.c.Pump.Stats, Defender: r.c.Defender.Stats, Interval: cfg.Interval, Started: time.Now()}
+			if r.c.HEC != nil { // nil with output syslog
+				src.HEC = r.c.HEC.Stats
+			}
+			srcs = append(srcs, src)
 		}
 		addr, err := metrics.Serve(ctx, cfg.MetricsAddr, metrics.Handler(srcs...))
 		if err != nil {

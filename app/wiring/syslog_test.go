@@ -1,0 +1,356 @@
+package wiring
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	gosyslog "github.com/leodido/go-syslog/v4"
+	"github.com/leodido/go-syslog/v4/octetcounting"
+	"github.com/leodido/go-syslog/v4/rfc5424"
+
+	"ta-defender-alerts/app/bridge"
+	"ta-defender-alerts/app/config"
+	"ta-defender-alerts/app/defender"
+	"ta-defender-alerts/app/siem"
+	"ta-defender-alerts/app/syslog"
+)
+
+// receiver is a TCP syslog receiver that parses what it gets strictly (RFC 5425 octet
+// counting, RFC 5424 with go-syslog). dropAt, if set, is called with the count of messages
+// so far: true resets every connection, losing what the receiver's kernel held.
+type receiver struct {
+	t      *testing.T
+	ln     net.Listener
+	mu     sync.Mutex
+	msgs   []*rfc5424.SyslogMessage
+	conns  []net.Conn
+	dropAt func(n int) bool
+	wg     sync.WaitGroup
+}
+
+func newReceiver(t *testing.T) *receiver {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &receiver{t: t, ln: ln}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r.mu.Lock()
+			r.conns = append(r.conns, c)
+			r.mu.Unlock()
+			r.wg.Add(1)
+			go r.read(c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		r.mu.Lock()
+		for _, c := range r.conns {
+			c.Close()
+		}
+		r.mu.Unlock()
+		r.wg.Wait()
+	})
+	return r
+}
+
+func (r *receiver) read(c net.Conn) {
+	defer r.wg.Done()
+	defer c.Close()
+	in := &stopReader{r: bufio.NewReader(c)}
+	octetcounting.NewParser(gosyslog.WithListener(func(res *gosyslog.Result) {
+		if res.Error != nil {
+			in.stop.Store(true) // a frame cut by a reset; a bad frame shows as a missing detection
+			return
+		}
+		r.mu.Lock()
+		r.msgs = append(r.msgs, res.Message.(*rfc5424.SyslogMessage))
+		if r.dropAt != nil && r.dropAt(len(r.msgs)) {
+			for _, c := range r.conns {
+				c.(*net.TCPConn).SetLinger(0)
+				c.Close()
+			}
+		}
+		r.mu.Unlock()
+	}), gosyslog.WithMachineOptions(rfc5424.WithCompliantMsg())).Parse(in)
+}
+
+// stopReader ends the parser's input at its first error: a cut frame ends the connection.
+type stopReader struct {
+	r    io.Reader
+	stop atomic.Bool
+}
+
+func (s *stopReader) Read(b []byte) (int, error) {
+	if s.stop.Load() {
+		return 0, io.EOF
+	}
+	return s.r.Read(b)
+}
+
+func (r *receiver) messages() []*rfc5424.SyslogMessage {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*rfc5424.SyslogMessage(nil), r.msgs...)
+}
+
+// syslogTenant is a stand-in tenant of n alerts and a configuration sending them to url.
+func syslogTenant(t *testing.T, n int, url, format string) *config.Config {
+	cfg := tenantWith(t, n, "syslog")
+	cfg.Syslog = syslog.Options{URL: url, Resend: time.Second, Linger: 10 * time.Millisecond, Timeout: 2 * time.Second,
+		BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}
+	cfg.SyslogFormat = format
+	return cfg
+}
+
+// wantFullIDs reads the tenant's alerts as the collector does and makes their detections'
+// FullIds: what the receiver must get.
+func wantFullIDs(t *testing.T, cfg *config.Config) map[string]string {
+	rd, err := defender.New(cfg.Defender)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	now := time.Now()
+	_, err = bridge.DefenderSource(rd).Read(context.Background(), bridge.Window{From: now.Add(-3 * time.Hour), To: now.Add(time.Minute)},
+		func(r bridge.Record, _ bridge.Position) error {
+			ds, err := siem.Build(r.Data)
+			if err != nil {
+				t.Fatalf("alert %s: %v", r.ID, err)
+			}
+			for _, d := range ds {
+				want[d.FullID] = r.ID
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return want
+}
+
+var cefFullID = regexp.MustCompile(`cs3=((?:[^ \\]|\\.)*) cs3Label=FullId`)
+
+// gotFullIDs counts the FullIds of the CEF detections received.
+func gotFullIDs(t *testing.T, msgs []*rfc5424.SyslogMessage) map[string]int {
+	got := map[string]int{}
+	for _, m := range msgs {
+		if m.MsgID == nil || *m.MsgID != "detection" || m.Message == nil || m.Appname == nil || *m.Appname != "defender_alerts" {
+			t.Fatalf("a message that is not a detection: %+v", m)
+		}
+		sub := cefFullID.FindStringSubmatch(*m.Message)
+		if sub == nil || !strings.HasPrefix(*m.Message, "CEF:0|Microsoft|Microsoft Defender ATP|2.0|") {
+			t.Fatalf("not a CEF detection with a FullId: %.300s", *m.Message)
+		}
+		got[strings.NewReplacer(`\=`, `=`, `\\`, `\`).Replace(sub[1])]++
+	}
+	return got
+}
+
+// drainTo builds the collector for cfg and drains its tenant once.
+func drainTo(t *testing.T, cfg *config.Config) *Collector {
+	c, err := New(cfg, slog.New(slog.NewTextHandler(tWriter{t}, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Pump.Drain(context.Background()); err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	c.Close() // flushes the connection; the pump's last save follows
+	return c
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
+func checkpointDone(t *testing.T, c *Collector) {
+	st, err := c.Store.Load()
+	if err != nil || st == nil || st.Window != nil || time.Since(st.Watermark) > time.Minute {
+		t.Errorf("checkpoint %+v (%v), want the window done", st, err)
+	}
+}
+
+// Every alert of the tenant reaches a syslog receiver as its CEF detections, once each, and
+// the checkpoint moves past them.
+func TestSyslogOutputCEF(t *testing.T) {
+	r := newReceiver(t)
+	cfg := syslogTenant(t, 120, "tcp://"+r.ln.Addr().String(), "cef")
+	want := wantFullIDs(t, cfg)
+	c := drainTo(t, cfg)
+	checkpointDone(t, c)
+	got := gotFullIDs(t, r.messages())
+	for id, alert := range want {
+		if got[id] != 1 {
+			t.Errorf("detection %s of alert %s arrived %d times, want once", id, alert, got[id])
+		}
+	}
+	if len(got) != len(want) || len(want) < 120 {
+		t.Errorf("got %d distinct detections, want the %d of 120 alerts", len(got), len(want))
+	}
+	if s := c.Pump.Stats(); s.Confirmed != 120 || s.Rejected != 0 {
+		t.Errorf("confirmed %d, dead-lettered %d; want 120, 0", s.Confirmed, s.Rejected)
+	}
+}
+
+// A receiver that resets its connections mid-run loses what its kernel held: the collector
+// re-sends, and every detection arrives at least once.
+func TestSyslogOutputConnectionDropped(t *testing.T) {
+	r := newReceiver(t)
+	drops := 0
+	r.dropAt = func(n int) bool {
+		if n%150 == 0 && drops < 3 {
+			drops++
+			return true
+		}
+		return false
+	}
+	cfg := syslogTenant(t, 300, "tcp://"+r.ln.Addr().String(), "cef")
+	want := wantFullIDs(t, cfg)
+	c := drainTo(t, cfg)
+	checkpointDone(t, c)
+	got := gotFullIDs(t, r.messages())
+	missing, dups := 0, 0
+	for id := range want {
+		if got[id] == 0 {
+			missing++
+		}
+		dups += max(got[id]-1, 0)
+	}
+	t.Logf("%d detections, %d drops, %d duplicates, pump resent %d", len(want), drops, dups, c.Pump.Stats().Resent)
+	if missing > 0 || drops == 0 {
+		t.Errorf("%d of %d detections never arrived (%d drops)", missing, len(want), drops)
+	}
+}
+
+// A detection over the size limit is refused: its alert goes to the dead-letter file with the
+// reason, never silently dropped, and every other alert's detections arrive. (The limit is
+// UDP's reason to be; TCP is used here because UDP itself may lose datagrams on a busy host.)
+func TestSyslogOversizeToDeadLetter(t *testing.T) {
+	r := newReceiver(t)
+	cfg := syslogTenant(t, 60, "tcp://"+r.ln.Addr().String(), "cef")
+	cfg.Syslog.MaxSize, cfg.Syslog.Hostname = 1600, "h"
+	head := len("<164>1 2026-12-02T14:54:13.432739Z h defender_alerts " + strconv.Itoa(os.Getpid()) + " detection - ")
+	fits, tooBig := map[string]bool{}, map[string]bool{} // alerts whose every detection fits; with one that does not
+	rd, err := defender.New(cfg.Defender)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	cef := siem.NewCEF(siem.CEFOptions{})
+	_, err = bridge.DefenderSource(rd).Read(context.Background(), bridge.Window{From: now.Add(-3 * time.Hour), To: now.Add(time.Minute)},
+		func(rec bridge.Record, _ bridge.Position) error {
+			ds, _ := siem.Build(rec.Data)
+			longest := 0
+			for i := range ds {
+				longest = max(longest, head+len(cef.Append(nil, &ds[i])))
+			}
+			fits[rec.ID], tooBig[rec.ID] = longest+8 <= 1600, longest-8 > 1600
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := drainTo(t, cfg)
+	st, _ := c.Store.Load()
+	dead := map[string]bool{}
+	if b, err := os.ReadFile(bridge.DeadLetterPath(cfg.StateDir, cfg.Input)); err == nil {
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var e struct {
+				ID       string          `json:"alert_id"`
+				Text     string          `json:"hec_text"`
+				Envelope json.RawMessage `json:"envelope"`
+			}
+			if err := json.Unmarshal([]byte(line), &e); err != nil || !strings.Contains(e.Text, "too big") || !strings.Contains(string(e.Envelope), `"id":"`+e.ID+`"`) {
+				t.Errorf("dead letter %.200s (%v)", line, err)
+			}
+			if fits[e.ID] {
+				t.Errorf("alert %s dead-lettered, but its detections fit", e.ID)
+			}
+			dead[e.ID] = true
+		}
+	}
+	arrived := map[string]bool{}
+	for _, m := range r.messages() {
+		if sub := cefExternalID.FindStringSubmatch(*m.Message); sub != nil {
+			arrived[sub[1]] = true
+		}
+	}
+	held := 0
+	for id := range fits {
+		switch {
+		case fits[id] && !arrived[id]:
+			t.Errorf("alert %s fits but never arrived", id)
+		case tooBig[id] && !dead[id]:
+			held++ // refused at the window's end: held, the checkpoint before it (the pump's rule)
+		}
+	}
+	t.Logf("%d alerts: %d with detections arrived, %d dead-lettered, %d held", len(fits), len(arrived), len(dead), held)
+	if len(dead) == 0 || (held > 0) != (st == nil || st.Window != nil) {
+		t.Errorf("%d dead-lettered, %d held with checkpoint %+v: want some dead-lettered, and the window open only if some are held", len(dead), held, st)
+	}
+}
+
+var cefExternalID = regexp.MustCompile(` externalId=(\S+)`)
+
+// An alert siem.Build refuses sends nothing and is answered at once, refused with its JSON for
+// the dead-letter file; one after a sent record waits for that record's answer, in order.
+func TestSyslogBuildFailureIsRejected(t *testing.T) {
+	r := newReceiver(t)
+	k, err := newSyslogSink(syslog.Options{URL: "tcp://" + r.ln.Addr().String(), Linger: time.Hour}, "cef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.w.Close(context.Background())
+	var got []bridge.Outcome
+	sink := k.open(func(o bridge.Outcome) { got = append(got, o) })
+	ctx := context.Background()
+	bad := bridge.Record{ID: "bad1", Data: []byte(`{"id":"bad1","lastUpdateTime":"not a time"}`)}
+	if err := sink.Add(ctx, bad, &bridge.Tag{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].N != 1 || len(got[0].Rejected) != 1 || got[0].Rejected[0].ID != "bad1" ||
+		!json.Valid(got[0].Rejected[0].Envelope) || got[0].Rejected[0].Text == "" {
+		t.Fatalf("a record Build refuses: %+v, want it answered refused", got)
+	}
+	cfg := tenantWith(t, 1, "syslog")
+	var good bridge.Record
+	rd, _ := defender.New(cfg.Defender)
+	bridge.DefenderSource(rd).Read(ctx, bridge.Window{From: time.Now().Add(-3 * time.Hour), To: time.Now()}, func(rec bridge.Record, _ bridge.Position) error {
+		good = bridge.Record{ID: rec.ID, Time: rec.Time, Data: append([]byte(nil), rec.Data...)}
+		return nil
+	})
+	bad.ID = "bad2"
+	if sink.Add(ctx, good, &bridge.Tag{}) != nil || sink.Add(ctx, bad, &bridge.Tag{}) != nil || len(got) != 1 {
+		t.Fatalf("answered before the flush: %+v", got)
+	}
+	if err := sink.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[1].N != 2 || got[1].Err != nil || len(got[1].Rejected) != 1 || got[1].Rejected[0].Index != 1 || got[1].Sent == 0 {
+		t.Errorf("a sent record then a refused one: %+v, want one batch of 2, the second refused", got[1:])
+	}
+}
