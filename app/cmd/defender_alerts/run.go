@@ -21,6 +21,7 @@ import (
 	"ta-defender-alerts/app/retry"
 	"ta-defender-alerts/app/splunkapp"
 	"ta-defender-alerts/app/version"
+	"ta-defender-alerts/app/wait"
 	"ta-defender-alerts/app/wiring"
 )
 
@@ -280,47 +281,33 @@ func (r *feedRun) daemon(ctx context.Context) int {
 			log.Info("stopped; what was confirmed is committed", "confirmed", p.Stats().Confirmed)
 			return 0
 		}
-		wait := untilNextPoll(interval, time.Since(started))
-		if err != nil {
-			if bridge.NeedsFix(err) && !r.others {
-				log.Error("stopping: this needs a fix before collection can go on", "err", err, "needs_fix", true)
-				return 1
-			}
-			if bridge.NeedsFix(err) {
-				// The other feeds keep the process up, so no supervisor restarts it after
-				// the fix: this feed tries again now and then, and picks the fix up itself.
-				wait = max(needsFixRetry, interval)
-				log.Error("this feed needs a fix before it can go on; the other feeds go on, and this one tries again", "err", err, "needs_fix", true, "in", wait)
-				t := time.NewTimer(wait)
-				select {
-				case <-ctx.Done():
-					t.Stop()
-					log.Info("stopped", "confirmed", p.Stats().Confirmed)
-					return 0
-				case <-t.C:
-				}
-				continue
-			}
-			fails++
-			wait = retry.Delay(daemonRetryMin, 10*interval, fails)
-			if bridge.Alarming(err) {
-				// Not a passing outage: someone should look at the load balancer or HEC.
-				log.Error("HEC never acknowledged a batch; it is not committed and will be sent again", "err", err, "in", wait)
-			} else {
-				log.Warn("collection failed; will try again", "err", err, "in", wait)
-			}
-		} else {
+		next := untilNextPoll(interval, time.Since(started))
+		switch {
+		case err == nil:
 			fails = 0
 			st := p.Stats()
 			log.Debug("poll done", "confirmed_total", st.Confirmed, "watermark", st.Watermark)
+		case bridge.NeedsFix(err) && !r.others:
+			log.Error("stopping: this needs a fix before collection can go on", "err", err, "needs_fix", true)
+			return 1
+		case bridge.NeedsFix(err):
+			// The other feeds keep the process up, so no supervisor restarts it after the
+			// fix: this feed tries again now and then, and picks the fix up itself.
+			next = max(needsFixRetry, interval)
+			log.Error("this feed needs a fix before it can go on; the other feeds go on, and this one tries again", "err", err, "needs_fix", true, "in", next)
+		default:
+			fails++
+			next = retry.Delay(daemonRetryMin, 10*interval, fails)
+			if bridge.Alarming(err) {
+				// Not a passing outage: someone should look at the load balancer or HEC.
+				log.Error("HEC never acknowledged a batch; it is not committed and will be sent again", "err", err, "in", next)
+			} else {
+				log.Warn("collection failed; will try again", "err", err, "in", next)
+			}
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if wait.Sleep(ctx, next) != nil {
 			log.Info("stopped", "confirmed", p.Stats().Confirmed)
 			return 0
-		case <-t.C:
 		}
 	}
 }
