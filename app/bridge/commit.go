@@ -41,9 +41,15 @@ func positionJSON(pos Position) json.RawMessage {
 	if pos == nil {
 		return nil
 	}
+	if a, ok := pos.(jsonAppender); ok {
+		return a.AppendJSON(nil) // compact already: no second pass (a save after every batch)
+	}
 	b, _ := json.Marshal(pos)
 	return b
 }
+
+// jsonAppender is a Position that writes its own compact JSON (defender.Position does).
+type jsonAppender interface{ AppendJSON(b []byte) []byte }
 
 // durableEvery is the longest time between two durable saves of the saver's snapshots: the
 // quick ones between them are lost only to a power loss, which then re-sends at most what

@@ -3,6 +3,7 @@ package defender
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 	"time"
@@ -96,12 +97,29 @@ func TestLazyClaimIsTheClaimAtThePosition(t *testing.T) {
 		if i == 250 {
 			d.claimReset(d.claim) // a resume or a commit starts a new log from the claim
 		}
-		snaps = append(snaps, claimSnap{base: &d.clog.base, ops: d.clog.ops[:len(d.clog.ops):len(d.clog.ops)]})
+		snaps = append(snaps, claimSnap{base: &d.clog.base, ops: d.clog.ops[:len(d.clog.ops):len(d.clog.ops)], log: d.clog})
 		want = append(want, d.claim)
 	}
-	for i, s := range snaps {
-		if got := s.fold(); got != want[i] {
-			t.Fatalf("position %d folds to a claim of %d versions, want %d (the claim then)", i, got.N, want[i].N)
+	// Folded in the order taken (each fold starts at the memo the one before left), then
+	// backwards and in a shuffled order (a memo past a snapshot must not be used for it),
+	// and again without the memo.
+	order := rand.New(rand.NewPCG(7, 11)).Perm(len(snaps))
+	for pass, seq := range [][]int{nil, nil, order, nil} {
+		for j := range snaps {
+			i := j
+			switch {
+			case pass == 1:
+				i = len(snaps) - 1 - j
+			case seq != nil:
+				i = seq[j]
+			}
+			s := snaps[i]
+			if pass == 3 {
+				s.log = nil
+			}
+			if got := s.fold(); got != want[i] {
+				t.Fatalf("pass %d: position %d folds to a claim of %d versions, want %d (the claim then)", pass, i, got.N, want[i].N)
+			}
 		}
 	}
 	p := Position{lazy: snaps[100]}

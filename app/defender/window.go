@@ -95,7 +95,7 @@ func (p *Progress) Position() Position {
 		}
 		// Not a copy of the claim (hundreds of bytes for every alert in flight): the
 		// operations so far, which the checkpoint's JSON folds (see claimLog).
-		pos.lazy = claimSnap{base: &d.clog.base, ops: d.clog.ops[:len(d.clog.ops):len(d.clog.ops)]}
+		pos.lazy = claimSnap{base: &d.clog.base, ops: d.clog.ops[:len(d.clog.ops):len(d.clog.ops)], log: d.clog}
 	}
 	return pos
 }
