@@ -76,7 +76,7 @@ func (h hecSink) Recover(ctx context.Context, tickets []json.RawMessage, proved 
 }
 
 func (h hecSink) Add(ctx context.Context, r Record, t *Tag) error {
-	return h.s.Add(ctx, hec.Record{Time: r.Time, Event: r.Data, ID: r.ID}, t)
+	return h.s.Add(ctx, hec.Record{Time: r.When(), Event: r.Data, ID: r.ID, Sourcetype: r.Sourcetype}, t)
 }
 
 func (h hecSink) Flush(ctx context.Context) error { return h.s.Flush(ctx) }

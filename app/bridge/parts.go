@@ -14,6 +14,24 @@ type Record struct {
 	// Data is the item as the source sent it (a JSON object). It is only valid during the
 	// call that hands it on: a Sink copies what it keeps.
 	Data []byte
+	// Sourcetype and EventTime, if set, are the event's own instead of the sink's sourcetype
+	// and Time: a record that is part of another item's version (an alert nested in an
+	// incident) is keyed by that version's time but indexed as itself.
+	Sourcetype string
+	EventTime  time.Time
+	// Nested marks a record that is part of the version of the record after it (an alert
+	// of an incident): it is delivered and confirmed like any other, and its Position is the
+	// one before that version, but it is no version of its own: the overlap's dedupe does not
+	// keep its key.
+	Nested bool
+}
+
+// When is the event's time: EventTime if set, else Time.
+func (r Record) When() time.Time {
+	if !r.EventTime.IsZero() {
+		return r.EventTime
+	}
+	return r.Time
 }
 
 // Position is where a Source stands inside a window, opaque to the pump: the pump keeps the

@@ -173,7 +173,7 @@ func (p *Pump) take(r *pass, rec Record, pos Position) *Tag {
 func (p *Pump) takeLocked(r *pass, rec Record, pos Position) *Tag {
 	seq := p.nextSeq
 	p.nextSeq++
-	if !rec.Time.Before(p.floor) {
+	if !rec.Nested && !rec.Time.Before(p.floor) {
 		p.recent = append(p.recent, seqKey{seq, checkpoint.Key{ID: rec.ID, LastUpdate: rec.Time}})
 	}
 	t := &Tag{gen: r.gen, seq: seq, pos: pos, old: rec.Time.Before(r.through)}

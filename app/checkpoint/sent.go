@@ -31,10 +31,11 @@ type Sent struct {
 	limit   int           // most items kept; the oldest go first
 	now     func() time.Time
 
-	mu    sync.Mutex
-	base  []sentEntry      // sorted by hash, one per hash
-	delta map[uint64]int64 // changes since base was rebuilt
-	dirty bool
+	saving sync.Mutex // one Save at a time, so an older one never lands last
+	mu     sync.Mutex
+	base   []sentEntry      // sorted by hash, one per hash
+	delta  map[uint64]int64 // changes since base was rebuilt
+	dirty  bool
 }
 
 type sentEntry struct {
@@ -194,6 +195,8 @@ func (m *Sent) mergeLocked() {
 // Save writes the memory if it changed since the last save: atomically, readable only by
 // the owner.
 func (m *Sent) Save() error {
+	m.saving.Lock()
+	defer m.saving.Unlock()
 	m.mu.Lock()
 	if !m.dirty {
 		m.mu.Unlock()

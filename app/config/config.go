@@ -99,13 +99,16 @@ type Config struct {
 	Feeds []string
 	// ExcludeSources are the graph-alerts feed's service sources left out.
 	ExcludeSources []string
-	Defender       defender.Config
-	HEC            hec.Config
-	Start          time.Duration
-	Overlap        time.Duration
-	Interval       time.Duration
-	StateDir       string
-	Linger         time.Duration
+	// NestedSourcetype is the sourcetype of the events of items nested in the feed's own (the
+	// incidents feed's alerts); "" for a feed without.
+	NestedSourcetype string
+	Defender         defender.Config
+	HEC              hec.Config
+	Start            time.Duration
+	Overlap          time.Duration
+	Interval         time.Duration
+	StateDir         string
+	Linger           time.Duration
 
 	LogLevel    slog.Level
 	LogFormat   string

@@ -16,6 +16,9 @@ type Record struct {
 	Time  time.Time
 	Event []byte // a JSON object, sent as is (copied into the batch)
 	ID    string // the caller's name for it (an alert id), for rejections
+	// Sourcetype, if set, replaces the client's (Config.Sourcetype) for this event: a feed
+	// whose items hold others (incidents and their alerts) sends two kinds of event.
+	Sourcetype string
 }
 
 // Batch is records encoded as one HEC request body: concatenated envelopes, one per line.
@@ -95,10 +98,36 @@ func (p part) whole() bool { return p.lo == 0 && p.hi == p.b.Len() }
 // encoder writes envelopes: time, host, source, sourcetype, index, then the event object.
 type encoder struct {
 	meta []byte // ,"host":…,"source":…,"sourcetype":…[,"index":…],"event":
+
+	host, source, index string
+	mu                  sync.Mutex
+	typed               map[string][]byte // meta with another sourcetype (Record.Sourcetype)
 }
 
 // newEncoder prepares the metadata every envelope carries.
 func newEncoder(host, source, sourcetype, index string) *encoder {
+	return &encoder{meta: envelopeMeta(host, source, sourcetype, index), host: host, source: source, index: index}
+}
+
+// metaFor is the metadata of r's envelope.
+func (e *encoder) metaFor(r Record) []byte {
+	if r.Sourcetype == "" {
+		return e.meta
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	m, ok := e.typed[r.Sourcetype]
+	if !ok {
+		if e.typed == nil {
+			e.typed = map[string][]byte{}
+		}
+		m = envelopeMeta(e.host, e.source, r.Sourcetype, e.index)
+		e.typed[r.Sourcetype] = m
+	}
+	return m
+}
+
+func envelopeMeta(host, source, sourcetype, index string) []byte {
 	meta := []byte(`,"host":`)
 	meta = appendJSONString(meta, host)
 	meta = append(meta, `,"source":`...)
@@ -110,7 +139,7 @@ func newEncoder(host, source, sourcetype, index string) *encoder {
 		meta = appendJSONString(meta, index)
 	}
 	meta = append(meta, `,"event":`...)
-	return &encoder{meta: meta}
+	return meta
 }
 
 func appendJSONString(dst []byte, s string) []byte {
@@ -124,14 +153,14 @@ func (e *encoder) Append(b *Batch, r Record) {
 	b.ids = append(b.ids, r.ID)
 	b.body = append(b.body, `{"time":`...)
 	b.body = appendEpoch(b.body, r.Time)
-	b.body = append(b.body, e.meta...)
+	b.body = append(b.body, e.metaFor(r)...)
 	b.body = append(b.body, r.Event...)
 	b.body = append(b.body, "}\n"...)
 }
 
 // envelopeSize is what Append will add for r.
 func (e *encoder) envelopeSize(r Record) int {
-	return len(`{"time":`) + 20 + len(e.meta) + len(r.Event) + 2
+	return len(`{"time":`) + 20 + len(e.metaFor(r)) + len(r.Event) + 2
 }
 
 // appendEpoch writes t as epoch seconds with microseconds (Splunk keeps microseconds).

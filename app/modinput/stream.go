@@ -28,8 +28,16 @@ func NewStream(w *EventWriter, meta Event, every int, done func(n int, last any,
 
 // Write writes one event, tagged.
 func (s *Stream) Write(t time.Time, data []byte, tag any) error {
+	return s.WriteAs(t, "", data, tag)
+}
+
+// WriteAs writes one event, tagged, with its own sourcetype ("" for the stream's).
+func (s *Stream) WriteAs(t time.Time, sourcetype string, data []byte, tag any) error {
 	ev := s.meta
 	ev.Time, ev.Data = t, data
+	if sourcetype != "" {
+		ev.Sourcetype = sourcetype
+	}
 	if err := s.w.Write(ev); err != nil {
 		s.done(0, tag, err)
 		return err

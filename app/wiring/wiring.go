@@ -27,6 +27,10 @@ type Collector struct {
 	HEC      *hec.Client // nil when events go to splunkd
 	Store    *checkpoint.Store
 	syslog   *syslog.Writer // nil unless events go to syslog
+	// Incidents counts the incidents feed's nested alerts (nil for other feeds).
+	Incidents *IncidentStats
+	sent      *checkpoint.Sent
+	log       *slog.Logger
 }
 
 // Stdout is the modular input's stream to splunkd, where events go with output "stdout".
@@ -51,7 +55,7 @@ func New(cfg *config.Config, log *slog.Logger, out *Stdout) (*Collector, error) 
 	if err != nil {
 		return nil, &SettingError{err}
 	}
-	c := &Collector{Defender: rd}
+	c := &Collector{Defender: rd, log: log}
 	if len(cfg.ExcludeSources) > 0 {
 		log.Warn("the alerts of these service sources are left out for good: only another feed (endpoint-alerts for Defender for Endpoint) indexes them, and removing the setting later does not bring back those already passed over",
 			"excluded", strings.Join(cfg.ExcludeSources, ","))
@@ -91,16 +95,42 @@ func New(cfg *config.Config, log *slog.Logger, out *Stdout) (*Collector, error) 
 		c.closeSink()
 		return nil, err
 	}
+	src := excluding(bridge.DefenderSource(rd), cfg.ExcludeSources)
+	if cfg.NestedSourcetype != "" {
+		// Incidents: each nested alert version once (see incidents.go).
+		c.sent, err = checkpoint.OpenSent(c.Store.SentPath(), SentHorizon, SentLimit, nil)
+		if err != nil {
+			c.closeSink()
+			c.Store.Close()
+			return nil, err
+		}
+		c.Incidents = &IncidentStats{}
+		src = incidentSource{src: src, sent: c.sent, alertSourcetype: cfg.NestedSourcetype, log: log, stats: c.Incidents}
+		open = sentRecorder(open, c.sent, log)
+	}
 	c.Pump = bridge.New(bridge.Config{Store: c.Store, Log: log, Start: cfg.Start, Overlap: cfg.Overlap, TimeResolution: defender.TimeResolution,
-		Clock: rd.APITime, DeadLetter: bridge.DeadLetterPath(cfg.StateDir, cfg.Input)}, excluding(bridge.DefenderSource(rd), cfg.ExcludeSources), open)
+		Clock: rd.APITime, DeadLetter: bridge.DeadLetterPath(cfg.StateDir, cfg.Input)}, src, open)
 	return c, nil
 }
+
+// The memory of incident alerts sent keeps each alert's newest version for SentHorizon (by the
+// version's own time; Defender XDR keeps its data 180 days) and at most SentLimit alerts (16
+// bytes each: 32 MB). An alert it has forgotten is sent again when its incident changes.
+const (
+	SentHorizon = 180 * 24 * time.Hour
+	SentLimit   = 2_000_000
+)
 
 // Close waits for the HEC client's deliveries, whose outcomes may still be committed, then
 // for the pump's last save, then releases the checkpoint.
 func (c *Collector) Close() {
 	c.closeSink()
 	c.Pump.Close()
+	if c.sent != nil {
+		if err := c.sent.Save(); err != nil {
+			c.log.Warn("the memory of incident alerts sent cannot be saved; after a restart, alerts already sent may be sent again", "err", err)
+		}
+	}
 	c.Store.Close()
 }
 
@@ -135,7 +165,7 @@ type streamSink struct {
 
 func (k *streamSink) Add(_ context.Context, r bridge.Record, t *bridge.Tag) error {
 	k.buf = modinput.AppendCompactJSON(k.buf[:0], r.Data)
-	return k.s.Write(r.Time, k.buf, t)
+	return k.s.WriteAs(r.When(), r.Sourcetype, k.buf, t)
 }
 
 func (k *streamSink) Flush(context.Context) error { return k.s.Flush() }

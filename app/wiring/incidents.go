@@ -1,0 +1,286 @@
+package wiring
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"ta-defender-alerts/app/bridge"
+	"ta-defender-alerts/app/checkpoint"
+)
+
+// The incidents feed sends one event per incident version and one per nested alert version
+// not sent before (docs/feeds-design.md, section 3). An incident update that leaves its
+// alerts unchanged sends the incident alone: the memory of alert versions sent
+// (checkpoint.Sent) says which are new.
+//
+// How that stays lossless:
+//   - a nested alert goes to the sink just before its incident, as a bridge.Record marked
+//     Nested, keyed by the incident version's time and carrying the Position from before the
+//     incident: a checkpoint that lands among them makes a resume read the incident again;
+//   - an alert version is recorded as sent only when the sink confirms the batch that held its
+//     event (not refused), by sentRecorder; one the memory does not hold is sent;
+//   - the incident's own event lists its alerts by id, time, title, severity and status, not
+//     whole: the whole alerts are the other sourcetype's events.
+
+// incidentAlertRef is what an incident's event keeps of each nested alert.
+var incidentAlertRef = []string{"alertId", "lastUpdatedTime", "title", "severity", "status", "serviceSource"}
+
+// IncidentStats count the nested alerts of the incidents read.
+type IncidentStats struct {
+	AlertsSent      atomic.Int64 // nested alert versions handed to the sink
+	AlertsUnchanged atomic.Int64 // nested alert versions left out: sent before
+	Unreadable      atomic.Int64 // incidents whose alerts could not be read: sent whole
+}
+
+type incidentSource struct {
+	src             bridge.Source
+	sent            *checkpoint.Sent
+	alertSourcetype string
+	log             *slog.Logger
+	stats           *IncidentStats
+}
+
+func (s incidentSource) Read(ctx context.Context, w bridge.Window, emit func(bridge.Record, bridge.Position) error) (bridge.SourceStats, error) {
+	var before bridge.Position // where a resume would read the incident being split again
+	if w.Resume != nil {
+		before = w.Resume
+	}
+	handed := map[string]time.Time{} // alert versions handed on in this read, not yet confirmed
+	sent0, same0 := s.stats.AlertsSent.Load(), s.stats.AlertsUnchanged.Load()
+	st, err := s.src.Read(ctx, w, func(r bridge.Record, pos bridge.Position) error {
+		alerts, slim, err := splitIncident(r.Data)
+		if err != nil {
+			// Sent whole, with its alerts inside: nothing is left out.
+			s.stats.Unreadable.Add(1)
+			s.log.Warn("an incident's alerts cannot be read; it is sent whole, alerts included", "incident_id", r.ID, "err", err)
+			before = pos
+			return emit(r, pos)
+		}
+		for _, a := range alerts {
+			if a.id != "" && !a.updated.IsZero() {
+				if t, ok := handed[a.id]; (ok && t.Equal(a.updated)) || s.sent.Has(a.id, a.updated) {
+					s.stats.AlertsUnchanged.Add(1)
+					continue
+				}
+				handed[a.id] = a.updated
+			}
+			s.stats.AlertsSent.Add(1)
+			if err := emit(bridge.Record{ID: a.id, Time: r.Time, EventTime: a.updated, Data: a.raw,
+				Sourcetype: s.alertSourcetype, Nested: true}, before); err != nil {
+				return err
+			}
+		}
+		r.Data = slim
+		before = pos
+		return emit(r, pos)
+	})
+	if n, same := s.stats.AlertsSent.Load()-sent0, s.stats.AlertsUnchanged.Load()-same0; n+same > 0 {
+		s.log.Info("incidents' alerts", "alerts_sent", n, "alerts_unchanged_not_sent", same)
+	}
+	return st, err
+}
+
+type nestedAlert struct {
+	id      string
+	updated time.Time
+	raw     []byte
+}
+
+// splitIncident returns an incident's nested alerts and the incident with each alert cut
+// down to incidentAlertRef, its members in their order.
+func splitIncident(data []byte) ([]nestedAlert, []byte, error) {
+	members, err := objectMembers(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	var alerts []nestedAlert
+	out := []byte{'{'}
+	for i, m := range members {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, m.key...)
+		out = append(out, ':')
+		if string(m.key) != `"alerts"` || bytes.Equal(m.value, []byte("null")) {
+			out = append(out, m.value...)
+			continue
+		}
+		var raws []json.RawMessage
+		if err := json.Unmarshal(m.value, &raws); err != nil {
+			return nil, nil, fmt.Errorf("alerts: %w", err)
+		}
+		out = append(out, '[')
+		for j, raw := range raws {
+			var a map[string]json.RawMessage
+			if err := json.Unmarshal(raw, &a); err != nil || a == nil {
+				return nil, nil, fmt.Errorf("alert %d: not an object", j)
+			}
+			na := nestedAlert{raw: compact(raw)}
+			json.Unmarshal(a["alertId"], &na.id)
+			var ts string
+			if json.Unmarshal(a["lastUpdatedTime"], &ts) == nil {
+				na.updated, _ = time.Parse(time.RFC3339Nano, ts)
+			}
+			alerts = append(alerts, na)
+			if j > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, '{')
+			n := 0
+			for _, k := range incidentAlertRef {
+				v, ok := a[k]
+				if !ok {
+					continue
+				}
+				if n > 0 {
+					out = append(out, ',')
+				}
+				n++
+				kb, _ := json.Marshal(k)
+				out = append(append(append(out, kb...), ':'), compact(v)...)
+			}
+			out = append(out, '}')
+		}
+		out = append(out, ']')
+	}
+	return alerts, append(out, '}'), nil
+}
+
+type member struct{ key, value []byte }
+
+// objectMembers lists a JSON object's members in order, keys as written (quoted).
+func objectMembers(data []byte) ([]member, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, errors.New("an incident is not a JSON object")
+	}
+	var out []member
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		kb, _ := json.Marshal(k.(string))
+		out = append(out, member{kb, compact(v)})
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func compact(b []byte) []byte {
+	var buf bytes.Buffer
+	if json.Compact(&buf, b) != nil {
+		return append([]byte(nil), b...)
+	}
+	return buf.Bytes()
+}
+
+// sentRecorder wraps a sink so that the nested alerts it confirms are recorded in sent, and
+// saves the memory at most every saveEvery (and when asked, at the end).
+func sentRecorder(open bridge.OpenSink, sent *checkpoint.Sent, log *slog.Logger) bridge.OpenSink {
+	return func(report func(bridge.Outcome)) bridge.Sink {
+		r := &recorder{sent: sent, at: map[*bridge.Tag]int{}, log: log}
+		r.inner = open(func(o bridge.Outcome) {
+			r.outcome(o)
+			report(o)
+		})
+		if rc, ok := r.inner.(bridge.Recoverer); ok {
+			return recoveringRecorder{r, rc}
+		}
+		return r
+	}
+}
+
+const saveEvery = 30 * time.Second
+
+type recorder struct {
+	inner bridge.Sink
+	sent  *checkpoint.Sent
+	log   *slog.Logger
+
+	mu        sync.Mutex
+	base      int     // the number of the first entry in q
+	q         []added // records added, in order, not yet answered for
+	at        map[*bridge.Tag]int
+	lastSaved time.Time
+}
+
+type added struct {
+	id    string
+	t     time.Time
+	alert bool // a nested alert with a key: recorded once confirmed
+	done  bool
+	tag   *bridge.Tag
+}
+
+func (r *recorder) Add(ctx context.Context, rec bridge.Record, t *bridge.Tag) error {
+	r.mu.Lock()
+	r.at[t] = r.base + len(r.q)
+	r.q = append(r.q, added{id: rec.ID, t: rec.EventTime, alert: rec.Nested && rec.ID != "" && !rec.EventTime.IsZero(), tag: t})
+	r.mu.Unlock()
+	return r.inner.Add(ctx, rec, t)
+}
+
+func (r *recorder) Flush(ctx context.Context) error { return r.inner.Flush(ctx) }
+
+// outcome records the nested alerts of a confirmed batch: the N records up to Last.
+func (r *recorder) outcome(o bridge.Outcome) {
+	if o.Pending || o.Err != nil || o.Last == nil {
+		return
+	}
+	refused := map[string]bool{}
+	for _, x := range o.Rejected {
+		refused[x.ID] = true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	end, ok := r.at[o.Last]
+	if !ok {
+		return
+	}
+	for i := max(end-o.N+1, r.base); i <= end; i++ {
+		e := &r.q[i-r.base]
+		if e.alert && !e.done && !refused[e.id] {
+			r.sent.Record(e.id, e.t)
+		}
+		e.done = true
+		delete(r.at, e.tag)
+	}
+	n := 0
+	for n < len(r.q) && r.q[n].done {
+		n++
+	}
+	r.q, r.base = r.q[n:], r.base+n
+	if time.Since(r.lastSaved) >= saveEvery {
+		r.lastSaved = time.Now()
+		go r.save()
+	}
+}
+
+func (r *recorder) save() {
+	if err := r.sent.Save(); err != nil {
+		r.log.Warn("the memory of incident alerts sent cannot be saved; after a restart, alerts already sent may be sent again", "err", err)
+	}
+}
+
+type recoveringRecorder struct {
+	*recorder
+	rc bridge.Recoverer
+}
+
+func (r recoveringRecorder) Recover(ctx context.Context, tickets []json.RawMessage, proved func([]int)) ([]bool, error) {
+	return r.rc.Recover(ctx, tickets, proved)
+}
