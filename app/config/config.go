@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,7 @@ type raw struct {
 	PageSize            int           `envconfig:"PAGE_SIZE"`
 	Feed                string        `envconfig:"FEED" default:"endpoint-alerts"`
 	GraphURL            string        `envconfig:"GRAPH_URL"`
+	IncidentsURL        string        `envconfig:"INCIDENTS_URL"`
 	GraphExcludeSources string        `envconfig:"GRAPH_EXCLUDE_SOURCES"`
 	Start               duration      `envconfig:"START" default:"24h"`
 	Overlap             duration      `envconfig:"OVERLAP" default:"10m"`
@@ -225,7 +227,7 @@ func (r *raw) build() (*Config, error) {
 	if c.ExcludeSources, err = r.parseExcludeSources(); err != nil {
 		return nil, err
 	}
-	c.base = perFeed{input: c.Input, sourcetype: r.HECSourcetype, apiURL: r.APIURL, graphURL: r.GraphURL, pageSize: r.PageSize, exclude: c.ExcludeSources, region: r.Region}
+	c.base = perFeed{input: c.Input, sourcetype: r.HECSourcetype, apiURL: r.APIURL, graphURL: r.GraphURL, incidentsURL: r.IncidentsURL, pageSize: r.PageSize, exclude: c.ExcludeSources, region: r.Region}
 	// Events name their input unless a source is set: several tenants' inputs into one
 	// index stay apart.
 	if r.HECSource == "" {
@@ -243,6 +245,9 @@ func (r *raw) build() (*Config, error) {
 		}
 	}
 	if r.Output == "syslog" {
+		if slices.Contains(c.Feeds, "incidents") {
+			return nil, r.errorf("Feed", r.Feed, "names incidents, whose events (incidents and their alerts) go to Splunk only: the syslog output sends alerts as detections; read incidents with another collector whose output is hec")
+		}
 		if err := r.syslogConfig(c); err != nil {
 			return nil, err
 		}

@@ -14,6 +14,7 @@ type feed struct {
 	title      string // the API, for people
 	sourcetype string // the events' sourcetype unless one is set
 	urlField   string // the raw field that overrides its API's base URL
+	nested     string // the sourcetype of the items nested in its own (incidents' alerts), if any
 }
 
 // DefaultFeed is the feed of an input that names none: the Alert API, as before feeds existed.
@@ -22,6 +23,7 @@ const DefaultFeed = "endpoint-alerts"
 var feeds = []feed{
 	{name: DefaultFeed, title: "Defender Alert API", sourcetype: "ms:defender:atp:alerts", urlField: "APIURL"},
 	{name: "graph-alerts", title: "Microsoft Graph security alerts API", sourcetype: "ms:defender:graph:alerts", urlField: "GraphURL"},
+	{name: "incidents", title: "Defender XDR incidents API", sourcetype: "ms365:defender:incident", urlField: "IncidentsURL", nested: "ms365:defender:incident:alerts"},
 }
 
 // FeedNames are the feeds the collector can read, the default first.
@@ -61,13 +63,14 @@ func FeedSourcetype(name string) string {
 // perFeed is what ForFeed starts from: the settings as given, before a feed fills in its own
 // defaults.
 type perFeed struct {
-	input      string // the input's name: the endpoint feed's checkpoint
-	sourcetype string // set explicitly, or ""
-	apiURL     string
-	graphURL   string
-	pageSize   int // set explicitly, or 0: the feed's largest
-	exclude    []string
-	region     string
+	input        string // the input's name: the endpoint feed's checkpoint
+	sourcetype   string // set explicitly, or ""
+	apiURL       string
+	graphURL     string
+	incidentsURL string
+	pageSize     int // set explicitly, or 0: the feed's largest
+	exclude      []string
+	region       string
 }
 
 // InputName is the input's name (DEFENDER_INPUT, else the tenant id; a stanza's name),
@@ -93,6 +96,13 @@ func (c *Config) ForFeed(name string) *Config {
 	fc.Defender.APIURL = c.base.apiURL
 	if f != nil && f.urlField == "GraphURL" {
 		fc.Defender.APIURL = c.base.graphURL
+	}
+	if f != nil && f.urlField == "IncidentsURL" {
+		fc.Defender.APIURL = c.base.incidentsURL
+	}
+	fc.NestedSourcetype = ""
+	if f != nil {
+		fc.NestedSourcetype = f.nested
 	}
 	fc.Defender.PageSize = c.base.pageSize
 	fc.Defender.Feed = name
@@ -129,6 +139,11 @@ func (r *raw) parseFeeds() ([]string, error) {
 			if v := reflectString(r, field); v != "" {
 				return nil, r.errorf(field, v, "applies to the graph-alerts feed, which "+r.names.name("Feed")+" does not name")
 			}
+		}
+	}
+	if !slices.Contains(out, "incidents") {
+		if v := reflectString(r, "IncidentsURL"); v != "" {
+			return nil, r.errorf("IncidentsURL", v, "applies to the incidents feed, which "+r.names.name("Feed")+" does not name")
 		}
 	}
 	for _, f := range feeds[1:] {
@@ -190,6 +205,8 @@ func reflectString(r *raw, field string) string {
 		return strings.TrimSpace(r.GraphURL)
 	case "GraphExcludeSources":
 		return strings.TrimSpace(r.GraphExcludeSources)
+	case "IncidentsURL":
+		return strings.TrimSpace(r.IncidentsURL)
 	}
 	return ""
 }
