@@ -148,3 +148,37 @@ func FuzzParseSent(f *testing.F) {
 		}
 	})
 }
+
+// The memory's size for 100,000 incidents of 5 alerts each (the stand-in's mix): bytes on
+// disk and in memory, and the cost of a look-up. Run with -bench Sent -benchmem.
+func BenchmarkSent100kIncidents(b *testing.B) {
+	const alerts = 500_000
+	path := filepath.Join(b.TempDir(), "x.incidents.sent")
+	at := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	m, _ := OpenSent(path, sentHorizonForTest, 0, func() time.Time { return at.Add(24 * time.Hour) })
+	for i := range alerts {
+		m.Record(fmt.Sprintf("da%018d_%d", 637000000000000000+i, i), at.Add(time.Duration(i)*time.Second))
+	}
+	if err := m.Save(); err != nil {
+		b.Fatal(err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	fi, _ := os.Stat(path)
+	b.ResetTimer()
+	for i := range b.N {
+		if !m.Has(fmt.Sprintf("da%018d_%d", 637000000000000000+i%alerts, i%alerts), at.Add(time.Duration(i%alerts)*time.Second)) {
+			b.Fatal("a recorded version is not found")
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(fi.Size())/(1<<20), "MiB-on-disk")
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "MiB-heap")
+	runtime.KeepAlive(m)
+}
+
+// sentHorizonForTest keeps every version of the benchmark (all within a month).
+const sentHorizonForTest = 180 * 24 * time.Hour
