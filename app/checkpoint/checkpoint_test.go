@@ -320,3 +320,23 @@ func TestPendingRoundTrip(t *testing.T) {
 		t.Errorf("a pending batch of 0 records: %v, want corrupt", err)
 	}
 }
+
+// The hand-written time format is AppendFormat's RFC3339Nano, byte for byte, for any time.
+func FuzzRFC3339Nano(f *testing.F) {
+	for _, s := range []int64{0, 1, -1, 1764547200, 253402300799, 253402300800, -62135596800, -62135596801} {
+		f.Add(s, int64(0), true)
+		f.Add(s, int64(123456700), true)
+		f.Add(s, int64(999999999), false)
+	}
+	est := time.FixedZone("EST", -5*3600)
+	f.Fuzz(func(t *testing.T, sec, nsec int64, utc bool) {
+		tm := time.Unix(sec, nsec).UTC()
+		if !utc {
+			tm = tm.In(est)
+		}
+		want := tm.AppendFormat(nil, time.RFC3339Nano)
+		if got := appendRFC3339Nano(nil, tm); string(got) != string(want) {
+			t.Fatalf("%s: %s, want %s", tm, got, want)
+		}
+	})
+}
