@@ -5,6 +5,10 @@
 // lastUpdateTime first by default; the real API documents none), alerts that change while a
 // client pages and versions that become visible late, 500s and cut-off bodies.
 //
+// In IncidentsMode it serves the Defender XDR API's GET /api/incidents (incidents.go): the
+// XDR audience and Incident.Read.All, incidents grouping 1 to 50 alerts, its $filter grammar,
+// $top at most 100, 50 calls a minute and 1,500 an hour.
+//
 // In GraphMode the same server and the same alerts serve Microsoft Graph's
 // GET /v1.0/security/alerts_v2 instead, as docs/graph-and-incidents-api.md (section 1)
 // describes it: a Graph audience and SecurityAlert.Read.All, Graph's field names, evidence
@@ -66,11 +70,12 @@ func ParseOrder(s string) (Order, error) {
 type Mode int
 
 const (
-	AlertAPIMode Mode = iota // Defender for Endpoint's GET /api/alerts (the default)
-	GraphMode                // Microsoft Graph's GET /v1.0/security/alerts_v2
+	AlertAPIMode  Mode = iota // Defender for Endpoint's GET /api/alerts (the default)
+	GraphMode                 // Microsoft Graph's GET /v1.0/security/alerts_v2
+	IncidentsMode             // Defender XDR's GET /api/incidents
 )
 
-var modeNames = []string{"endpoint-alerts", "graph-alerts"}
+var modeNames = []string{"endpoint-alerts", "graph-alerts", "incidents"}
 
 func (m Mode) String() string {
 	if int(m) < len(modeNames) {
@@ -117,6 +122,10 @@ type Options struct {
 	// @odata.nextLink is honoured (default 10m; Microsoft documents none); then it is a 400.
 	SkipTokenLifetime time.Duration
 
+	// XDRHost is the audience a token must have in IncidentsMode: the configured cloud's
+	// Defender XDR API host (default XDRCommercial).
+	XDRHost string
+
 	// Login, when set, is the stand-in whose token endpoint issued the tokens this one takes
 	// (one Entra ID for several APIs: a GraphMode stand-in issues tokens for both audiences);
 	// its own token endpoint still works.
@@ -130,10 +139,10 @@ type Options struct {
 	Certificate *x509.Certificate
 
 	SecretExpired bool          // the secret is right but expired (AADSTS7000222)
-	NoPermission  bool          // tokens are issued but lack Alert.Read.All (SecurityAlert.Read.All in GraphMode): 403
+	NoPermission  bool          // tokens are issued but lack Alert.Read.All (SecurityAlert.Read.All in GraphMode, Incident.Read.All in IncidentsMode): 403
 	TokenLifetime time.Duration // default 1h
 
-	PerMinute int           // default 100 (GraphMode: 150)
+	PerMinute int           // default 100 (GraphMode: 150, IncidentsMode: 50)
 	Minute    time.Duration // default 1m; tests shrink it
 	PerHour   int           // default 1500 (GraphMode: none)
 	Hour      time.Duration // default 1h
@@ -152,18 +161,20 @@ type Server struct {
 	*loopback.Server
 	opt Options
 
-	mu      sync.Mutex
-	rng     *mrand.Rand
-	alerts  []*alert
-	byID    map[string]*alert
-	nextN   int
-	tokens  map[string]grant // access token → what it grants
-	skips   map[string]skipToken
-	nSkips  int
-	jtis    map[string]bool
-	quota   []time.Time // times of calls that counted against the quota (real time)
-	calls   []time.Time // times of every API call (real time)
-	blocked time.Time   // a 429 told the client to wait until then
+	mu     sync.Mutex
+	rng    *mrand.Rand
+	alerts []*alert
+	byID   map[string]*alert
+	nextN  int
+	// nextAlert numbers the alerts nested in incidents (IncidentsMode).
+	nextAlert int
+	tokens    map[string]grant // access token → what it grants
+	skips     map[string]skipToken
+	nSkips    int
+	jtis      map[string]bool
+	quota     []time.Time // times of calls that counted against the quota (real time)
+	calls     []time.Time // times of every API call (real time)
+	blocked   time.Time   // a 429 told the client to wait until then
 
 	order          Order
 	ignoreSkip     bool
@@ -215,6 +226,9 @@ func New(opt Options) *Server {
 		if graph {
 			opt.PerMinute = GraphPerMinute
 		}
+		if opt.Mode == IncidentsMode {
+			opt.PerMinute = IncidentsPerMinute
+		}
 	}
 	if opt.Minute == 0 {
 		opt.Minute = time.Minute
@@ -224,6 +238,9 @@ func New(opt Options) *Server {
 		if graph {
 			opt.PerHour = math.MaxInt
 		}
+	}
+	if opt.XDRHost == "" {
+		opt.XDRHost = XDRCommercial
 	}
 	if opt.GraphHost == "" {
 		opt.GraphHost = GraphGlobal
@@ -252,10 +269,14 @@ func New(opt Options) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.token)
 	mux.HandleFunc("POST /{tenant}/oauth2/token", s.token)
-	if graph {
+	switch opt.Mode {
+	case GraphMode:
 		mux.HandleFunc("GET /v1.0/security/alerts_v2", s.list)
 		mux.HandleFunc("/", s.graphNotFound)
-	} else {
+	case IncidentsMode:
+		mux.HandleFunc("GET "+incidentsPath, s.list)
+		mux.HandleFunc("/", s.incidentsNotFound)
+	default:
 		mux.HandleFunc("GET /api/alerts", s.list)
 		mux.HandleFunc("GET /api/v1.0/alerts", s.list)
 	}
