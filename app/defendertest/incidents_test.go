@@ -230,7 +230,7 @@ func TestIncidentsQuery(t *testing.T) {
 		msg         string
 	}{
 		{"range", q("lastUpdateTime ge " + at(10) + " and lastUpdateTime lt " + at(20)), 10, ""},
-		{"created", q("createdTime le " + at(4)), 4, ""}, // the 5th is 0.1234 s past
+		{"created", q("createdTime le " + at(4)), 4, ""},                                     // the 5th is 0.1234 s past
 		{"7 fractional digits", q("lastUpdateTime ge 2026-01-01T00:10:00.0000000Z"), 21, ""}, // and the updated 5th
 		{"status", q("status eq 'Active'"), -2, ""},
 		{"assignedTo", q("assignedTo eq 'nobody@contoso.com'"), 0, ""},
