@@ -94,7 +94,7 @@ func drainWindow(t *testing.T, c *defender.Client, now func() time.Time, from, t
 	r := drainRun{from: from, to: to, start: now()}
 	st, err := c.ReadWindow(context.Background(), defender.Window{From: from, To: to, Delivered: l.delivered},
 		func(a defender.Alert, _ *defender.Progress) error {
-			if !strings.Contains(string(a.Raw), `"id":"`+a.ID+`"`) {
+			if !strings.Contains(string(a.Raw), `"id":"`+a.ID+`"`) && !strings.HasPrefix(string(a.Raw), `{"incidentId":`+a.ID+`,`) {
 				return fmt.Errorf("raw bytes of %s do not hold its id", a.ID)
 			}
 			v := version{a.ID, a.LastUpdate.UTC()}
