@@ -72,6 +72,10 @@ func TestIncidentsConfig(t *testing.T) {
 		t.Errorf("idKey %v, maxSkip %d, expand %q, headers %v: want no id paging, no $skip limit, no $expand, no headers",
 			incidents.idKey, incidents.maxSkip, incidents.expand, incidents.headers)
 	}
+	// Were the id ever filterable, its literal would be a number, not a quoted string.
+	if got := incidents.keyLiteral("id", 0, "924521"); got != "924521" {
+		t.Errorf("id literal %s, want 924521", got)
+	}
 	tests := []struct {
 		name, msg string
 		give      func(*Config)
