@@ -222,7 +222,7 @@ func TestDecodeIncidentIDs(t *testing.T) {
 				}
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tt.err) || !strings.Contains(err.Error(), "incident") {
+			if err == nil || !strings.Contains(err.Error(), tt.err) || !strings.HasPrefix(err.Error(), "incident page, incident #0, byte 10: ") {
 				t.Errorf("got %q, %v; want an error containing %q", got, err, tt.err)
 			}
 		})
