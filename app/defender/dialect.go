@@ -27,7 +27,7 @@ type dialect struct {
 	path    string // the list path, below the API base
 	updated string // the update time: the window's key and half of the dedupe key
 	created string // the creation time, which splits a tie group
-	id      string // the record's id (a string)
+	id      string // the record's id (a string, or a number: idNumber)
 	// idNumber: the id is a JSON integer (the XDR incidentId), not a string; the record's key
 	// is its decimal digits as sent.
 	idNumber bool
