@@ -24,19 +24,20 @@ type Config struct {
 	ClientSecret   secret.String // exactly one of ClientSecret and CertificatePEM
 	CertificatePEM secret.String // PEM holding the certificate and its private key
 
-	// Feed is the API read: FeedEndpointAlerts (the default, "") or FeedGraphAlerts. It sets
-	// the path, field names, hosts and the defaults of PageSize and Limits.
+	// Feed is the API read: FeedEndpointAlerts (the default, ""), FeedGraphAlerts or
+	// FeedIncidents. It sets the path, field names, hosts and the defaults of PageSize and
+	// Limits.
 	Feed string
 
 	Cloud    Cloud  // commercial (default), gcc, gcc-high, dod
-	Region   string // commercial only: us, eu, uk, au, swa, ina
+	Region   string // commercial only: us, eu, uk, au, swa, ina (incidents: us, eu, uk)
 	APIURL   string // overrides the API base URL (keeps the cloud's token scope)
 	LoginURL string // overrides the Entra ID login base URL
 	ProxyURL string // explicit proxy; else HTTPS_PROXY/NO_PROXY
 	CAFile   string // extra CA certificates (PEM) for the Microsoft side
 
-	PageSize         int           // $top, default and at most the feed's largest (10,000; graph-alerts 1,000)
-	Limits           Limits        // default the feed's quota (100 calls a minute and 1,500 an hour; graph-alerts 150 a minute)
+	PageSize         int           // $top, default and at most the feed's largest (10,000; graph-alerts 500; incidents 100)
+	Limits           Limits        // default the feed's quota (100 calls a minute and 1,500 an hour; graph-alerts 150 a minute; incidents 50 and 1,500)
 	MaxAttempts      int           // tries per call for transient errors, default 6
 	MaxThrottleWaits int           // 429 replies tolerated per call, default 30
 	BackoffInitial   time.Duration // default 1s

@@ -16,12 +16,17 @@ type decodeError struct {
 	Record int    // index in "value", -1 outside it
 	ID     string // the alert's id when known
 	Msg    string
+	Noun   string // what a record is called ("" is "alert")
 }
 
 func (e *decodeError) Error() string {
-	s := "alert page"
+	noun := e.Noun
+	if noun == "" {
+		noun = "alert"
+	}
+	s := noun + " page"
 	if e.Record >= 0 {
-		s += fmt.Sprintf(", alert #%d", e.Record)
+		s += fmt.Sprintf(", %s #%d", noun, e.Record)
 		if e.ID != "" {
 			s += fmt.Sprintf(" (id %q)", e.ID)
 		}
@@ -179,7 +184,7 @@ func (d *pageDecoder) values(fn func([]byte, fields) error) (int, error) {
 		raw := d.buf[d.pos-endRel : d.pos]
 		f, msg := parseAlert(raw, d.dl)
 		if msg != "" {
-			return n, &decodeError{Offset: d.base + int64(d.pos-endRel), Record: n, ID: f.id, Msg: msg}
+			return n, &decodeError{Offset: d.base + int64(d.pos-endRel), Record: n, ID: f.id, Msg: msg, Noun: d.dl.noun}
 		}
 		if err := fn(raw, f); err != nil {
 			return n, err

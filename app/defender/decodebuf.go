@@ -195,7 +195,7 @@ func (d *pageDecoder) scanScalar() (int, error) {
 }
 
 func (d *pageDecoder) errAt(rec int, msg string) error {
-	return &decodeError{Offset: d.base + int64(d.pos), Record: rec, Msg: msg}
+	return &decodeError{Offset: d.base + int64(d.pos), Record: rec, Msg: msg, Noun: d.dl.noun}
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

@@ -17,23 +17,31 @@ import (
 const (
 	FeedEndpointAlerts = "endpoint-alerts" // Defender for Endpoint's Alert API, GET /api/alerts (the default)
 	FeedGraphAlerts    = "graph-alerts"    // Microsoft Graph security alerts_v2
+	FeedIncidents      = "incidents"       // Defender XDR incidents, GET /api/incidents (with their alerts)
 )
 
 type dialect struct {
 	name    string
 	label   string // the API's name in error messages
+	noun    string // what a record is called in messages ("" is "alert")
 	path    string // the list path, below the API base
 	updated string // the update time: the window's key and half of the dedupe key
 	created string // the creation time, which splits a tie group
-	id      string // the record's id (a string)
-	idKey   bool   // $filter takes the id (gt/lt), so a window may be paged along it
-	expand  string // $expand on page queries; "" for none
-	maxTop  int    // the largest $top the client asks for
-	maxSkip int    // the largest $skip the client relies on (0: no limit)
-	headers [][2]string
-	limits  Limits // the client-side quota by default
-	clouds  map[Cloud]cloudHosts
-	regions bool // the commercial cloud has regional hosts (Config.Region)
+	id      string // the record's id (a string, or a number: idNumber)
+	// idNumber: the id is a JSON integer (the XDR incidentId), not a string; the record's key
+	// is its decimal digits as sent.
+	idNumber bool
+	idKey    bool   // $filter takes the id (gt/lt), so a window may be paged along it
+	expand   string // $expand on page queries; "" for none
+	maxTop   int    // the largest $top the client asks for
+	maxSkip  int    // the largest $skip the client relies on (0: no limit)
+	headers  [][2]string
+	limits   Limits // the client-side quota by default
+	clouds   map[Cloud]cloudHosts
+	// regions are the commercial cloud's regional hosts (Config.Region), none if empty;
+	// regionHost makes a region's API base.
+	regions    []string
+	regionHost func(region string) string
 
 	// timeLit writes a time as $filter wants it (unquoted ISO-8601 UTC).
 	timeLit func(time.Time) string
@@ -48,6 +56,7 @@ type errorBody struct {
 	code, message string
 	requestID     string // Graph: what Microsoft support asks for
 	date          string
+	target        string // Defender XDR: the request's tracking id
 }
 
 var endpointAlerts = &dialect{
@@ -62,7 +71,10 @@ var endpointAlerts = &dialect{
 	maxTop:  MaxPageSize,
 	limits:  defaultLimits,
 	clouds:  clouds,
-	regions: true,
+	regions: regions,
+	regionHost: func(r string) string {
+		return "https://" + r + ".api.security.microsoft.com"
+	},
 
 	timeLit:       FilterTime,
 	errorBody:     alertAPIErrorBody,
@@ -109,7 +121,7 @@ var graphClouds = map[Cloud]cloudHosts{
 	DoD:        {api: "https://dod-graph.microsoft.us", resource: "https://dod-graph.microsoft.us", login: "https://login.microsoftonline.us"},
 }
 
-var dialects = map[string]*dialect{FeedEndpointAlerts: endpointAlerts, FeedGraphAlerts: graphAlerts}
+var dialects = map[string]*dialect{FeedEndpointAlerts: endpointAlerts, FeedGraphAlerts: graphAlerts, FeedIncidents: incidents}
 
 // Feeds lists the feed names Config.Feed accepts.
 func Feeds() []string {
@@ -130,6 +142,13 @@ func dialectOf(feed string) (*dialect, error) {
 		return dl, nil
 	}
 	return nil, &FieldError{Field: "Feed", Value: feed, Msg: "is not a feed; use one of " + strings.Join(Feeds(), ", ")}
+}
+
+func (dl *dialect) recordNoun() string {
+	if dl.noun == "" {
+		return "alert"
+	}
+	return dl.noun
 }
 
 // graphTime writes Graph's form: unquoted ISO-8601 UTC, trailing zeros of the fraction dropped

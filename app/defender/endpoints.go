@@ -37,6 +37,17 @@ var clouds = map[Cloud]cloudHosts{
 // regions are the documented regional hosts of the commercial cloud (<region>.api.security.microsoft.com).
 var regions = []string{"au", "eu", "ina", "swa", "uk", "us"}
 
+// regionalFeeds names the feeds whose API has regional hosts, sorted.
+func regionalFeeds() []string {
+	var names []string
+	for _, n := range Feeds() {
+		if len(dialects[n].regions) > 0 {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
 // Endpoints are the resolved addresses of one tenant's API and token service.
 type Endpoints struct {
 	API      *url.URL // base; requests go to API + the feed's path ("/api/alerts")
@@ -68,19 +79,19 @@ func resolveEndpoints(c *Config, dl *dialect) (Endpoints, error) {
 	api := hosts.api
 	if c.Region != "" {
 		region := strings.ToLower(c.Region)
-		if !dl.regions {
+		if len(dl.regions) == 0 {
 			return Endpoints{}, &FieldError{Field: "Region", Value: c.Region,
-				Msg: "applies to the " + FeedEndpointAlerts + " feed only; leave it empty for " + dl.name}
+				Msg: "applies to the " + strings.Join(regionalFeeds(), " and ") + " feeds only; leave it empty for " + dl.name}
 		}
 		if cloud != Commercial {
 			return Endpoints{}, &FieldError{Field: "Region", Value: c.Region,
 				Msg: "applies to the commercial cloud only; leave it empty for " + string(cloud)}
 		}
-		if !slices.Contains(regions, region) {
+		if !slices.Contains(dl.regions, region) {
 			return Endpoints{}, &FieldError{Field: "Region", Value: c.Region,
-				Msg: "is not a documented region; use one of " + strings.Join(regions, ", ") + ", or leave it empty"}
+				Msg: "is not a documented region; use one of " + strings.Join(dl.regions, ", ") + ", or leave it empty"}
 		}
-		api = "https://" + region + ".api.security.microsoft.com"
+		api = dl.regionHost(region)
 	}
 	if c.APIURL != "" {
 		api = c.APIURL

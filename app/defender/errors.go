@@ -54,8 +54,10 @@ type APIError struct {
 	// RequestID and Date identify the failed request to Microsoft support (Graph's
 	// innerError); empty when the reply carried none.
 	RequestID, Date string
-	Err             error // the network or decoding error, if any
-	api             string
+	// Target is the Defender XDR API's tracking id of the failed request (error.target).
+	Target string
+	Err    error // the network or decoding error, if any
+	api    string
 }
 
 func (e *APIError) Error() string {
@@ -76,6 +78,9 @@ func (e *APIError) Error() string {
 			fmt.Fprintf(&b, ", date %s", e.Date)
 		}
 		b.WriteString(")")
+	}
+	if e.Target != "" {
+		fmt.Fprintf(&b, " (tracking id %s)", e.Target)
 	}
 	if e.Err != nil {
 		fmt.Fprintf(&b, ": %v", e.Err)
@@ -123,7 +128,7 @@ func (dl *dialect) classify(resp *http.Response, now time.Time) *APIError {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	e := &APIError{Status: resp.StatusCode, api: dl.label}
 	eb := dl.errorBody(resp.Header, body)
-	e.Code, e.Message, e.RequestID, e.Date = eb.code, eb.message, eb.requestID, eb.date
+	e.Code, e.Message, e.RequestID, e.Date, e.Target = eb.code, eb.message, eb.requestID, eb.date, eb.target
 	switch s := resp.StatusCode; {
 	case s == http.StatusTooManyRequests:
 		e.kind = throttled

@@ -44,9 +44,9 @@ func (rc *recorder) lines() string {
 // goldenScenario drains one window through a recorder: eight alerts, five of them then
 // resolved at one time (a tie group larger than the 3-alert page, read apart by creation
 // time, with count probes), and a configuration probe. It returns the requests, one a line.
-func goldenScenario(t *testing.T, feed string, proxy func(rc *recorder, next *url.URL) http.Handler) string {
+func goldenScenario(t *testing.T, feed string, opt defendertest.Options, proxy func(rc *recorder, next *url.URL) http.Handler) string {
 	t.Helper()
-	srv := newServer(t, defendertest.Options{})
+	srv := newServer(t, opt)
 	base := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	ids := srv.AddAlerts(8, func(i int) time.Time {
 		return base.Add(10*time.Minute + time.Duration(i)*(61*time.Second+250*time.Millisecond))
@@ -102,16 +102,19 @@ func checkGolden(t *testing.T, name, got string) {
 // TestEndpointQueriesGolden pins the exact requests of the endpoint feed: the file was written
 // before the dialect seam existed, so the seam changed no byte of them.
 func TestEndpointQueriesGolden(t *testing.T) {
-	got := goldenScenario(t, "", func(rc *recorder, next *url.URL) http.Handler {
-		rp := httputil.NewSingleHostReverseProxy(next)
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !strings.HasSuffix(r.URL.Path, "/token") {
-				rc.add(r.Method + " " + r.URL.RequestURI())
-			}
-			rp.ServeHTTP(w, r)
-		})
-	})
+	got := goldenScenario(t, "", defendertest.Options{}, recordOnly)
 	checkGolden(t, "endpoint-alerts", got)
+}
+
+// recordOnly passes every request on, writing down the API's (not the token endpoint's).
+func recordOnly(rc *recorder, next *url.URL) http.Handler {
+	rp := httputil.NewSingleHostReverseProxy(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/token") {
+			rc.add(r.Method + " " + r.URL.RequestURI())
+		}
+		rp.ServeHTTP(w, r)
+	})
 }
 
 // graphFront speaks Graph's alerts_v2 to the client in front of the endpoint stand-in: it
@@ -173,5 +176,13 @@ func graphFront(t *testing.T) func(rc *recorder, next *url.URL) http.Handler {
 // TestGraphQueriesGolden pins the exact requests of the graph-alerts feed for the same window:
 // Graph's path and names, no $expand, unquoted times without trailing zeros.
 func TestGraphQueriesGolden(t *testing.T) {
-	checkGolden(t, "graph-alerts", goldenScenario(t, defender.FeedGraphAlerts, graphFront(t)))
+	checkGolden(t, "graph-alerts", goldenScenario(t, defender.FeedGraphAlerts, defendertest.Options{}, graphFront(t)))
+}
+
+// TestIncidentsQueriesGolden pins the exact requests of the incidents feed for the same
+// window, read from the stand-in's IncidentsMode (which refuses what the XDR API refuses):
+// /api/incidents, createdTime splitting the tie group, no $expand, unquoted times with 7
+// fractional digits, $top within 100.
+func TestIncidentsQueriesGolden(t *testing.T) {
+	checkGolden(t, "incidents", goldenScenario(t, defender.FeedIncidents, defendertest.Options{Mode: defendertest.IncidentsMode}, recordOnly))
 }

@@ -75,9 +75,9 @@ func TestGraphConfig(t *testing.T) {
 		give       func(*Config)
 		field, msg string
 	}{
-		{"unknown feed", func(c *Config) { c.Feed = "incidents" }, "Feed", `Feed "incidents" is not a feed; use one of endpoint-alerts, graph-alerts`},
+		{"unknown feed", func(c *Config) { c.Feed = "graph-incidents" }, "Feed", `Feed "graph-incidents" is not a feed; use one of endpoint-alerts, graph-alerts, incidents`},
 		{"top above 500", func(c *Config) { c.PageSize = 501 }, "PageSize", `PageSize "501" must be between 1 and 500 (the API's largest $top)`},
-		{"region", func(c *Config) { c.Region = "eu" }, "Region", `Region "eu" applies to the endpoint-alerts feed only; leave it empty for graph-alerts`},
+		{"region", func(c *Config) { c.Region = "eu" }, "Region", `Region "eu" applies to the endpoint-alerts and incidents feeds only; leave it empty for graph-alerts`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package defender
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -78,26 +79,53 @@ func parseAlert(raw []byte, dl *dialect) (f fields, msg string) {
 	if i != len(raw) {
 		return f, "bad alert object"
 	}
-	if idRaw == nil || idRaw[0] != '"' {
-		return f, `the alert has no "` + dl.id + `" string`
+	noun := dl.recordNoun()
+	if dl.idNumber {
+		id, msg := numberID(idRaw, noun, dl.id)
+		if msg != "" {
+			return f, msg
+		}
+		f.id = id
+	} else {
+		if idRaw == nil || idRaw[0] != '"' {
+			return f, `the ` + noun + ` has no "` + dl.id + `" string`
+		}
+		id, ok := unquote(idRaw, idEsc)
+		if !ok || id == "" {
+			return f, `the ` + noun + `'s "` + dl.id + `" is empty or unreadable`
+		}
+		f.id = id
 	}
-	id, ok := unquote(idRaw, idEsc)
-	if !ok || id == "" {
-		return f, `the alert's "` + dl.id + `" is empty or unreadable`
-	}
-	f.id = id
 	if lutRaw == nil || lutRaw[0] != '"' {
-		return f, `the alert has no "` + dl.updated + `" string`
+		return f, `the ` + noun + ` has no "` + dl.updated + `" string`
 	}
 	t, ok := timeValue(lutRaw, lutEsc)
 	if !ok {
-		return f, fmt.Sprintf(`the alert's "%s" %s is not a UTC ISO-8601 time`, dl.updated, lutRaw)
+		return f, fmt.Sprintf(`the %s's "%s" %s is not a UTC ISO-8601 time`, noun, dl.updated, lutRaw)
 	}
 	f.lut = t
 	if crRaw != nil && crRaw[0] == '"' {
 		f.created, _ = timeValue(crRaw, crEsc)
 	}
 	return f, ""
+}
+
+// numberID reads an id sent as a JSON number (the XDR incidentId, a long): a whole number
+// from 0 to 2^63-1, written without sign, fraction or exponent. Its key is those digits, which
+// JSON's grammar (no leading zeros) makes the one decimal form of the number.
+func numberID(raw []byte, noun, name string) (string, string) {
+	if raw == nil || raw[0] == '"' || raw[0] == '{' || raw[0] == '[' || raw[0] == 't' || raw[0] == 'f' || raw[0] == 'n' {
+		return "", `the ` + noun + ` has no "` + name + `" number`
+	}
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			return "", fmt.Sprintf(`the %s's "%s" %.40s is not a whole number from 0 up`, noun, name, raw)
+		}
+	}
+	if _, err := strconv.ParseInt(string(raw), 10, 64); err != nil {
+		return "", fmt.Sprintf(`the %s's "%s" %.40s is too large for a 64-bit id`, noun, name, raw)
+	}
+	return string(raw), ""
 }
 
 // timeValue reads a JSON string holding a time, without allocating in the usual case.

@@ -93,6 +93,9 @@ func (k *KeyCursor) covers(it item) bool {
 
 // keyLiteral is a value of the key as $filter writes it.
 func (dl *dialect) keyLiteral(k string, t int64, s string) string {
+	if k == "id" && dl.idNumber {
+		return s // a number literal (the XDR incidentId; not filterable today, so never used)
+	}
 	if k == "id" {
 		return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 	}

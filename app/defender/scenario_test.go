@@ -94,8 +94,14 @@ func drainWindow(t *testing.T, c *defender.Client, now func() time.Time, from, t
 	r := drainRun{from: from, to: to, start: now()}
 	st, err := c.ReadWindow(context.Background(), defender.Window{From: from, To: to, Delivered: l.delivered},
 		func(a defender.Alert, _ *defender.Progress) error {
-			if !strings.Contains(string(a.Raw), `"id":"`+a.ID+`"`) {
+			incident := strings.HasPrefix(string(a.Raw), `{"incidentId":`+a.ID+`,`)
+			if !strings.Contains(string(a.Raw), `"id":"`+a.ID+`"`) && !incident {
 				return fmt.Errorf("raw bytes of %s do not hold its id", a.ID)
+			}
+			if incident { // the raw incident keeps its nested alerts whole
+				if nested, err := defender.IncidentAlerts(a.Raw); err != nil || len(nested) == 0 {
+					return fmt.Errorf("incident %s: %d nested alerts, %v", a.ID, len(nested), err)
+				}
 			}
 			v := version{a.ID, a.LastUpdate.UTC()}
 			r.read = append(r.read, v)

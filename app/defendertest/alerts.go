@@ -26,8 +26,9 @@ type alert struct {
 	id       string
 	incident int
 	created  time.Time
-	versions []Version // oldest first
-	pad      int       // extra description bytes, for size variety
+	versions []Version      // oldest first
+	pad      int            // extra description bytes, for size variety
+	nested   []*nestedAlert // IncidentsMode: the incident's alerts
 }
 
 // visible returns the newest version visible at now, or false.

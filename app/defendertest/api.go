@@ -45,9 +45,12 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	}
 	page, cut := rep.page, rep.cut
 	buf := make([]byte, 0, 64<<10)
-	if rep.graph {
+	switch {
+	case rep.graph:
 		buf = s.graphHead(w, r, buf, rep)
-	} else {
+	case rep.incidents:
+		buf = s.incidentsHead(w, buf)
+	default:
 		w.Header().Set("Content-Type", "application/json; odata.metadata=minimal; charset=utf-8")
 		w.WriteHeader(http.StatusOK)
 		buf = append(buf, `{"@odata.context":"`...)
@@ -63,9 +66,12 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 			panic(http.ErrAbortHandler) // the connection drops mid-body
 		}
 		before := len(buf)
-		if rep.graph {
+		switch {
+		case rep.graph:
 			buf = renderGraph(buf, it.a, it.v, rep.allEnums)
-		} else {
+		case rep.incidents:
+			buf = renderIncident(buf, it.a, it.v)
+		default:
 			buf = render(buf, it.a, it.v)
 		}
 		s.countBytes(len(buf) - before)
@@ -104,12 +110,13 @@ type item struct {
 
 // reply is what admit selected for a call that passed its checks.
 type reply struct {
-	page     []item
-	cut      int    // where to cut the body off (-1: don't)
-	graph    bool   // render in GraphMode
-	next     string // GraphMode: the @odata.nextLink, or ""
-	count    int    // GraphMode: the @odata.count, or -1
-	allEnums bool   // GraphMode: Prefer: include-unknown-enum-members was sent
+	page      []item
+	cut       int    // where to cut the body off (-1: don't)
+	graph     bool   // render in GraphMode
+	incidents bool   // render in IncidentsMode
+	next      string // GraphMode: the @odata.nextLink, or ""
+	count     int    // GraphMode: the @odata.count, or -1
+	allEnums  bool   // GraphMode: Prefer: include-unknown-enum-members was sent
 }
 
 // admit checks the call and selects its page, in the real service's order: the token, then
@@ -135,7 +142,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, now time.Time) (r
 	if no != nil {
 		return s.refuse(w, r, no)
 	}
-	rep := reply{cut: -1, count: -1, graph: s.opt.Mode == GraphMode}
+	rep := reply{cut: -1, count: -1, graph: s.opt.Mode == GraphMode, incidents: s.opt.Mode == IncidentsMode}
 	if rep.graph {
 		s.graphPage(&rep, r, q)
 	} else {
@@ -182,7 +189,11 @@ func (s *Server) authorize(r *http.Request, now time.Time) *refusal {
 	if !ok || tok == "" {
 		return &refusal{401, "Unauthorized", "Authorization header is missing or not a Bearer token"}
 	}
-	if g, known := s.grantOf(tok); !known || !now.Before(g.exp) || s.refuseTokens || g.aud != Resource {
+	aud := Resource
+	if s.opt.Mode == IncidentsMode {
+		aud = s.opt.XDRHost // a token for the Alert API (api.securitycenter) is another audience
+	}
+	if g, known := s.grantOf(tok); !known || !now.Before(g.exp) || s.refuseTokens || g.aud != aud {
 		return &refusal{401, "Unauthorized", "The access token is invalid or has expired"}
 	}
 	return nil
@@ -226,15 +237,24 @@ func (s *Server) acceptQuery(r *http.Request) (query, *refusal) {
 		if graph {
 			return query{}, &refusal{403, "Forbidden", "Missing application roles. API required roles: SecurityAlert.Read.All, SecurityAlert.ReadWrite.All. Application roles: ."}
 		}
+		if s.opt.Mode == IncidentsMode {
+			return query{}, &refusal{403, "Forbidden", "The application does not have any of the required application permissions (Incident.ReadWrite.All, Incident.Read.All) to access the resource."}
+		}
 		return query{}, &refusal{403, "Forbidden", "The application does not have any of the required application permissions (Alert.ReadWrite.All, Alert.Read.All) to access the resource."}
 	}
 	var q query
-	if graph {
+	switch {
+	case graph:
 		var no *refusal
 		if q, no = s.parseGraph(r.URL.RawQuery); no != nil {
 			return q, no
 		}
-	} else {
+	case s.opt.Mode == IncidentsMode:
+		var no *refusal
+		if q, no = parseIncidents(r.URL.RawQuery); no != nil {
+			return q, no
+		}
+	default:
 		var err error
 		if q, err = parseQuery(r.URL.RawQuery); err != nil {
 			return query{}, &refusal{400, "BadRequest", err.Error()}
@@ -351,6 +371,9 @@ func (s *Server) throttle(w http.ResponseWriter, r *http.Request, now time.Time,
 	switch {
 	case s.opt.Mode == GraphMode && status == http.StatusTooManyRequests:
 		s.errorReply(w, r, status, "TooManyRequests", fmt.Sprintf("Too many requests. Retry after %s seconds.", w.Header().Get("Retry-After")))
+	case s.opt.Mode == IncidentsMode && status == http.StatusTooManyRequests:
+		apiError(w, status, "TooManyRequests", fmt.Sprintf("API calls quota exceeded! Maximum allowed: %d per %d seconds, %d per %d seconds",
+			s.opt.PerMinute, int(s.opt.Minute.Seconds()), s.opt.PerHour, int(s.opt.Hour.Seconds())))
 	case status == http.StatusTooManyRequests:
 		apiError(w, status, "TooManyRequests", "API calls quota exceeded! Maximum allowed: 100 per 60 seconds, 1500 per 3600 seconds")
 	case s.opt.Mode == GraphMode:

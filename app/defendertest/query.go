@@ -141,8 +141,10 @@ func (q query) match(a *alert, v Version) bool {
 		switch c.prop {
 		case "lastUpdateTime":
 			cmp = v.LastUpdate.Compare(c.t)
-		case "alertCreationTime":
+		case "alertCreationTime", "createdTime":
 			cmp = a.created.Compare(c.t)
+		case "assignedTo":
+			cmp = strings.Compare(viewIncident(a, v).assignedTo, c.s)
 		case "id":
 			cmp = strings.Compare(a.id, c.s)
 		case "status":

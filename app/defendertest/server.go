@@ -5,6 +5,10 @@
 // lastUpdateTime first by default; the real API documents none), alerts that change while a
 // client pages and versions that become visible late, 500s and cut-off bodies.
 //
+// In IncidentsMode it serves the Defender XDR API's GET /api/incidents (incidents.go): the
+// XDR audience and Incident.Read.All, incidents grouping 1 to 50 alerts, its $filter grammar,
+// $top at most 100, 50 calls a minute and 1,500 an hour.
+//
 // In GraphMode the same server and the same alerts serve Microsoft Graph's
 // GET /v1.0/security/alerts_v2 instead, as docs/graph-and-incidents-api.md (section 1)
 // describes it: a Graph audience and SecurityAlert.Read.All, Graph's field names, evidence
@@ -15,79 +19,14 @@ package defendertest
 
 import (
 	"crypto/x509"
-	"fmt"
 	"math"
 	mrand "math/rand/v2"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"ta-defender-alerts/app/loopback"
 )
-
-// Order is how the stand-in orders the versions a query selects, before $skip and $top cut
-// the page out of them. The real API documents no order, so a client must be complete under
-// every one of these.
-type Order int
-
-const (
-	NewestFirst        Order = iota // newest lastUpdateTime first, ties in a stable order (the default)
-	NewestFirstTies                 // newest lastUpdateTime first, ties in a new random order on every call
-	OldestFirst                     // oldest lastUpdateTime first
-	Shuffled                        // no stable order: a new random order on every call
-	NewestCreatedFirst              // newest alertCreationTime first, ties in a stable order
-	IDOrder                         // by id, ascending (alert ids begin with their creation ticks)
-)
-
-var orderNames = []string{"lastupdate", "lastupdate-ties", "oldest", "shuffled", "created", "id"}
-
-func (o Order) String() string {
-	if int(o) < len(orderNames) {
-		return orderNames[o]
-	}
-	return fmt.Sprintf("Order(%d)", int(o))
-}
-
-// ParseOrder reads an order by its String name (for flags).
-func ParseOrder(s string) (Order, error) {
-	for i, n := range orderNames {
-		if n == s {
-			return Order(i), nil
-		}
-	}
-	return 0, fmt.Errorf("unknown order %q (want one of %s)", s, strings.Join(orderNames, ", "))
-}
-
-// Mode is the API a stand-in serves. Each mode answers only its own paths (another mode's path
-// is a 404), with its own token audience, field names, query grammar, limits and error shape;
-// the tenant's alerts, their updates and late visibility, the quotas and the adversity
-// (failures, stalls, cut-off bodies, orders) are shared.
-type Mode int
-
-const (
-	AlertAPIMode Mode = iota // Defender for Endpoint's GET /api/alerts (the default)
-	GraphMode                // Microsoft Graph's GET /v1.0/security/alerts_v2
-)
-
-var modeNames = []string{"endpoint-alerts", "graph-alerts"}
-
-func (m Mode) String() string {
-	if int(m) < len(modeNames) {
-		return modeNames[m]
-	}
-	return fmt.Sprintf("Mode(%d)", int(m))
-}
-
-// ParseMode reads a mode by its String name, the feed's name (for flags).
-func ParseMode(s string) (Mode, error) {
-	for i, n := range modeNames {
-		if n == s {
-			return Mode(i), nil
-		}
-	}
-	return 0, fmt.Errorf("unknown mode %q (want one of %s)", s, strings.Join(modeNames, ", "))
-}
 
 // Graph hosts per cloud: a Graph token's audience, and its scope with "/.default".
 const (
@@ -117,6 +56,10 @@ type Options struct {
 	// @odata.nextLink is honoured (default 10m; Microsoft documents none); then it is a 400.
 	SkipTokenLifetime time.Duration
 
+	// XDRHost is the audience a token must have in IncidentsMode: the configured cloud's
+	// Defender XDR API host (default XDRCommercial).
+	XDRHost string
+
 	// Login, when set, is the stand-in whose token endpoint issued the tokens this one takes
 	// (one Entra ID for several APIs: a GraphMode stand-in issues tokens for both audiences);
 	// its own token endpoint still works.
@@ -130,10 +73,10 @@ type Options struct {
 	Certificate *x509.Certificate
 
 	SecretExpired bool          // the secret is right but expired (AADSTS7000222)
-	NoPermission  bool          // tokens are issued but lack Alert.Read.All (SecurityAlert.Read.All in GraphMode): 403
+	NoPermission  bool          // tokens are issued but lack Alert.Read.All (SecurityAlert.Read.All in GraphMode, Incident.Read.All in IncidentsMode): 403
 	TokenLifetime time.Duration // default 1h
 
-	PerMinute int           // default 100 (GraphMode: 150)
+	PerMinute int           // default 100 (GraphMode: 150, IncidentsMode: 50)
 	Minute    time.Duration // default 1m; tests shrink it
 	PerHour   int           // default 1500 (GraphMode: none)
 	Hour      time.Duration // default 1h
@@ -152,18 +95,20 @@ type Server struct {
 	*loopback.Server
 	opt Options
 
-	mu      sync.Mutex
-	rng     *mrand.Rand
-	alerts  []*alert
-	byID    map[string]*alert
-	nextN   int
-	tokens  map[string]grant // access token → what it grants
-	skips   map[string]skipToken
-	nSkips  int
-	jtis    map[string]bool
-	quota   []time.Time // times of calls that counted against the quota (real time)
-	calls   []time.Time // times of every API call (real time)
-	blocked time.Time   // a 429 told the client to wait until then
+	mu     sync.Mutex
+	rng    *mrand.Rand
+	alerts []*alert
+	byID   map[string]*alert
+	nextN  int
+	// nextAlert numbers the alerts nested in incidents (IncidentsMode).
+	nextAlert int
+	tokens    map[string]grant // access token → what it grants
+	skips     map[string]skipToken
+	nSkips    int
+	jtis      map[string]bool
+	quota     []time.Time // times of calls that counted against the quota (real time)
+	calls     []time.Time // times of every API call (real time)
+	blocked   time.Time   // a 429 told the client to wait until then
 
 	order          Order
 	ignoreSkip     bool
@@ -215,6 +160,9 @@ func New(opt Options) *Server {
 		if graph {
 			opt.PerMinute = GraphPerMinute
 		}
+		if opt.Mode == IncidentsMode {
+			opt.PerMinute = IncidentsPerMinute
+		}
 	}
 	if opt.Minute == 0 {
 		opt.Minute = time.Minute
@@ -224,6 +172,9 @@ func New(opt Options) *Server {
 		if graph {
 			opt.PerHour = math.MaxInt
 		}
+	}
+	if opt.XDRHost == "" {
+		opt.XDRHost = XDRCommercial
 	}
 	if opt.GraphHost == "" {
 		opt.GraphHost = GraphGlobal
@@ -252,10 +203,14 @@ func New(opt Options) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.token)
 	mux.HandleFunc("POST /{tenant}/oauth2/token", s.token)
-	if graph {
+	switch opt.Mode {
+	case GraphMode:
 		mux.HandleFunc("GET /v1.0/security/alerts_v2", s.list)
 		mux.HandleFunc("/", s.graphNotFound)
-	} else {
+	case IncidentsMode:
+		mux.HandleFunc("GET "+incidentsPath, s.list)
+		mux.HandleFunc("/", s.incidentsNotFound)
+	default:
 		mux.HandleFunc("GET /api/alerts", s.list)
 		mux.HandleFunc("GET /api/v1.0/alerts", s.list)
 	}

@@ -8,9 +8,13 @@ import (
 // The tenant's data: alerts, their versions, and the updates that make new ones.
 
 // AddAlerts creates n alerts whose first version has a lastUpdateTime from at(i).
+// In IncidentsMode it creates incidents instead (AddIncidents with the default sizes).
 func (s *Server) AddAlerts(n int, at func(i int) time.Time) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.opt.Mode == IncidentsMode {
+		return s.addIncidentsLocked(n, at, nil)
+	}
 	ids := make([]string, n)
 	for i := 0; i < n; i++ {
 		s.nextN++
@@ -27,7 +31,8 @@ func (s *Server) AddAlerts(n int, at func(i int) time.Time) []string {
 
 var statuses = []string{"New", "InProgress", "Resolved"}
 
-// Update gives n random alerts a new version stamped now.
+// Update gives n random alerts a new version stamped now. In IncidentsMode each updated
+// incident changes one of its nested alerts half the time, and leaves them all alone otherwise.
 func (s *Server) Update(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -41,6 +46,14 @@ func (s *Server) updateLocked(n int) {
 	now := s.opt.Now().UTC().Truncate(100 * time.Nanosecond)
 	for i := 0; i < n; i++ {
 		a := s.alerts[s.rng.IntN(len(s.alerts))]
+		if s.opt.Mode == IncidentsMode {
+			changed := -1
+			if len(a.nested) > 0 && s.rng.IntN(2) == 0 {
+				changed = s.rng.IntN(len(a.nested))
+			}
+			s.updateIncidentLocked(a, now, changed)
+			continue
+		}
 		last := a.versions[len(a.versions)-1]
 		t := now
 		if !t.After(last.LastUpdate) {
@@ -52,14 +65,19 @@ func (s *Server) updateLocked(n int) {
 	s.changes++
 }
 
-// UpdateAt gives each of ids a new version stamped t (a bulk action: many alerts share t).
+// UpdateAt gives each of ids a new version stamped t (a bulk action: many alerts share t). In
+// IncidentsMode the incidents' nested alerts stay as they were.
 func (s *Server) UpdateAt(ids []string, t time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t = t.UTC().Truncate(100 * time.Nanosecond)
 	for _, id := range ids {
 		if a := s.byID[id]; a != nil {
-			a.versions = append(a.versions, Version{LastUpdate: t, VisibleAt: t.Add(s.delayLocked()), Status: "Resolved"})
+			status := "Resolved"
+			if s.opt.Mode == IncidentsMode {
+				status = incidentStatuses[s.rng.IntN(len(incidentStatuses))]
+			}
+			a.versions = append(a.versions, Version{LastUpdate: t, VisibleAt: t.Add(s.delayLocked()), Status: status})
 			s.stats.Updates++
 		}
 	}

@@ -50,7 +50,7 @@ type grant struct {
 // knownAudience says whether the tenant has the API as a resource: the Alert API always,
 // and the configured cloud's Graph in GraphMode (another cloud's Graph is not found there).
 func (s *Server) knownAudience(aud string) bool {
-	return aud == Resource || (s.opt.Mode == GraphMode && aud == s.opt.GraphHost)
+	return aud == Resource || (s.opt.Mode == GraphMode && aud == s.opt.GraphHost) || (s.opt.Mode == IncidentsMode && aud == s.opt.XDRHost)
 }
 
 // token serves both token endpoints: v2 (scope) and v1 (resource, numbers as strings).

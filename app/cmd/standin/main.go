@@ -2,7 +2,8 @@
 // benchmark and fault suites: a backlog of alerts made on demand (rendered per request, not
 // held as JSON), quotas lifted, and a control port that reports what HEC indexed and changes
 // the stand-ins while the collector runs. -mode graph-alerts serves Graph's alerts_v2 (Graph
-// tokens, field names and paging) instead of the Alert API.
+// tokens, field names and paging) instead of the Alert API; -mode incidents serves the Defender
+// XDR incidents API (-alerts then counts incidents, each grouping 1 to 50 alerts).
 //
 // HEC's adversity is set by flags: ack latency as a long-tailed distribution (-ack-median,
 // -ack-p99, -ack-tail, -ack-tail-share), a share of acks that never come (-ack-lost), a
@@ -40,7 +41,7 @@ func main() {
 	client := flag.String("client", "0f9e8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f", "client id")
 	secret := flag.String("secret", "bench-secret", "client secret")
 	token := flag.String("hec-token", "8a3f2b1c-4d5e-6f70-8192-a3b4c5d6e7f8", "HEC token")
-	mode := flag.String("mode", "endpoint-alerts", "the API served: endpoint-alerts (/api/alerts) or graph-alerts (Graph's /v1.0/security/alerts_v2)")
+	mode := flag.String("mode", "endpoint-alerts", "the API served: endpoint-alerts (/api/alerts), graph-alerts (Graph's /v1.0/security/alerts_v2) or incidents (Defender XDR's /api/incidents)")
 	order := flag.String("order", "lastupdate", "the API's list order: lastupdate, lastupdate-ties, oldest, shuffled, created or id")
 	revisit := flag.Int("revisit", 0, "give every n-th alert a later second version, so that creation and lastUpdateTime orders differ (0: none)")
 	var lat hectest.Latency
@@ -81,16 +82,9 @@ func main() {
 	api.SetOrder(ord)
 	seen := newWatch()
 	key := func(raw []byte) string {
-		// id@lastUpdateTime (Graph: lastUpdateDateTime) without a full decode: the stand-in
-		// must not be the bottleneck.
-		var a struct {
-			ID   string `json:"id"`
-			LUT  string `json:"lastUpdateTime"`
-			LUDT string `json:"lastUpdateDateTime"`
-		}
-		_ = json.Unmarshal(raw, &a)
-		seen.indexed(a.ID)
-		return a.ID + "@" + a.LUT + a.LUDT
+		id, k := eventKey(md, raw)
+		seen.indexed(id)
+		return k
 	}
 	hec := hectest.New(hectest.Options{Token: *token, Ack: *ack, CountOnly: true, Key: key, ChannelIdle: *idle, Seed: *seed})
 	if lat.Median > 0 {
@@ -137,6 +131,24 @@ func main() {
 	<-sig
 	api.Close()
 	hec.Close()
+}
+
+// eventKey reads a record's id and its id@lastUpdateTime (Graph: lastUpdateDateTime;
+// incidents: incidentId, a number) without a full decode: the stand-in must not be the
+// bottleneck.
+func eventKey(md defendertest.Mode, raw []byte) (id, key string) {
+	var a struct {
+		ID   string          `json:"id"`
+		Inc  json.RawMessage `json:"incidentId"`
+		LUT  string          `json:"lastUpdateTime"`
+		LUDT string          `json:"lastUpdateDateTime"`
+	}
+	_ = json.Unmarshal(raw, &a)
+	id = a.ID
+	if md == defendertest.IncidentsMode {
+		id = string(a.Inc)
+	}
+	return id, id + "@" + a.LUT + a.LUDT
 }
 
 // checkLatency refuses settings the stand-in would silently misread.

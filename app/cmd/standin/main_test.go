@@ -4,8 +4,30 @@ import (
 	"testing"
 	"time"
 
+	"ta-defender-alerts/app/defendertest"
 	"ta-defender-alerts/app/hectest"
 )
+
+// Each mode's records are keyed by their own id and update time: an incident by its numeric
+// incidentId (an incident's nested alerts carry the same incidentId but are not records).
+func TestEventKey(t *testing.T) {
+	for _, tt := range []struct {
+		name          string
+		mode          defendertest.Mode
+		give          string
+		wantID, wantK string
+	}{
+		{"alert API", defendertest.AlertAPIMode, `{"id":"da1_2","incidentId":7,"lastUpdateTime":"2026-01-01T00:00:00Z"}`, "da1_2", "da1_2@2026-01-01T00:00:00Z"},
+		{"graph", defendertest.GraphMode, `{"id":"da1_2","incidentId":"7","lastUpdateDateTime":"2026-01-01T00:00:00.5Z"}`, "da1_2", "da1_2@2026-01-01T00:00:00.5Z"},
+		{"incidents", defendertest.IncidentsMode, `{"incidentId":924521,"lastUpdateTime":"2026-01-01T00:00:00Z","alerts":[{"alertId":"da1_2","incidentId":924521,"lastUpdatedTime":"2025-01-01T00:00:00Z"}]}`, "924521", "924521@2026-01-01T00:00:00Z"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if id, k := eventKey(tt.mode, []byte(tt.give)); id != tt.wantID || k != tt.wantK {
+				t.Errorf("got %q %q, want %q %q", id, k, tt.wantID, tt.wantK)
+			}
+		})
+	}
+}
 
 func TestCheckLatency(t *testing.T) {
 	for _, tt := range []struct {
