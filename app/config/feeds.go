@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"ta-defender-alerts/app/defender"
 )
 
 // A feed is one API the collector reads: its own checkpoint, limiter, failure domain and
@@ -110,7 +112,11 @@ func (c *Config) ForFeed(name string) *Config {
 	fc.Defender.Region = c.base.region
 	if name == "graph-alerts" {
 		fc.ExcludeSources = c.base.exclude
-		fc.Defender.Region = "" // Graph has no regional hosts: the region is the Alert API's
+	}
+	if r := fc.Defender.Region; slices.Contains(defender.FeedRegions(DefaultFeed), r) && !slices.Contains(defender.FeedRegions(name), r) {
+		// The region names the Alert API's host. Graph has none; the XDR API has us, eu and
+		// uk: any other region reads its global host, which serves every tenant.
+		fc.Defender.Region = ""
 	}
 	return &fc
 }

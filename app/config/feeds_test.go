@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -108,5 +109,57 @@ func TestStanzaFeed(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Var != tt.wantVar {
 			t.Errorf("%v: err %v, want it named %s", tt.params, err, tt.wantVar)
 		}
+	}
+}
+
+// The incidents feed: its checkpoint, its two sourcetypes, its own URL override, and the
+// Alert API's region only where the XDR API has that region too.
+func TestIncidentsFeed(t *testing.T) {
+	tests := []struct {
+		name       string
+		set        map[string]string
+		wantErr    string // in the error, or "" for none
+		region     string
+		sourcetype string
+	}{
+		{name: "defaults", set: map[string]string{"DEFENDER_FEED": "incidents"}, sourcetype: "ms365:defender:incident"},
+		{name: "a region the XDR API has", set: map[string]string{"DEFENDER_FEED": "incidents", "DEFENDER_REGION": "eu"}, region: "eu", sourcetype: "ms365:defender:incident"},
+		{name: "an Alert API region it has not: the global host", set: map[string]string{"DEFENDER_FEED": "incidents,endpoint-alerts", "DEFENDER_REGION": "au"}, sourcetype: "ms365:defender:incident"},
+		{name: "an explicit sourcetype is the incidents'", set: map[string]string{"DEFENDER_FEED": "incidents", "DEFENDER_HEC_SOURCETYPE": "my:incidents"}, sourcetype: "my:incidents"},
+		{name: "not a region at all", set: map[string]string{"DEFENDER_FEED": "incidents", "DEFENDER_REGION": "mars"}, wantErr: "DEFENDER_REGION"},
+		{name: "the URL without the feed", set: map[string]string{"DEFENDER_INCIDENTS_URL": "https://x.example.com"}, wantErr: "DEFENDER_INCIDENTS_URL"},
+		{name: "syslog output", set: map[string]string{"DEFENDER_FEED": "incidents", "DEFENDER_OUTPUT": "syslog", "DEFENDER_SYSLOG_URL": "tcp://127.0.0.1:6514"}, wantErr: "DEFENDER_FEED"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := good()
+			env["DEFENDER_INPUT"] = "contoso"
+			env["DEFENDER_INCIDENTS_URL"] = ""
+			for k, v := range tt.set {
+				env[k] = v
+			}
+			if env["DEFENDER_INCIDENTS_URL"] == "" && env["DEFENDER_FEED"] != "" {
+				env["DEFENDER_INCIDENTS_URL"] = "https://xdr.example.com"
+			}
+			setEnv(t, env)
+			c, err := FromEnv()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := c.ForFeed("incidents")
+			if f.Input != "contoso.incidents" || f.HEC.Sourcetype != tt.sourcetype || f.NestedSourcetype != "ms365:defender:incident:alerts" ||
+				f.Defender.APIURL != "https://xdr.example.com" || f.Defender.Region != tt.region || f.Defender.Feed != "incidents" {
+				t.Errorf("input %q sourcetype %q nested %q api %q region %q", f.Input, f.HEC.Sourcetype, f.NestedSourcetype, f.Defender.APIURL, f.Defender.Region)
+			}
+			if e := c.ForFeed("endpoint-alerts"); e.NestedSourcetype != "" || e.Defender.Region != tt.set["DEFENDER_REGION"] {
+				t.Errorf("the endpoint feed: nested %q region %q", e.NestedSourcetype, e.Defender.Region)
+			}
+		})
 	}
 }

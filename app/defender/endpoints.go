@@ -48,6 +48,15 @@ func regionalFeeds() []string {
 	return names
 }
 
+// FeedRegions lists the regions (Config.Region) a feed's API has hosts for; none for a feed
+// without regional hosts or one not known.
+func FeedRegions(feed string) []string {
+	if dl, ok := dialects[feed]; ok {
+		return slices.Clone(dl.regions)
+	}
+	return nil
+}
+
 // Endpoints are the resolved addresses of one tenant's API and token service.
 type Endpoints struct {
 	API      *url.URL // base; requests go to API + the feed's path ("/api/alerts")

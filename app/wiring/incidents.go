@@ -13,6 +13,7 @@ import (
 
 	"ta-defender-alerts/app/bridge"
 	"ta-defender-alerts/app/checkpoint"
+	"ta-defender-alerts/app/defender"
 )
 
 // The incidents feed sends one event per incident version and one per nested alert version
@@ -96,11 +97,18 @@ type nestedAlert struct {
 // splitIncident returns an incident's nested alerts and the incident with each alert cut
 // down to incidentAlertRef, its members in their order.
 func splitIncident(data []byte) ([]nestedAlert, []byte, error) {
+	found, err := defender.IncidentAlerts(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	alerts := make([]nestedAlert, len(found))
+	for i, a := range found {
+		alerts[i] = nestedAlert{id: a.ID, updated: a.LastUpdated, raw: compact(a.Raw)}
+	}
 	members, err := objectMembers(data)
 	if err != nil {
 		return nil, nil, err
 	}
-	var alerts []nestedAlert
 	out := []byte{'{'}
 	for i, m := range members {
 		if i > 0 {
@@ -122,13 +130,6 @@ func splitIncident(data []byte) ([]nestedAlert, []byte, error) {
 			if err := json.Unmarshal(raw, &a); err != nil || a == nil {
 				return nil, nil, fmt.Errorf("alert %d: not an object", j)
 			}
-			na := nestedAlert{raw: compact(raw)}
-			json.Unmarshal(a["alertId"], &na.id)
-			var ts string
-			if json.Unmarshal(a["lastUpdatedTime"], &ts) == nil {
-				na.updated, _ = time.Parse(time.RFC3339Nano, ts)
-			}
-			alerts = append(alerts, na)
 			if j > 0 {
 				out = append(out, ',')
 			}

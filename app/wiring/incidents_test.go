@@ -14,6 +14,9 @@ import (
 
 	"ta-defender-alerts/app/bridge"
 	"ta-defender-alerts/app/checkpoint"
+	"ta-defender-alerts/app/config"
+	"ta-defender-alerts/app/defender"
+	"ta-defender-alerts/app/defendertest"
 	"ta-defender-alerts/app/hec"
 	"ta-defender-alerts/app/hectest"
 )
@@ -358,9 +361,10 @@ func TestSplitIncident(t *testing.T) {
 		alerts         []string
 		err            bool
 	}{
-		{"two alerts", `{"incidentId":1, "alerts":[{"alertId":"a","lastUpdatedTime":"2026-11-30T10:00:00.5Z","title":"T","entities":[1]},{"alertId":"b","lastUpdatedTime":"bad"}],"z":2}`,
-			`{"incidentId":1,"alerts":[{"alertId":"a","lastUpdatedTime":"2026-11-30T10:00:00.5Z","title":"T"},{"alertId":"b","lastUpdatedTime":"bad"}],"z":2}`,
-			[]string{"a@2026-11-30T10:00:00.5Z", "b@0001-01-01T00:00:00Z"}, false},
+		{"two alerts", `{"incidentId":1, "alerts":[{"alertId":"a","lastUpdatedTime":"2026-11-30T10:00:00.5Z","title":"T","entities":[1]},{"alertId":"b","lastUpdatedTime":"2026-11-30T10:00:01Z"}],"z":2}`,
+			`{"incidentId":1,"alerts":[{"alertId":"a","lastUpdatedTime":"2026-11-30T10:00:00.5Z","title":"T"},{"alertId":"b","lastUpdatedTime":"2026-11-30T10:00:01Z"}],"z":2}`,
+			[]string{"a@2026-11-30T10:00:00.5Z", "b@2026-11-30T10:00:01Z"}, false},
+		{"an alert time that cannot be read: the incident goes whole", `{"incidentId":1,"alerts":[{"alertId":"b","lastUpdatedTime":"bad"}]}`, "", nil, true},
 		{"no alerts member", `{"incidentId":2}`, `{"incidentId":2}`, nil, false},
 		{"alerts null", `{"incidentId":3,"alerts":null}`, `{"incidentId":3,"alerts":null}`, nil, false},
 		{"alerts not a list", `{"incidentId":4,"alerts":{}}`, "", nil, true},
@@ -406,4 +410,69 @@ func FuzzSplitIncident(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The incidents feed end to end against the XDR stand-in: every incident and every nested
+// alert indexed once under its sourcetype; then one update of a 50-alert incident that leaves
+// its alerts alone sends 1 incident event and 0 alert events, and one that changes one alert
+// of another incident sends that incident and that alert.
+func TestIncidentsFeedToHEC(t *testing.T) {
+	api := defendertest.New(defendertest.Options{TenantID: tenant, ClientID: client, ClientSecret: secretV, Mode: defendertest.IncidentsMode})
+	t.Cleanup(api.Close)
+	now := time.Now()
+	ids := api.AddIncidents(2*defendertest.IncidentBigEvery, func(i int) time.Time { return now.Add(-time.Hour).Add(time.Duration(i) * time.Second) }, nil)
+	h := hectest.New(hectest.Options{Token: hecToken, Ack: true})
+	t.Cleanup(h.Close)
+	cfg := &config.Config{Output: "hec", Input: "tenant1.incidents", Feed: "incidents", StateDir: t.TempDir(), Start: 2 * time.Hour, Overlap: time.Minute,
+		Linger: 20 * time.Millisecond, NestedSourcetype: alertST,
+		Defender: defender.Config{Feed: "incidents", TenantID: tenant, ClientID: client, ClientSecret: secretV, APIURL: api.URL, LoginURL: api.URL},
+		HEC:      hec.Config{URLs: []string{h.URL}, Token: hecToken, Sourcetype: incidentST, Source: "tenant1", AckInterval: 10 * time.Millisecond}}
+	count := func(mark int) (inc, al int) {
+		for _, e := range h.Events()[mark:] {
+			switch e.Sourcetype {
+			case incidentST:
+				inc++
+			case alertST:
+				al++
+			}
+		}
+		return
+	}
+	drainOnce(t, cfg)
+	wantAlerts, big := 0, ""
+	for _, id := range ids {
+		n := len(api.NestedAlerts(id, time.Now()))
+		wantAlerts += n
+		if n == 50 && big == "" {
+			big = id
+		}
+	}
+	if inc, al := count(0); inc != len(ids) || al != wantAlerts || big == "" {
+		t.Fatalf("first read: %d incident and %d alert events, want %d and %d (50-alert incident %q)", inc, al, len(ids), wantAlerts, big)
+	}
+	small := ids[1]
+	for _, step := range []struct {
+		name    string
+		id      string
+		alert   int
+		inc, al int
+	}{
+		{"a 50-alert incident updated, its alerts unchanged", big, -1, 1, 0},
+		{"one alert of another incident changed", small, 0, 1, 1},
+	} {
+		mark := len(h.Events())
+		time.Sleep(5 * time.Millisecond)
+		api.UpdateIncident(step.id, time.Now().Add(-time.Millisecond), step.alert)
+		time.Sleep(5 * time.Millisecond)
+		drainOnce(t, cfg)
+		inc, al := count(mark)
+		line := fmt.Sprintf("INCIDENTS %s: %d incident event, %d alert events sent", step.name, inc, al)
+		fmt.Println(line)
+		if inc != step.inc || al != step.al {
+			t.Errorf("%s; want %d and %d", line, step.inc, step.al)
+		}
+	}
+	if st := h.Stats(); st.Duplicates != 0 {
+		t.Errorf("%d duplicates", st.Duplicates)
+	}
 }
