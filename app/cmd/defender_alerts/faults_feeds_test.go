@@ -130,3 +130,50 @@ func runsKilled(t *testing.T, w *world, kills, n int) int {
 	}
 	return landed
 }
+
+// Scenario 13: the incidents feed against a hostile XDR API: incidents updated while it
+// pages (some with one nested alert changed, some with none), versions visible late, 429s
+// and failures, 1 s tokens, SIGKILLs mid-drain; in the long form no stable list order. Then
+// a last run. Every current incident version and every alert version it shows must be
+// indexed; nested alerts sent again are counted (a kill re-sends the request it cut short:
+// with incidents' small events, several hundred of them).
+func TestFaultIncidentsFeed(t *testing.T) {
+	started := time.Now()
+	n := pick(300, 3000)
+	w := feedWorld(t, n, "incidents", defendertest.Options{Mode: defendertest.IncidentsMode, TokenLifetime: time.Second})
+	w.extra = append(w.extra, "DEFENDER_INCIDENTS_URL="+w.api.URL, "DEFENDER_OVERLAP=5s", "DEFENDER_HEC_ACK_TIMEOUT=20s")
+	if full() {
+		w.api.SetOrder(defendertest.Shuffled)
+	}
+	w.api.UpdatesPerCall(2)
+	w.api.SetVisibilityDelay(func(r *mrand.Rand) time.Duration { return time.Duration(r.Int64N(int64(time.Second))) })
+	w.api.Throttle(2, time.Second)
+	w.api.SetFailures(0.03, 0.03)
+	kills := runsKilled(t, w, pick(1, 5), n*3)
+	w.api.UpdatesPerCall(0)
+	time.Sleep(1500 * time.Millisecond)
+	cmd, out := w.start(t, "run", "--once")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("final run: %v\n%s", err, lastLines(out.String(), 30))
+	}
+	report(t, fmt.Sprintf("13 incidents, hostile XDR API, %d kills", kills), w, started)
+	now := w.now()
+	alerts, missing, twice := 0, 0, 0
+	for id, v := range w.api.Current(now) {
+		for _, a := range w.api.NestedAlerts(id, v.LastUpdate) {
+			alerts++
+			switch c := w.hec.Count(a.AlertID + "@" + defendertest.FormatTime(a.LastUpdated)); {
+			case c == 0:
+				missing++
+			case c > 1:
+				twice++
+			}
+		}
+	}
+	line := fmt.Sprintf("FAULT    incidents' alerts: %d alert versions shown, missing %d, sent more than once %d", alerts, missing, twice)
+	fmt.Println(line)
+	t.Log(line)
+	if missing > 0 {
+		t.Errorf("%d nested alert versions missing", missing)
+	}
+}
