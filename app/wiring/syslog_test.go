@@ -7,9 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -243,74 +241,6 @@ func TestSyslogOutputConnectionDropped(t *testing.T) {
 	t.Logf("%d detections, %d drops, %d duplicates, pump resent %d", len(want), drops, dups, c.Pump.Stats().Resent)
 	if missing > 0 || drops == 0 {
 		t.Errorf("%d of %d detections never arrived (%d drops)", missing, len(want), drops)
-	}
-}
-
-// A detection over the size limit is refused: its alert goes to the dead-letter file with the
-// reason, never silently dropped, and every other alert's detections arrive. (The limit is
-// UDP's reason to be; TCP is used here because UDP itself may lose datagrams on a busy host.)
-func TestSyslogOversizeToDeadLetter(t *testing.T) {
-	r := newReceiver(t)
-	cfg := syslogTenant(t, 60, "tcp://"+r.ln.Addr().String(), "cef")
-	cfg.Syslog.MaxSize, cfg.Syslog.Hostname = 1600, "h"
-	head := len("<164>1 2026-12-02T14:54:13.432739Z h defender_alerts " + strconv.Itoa(os.Getpid()) + " detection - ")
-	fits, tooBig := map[string]bool{}, map[string]bool{} // alerts whose every detection fits; with one that does not
-	rd, err := defender.New(cfg.Defender)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	cef := siem.NewCEF(siem.CEFOptions{})
-	_, err = bridge.DefenderSource(rd).Read(context.Background(), bridge.Window{From: now.Add(-3 * time.Hour), To: now.Add(time.Minute)},
-		func(rec bridge.Record, _ bridge.Position) error {
-			ds, _ := siem.Build(rec.Data)
-			longest := 0
-			for i := range ds {
-				longest = max(longest, head+len(cef.Append(nil, &ds[i])))
-			}
-			fits[rec.ID], tooBig[rec.ID] = longest+8 <= 1600, longest-8 > 1600
-			return nil
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := drainTo(t, cfg)
-	st, _ := c.Store.Load()
-	dead := map[string]bool{}
-	if b, err := os.ReadFile(bridge.DeadLetterPath(cfg.StateDir, cfg.Input)); err == nil {
-		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-			var e struct {
-				ID       string          `json:"alert_id"`
-				Text     string          `json:"hec_text"`
-				Envelope json.RawMessage `json:"envelope"`
-			}
-			if err := json.Unmarshal([]byte(line), &e); err != nil || !strings.Contains(e.Text, "too big") || !strings.Contains(string(e.Envelope), `"id":"`+e.ID+`"`) {
-				t.Errorf("dead letter %.200s (%v)", line, err)
-			}
-			if fits[e.ID] {
-				t.Errorf("alert %s dead-lettered, but its detections fit", e.ID)
-			}
-			dead[e.ID] = true
-		}
-	}
-	arrived := map[string]bool{}
-	for _, m := range r.messages() {
-		if sub := cefExternalID.FindStringSubmatch(*m.Message); sub != nil {
-			arrived[sub[1]] = true
-		}
-	}
-	held := 0
-	for id := range fits {
-		switch {
-		case fits[id] && !arrived[id]:
-			t.Errorf("alert %s fits but never arrived", id)
-		case tooBig[id] && !dead[id]:
-			held++ // refused at the window's end: held, the checkpoint before it (the pump's rule)
-		}
-	}
-	t.Logf("%d alerts: %d with detections arrived, %d dead-lettered, %d held", len(fits), len(arrived), len(dead), held)
-	if len(dead) == 0 || (held > 0) != (st == nil || st.Window != nil) {
-		t.Errorf("%d dead-lettered, %d held with checkpoint %+v: want some dead-lettered, and the window open only if some are held", len(dead), held, st)
 	}
 }
 
