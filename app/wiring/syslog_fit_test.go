@@ -228,10 +228,11 @@ func TestSyslogOversizeToDeadLetter(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		var e struct {
 			ID       string          `json:"alert_id"`
-			Text     string          `json:"hec_text"`
+			Output   string          `json:"output"`
+			Text     string          `json:"reason"`
 			Envelope json.RawMessage `json:"envelope"`
 		}
-		if err := json.Unmarshal([]byte(line), &e); err != nil || !strings.Contains(e.Text, "too large for the size limit even when shortened") ||
+		if err := json.Unmarshal([]byte(line), &e); err != nil || e.Output != "syslog output" || !strings.Contains(e.Text, "too large for the size limit even when shortened") ||
 			!strings.Contains(string(e.Envelope), `"id":"`+e.ID+`"`) || !strings.Contains(string(e.Envelope), strings.Repeat("D", 1000)) {
 			t.Errorf("dead letter %.300s (%v)", line, err)
 		}
@@ -239,6 +240,15 @@ func TestSyslogOversizeToDeadLetter(t *testing.T) {
 			t.Errorf("alert %s dead-lettered (twice: %v), but its detections fit once shortened", e.ID, dead[e.ID])
 		}
 		dead[e.ID] = true
+	}
+	for id := range src.huge {
+		if !strings.Contains(log.String(), `msg="the syslog output could not send an alert (message too large for the size limit even when shortened: `) ||
+			!strings.Contains(log.String(), "alert_id="+id) {
+			t.Errorf("no log line names alert %s and its reason", id)
+		}
+	}
+	if strings.Contains(log.String(), "Splunk") || strings.Contains(log.String(), "hec_") {
+		t.Errorf("the log speaks of Splunk or HEC for the syslog output:\n%s", log.String())
 	}
 	arrived, cut := map[string]bool{}, 0
 	for _, m := range r.messages() {

@@ -226,7 +226,7 @@ func (k *syslogSink) answer(recs []*sysRec, resent int, err error) {
 				env, _ = json.Marshal(string(env))
 			}
 			k.count++
-			o.Rejected = append(o.Rejected, bridge.Rejected{ID: rec.id, Index: i, Envelope: env, Text: rec.rejected, Refused: k.count})
+			o.Rejected = append(o.Rejected, bridge.Rejected{ID: rec.id, Index: i, Envelope: env, Text: rec.rejected, Refused: k.count, By: "syslog output"})
 		}
 		if len(o.Rejected) < len(recs) {
 			k.count++
