@@ -3,6 +3,7 @@ package wiring
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	gosyslog "github.com/leodido/go-syslog/v4"
+	"github.com/leodido/go-syslog/v4/nontransparent"
 	"github.com/leodido/go-syslog/v4/octetcounting"
 	"github.com/leodido/go-syslog/v4/rfc5424"
 
@@ -31,6 +33,7 @@ import (
 type receiver struct {
 	t      *testing.T
 	ln     net.Listener
+	lf     bool // LF framing (RFC 6587 non-transparent) instead of octet counting
 	mu     sync.Mutex
 	msgs   []*rfc5424.SyslogMessage
 	conns  []net.Conn
@@ -38,12 +41,18 @@ type receiver struct {
 	wg     sync.WaitGroup
 }
 
-func newReceiver(t *testing.T) *receiver {
+func newReceiver(t *testing.T) *receiver { return newReceiverWith(t, false, nil) }
+
+// newReceiverWith is a receiver with LF framing if lf, over TLS with tc if set.
+func newReceiverWith(t *testing.T, lf bool, tc *tls.Config) *receiver {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &receiver{t: t, ln: ln}
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
+	}
+	r := &receiver{t: t, ln: ln, lf: lf}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -75,7 +84,11 @@ func (r *receiver) read(c net.Conn) {
 	defer r.wg.Done()
 	defer c.Close()
 	in := &stopReader{r: bufio.NewReader(c)}
-	octetcounting.NewParser(gosyslog.WithListener(func(res *gosyslog.Result) {
+	parser := octetcounting.NewParser
+	if r.lf {
+		parser = nontransparent.NewParser
+	}
+	parser(gosyslog.WithListener(func(res *gosyslog.Result) {
 		if res.Error != nil {
 			in.stop.Store(true) // a frame cut by a reset; a bad frame shows as a missing detection
 			return
@@ -84,7 +97,9 @@ func (r *receiver) read(c net.Conn) {
 		r.msgs = append(r.msgs, res.Message.(*rfc5424.SyslogMessage))
 		if r.dropAt != nil && r.dropAt(len(r.msgs)) {
 			for _, c := range r.conns {
-				c.(*net.TCPConn).SetLinger(0)
+				if tc, ok := c.(*net.TCPConn); ok {
+					tc.SetLinger(0)
+				}
 				c.Close()
 			}
 		}
