@@ -138,10 +138,12 @@ func TestSyslogUDPShortensToFit(t *testing.T) {
 	}
 }
 
-// hugeDetector gives every fifth alert it reads a 1,000-character detectorId: the CEF class
-// id, which is never shortened, so none of its detections fits 1,400 bytes.
+// hugeDetector gives the alerts it reads that pick chooses (by their count from 1; default
+// every fifth from the second) a 1,000-character detectorId: the CEF class id, which is never
+// shortened, so none of their detections fits 1,400 bytes.
 type hugeDetector struct {
 	bridge.Source
+	pick func(n int) bool
 	mu   sync.Mutex
 	n    int
 	huge map[string]bool
@@ -152,7 +154,7 @@ func (s *hugeDetector) Read(ctx context.Context, w bridge.Window, emit func(brid
 	return s.Source.Read(ctx, w, func(r bridge.Record, p bridge.Position) error {
 		s.mu.Lock()
 		s.n++
-		if s.n%5 == 2 {
+		if s.pick == nil && s.n%5 == 2 || s.pick != nil && s.pick(s.n) {
 			s.huge[r.ID] = true
 		}
 		s.last = r.ID
@@ -269,5 +271,23 @@ func TestSyslogOversizeToDeadLetter(t *testing.T) {
 	t.Logf("60 alerts: %d arrived (%d messages with the description cut), %d dead-lettered", len(arrived), cut, len(dead))
 	if len(arrived) != 60-len(src.huge) || cut == 0 {
 		t.Errorf("%d alerts arrived, %d messages cut; want %d, some", len(arrived), cut, 60-len(src.huge))
+	}
+}
+
+// When the last alert read does not fit, the pump holds it (the checkpoint stays before it)
+// until what follows shows the refusal rare; the log says so in the syslog output's words.
+func TestSyslogRefusedLastIsHeld(t *testing.T) {
+	r := newReceiver(t)
+	cfg := syslogTenant(t, 20, "tcp://"+r.ln.Addr().String(), "cef")
+	cfg.Syslog.MaxSize = 1400
+	src := &hugeDetector{huge: map[string]bool{}, pick: func(n int) bool { return n == 20 }}
+	var log bytes.Buffer
+	stats, st := drainThrough(t, cfg, func(s bridge.Source) bridge.Source { src.Source = s; return src }, &log)
+	if !src.huge[src.last] || stats.Held != 1 || stats.Rejected != 0 || st == nil || st.Held == nil {
+		t.Errorf("held %d, dead-lettered %d, checkpoint %+v: want the last alert held", stats.Held, stats.Rejected, st)
+	}
+	if !strings.Contains(log.String(), `msg="the syslog output refused the last alerts read; they are held back`) ||
+		strings.Contains(log.String(), "Splunk") {
+		t.Errorf("the log does not speak of the syslog output:\n%s", log.String())
 	}
 }
