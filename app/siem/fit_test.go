@@ -239,3 +239,33 @@ func TestAppendFitCannotFit(t *testing.T) {
 		}
 	}
 }
+
+// FuzzAppendFit: whatever the free text and the size, AppendFit either fits (at most size
+// bytes, valid for the strict parser, only free text cut, each cut marked) or says it cannot,
+// and a line that fits as it is comes back unchanged.
+func FuzzAppendFit(f *testing.F) {
+	for _, v := range hostileValues {
+		f.Add(v, strings.Repeat(v, 20), "x "+v, uint16(900))
+	}
+	f.Add("", "", "", uint16(0))
+	f.Add(`\=`, "=", "é", uint16(700))
+	base, formats := sampleDetection(f), fitFormats(f)
+	f.Fuzz(func(t *testing.T, a, b, c string, size uint16) {
+		d := base
+		d.AlertTitle, d.Description, d.CommandLine, d.FilePath, d.FileName, d.URL = a, b, c, a+b, c, b
+		for _, ff := range formats {
+			full := ff.append(nil, &d)
+			short, ok := ff.fit(nil, &d, int(size))
+			switch {
+			case len(full) <= int(size):
+				if !ok || !bytes.Equal(short, full) {
+					t.Fatalf("%s: a line that fits came back changed (ok %v)", ff.name, ok)
+				}
+			case ok:
+				checkFit(t, ff, full, short, int(size))
+			case len(short) <= int(size):
+				t.Fatalf("%s: not ok, yet %d bytes for a size of %d", ff.name, len(short), size)
+			}
+		}
+	})
+}
