@@ -197,6 +197,19 @@ func (f *frontier) carried(to time.Time) checkpoint.Held {
 	return h
 }
 
+// refuser names what refused the held run, for the log: the sink that could not send its
+// records (Rejected.By), else Splunk.
+func (f *frontier) refuser() string {
+	for _, d := range f.held {
+		for _, r := range d.rejected {
+			if r.By != "" {
+				return "the " + r.By
+			}
+		}
+	}
+	return "Splunk"
+}
+
 // refusedAll says what Splunk refused and what to check.
 func refusedAll(held []answer, batches, records int) error {
 	var r Rejected

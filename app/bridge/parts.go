@@ -112,6 +112,10 @@ type Rejected struct {
 	Code     int    // the destination's code and text for the refusal
 	Text     string
 	Refused  uint64 // when the refusal came, on the sink's count (see Outcome.Sent)
+	// By names the sink that could not send the record, for the log and the dead-letter file
+	// ("syslog output"); Text is then its reason and Code unused. Empty: Splunk refused it,
+	// with HEC's Code and Text.
+	By string
 }
 
 // Sink takes records and reports, through the function it was opened with, an Outcome for

@@ -210,6 +210,11 @@ func (p *Pump) settleLocked(d answer) error {
 		return err
 	}
 	for _, r := range d.rejected {
+		if r.By != "" {
+			p.cfg.Log.Error("the "+r.By+" could not send an alert ("+r.Text+"); it was written to the dead-letter file",
+				"alert_id", r.ID, "file", p.cfg.DeadLetter)
+			continue
+		}
 		p.cfg.Log.Error("Splunk refused an alert as malformed; it was written to the dead-letter file",
 			"alert_id", r.ID, "hec_code", r.Code, "hec_text", r.Text, "file", p.cfg.DeadLetter)
 	}

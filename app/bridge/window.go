@@ -31,6 +31,7 @@ type pass struct {
 
 	// What await found.
 	pending  *checkpoint.State // (not final) the state after the window, its last records held
+	refuser  string            // (pending) what refused them, for the log (frontier.refuser)
 	carry    *checkpoint.State // (final) the checkpoint before a held run, with the run's counts
 	failed   error
 	saveErr  error
@@ -195,7 +196,7 @@ func (p *Pump) await(r *pass) {
 	// A run of refused alerts still held at the end: what follows it decides.
 	if p.front.scanned == r.last && p.failed == nil && len(p.front.held) > 0 && r.readErr == nil && r.flushErr == nil && r.ctx.Err() == nil {
 		if !r.final {
-			r.pending = p.pendLocked()
+			r.pending, r.refuser = p.pendLocked(), p.front.refuser()
 		} else {
 			r.carry = p.endLocked(r.w.To)
 		}
@@ -223,7 +224,7 @@ func (p *Pump) finish(r *pass) (next *checkpoint.State, held bool, err error) {
 	case r.flushErr != nil && r.ctx.Err() == nil:
 		return nil, false, r.flushErr
 	case r.pending != nil:
-		p.cfg.Log.Info("window read; Splunk refused its last alerts: they are held back until what follows shows whether the refusal is systematic",
+		p.cfg.Log.Info("window read; "+r.refuser+" refused its last alerts: they are held back until what follows shows whether the refusal is systematic",
 			"from", r.w.From, "to", r.w.To, "alerts", r.last-r.first+1)
 		return r.pending, true, nil
 	case r.carry != nil:
@@ -284,7 +285,7 @@ func (p *Pump) pendLocked() *checkpoint.State {
 func (p *Pump) endLocked(to time.Time) *checkpoint.State {
 	h := p.front.carried(to)
 	if h.Quiet >= quietDrains {
-		p.cfg.Log.Warn("Splunk refused the last alerts read, and nothing newer has come to be sent after them for several polls: "+
+		p.cfg.Log.Warn(p.front.refuser()+" refused the last alerts read, and nothing newer has come to be sent after them for several polls: "+
 			"they count as rare bad alerts and go to the dead-letter file", "alerts", h.Records, "polls", h.Quiet)
 		if err := p.front.release(p.settleLocked); err != nil {
 			p.failed = err
@@ -298,8 +299,9 @@ func (p *Pump) endLocked(to time.Time) *checkpoint.State {
 	}
 	st.Held = &h
 	p.stats.Held = h.Records
-	p.cfg.Log.Warn("Splunk refused the last alerts read; they are held back, neither committed nor dead-lettered, and sent again "+
-		"with the next poll: if Splunk then takes a newer alert, they go to the dead-letter file as rare bad alerts; if it goes "+
+	who := p.front.refuser()
+	p.cfg.Log.Warn(who+" refused the last alerts read; they are held back, neither committed nor dead-lettered, and sent again "+
+		"with the next poll: if "+who+" then takes a newer alert, they go to the dead-letter file as rare bad alerts; if it goes "+
 		"on refusing, delivery stops", "alerts", h.Records, "refused_whole_batches", h.Batches, "polls", h.Quiet)
 	return st
 }

@@ -1,6 +1,7 @@
 package siem_test
 
 import (
+	"strings"
 	"testing"
 
 	"ta-defender-alerts/app/siem"
@@ -77,5 +78,35 @@ func BenchmarkDetectionJSON(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// BenchmarkCEFAppendFit is the encoding with a size, per detection: lines that fit (the
+// sample's, under a TCP size) and lines shortened to fit a UDP datagram (a 3,000-character
+// command line and description).
+func BenchmarkCEFAppendFit(b *testing.B) {
+	enc := siem.NewCEF(siem.CEFOptions{})
+	long := benchDetections(b)
+	for i := range long {
+		long[i].CommandLine = strings.Repeat(`C:\Windows\cmd.exe /c a=b `, 120)
+		long[i].Description = long[i].CommandLine
+	}
+	for _, bc := range []struct {
+		name string
+		ds   []siem.Detection
+		size int
+	}{{"fits", benchDetections(b), 8192}, {"shortened", long, 1300}} {
+		b.Run(bc.name, func(b *testing.B) {
+			var buf []byte
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				var ok bool
+				if buf, ok = enc.AppendFit(buf[:0], &bc.ds[i%len(bc.ds)], bc.size); !ok {
+					b.Fatal("does not fit")
+				}
+				i++
+			}
+		})
 	}
 }

@@ -63,8 +63,13 @@ func NewCEF(o CEFOptions) *CEF {
 // before 1970) and comes last, so the rule that the last value loses its trailing spaces
 // touches no text field.
 func (c *CEF) Append(dst []byte, d *Detection) []byte {
+	return c.append(dst, d, classID(d))
+}
+
+// append is Append with the class id given: a shortened copy of d keeps its original's.
+func (c *CEF) append(dst []byte, d *Detection, class string) []byte {
 	dst = append(dst, c.prefix...)
-	dst = appendCEFHeader(dst, classID(d), cefClassMax)
+	dst = appendCEFHeader(dst, class, cefClassMax)
 	dst = appendCEFHeader(dst, d.AlertTitle, cefNameMax)
 	if n, ok := severityNumber(d.Severity); ok {
 		dst = strconv.AppendInt(dst, int64(n), 10)

@@ -7,6 +7,10 @@
 // Where a format cannot carry a value as it is, the value is changed in one documented way:
 //   - a value over a key's length limit is cut to the limit, in Unicode code points, its last
 //     kept character replaced by "…" (U+2026), so a reader can tell it was cut (see cut);
+//   - a line over a size limit (AppendFit: a UDP datagram's) has its free text shortened,
+//     longest field first (AlertTitle, Description, CommandLine, FilePath, FileName, Url; never
+//     an id, a time, the severity, a hash or a link): each shortened value is a prefix of the
+//     value, cut between characters and before escaping, ending with the same "…";
 //   - invalid UTF-8 becomes U+FFFD (both formats are UTF-8);
 //   - CEF header fields cannot hold line breaks: CR and LF there become spaces; in the
 //     extension they are written \r and \n;

@@ -77,8 +77,13 @@ func NewLEEF(o LEEFOptions) (*LEEF, error) {
 // identHostName are not sent: the Alert API gives no address of the device, and QRadar takes
 // identHostName only with identSrc.
 func (l *LEEF) Append(dst []byte, d *Detection) []byte {
+	return l.append(dst, d, classID(d))
+}
+
+// append is Append with the EventID given: a shortened copy of d keeps its original's.
+func (l *LEEF) append(dst []byte, d *Detection, class string) []byte {
 	dst = append(dst, l.prefix...)
-	dst = append(appendLEEF(dst, classID(d), 255, 0), '|')
+	dst = append(appendLEEF(dst, class, 255, 0), '|')
 	dst = append(dst, l.dfield...)
 	n := len(dst)
 	kv := func(k, v string, limit int) {

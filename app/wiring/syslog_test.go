@@ -3,13 +3,12 @@ package wiring
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	gosyslog "github.com/leodido/go-syslog/v4"
+	"github.com/leodido/go-syslog/v4/nontransparent"
 	"github.com/leodido/go-syslog/v4/octetcounting"
 	"github.com/leodido/go-syslog/v4/rfc5424"
 
@@ -33,6 +33,7 @@ import (
 type receiver struct {
 	t      *testing.T
 	ln     net.Listener
+	lf     bool // LF framing (RFC 6587 non-transparent) instead of octet counting
 	mu     sync.Mutex
 	msgs   []*rfc5424.SyslogMessage
 	conns  []net.Conn
@@ -40,12 +41,18 @@ type receiver struct {
 	wg     sync.WaitGroup
 }
 
-func newReceiver(t *testing.T) *receiver {
+func newReceiver(t *testing.T) *receiver { return newReceiverWith(t, false, nil) }
+
+// newReceiverWith is a receiver with LF framing if lf, over TLS with tc if set.
+func newReceiverWith(t *testing.T, lf bool, tc *tls.Config) *receiver {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &receiver{t: t, ln: ln}
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
+	}
+	r := &receiver{t: t, ln: ln, lf: lf}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -77,7 +84,11 @@ func (r *receiver) read(c net.Conn) {
 	defer r.wg.Done()
 	defer c.Close()
 	in := &stopReader{r: bufio.NewReader(c)}
-	octetcounting.NewParser(gosyslog.WithListener(func(res *gosyslog.Result) {
+	parser := octetcounting.NewParser
+	if r.lf {
+		parser = nontransparent.NewParser
+	}
+	parser(gosyslog.WithListener(func(res *gosyslog.Result) {
 		if res.Error != nil {
 			in.stop.Store(true) // a frame cut by a reset; a bad frame shows as a missing detection
 			return
@@ -86,7 +97,9 @@ func (r *receiver) read(c net.Conn) {
 		r.msgs = append(r.msgs, res.Message.(*rfc5424.SyslogMessage))
 		if r.dropAt != nil && r.dropAt(len(r.msgs)) {
 			for _, c := range r.conns {
-				c.(*net.TCPConn).SetLinger(0)
+				if tc, ok := c.(*net.TCPConn); ok {
+					tc.SetLinger(0)
+				}
 				c.Close()
 			}
 		}
@@ -243,74 +256,6 @@ func TestSyslogOutputConnectionDropped(t *testing.T) {
 	t.Logf("%d detections, %d drops, %d duplicates, pump resent %d", len(want), drops, dups, c.Pump.Stats().Resent)
 	if missing > 0 || drops == 0 {
 		t.Errorf("%d of %d detections never arrived (%d drops)", missing, len(want), drops)
-	}
-}
-
-// A detection over the size limit is refused: its alert goes to the dead-letter file with the
-// reason, never silently dropped, and every other alert's detections arrive. (The limit is
-// UDP's reason to be; TCP is used here because UDP itself may lose datagrams on a busy host.)
-func TestSyslogOversizeToDeadLetter(t *testing.T) {
-	r := newReceiver(t)
-	cfg := syslogTenant(t, 60, "tcp://"+r.ln.Addr().String(), "cef")
-	cfg.Syslog.MaxSize, cfg.Syslog.Hostname = 1600, "h"
-	head := len("<164>1 2026-12-02T14:54:13.432739Z h defender_alerts " + strconv.Itoa(os.Getpid()) + " detection - ")
-	fits, tooBig := map[string]bool{}, map[string]bool{} // alerts whose every detection fits; with one that does not
-	rd, err := defender.New(cfg.Defender)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	cef := siem.NewCEF(siem.CEFOptions{})
-	_, err = bridge.DefenderSource(rd).Read(context.Background(), bridge.Window{From: now.Add(-3 * time.Hour), To: now.Add(time.Minute)},
-		func(rec bridge.Record, _ bridge.Position) error {
-			ds, _ := siem.Build(rec.Data)
-			longest := 0
-			for i := range ds {
-				longest = max(longest, head+len(cef.Append(nil, &ds[i])))
-			}
-			fits[rec.ID], tooBig[rec.ID] = longest+8 <= 1600, longest-8 > 1600
-			return nil
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := drainTo(t, cfg)
-	st, _ := c.Store.Load()
-	dead := map[string]bool{}
-	if b, err := os.ReadFile(bridge.DeadLetterPath(cfg.StateDir, cfg.Input)); err == nil {
-		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-			var e struct {
-				ID       string          `json:"alert_id"`
-				Text     string          `json:"hec_text"`
-				Envelope json.RawMessage `json:"envelope"`
-			}
-			if err := json.Unmarshal([]byte(line), &e); err != nil || !strings.Contains(e.Text, "too big") || !strings.Contains(string(e.Envelope), `"id":"`+e.ID+`"`) {
-				t.Errorf("dead letter %.200s (%v)", line, err)
-			}
-			if fits[e.ID] {
-				t.Errorf("alert %s dead-lettered, but its detections fit", e.ID)
-			}
-			dead[e.ID] = true
-		}
-	}
-	arrived := map[string]bool{}
-	for _, m := range r.messages() {
-		if sub := cefExternalID.FindStringSubmatch(*m.Message); sub != nil {
-			arrived[sub[1]] = true
-		}
-	}
-	held := 0
-	for id := range fits {
-		switch {
-		case fits[id] && !arrived[id]:
-			t.Errorf("alert %s fits but never arrived", id)
-		case tooBig[id] && !dead[id]:
-			held++ // refused at the window's end: held, the checkpoint before it (the pump's rule)
-		}
-	}
-	t.Logf("%d alerts: %d with detections arrived, %d dead-lettered, %d held", len(fits), len(arrived), len(dead), held)
-	if len(dead) == 0 || (held > 0) != (st == nil || st.Window != nil) {
-		t.Errorf("%d dead-lettered, %d held with checkpoint %+v: want some dead-lettered, and the window open only if some are held", len(dead), held, st)
 	}
 }
 

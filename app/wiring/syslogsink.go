@@ -3,7 +3,9 @@ package wiring
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"ta-defender-alerts/app/bridge"
@@ -26,9 +28,11 @@ const (
 type syslogSink struct {
 	w      *syslog.Writer
 	enc    func(dst []byte, d *siem.Detection) []byte // nil: json
+	fit    func(dst []byte, d *siem.Detection, size int) ([]byte, bool)
 	report func(bridge.Outcome)
 
-	buf, line []byte
+	buf, line, short []byte
+	limit            string // what sets the size limit, for a refusal's reason: "UDP" or "the size limit"
 
 	mu sync.Mutex // guards what follows; the Writer reports with its own lock held
 	// q holds the messages written and not yet reported, in the Writer's order.
@@ -54,21 +58,31 @@ type sysMsg struct {
 	rec   *sysRec
 	last  bool
 	after []*sysRec
+	det   *siem.Detection // the detection it holds, while Write has it (for shorten)
 }
 
 // newSyslogSink makes the Writer o describes; the sink's reports go where the pump's open
-// says. format is cef, leef or json.
+// says. format is cef, leef or json. A CEF or LEEF message over the Writer's size limit has
+// its free text shortened to fit (siem's AppendFit); JSON is never altered.
 func newSyslogSink(o syslog.Options, format string) (*syslogSink, error) {
 	k := &syslogSink{}
 	switch format {
 	case "cef":
-		k.enc = siem.NewCEF(siem.CEFOptions{}).Append
+		c := siem.NewCEF(siem.CEFOptions{})
+		k.enc, k.fit = c.Append, c.AppendFit
 	case "leef":
 		l, err := siem.NewLEEF(siem.LEEFOptions{})
 		if err != nil {
 			return nil, err
 		}
-		k.enc = l.Append
+		k.enc, k.fit = l.Append, l.AppendFit
+	}
+	if k.fit != nil {
+		o.Shorten = k.shorten
+	}
+	k.limit = "the size limit"
+	if strings.HasPrefix(strings.ToLower(o.URL), "udp:") {
+		k.limit = "UDP"
 	}
 	w, err := syslog.New(o, k.heard)
 	if err != nil {
@@ -87,7 +101,7 @@ func (k *syslogSink) Add(ctx context.Context, r bridge.Record, t *bridge.Tag) er
 	k.buf = modinput.AppendCompactJSON(k.buf[:0], r.Data)
 	rec := &sysRec{id: r.ID, tag: t, data: append([]byte(nil), k.buf...)}
 	if k.enc == nil {
-		return k.write(ctx, rec, true, syslog.Message{Time: r.Time, MsgID: msgIDAlert, Body: k.buf})
+		return k.write(ctx, rec, nil, true, syslog.Message{Time: r.Time, MsgID: msgIDAlert, Body: k.buf})
 	}
 	ds, err := siem.Build(r.Data)
 	if err != nil {
@@ -97,23 +111,36 @@ func (k *syslogSink) Add(ctx context.Context, r bridge.Record, t *bridge.Tag) er
 	}
 	for i := range ds {
 		k.line = k.enc(k.line[:0], &ds[i])
-		if err := k.write(ctx, rec, i == len(ds)-1, syslog.Message{Time: r.Time, MsgID: msgIDDetection, Body: k.line}); err != nil {
+		if err := k.write(ctx, rec, &ds[i], i == len(ds)-1, syslog.Message{Time: r.Time, MsgID: msgIDDetection, Body: k.line}); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// shorten is the Writer's Shorten: the message's detection again, its free text cut to fit
+// room bytes. It runs inside Write, called from Add, which alone sets det.
+func (k *syslogSink) shorten(m syslog.Message, room int) ([]byte, bool) {
+	e, _ := m.Tag.(*sysMsg)
+	if e == nil || e.det == nil {
+		return nil, false
+	}
+	var ok bool
+	k.short, ok = k.fit(k.short[:0], e.det, room)
+	return k.short, ok
+}
+
 // write queues m's entry, then gives m to the Writer, which may report it at once. A message
 // the Writer did not take is dropped from the queue (Add was the last to push); if it was not
 // the record's first, the record ends with the message before it, failed.
-func (k *syslogSink) write(ctx context.Context, rec *sysRec, last bool, m syslog.Message) error {
-	e := &sysMsg{rec: rec, last: last}
+func (k *syslogSink) write(ctx context.Context, rec *sysRec, det *siem.Detection, last bool, m syslog.Message) error {
+	e := &sysMsg{rec: rec, last: last, det: det}
 	k.mu.Lock()
 	k.q = append(k.q, e)
 	k.mu.Unlock()
 	m.Tag = e
 	err := k.w.Write(ctx, m)
+	e.det = nil // the Writer has taken (or refused) the message
 	if err != nil {
 		k.mu.Lock()
 		if n := len(k.q); n > 0 && k.q[n-1] == e {
@@ -149,7 +176,7 @@ func (k *syslogSink) heard(r syslog.Report) {
 	msgs := k.q[:n]
 	for _, rj := range r.Rejected {
 		if rj.Index < n && msgs[rj.Index].rec.rejected == "" {
-			msgs[rj.Index].rec.rejected = fmt.Sprintf("syslog refused a message of it: %v", rj.Err)
+			msgs[rj.Index].rec.rejected = k.refusal(rj.Err)
 		}
 	}
 	var recs []*sysRec
@@ -170,6 +197,17 @@ func (k *syslogSink) heard(r syslog.Report) {
 	}
 }
 
+// refusal is why the Writer refused a message, for the log and the dead-letter file.
+func (k *syslogSink) refusal(err error) string {
+	switch {
+	case errors.Is(err, syslog.ErrTooBig) && k.fit != nil:
+		return fmt.Sprintf("message too large for %s even when shortened: %v", k.limit, err)
+	case errors.Is(err, syslog.ErrTooBig):
+		return fmt.Sprintf("message too large for %s: %v", k.limit, err)
+	}
+	return err.Error()
+}
+
 // answer reports recs, a run of records in order, as one batch.
 func (k *syslogSink) answer(recs []*sysRec, resent int, err error) {
 	for _, rec := range recs {
@@ -188,7 +226,7 @@ func (k *syslogSink) answer(recs []*sysRec, resent int, err error) {
 				env, _ = json.Marshal(string(env))
 			}
 			k.count++
-			o.Rejected = append(o.Rejected, bridge.Rejected{ID: rec.id, Index: i, Envelope: env, Text: rec.rejected, Refused: k.count})
+			o.Rejected = append(o.Rejected, bridge.Rejected{ID: rec.id, Index: i, Envelope: env, Text: rec.rejected, Refused: k.count, By: "syslog output"})
 		}
 		if len(o.Rejected) < len(recs) {
 			k.count++

@@ -12,7 +12,8 @@ import (
 	"ta-defender-alerts/app/statedir"
 )
 
-// check prints a checklist: configuration, token, one page of alerts, HEC health and token.
+// check prints a checklist: configuration, token, one page of alerts, HEC health and token
+// (or, with output syslog, the syslog receiver), the state folder.
 func check(ctx context.Context, stdout, stderr io.Writer) int {
 	ok := true
 	mark := func(good bool, what, detail string) {
@@ -51,10 +52,30 @@ func check(ctx context.Context, stdout, stderr io.Writer) int {
 			mark(true, fmt.Sprintf("%s: %s at %s (read %d alert of the last day)", name, config.FeedTitle(name), rd.Endpoints().API, n), "")
 		}
 	}
+	if cfg.Output == "syslog" {
+		checkSyslog(ctx, cfg, mark, stdout)
+	} else if !checkHEC(ctx, cfg, mark, stdout) {
+		return 1
+	}
+	if dir := cfg.StateDir; dir != "" {
+		if err := statedir.Prepare(dir); err != nil {
+			mark(false, "state folder "+dir, err.Error()+" (or set DEFENDER_STATE_DIR to another folder)")
+		} else {
+			mark(true, "state folder "+dir, "")
+		}
+	}
+	if !ok {
+		return 1
+	}
+	return 0
+}
+
+// checkHEC checks each HEC URL's health and the token; false when the client cannot be made.
+func checkHEC(ctx context.Context, cfg *config.Config, mark func(good bool, what, detail string), stdout io.Writer) bool {
 	hc, err := hec.New(cfg.HEC)
 	if err != nil {
 		mark(false, "HEC client", cfg.Explain(err).Error())
-		return 1
+		return false
 	}
 	defer hc.Close()
 	for _, w := range hc.Warnings() {
@@ -70,15 +91,5 @@ func check(ctx context.Context, stdout, stderr io.Writer) int {
 			mark(false, "HEC token at "+h.URL, h.Err.Error())
 		}
 	}
-	if dir := cfg.StateDir; dir != "" {
-		if err := statedir.Prepare(dir); err != nil {
-			mark(false, "state folder "+dir, err.Error()+" (or set DEFENDER_STATE_DIR to another folder)")
-		} else {
-			mark(true, "state folder "+dir, "")
-		}
-	}
-	if !ok {
-		return 1
-	}
-	return 0
+	return true
 }

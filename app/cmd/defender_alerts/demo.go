@@ -19,17 +19,29 @@ import (
 	"ta-defender-alerts/app/defendertest"
 	"ta-defender-alerts/app/hectest"
 	"ta-defender-alerts/app/secret"
+	"ta-defender-alerts/app/syslog"
 	"ta-defender-alerts/app/wiring"
 )
 
-// demo runs the real pipeline between a simulated tenant and a simulated Splunk, on loopback.
+// demo runs the real pipeline between a simulated tenant and a simulated Splunk (or, with
+// --output syslog, an in-process syslog receiver), on loopback.
 func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dur := fs.Duration("duration", 20*time.Second, "how long the demo runs")
 	orderName := fs.String("order", "lastupdate", "the simulated API's list order: lastupdate, lastupdate-ties, oldest, shuffled, created or id")
 	feed := fs.String("feed", config.DefaultFeed, "the feed read: "+strings.Join(config.FeedNames(), " or "))
+	output := fs.String("output", "hec", "where the alerts go: hec (a simulated Splunk) or syslog (a receiver on this machine)")
+	format := fs.String("format", "cef", "with --output syslog: cef or leef")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *output != "hec" && *output != "syslog" {
+		fmt.Fprintf(stderr, "demo: --output: %q is not hec or syslog\n", *output)
+		return 2
+	}
+	if *output == "syslog" && ((*format != "cef" && *format != "leef") || *feed != "endpoint-alerts") {
+		fmt.Fprintf(stderr, "demo: --output syslog takes --format cef or leef, and the endpoint-alerts feed (detections are made from Alert API alerts)\n")
 		return 2
 	}
 	order, err := defendertest.ParseOrder(*orderName)
@@ -64,6 +76,14 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	stopUpdates := api.StartUpdates(3)
 	splunk := hectest.New(hectest.Options{Token: "8a3f2b1c-4d5e-6f70-8192-a3b4c5d6e7f8", Ack: true})
 	defer splunk.Close()
+	var recv *demoReceiver
+	if *output == "syslog" {
+		if recv, err = newDemoReceiver(); err != nil {
+			fmt.Fprintln(stderr, "demo:", err)
+			return 1
+		}
+		defer recv.Close()
+	}
 
 	logFile, err := os.OpenFile(filepath.Join(dir, "defender_alerts.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -82,6 +102,10 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	h.Sourcetype = config.FeedSourcetype(*feed)
 	h.URLs, h.Token, h.Host = []string{splunk.URL}, "8a3f2b1c-4d5e-6f70-8192-a3b4c5d6e7f8", "demo-collector"
 	h.BatchBytes, h.AckInterval = 128<<10, 200*time.Millisecond
+	if recv != nil {
+		cfg.Output, cfg.SyslogFormat = "syslog", *format
+		cfg.Syslog = syslog.Options{URL: "tcp://" + recv.Addr(), Hostname: "demo-collector"}
+	}
 	c, err := wiring.New(cfg, log, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "demo:", err)
@@ -90,9 +114,13 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer c.Close()
 	p, rd := c.Pump, c.Defender
 
+	dest := "a simulated Splunk HEC with indexer acknowledgement"
+	if recv != nil {
+		dest = "a syslog receiver (RFC 5425 over TCP) taking " + strings.ToUpper(*format) + " detections"
+	}
 	fmt.Fprintf(stdout, "defender_alerts demo (feed %s: the %s): a simulated Defender tenant (300 alerts,\n"+
-		"3 updates a second, new alerts now and then) and a simulated Splunk HEC with indexer acknowledgement,\n"+
-		"on this machine. The real collector runs between them, polling every 2 s. Ctrl-C stops it early.\n\n", *feed, config.FeedTitle(*feed))
+		"3 updates a second, new alerts now and then) and %s,\n"+
+		"on this machine. The real collector runs between them, polling every 2 s. Ctrl-C stops it early.\n\n", *feed, config.FeedTitle(*feed), dest)
 	runCtx, cancel := context.WithTimeout(ctx, *dur)
 	defer cancel()
 	started := time.Now()
@@ -131,9 +159,19 @@ loop:
 		select {
 		case pollErr = <-polls:
 			break loop
+		case m := <-recv.Shown():
+			if tty {
+				fmt.Fprint(stdout, "\r\x1b[K")
+			}
+			fmt.Fprintf(stdout, "received: %s\n", m)
+			continue
 		case <-tick.C:
 		}
-		line := progress(p.Stats(), rd.Stats().Calls, splunk.Stats(), started)
+		arrived, where := splunk.Stats().Indexed, "in Splunk"
+		if recv != nil {
+			arrived, where = recv.Count(), "at syslog"
+		}
+		line := progress(p.Stats(), rd.Stats().Calls, arrived, where, started)
 		if tty {
 			fmt.Fprintf(stdout, "\r%s\x1b[K", line)
 		} else if time.Since(lastLine) >= 2*time.Second {
@@ -157,17 +195,20 @@ loop:
 		fmt.Fprintf(stdout, "the final poll failed: %v\n", err)
 		return 1
 	}
+	if recv != nil {
+		return recv.summary(stdout, dir, api, p.Stats(), rd.Stats().Calls, c.Store.Path())
+	}
 	return summary(stdout, dir, api, splunk, p.Stats(), rd.Stats().Calls, c.Store.Path(), h.Sourcetype)
 }
 
-func progress(ps bridge.Stats, apiCalls int, hs hectest.Stats, started time.Time) string {
+func progress(ps bridge.Stats, apiCalls, arrived int, where string, started time.Time) string {
 	el := time.Since(started)
 	cp := "—"
 	if !ps.LastCommit.IsZero() {
 		cp = fmt.Sprintf("%s (watermark lag %.0fs)", ps.LastCommit.Format("15:04:05"), time.Since(ps.Watermark).Seconds())
 	}
-	return fmt.Sprintf("%5.1fs  read %4d  confirmed %4d  in Splunk %4d  API calls %3d  checkpoint %s",
-		el.Seconds(), ps.Read, ps.Confirmed, hs.Indexed, apiCalls, cp)
+	return fmt.Sprintf("%5.1fs  read %4d  confirmed %4d  %s %4d  API calls %3d  checkpoint %s",
+		el.Seconds(), ps.Read, ps.Confirmed, where, arrived, apiCalls, cp)
 }
 
 func summary(w io.Writer, dir string, api *defendertest.Server, splunk *hectest.Server, ps bridge.Stats, apiCalls int, cpPath, sourcetype string) int {

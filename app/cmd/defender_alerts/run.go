@@ -30,8 +30,9 @@ const usage = `defender_alerts pulls Microsoft Defender for Endpoint alerts into
 Usage:
   defender_alerts run          collect continuously, every DEFENDER_INTERVAL
   defender_alerts run --once   collect everything up to now, deliver, confirm, commit, exit
-  defender_alerts check        check the configuration, the Entra app and HEC, with fixes
-  defender_alerts demo         watch it work against a simulated tenant and Splunk (no setup)
+  defender_alerts check        check the configuration, the Entra app and HEC (or the syslog receiver), with fixes
+  defender_alerts demo         watch it work against a simulated tenant and Splunk (no setup);
+                               demo --output syslog [--format leef]: into a syslog receiver, as CEF or LEEF
   defender_alerts version      print the version
   defender_alerts help         print this help
 
