@@ -62,6 +62,15 @@ func FeedSourcetype(name string) string {
 	return ""
 }
 
+// FeedNestedSourcetype is the sourcetype of the events of items nested in a feed's own (the
+// incidents feed's alerts), "" for a feed without.
+func FeedNestedSourcetype(name string) string {
+	if f := feedNamed(name); f != nil {
+		return f.nested
+	}
+	return ""
+}
+
 // perFeed is what ForFeed starts from: the settings as given, before a feed fills in its own
 // defaults.
 type perFeed struct {

@@ -100,6 +100,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	d.TenantID, d.ClientID = tenant[:8]+"-0000-4000-8000-000000000000", client[:8]+"-0000-4000-8000-000000000001"
 	d.ClientSecret, d.APIURL, d.LoginURL, d.PageSize, d.Feed = secret.String(demoSecret), api.URL, api.URL, 100, *feed
 	h.Sourcetype = config.FeedSourcetype(*feed)
+	cfg.NestedSourcetype = config.FeedNestedSourcetype(*feed)
 	h.URLs, h.Token, h.Host = []string{splunk.URL}, "8a3f2b1c-4d5e-6f70-8192-a3b4c5d6e7f8", "demo-collector"
 	h.BatchBytes, h.AckInterval = 128<<10, 200*time.Millisecond
 	if recv != nil {
@@ -216,21 +217,39 @@ func summary(w io.Writer, dir string, api *defendertest.Server, splunk *hectest.
 	seen := map[string]int{}
 	for _, e := range events {
 		var a struct {
-			ID    string    `json:"id"`
-			Alert time.Time `json:"lastUpdateTime"`     // endpoint-alerts
-			Graph time.Time `json:"lastUpdateDateTime"` // graph-alerts
+			ID       string          `json:"id"`
+			Incident json.RawMessage `json:"incidentId"`         // incidents
+			AlertID  string          `json:"alertId"`            // an incident's alert
+			Alert    time.Time       `json:"lastUpdateTime"`     // endpoint-alerts, incidents
+			Graph    time.Time       `json:"lastUpdateDateTime"` // graph-alerts
+			Nested   time.Time       `json:"lastUpdatedTime"`    // an incident's alert
 		}
 		_ = json.Unmarshal(e.Raw, &a)
+		switch {
+		case a.AlertID != "":
+			a.ID, a.Alert = a.AlertID, a.Nested
+		case a.ID == "":
+			a.ID = string(a.Incident)
+		}
 		if a.Alert.IsZero() {
 			a.Alert = a.Graph
 		}
 		seen[a.ID+"@"+a.Alert.UTC().Format(time.RFC3339Nano)]++
 	}
 	current := api.Current(time.Now())
-	missing := 0
+	missing, nested, nestedMissing := 0, 0, 0
 	for id, v := range current {
 		if seen[id+"@"+v.LastUpdate.UTC().Format(time.RFC3339Nano)] == 0 {
 			missing++
+		}
+		if sourcetype != "ms365:defender:incident" {
+			continue
+		}
+		for _, na := range api.NestedAlerts(id, v.LastUpdate) {
+			nested++
+			if seen[na.AlertID+"@"+na.LastUpdated.UTC().Format(time.RFC3339Nano)] == 0 {
+				nestedMissing++
+			}
 		}
 	}
 	dups := len(events) - len(seen)
@@ -244,9 +263,16 @@ func summary(w io.Writer, dir string, api *defendertest.Server, splunk *hectest.
 	_ = os.WriteFile(path, buf.Bytes(), 0o600)
 
 	fmt.Fprintf(w, "\nSummary\n")
-	fmt.Fprintf(w, "  alerts in the tenant now        %d (each update is a new version, and a new event)\n", len(current))
+	items := "alerts"
+	if sourcetype == "ms365:defender:incident" {
+		items = "incidents"
+	}
+	fmt.Fprintf(w, "  %-31s %d (each update is a new version, and a new event)\n", items+" in the tenant now", len(current))
 	fmt.Fprintf(w, "  events indexed in Splunk        %d\n", len(events))
 	fmt.Fprintf(w, "  current versions missing        %d\n", missing)
+	if sourcetype == "ms365:defender:incident" {
+		fmt.Fprintf(w, "  their alerts' versions          %d (each sent once, as ms365:defender:incident:alerts; missing %d)\n", nested, nestedMissing)
+	}
 	fmt.Fprintf(w, "  duplicates                      %d\n", dups)
 	fmt.Fprintf(w, "  API calls                       %d\n", apiCalls)
 	fmt.Fprintf(w, "  checkpoint                      %s (watermark %s)\n", cpPath, ps.Watermark.Format(time.RFC3339))

@@ -201,14 +201,18 @@ func TestNoArguments(t *testing.T) {
 }
 
 func TestDemo(t *testing.T) {
-	for _, feed := range []string{"endpoint-alerts", "graph-alerts"} {
+	for _, feed := range config.FeedNames() {
 		t.Run(feed, func(t *testing.T) {
 			var out, errb bytes.Buffer
 			code := run(context.Background(), []string{"demo", "--duration", "3s", "-feed", feed}, nil, &out, &errb)
 			if code != 0 {
 				t.Fatalf("demo exit %d\n%s%s", code, out.String(), errb.String())
 			}
-			for _, want := range []string{"current versions missing        0", "duplicates                      0", "sourcetype=" + config.FeedSourcetype(feed), "events.jsonl"} {
+			wants := []string{"current versions missing        0", "duplicates                      0", "sourcetype=" + config.FeedSourcetype(feed), "events.jsonl"}
+			if n := config.FeedNestedSourcetype(feed); n != "" {
+				wants = append(wants, "sent once, as "+n+"; missing 0)")
+			}
+			for _, want := range wants {
 				if !strings.Contains(out.String(), want) {
 					t.Errorf("demo output lacks %q:\n%s", want, out.String())
 				}
