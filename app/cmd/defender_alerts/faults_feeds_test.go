@@ -176,4 +176,34 @@ func TestFaultIncidentsFeed(t *testing.T) {
 	if missing > 0 {
 		t.Errorf("%d nested alert versions missing", missing)
 	}
+
+	// One update of a 50-alert incident that leaves its alerts alone: the incident is sent
+	// again, its alerts are not.
+	big := ""
+	for id, v := range w.api.Current(now) {
+		if len(w.api.NestedAlerts(id, v.LastUpdate)) == defendertest.IncidentBigSize {
+			big = id
+			break
+		}
+	}
+	if big == "" {
+		t.Fatal("no 50-alert incident in the stand-in")
+	}
+	mark := len(w.hec.Events())
+	w.api.UpdateIncident(big, time.Now().Add(-2*time.Second), -1)
+	cmd, out = w.start(t, "run", "--once")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("run after the update: %v\n%s", err, lastLines(out.String(), 30))
+	}
+	bySourcetype := map[string]int{}
+	for _, e := range w.hec.Events()[mark:] {
+		bySourcetype[e.Sourcetype]++
+	}
+	line = fmt.Sprintf("FAULT    incidents: one update of a 50-alert incident, alerts unchanged, sent %d incident event(s) and %d alert events",
+		bySourcetype["ms365:defender:incident"], bySourcetype["ms365:defender:incident:alerts"])
+	fmt.Println(line)
+	t.Log(line)
+	if bySourcetype["ms365:defender:incident"] != 1 || bySourcetype["ms365:defender:incident:alerts"] != 0 {
+		t.Errorf("want 1 incident event and 0 alert events")
+	}
 }
