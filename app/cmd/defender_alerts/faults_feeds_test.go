@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -205,5 +208,33 @@ func TestFaultIncidentsFeed(t *testing.T) {
 	t.Log(line)
 	if bySourcetype["ms365:defender:incident"] != 1 || bySourcetype["ms365:defender:incident:alerts"] != 0 {
 		t.Errorf("want 1 incident event and 0 alert events")
+	}
+}
+
+// check verifies the incidents feed like the others: its own token scope, its permission and
+// one call; without Incident.Read.All it says which permission to grant.
+func TestCheckIncidentsFeed(t *testing.T) {
+	for _, perm := range []bool{true, false} {
+		w := feedWorld(t, 3, "incidents", defendertest.Options{Mode: defendertest.IncidentsMode, NoPermission: !perm})
+		w.extra = append(w.extra, "DEFENDER_INCIDENTS_URL="+w.api.URL)
+		for _, kv := range w.env()[1:] {
+			if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "DEFENDER_") {
+				t.Setenv(k, v)
+			}
+		}
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"check"}, nil, &out, &errb)
+		want := []string{"✓ incidents: Entra ID token", "✓ incidents: Defender XDR incidents API"}
+		if !perm {
+			want = []string{"✓ incidents: Entra ID token", "✗ incidents: Defender XDR incidents API", "Incident.Read.All"}
+		}
+		if (code == 0) != perm {
+			t.Errorf("permission %v: exit %d\n%s", perm, code, out.String())
+		}
+		for _, s := range want {
+			if !strings.Contains(out.String(), s) {
+				t.Errorf("permission %v: missing %q in:\n%s", perm, s, out.String())
+			}
+		}
 	}
 }
