@@ -217,6 +217,7 @@ bench() {
   go build -trimpath -o bin/rawrelay ./app/cmd/rawrelay
   go run ./app/cmd/benchrun -bin bin -sizes "${BENCH_SIZES-10000,100000,1000000}" \
     -orders "${BENCH_ORDERS-lastupdate,created,id,shuffled}" -order-sizes "${BENCH_ORDER_SIZES:-25000,100000}" \
+    -feeds "${BENCH_FEEDS-graph-alerts}" -feed-size "${BENCH_FEED_SIZE:-100000}" \
     -acks="${BENCH_ACKS:-1}" -ack-parts "${BENCH_ACK_PARTS:-latency,goals,crash,lost,caughtup}" \
     -ack-size "${BENCH_ACK_SIZE:-20000}" -ack-goal-size "${BENCH_ACK_GOAL_SIZE:-100000}" \
     -ack-latencies "${BENCH_ACK_LATENCIES:-300ms,1s,3s}" -ack-windows "${BENCH_ACK_WINDOWS:-fixed:1,fixed:8,adaptive:64}" \

@@ -130,6 +130,9 @@ func main() {
 	inFlight := flag.String("in-flight", "1", "DEFENDER_HEC_MAX_IN_FLIGHT for the product")
 	orders := flag.String("orders", "", "also run these API list orders (stand-in names: lastupdate, created, id, shuffled, …), acks off")
 	orderSizes := flag.String("order-sizes", "25000,100000", "backlog sizes for -orders")
+	feeds := flag.String("feeds", "", "also run these feeds against endpoint-alerts on the same alerts, acks off (graph-alerts)")
+	feedSize := flag.Int("feed-size", 100000, "alerts for -feeds")
+	feedRounds := flag.Int("feed-rounds", 2, "rounds of -feeds (the feeds alternate)")
 	var acks ackFlags
 	acks.register(flag.CommandLine)
 	flag.Parse()
@@ -196,6 +199,12 @@ func main() {
 		orderTable = renderOrders(runOrders(*bin, *orders, *orderSizes, *inFlight))
 		fmt.Print("\n" + orderTable)
 	}
+	var feedTable string
+	feedsOK := true
+	if *feeds != "" {
+		feedTable, feedsOK = renderFeeds(runFeeds(*bin, *feeds, *feedSize, *feedRounds))
+		fmt.Print("\n" + feedTable)
+	}
 	var ackDoc string
 	acksOK := true
 	if acks.on {
@@ -208,12 +217,19 @@ func main() {
 		if orderTable != "" {
 			doc += "\n" + ordersIntro + orderTable
 		}
+		if feedTable != "" {
+			doc += "\n## Feeds: graph-alerts against endpoint-alerts (issue 13)\n\n" +
+				"The same alerts, acks off, the feeds one after the other: API calls against the minimum at the feed's page size (10,000 and 500), CPU per alert against the endpoint feed's in the same round. The Graph feed keeps to 150 calls a minute, which sets its wall time.\n\n" + feedTable
+		}
 		if ackDoc != "" {
 			doc += "\n" + ackDoc
 		}
 		if err := os.WriteFile(*out, []byte(doc), 0o644); err != nil {
 			fail(err)
 		}
+	}
+	if !feedsOK {
+		fail(fmt.Errorf("the graph-alerts feed made more than twice the minimum of API calls (see above)"))
 	}
 	if !acksOK {
 		fail(fmt.Errorf("the acknowledgement section lost alerts, failed a run or missed a kill (see above)"))

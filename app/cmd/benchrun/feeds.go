@@ -1,0 +1,98 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// The feeds part (-feeds): the graph-alerts feed against the endpoint feed on the same alerts
+// (the stand-in renders them as Graph's alerts_v2 in its graph-alerts mode), acks off, run one
+// after the other, twice each: API calls against the minimum at the feed's page size, and CPU
+// per alert against the endpoint feed's (issue 13's goals: at most twice the minimum, within
+// 1.2x). The Graph feed keeps its own limit of 150 calls a minute, which sets its wall time.
+
+type feedRow struct {
+	feed            string
+	n               int
+	calls, minCalls int
+	dups, distinct  int
+	m               measure
+}
+
+func (r feedRow) usPA() float64 { return float64(r.m.cpu.Microseconds()) / float64(r.n) }
+
+// feedPages are the feeds' default page sizes, for the minimum number of calls.
+var feedPages = map[string]int{"endpoint-alerts": 10000, "graph-alerts": 500}
+
+func runFeeds(bin, feeds string, n, rounds int) []feedRow {
+	var rows []feedRow
+	for round := 0; round < rounds; round++ {
+		for _, feed := range append([]string{"endpoint-alerts"}, strings.Split(feeds, ",")...) {
+			feed = strings.TrimSpace(feed)
+			if feed == "" || (feed == "endpoint-alerts" && len(rows) > 0 && rows[len(rows)-1].feed == feed) {
+				continue
+			}
+			page, ok := feedPages[feed]
+			if !ok {
+				fail(fmt.Errorf("-feeds: %q is not a feed the bench knows (%v)", feed, feedPages))
+			}
+			s, err := startStandin(bin+"/standin", n, false, "-mode", feed)
+			if err != nil {
+				fail(err)
+			}
+			state, _ := os.MkdirTemp("", "bench-state-")
+			e := append(env(s, state, false), "DEFENDER_FEED="+feed)
+			if feed == "graph-alerts" {
+				e = append(e, "DEFENDER_GRAPH_URL="+s.urls.API)
+			}
+			m, err := runMeasured(bin+"/defender_alerts", e, "run", "--once")
+			st, _ := s.stats()
+			s.stop()
+			os.RemoveAll(state)
+			if err != nil {
+				fail(err)
+			}
+			r := feedRow{feed: feed, n: n, calls: num(st, "api_calls"), minCalls: n/page + 1, dups: num(st, "duplicates"), distinct: num(st, "distinct"), m: m}
+			if r.distinct != n {
+				fail(fmt.Errorf("feed %s: delivered %d of %d alerts", feed, r.distinct, n))
+			}
+			rows = append(rows, r)
+			fmt.Fprintf(os.Stderr, "done: %d alerts, feed %s, round %d\n", n, feed, round+1)
+		}
+	}
+	return rows
+}
+
+func renderFeeds(rows []feedRow) (string, bool) {
+	var b strings.Builder
+	b.WriteString("| feed | alerts | API calls (min at its page size) | calls ÷ minimum (goal ≤ 2, graph-alerts) | CPU µs/alert | vs endpoint-alerts (goal ≤ 1.2×, graph-alerts) | wall s | alerts/s | peak RSS MiB | duplicates |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	ok := true
+	var base float64
+	for _, r := range rows {
+		if r.feed == "endpoint-alerts" {
+			base = r.usPA()
+		}
+		vs := "1.00×"
+		if r.feed != "endpoint-alerts" && base > 0 {
+			ratio := r.usPA() / base
+			vs = strconv.FormatFloat(ratio, 'f', 2, 64) + "×"
+			if ratio > 1.2 {
+				vs += " (**not met**)"
+			} else {
+				vs += " (met)"
+			}
+		}
+		per := float64(r.calls) / float64(r.minCalls)
+		calls := fmt.Sprintf("%d (%d)", r.calls, r.minCalls)
+		if r.feed == "graph-alerts" && per > 2 {
+			calls += " **over 2×**"
+			ok = false
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %.2f | %.1f | %s | %.1f | %.0f | %.1f | %d |\n", r.feed, r.n, calls, per, r.usPA(), vs,
+			r.m.wall.Seconds(), float64(r.n)/r.m.wall.Seconds(), float64(r.m.rssKiB)/1024, r.dups)
+	}
+	return b.String(), ok
+}
