@@ -109,6 +109,22 @@ func splitIncident(data []byte) ([]nestedAlert, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// Cut only what IncidentAlerts read: one member named "alerts", written plainly, holding
+	// as many alerts as it found. A name written with escapes or given twice could make the
+	// two readings differ, and an alert cut from the incident but never sent would be lost:
+	// such an incident goes whole.
+	named := 0
+	for _, m := range members {
+		if m.decoded == "alerts" {
+			named++
+			if m.written != `"alerts"` {
+				return nil, nil, errors.New("the incident's alerts member is written with escapes")
+			}
+		}
+	}
+	if named > 1 {
+		return nil, nil, errors.New("the incident names alerts more than once")
+	}
 	out := []byte{'{'}
 	for i, m := range members {
 		if i > 0 {
@@ -123,6 +139,9 @@ func splitIncident(data []byte) ([]nestedAlert, []byte, error) {
 		var raws []json.RawMessage
 		if err := json.Unmarshal(m.value, &raws); err != nil {
 			return nil, nil, fmt.Errorf("alerts: %w", err)
+		}
+		if len(raws) != len(alerts) {
+			return nil, nil, fmt.Errorf("alerts: %d read as events, %d in the incident", len(alerts), len(raws))
 		}
 		out = append(out, '[')
 		for j, raw := range raws {
@@ -154,7 +173,11 @@ func splitIncident(data []byte) ([]nestedAlert, []byte, error) {
 	return alerts, append(out, '}'), nil
 }
 
-type member struct{ key, value []byte }
+type member struct {
+	key, value []byte // the key as written (quoted, escapes kept), the value compacted
+	decoded    string // the key's text
+	written    string // the key as the incident wrote it
+}
 
 // objectMembers lists a JSON object's members in order, keys as written (quoted).
 func objectMembers(data []byte) ([]member, error) {
@@ -164,16 +187,19 @@ func objectMembers(data []byte) ([]member, error) {
 	}
 	var out []member
 	for dec.More() {
+		from := dec.InputOffset()
 		k, err := dec.Token()
 		if err != nil {
 			return nil, err
 		}
+		raw := bytes.TrimLeft(data[from:dec.InputOffset()], " \t\r\n,")
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
 			return nil, err
 		}
-		kb, _ := json.Marshal(k.(string))
-		out = append(out, member{kb, compact(v)})
+		ks := k.(string)
+		kb, _ := json.Marshal(ks)
+		out = append(out, member{key: kb, value: compact(v), decoded: ks, written: string(raw)})
 	}
 	if _, err := dec.Token(); err != nil {
 		return nil, err
@@ -217,6 +243,7 @@ type recorder struct {
 	q         []added // records added, in order, not yet answered for
 	at        map[*bridge.Tag]int
 	lastSaved time.Time
+	broken    bool // an Add failed: nothing more is recorded (see Add)
 }
 
 type added struct {
@@ -232,14 +259,23 @@ func (r *recorder) Add(ctx context.Context, rec bridge.Record, t *bridge.Tag) er
 	r.at[t] = r.base + len(r.q)
 	r.q = append(r.q, added{id: rec.ID, t: rec.EventTime, alert: rec.Nested && rec.ID != "" && !rec.EventTime.IsZero(), tag: t})
 	r.mu.Unlock()
-	return r.inner.Add(ctx, rec, t)
+	err := r.inner.Add(ctx, rec, t)
+	if err != nil {
+		// Whether the sink kept the record is not known, so the records an outcome covers
+		// (counted back from its last) can no longer be told apart: record nothing more.
+		r.mu.Lock()
+		r.broken = true
+		r.mu.Unlock()
+	}
+	return err
 }
 
 func (r *recorder) Flush(ctx context.Context) error { return r.inner.Flush(ctx) }
 
-// outcome records the nested alerts of a confirmed batch: the N records up to Last.
+// outcome records the nested alerts of a confirmed batch: the N records up to Last. A failed
+// batch's are answered for without being recorded.
 func (r *recorder) outcome(o bridge.Outcome) {
-	if o.Pending || o.Err != nil || o.Last == nil {
+	if o.Pending || o.Last == nil {
 		return
 	}
 	refused := map[string]bool{}
@@ -254,7 +290,7 @@ func (r *recorder) outcome(o bridge.Outcome) {
 	}
 	for i := max(end-o.N+1, r.base); i <= end; i++ {
 		e := &r.q[i-r.base]
-		if e.alert && !e.done && !refused[e.id] {
+		if e.alert && !e.done && !refused[e.id] && o.Err == nil && !r.broken {
 			r.sent.Record(e.id, e.t)
 		}
 		e.done = true
