@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"ta-defender-alerts/app/defendertest"
-	"ta-defender-alerts/app/hectest"
 )
 
 // anyVersionKey names an event of any feed by its item's id and update time: an alert of the
@@ -39,22 +38,13 @@ func anyVersionKey(raw []byte) string {
 	return string(e.IncidentID) + "@" + e.LastUpdateTime
 }
 
-// feedWorld is a world whose API is the stand-in in mode, read by DEFENDER_FEED=feed.
+// feedWorld is a world whose API is the stand-in in opt.Mode, read by DEFENDER_FEED=feed.
 func feedWorld(t *testing.T, n int, feed string, opt defendertest.Options) *world {
 	t.Helper()
-	opt.TenantID, opt.ClientID, opt.ClientSecret = tenant, client, secretV
-	api := defendertest.New(opt)
-	t.Cleanup(api.Close)
-	now := time.Now()
-	api.AddAlerts(n, func(i int) time.Time {
-		return now.Add(-23 * time.Hour).Add(time.Duration(i) * 22 * time.Hour / time.Duration(n))
-	})
-	h := hectest.New(hectest.Options{Token: hecToken, Ack: true, Key: anyVersionKey})
-	t.Cleanup(h.Close)
-	w := &world{api: api, hec: h, state: t.TempDir(), clock: opt.Now}
+	w := newWorldOpts(t, n, true, opt)
 	w.extra = []string{"DEFENDER_FEED=" + feed}
 	if feed == "graph-alerts" {
-		w.extra = append(w.extra, "DEFENDER_GRAPH_URL="+api.URL)
+		w.extra = append(w.extra, "DEFENDER_GRAPH_URL="+w.api.URL)
 	}
 	return w
 }
