@@ -41,6 +41,7 @@ type raw struct {
 	Feed                string        `envconfig:"FEED" default:"endpoint-alerts"`
 	GraphURL            string        `envconfig:"GRAPH_URL"`
 	IncidentsURL        string        `envconfig:"INCIDENTS_URL"`
+	Shape               string        `envconfig:"SHAPE" default:"alert"`
 	GraphExcludeSources string        `envconfig:"GRAPH_EXCLUDE_SOURCES"`
 	Start               duration      `envconfig:"START" default:"24h"`
 	Overlap             duration      `envconfig:"OVERLAP" default:"10m"`
@@ -104,13 +105,16 @@ type Config struct {
 	// NestedSourcetype is the sourcetype of the events of items nested in the feed's own (the
 	// incidents feed's alerts); "" for a feed without.
 	NestedSourcetype string
-	Defender         defender.Config
-	HEC              hec.Config
-	Start            time.Duration
-	Overlap          time.Duration
-	Interval         time.Duration
-	StateDir         string
-	Linger           time.Duration
+	// Detections: each alert goes to HEC or splunkd as the old SIEM API's detections, one per
+	// evidence item (shape detection; endpoint-alerts only).
+	Detections bool
+	Defender   defender.Config
+	HEC        hec.Config
+	Start      time.Duration
+	Overlap    time.Duration
+	Interval   time.Duration
+	StateDir   string
+	Linger     time.Duration
 
 	LogLevel    slog.Level
 	LogFormat   string
@@ -243,6 +247,18 @@ func (r *raw) build() (*Config, error) {
 		if err := defender.Validate(fc.Defender); err != nil {
 			return nil, fc.Explain(err)
 		}
+	}
+	switch shape := strings.ToLower(strings.TrimSpace(r.Shape)); {
+	case shape == "" || shape == "alert":
+	case shape != "detection":
+		return nil, r.errorf("Shape", r.Shape, "must be alert or detection")
+	case r.Output == "syslog":
+		return nil, r.errorf("Shape", r.Shape, "applies to HEC and splunkd; over syslog, "+r.names.name("SyslogFormat")+" chooses (cef and leef send detections)")
+	case len(c.Feeds) != 1 || c.Feeds[0] != DefaultFeed:
+		return nil, r.errorf("Shape", r.Shape, "applies to the endpoint-alerts feed alone (detections are made from Alert API alerts)")
+	default:
+		c.Detections = true
+		c.base.detections = true
 	}
 	if r.Output == "syslog" {
 		if slices.Contains(c.Feeds, "incidents") {

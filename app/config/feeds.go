@@ -22,6 +22,9 @@ type feed struct {
 // DefaultFeed is the feed of an input that names none: the Alert API, as before feeds existed.
 const DefaultFeed = "endpoint-alerts"
 
+// DetectionSourcetype is the sourcetype of the endpoint feed's events with shape detection.
+const DetectionSourcetype = "ms:defender:atp:detections"
+
 var feeds = []feed{
 	{name: DefaultFeed, title: "Defender Alert API", sourcetype: "ms:defender:atp:alerts", urlField: "APIURL"},
 	{name: "graph-alerts", title: "Microsoft Graph security alerts API", sourcetype: "ms:defender:graph:alerts", urlField: "GraphURL"},
@@ -79,7 +82,8 @@ type perFeed struct {
 	apiURL       string
 	graphURL     string
 	incidentsURL string
-	pageSize     int // set explicitly, or 0: the feed's largest
+	detections   bool // shape detection
+	pageSize     int  // set explicitly, or 0: the feed's largest
 	exclude      []string
 	region       string
 }
@@ -103,6 +107,9 @@ func (c *Config) ForFeed(name string) *Config {
 	fc.HEC.Sourcetype = c.base.sourcetype
 	if fc.HEC.Sourcetype == "" && f != nil {
 		fc.HEC.Sourcetype = f.sourcetype
+		if c.base.detections {
+			fc.HEC.Sourcetype = DetectionSourcetype
+		}
 	}
 	fc.Defender.APIURL = c.base.apiURL
 	if f != nil && f.urlField == "GraphURL" {

@@ -163,3 +163,42 @@ func TestIncidentsFeed(t *testing.T) {
 		})
 	}
 }
+
+// shape = detection: the endpoint feed's events as the old SIEM API's detections, under their
+// own sourcetype unless one is set; refused where it cannot apply.
+func TestShapeDetection(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		set        map[string]string
+		wantErr    string
+		sourcetype string
+	}{
+		{name: "default shape", set: map[string]string{}, sourcetype: "ms:defender:atp:alerts"},
+		{name: "detection", set: map[string]string{"DEFENDER_SHAPE": "Detection"}, sourcetype: "ms:defender:atp:detections"},
+		{name: "detection, sourcetype set", set: map[string]string{"DEFENDER_SHAPE": "detection", "DEFENDER_HEC_SOURCETYPE": "old:detections"}, sourcetype: "old:detections"},
+		{name: "not a shape", set: map[string]string{"DEFENDER_SHAPE": "detections"}, wantErr: "DEFENDER_SHAPE"},
+		{name: "graph feed", set: map[string]string{"DEFENDER_SHAPE": "detection", "DEFENDER_FEED": "graph-alerts"}, wantErr: "DEFENDER_SHAPE"},
+		{name: "syslog output", set: map[string]string{"DEFENDER_SHAPE": "detection", "DEFENDER_OUTPUT": "syslog", "DEFENDER_SYSLOG_URL": "tcp://127.0.0.1:6514"}, wantErr: "DEFENDER_SYSLOG_FORMAT"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := good()
+			for k, v := range tt.set {
+				env[k] = v
+			}
+			setEnv(t, env)
+			c, err := FromEnv()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.HEC.Sourcetype != tt.sourcetype || c.Detections != (tt.sourcetype != "ms:defender:atp:alerts") {
+				t.Errorf("sourcetype %q detections %v", c.HEC.Sourcetype, c.Detections)
+			}
+		})
+	}
+}

@@ -50,7 +50,7 @@ func TestSchemeGolden(t *testing.T) {
 			Desc     string `xml:"description"`
 		} `xml:"endpoint>args>arg"`
 	}
-	if err := xml.Unmarshal(b.Bytes(), &s); err != nil || len(s.Args) != 28 {
+	if err := xml.Unmarshal(b.Bytes(), &s); err != nil || len(s.Args) != 29 {
 		t.Fatalf("scheme: %v, %d args", err, len(s.Args))
 	}
 }

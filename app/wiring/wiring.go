@@ -96,6 +96,9 @@ func New(cfg *config.Config, log *slog.Logger, out *Stdout) (*Collector, error) 
 		return nil, err
 	}
 	src := excluding(bridge.DefenderSource(rd), cfg.ExcludeSources)
+	if cfg.Detections {
+		src = detectionSource{src: src, log: log}
+	}
 	if cfg.NestedSourcetype != "" {
 		// Incidents: each nested alert version once (see incidents.go).
 		c.sent, err = checkpoint.OpenSent(c.Store.SentPath(), SentHorizon, SentLimit, nil)

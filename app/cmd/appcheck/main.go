@@ -53,8 +53,11 @@ var sourcetypes = func() []string {
 	var st []string
 	for _, f := range config.FeedNames() {
 		st = append(st, config.FeedSourcetype(f))
+		if n := config.FeedNestedSourcetype(f); n != "" {
+			st = append(st, n)
+		}
 	}
-	return st
+	return append(st, config.DetectionSourcetype)
 }()
 
 func main() {
