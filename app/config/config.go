@@ -53,6 +53,9 @@ type raw struct {
 
 	SyslogURL        string `envconfig:"SYSLOG_URL"`
 	SyslogFormat     string `envconfig:"SYSLOG_FORMAT" default:"cef"`
+	SyslogVendor     string `envconfig:"SYSLOG_VENDOR"`
+	SyslogProduct    string `envconfig:"SYSLOG_PRODUCT"`
+	SyslogVersion    string `envconfig:"SYSLOG_PRODUCT_VERSION"`
 	SyslogCAFile     string `envconfig:"SYSLOG_CA_FILE"`
 	SyslogCertFile   string `envconfig:"SYSLOG_CERT_FILE"`
 	SyslogKeyFile    string `envconfig:"SYSLOG_KEY_FILE"`
@@ -93,6 +96,9 @@ type Config struct {
 	// caller), SyslogFormat how each is written: cef, leef or json.
 	Syslog       syslog.Options
 	SyslogFormat string
+	// SyslogHeader is the CEF and LEEF header's vendor, product and version ("" each: the old
+	// connector's Microsoft, Microsoft Defender ATP, 2.0).
+	SyslogHeader [3]string
 	// Input is the checkpoint's name: the input's (DEFENDER_INPUT, else the tenant id; a
 	// stanza's name) for the endpoint feed, <input>.<feed> for the others (ForFeed). The
 	// input's name is also the events' source unless one is set.

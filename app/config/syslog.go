@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -48,6 +49,16 @@ func (r *raw) syslogConfig(c *Config) error {
 	}
 	if (r.SyslogCertFile == "") != (r.SyslogKeyFile == "") {
 		return r.errorf("SyslogCertFile", r.SyslogCertFile, "and "+r.names.name("SyslogKeyFile")+" go together: set both or neither")
+	}
+	for i, f := range []struct {
+		field, value string
+		max          int
+	}{{"SyslogVendor", r.SyslogVendor, 63}, {"SyslogProduct", r.SyslogProduct, 63}, {"SyslogVersion", r.SyslogVersion, 31}} {
+		v := strings.TrimSpace(f.value)
+		if strings.ContainsAny(v, "|\\^\t\r\n=") || len([]rune(v)) > f.max {
+			return r.errorf(f.field, f.value, fmt.Sprintf("must be at most %d characters without |, \\, ^, =, tabs or line breaks (CEF and LEEF headers)", f.max))
+		}
+		c.SyslogHeader[i] = v
 	}
 	c.SyslogFormat = format
 	c.Syslog = syslog.Options{URL: strings.ToLower(scheme) + url[len(scheme):], Framing: framing,

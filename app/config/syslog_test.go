@@ -107,3 +107,19 @@ func TestStanzaOutputIsNotSyslog(t *testing.T) {
 		t.Errorf("a stanza with output syslog: %v", err)
 	}
 }
+
+// The CEF and LEEF header's vendor, product and version can be set (the defaults are the old
+// ArcSight connector's); a value a header cannot carry is refused, naming the setting.
+func TestSyslogHeaderSettings(t *testing.T) {
+	setEnv(t, syslogEnv(map[string]string{"DEFENDER_SYSLOG_VENDOR": "Contoso", "DEFENDER_SYSLOG_PRODUCT": "Defender via collector", "DEFENDER_SYSLOG_PRODUCT_VERSION": "3.1"}))
+	c, err := FromEnv()
+	if err != nil || c.SyslogHeader != [3]string{"Contoso", "Defender via collector", "3.1"} {
+		t.Fatalf("header %q (%v)", c.SyslogHeader, err)
+	}
+	for k, v := range map[string]string{"DEFENDER_SYSLOG_VENDOR": "A|B", "DEFENDER_SYSLOG_PRODUCT": "x^y", "DEFENDER_SYSLOG_PRODUCT_VERSION": strings.Repeat("9", 32)} {
+		setEnv(t, syslogEnv(map[string]string{k: v}))
+		if _, err := FromEnv(); err == nil || !strings.Contains(err.Error(), k) {
+			t.Errorf("%s=%q: err %v, want one naming %s", k, v, err, k)
+		}
+	}
+}

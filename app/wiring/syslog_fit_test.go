@@ -180,7 +180,7 @@ func drainThrough(t *testing.T, cfg *config.Config, wrap func(bridge.Source) bri
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := newSyslogSink(cfg.Syslog, cfg.SyslogFormat)
+	k, err := newSyslogSink(cfg.Syslog, cfg.SyslogFormat, cfg.SyslogHeader)
 	if err != nil {
 		t.Fatal(err)
 	}

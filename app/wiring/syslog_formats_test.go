@@ -1,12 +1,16 @@
 package wiring
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
+	"ta-defender-alerts/app/siem"
 	"ta-defender-alerts/app/siem/siemtest"
 	"ta-defender-alerts/app/splunkdtest"
 	"ta-defender-alerts/app/syslog"
@@ -108,5 +112,23 @@ func TestSyslogFormatsAndTransports(t *testing.T) {
 				t.Errorf("got %d distinct records, want %d (of 40 alerts)", len(got), len(wantKeys))
 			}
 		})
+	}
+}
+
+// The header settings reach the CEF and LEEF lines.
+func TestSyslogHeaderReachesTheLine(t *testing.T) {
+	ds, err := siem.Build([]byte(`{"id":"da1_1","lastUpdateTime":"2026-11-30T10:00:00Z","alertCreationTime":"2026-11-30T09:00:00Z","title":"T","severity":"High"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for format, prefix := range map[string]string{"cef": "CEF:0|Contoso|Prod|9.9|", "leef": "LEEF:2.0|Contoso|Prod|9.9|"} {
+		k, err := newSyslogSink(syslog.Options{URL: "tcp://127.0.0.1:9", Linger: time.Hour}, format, [3]string{"Contoso", "Prod", "9.9"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line := string(k.enc(nil, &ds[0])); !strings.HasPrefix(line, prefix) {
+			t.Errorf("%s line %q, want it to start %q", format, line, prefix)
+		}
+		k.w.Close(context.Background())
 	}
 }

@@ -265,7 +265,7 @@ var cefExternalID = regexp.MustCompile(` externalId=(\S+)`)
 // the dead-letter file; one after a sent record waits for that record's answer, in order.
 func TestSyslogBuildFailureIsRejected(t *testing.T) {
 	r := newReceiver(t)
-	k, err := newSyslogSink(syslog.Options{URL: "tcp://" + r.ln.Addr().String(), Linger: time.Hour}, "cef")
+	k, err := newSyslogSink(syslog.Options{URL: "tcp://" + r.ln.Addr().String(), Linger: time.Hour}, "cef", [3]string{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,14 +64,14 @@ type sysMsg struct {
 // newSyslogSink makes the Writer o describes; the sink's reports go where the pump's open
 // says. format is cef, leef or json. A CEF or LEEF message over the Writer's size limit has
 // its free text shortened to fit (siem's AppendFit); JSON is never altered.
-func newSyslogSink(o syslog.Options, format string) (*syslogSink, error) {
+func newSyslogSink(o syslog.Options, format string, header [3]string) (*syslogSink, error) {
 	k := &syslogSink{}
 	switch format {
 	case "cef":
-		c := siem.NewCEF(siem.CEFOptions{})
+		c := siem.NewCEF(siem.CEFOptions{Vendor: header[0], Product: header[1], Version: header[2]})
 		k.enc, k.fit = c.Append, c.AppendFit
 	case "leef":
-		l, err := siem.NewLEEF(siem.LEEFOptions{})
+		l, err := siem.NewLEEF(siem.LEEFOptions{Vendor: header[0], Product: header[1], Version: header[2]})
 		if err != nil {
 			return nil, err
 		}

@@ -69,7 +69,7 @@ func New(cfg *config.Config, log *slog.Logger, out *Stdout) (*Collector, error) 
 				log.Warn("the syslog receiver cannot be reached; trying again", "err", err, "wait", wait.String())
 			}
 		}
-		k, err := newSyslogSink(o, cfg.SyslogFormat)
+		k, err := newSyslogSink(o, cfg.SyslogFormat, cfg.SyslogHeader)
 		if err != nil {
 			return nil, &SettingError{err}
 		}
