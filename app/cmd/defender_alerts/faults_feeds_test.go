@@ -50,12 +50,13 @@ func feedWorld(t *testing.T, n int, feed string, opt defendertest.Options) *worl
 }
 
 // Scenario 12: the graph-alerts feed against a hostile Graph: no stable list order, alerts
-// changing while it pages, versions visible late, a 3-calls-per-3s
-// quota (429 with Retry-After), failures and cut-off replies, tokens that expire every
-// second, and SIGKILLs mid-drain; then a last run. Nothing may be missing.
+// changing while it pages, versions visible late, a 3-calls-per-3s quota (429 with
+// Retry-After), failures and cut-off replies, tokens that expire every second: first without
+// kills (nothing missing, nothing twice), then with SIGKILLs mid-drain and a last run
+// (nothing missing; each kill re-sends the request it cut short).
 func TestFaultGraphFeed(t *testing.T) {
 	started := time.Now()
-	n := pick(600, 20000)
+	n := pick(600, 10000)
 	// The quota: 20 calls per 2 s in the quick form (CI), 3 per 3 s in the long one.
 	w := feedWorld(t, n, "graph-alerts", defendertest.Options{Mode: defendertest.GraphMode, TokenLifetime: time.Second,
 		SkipTokenLifetime: 500 * time.Millisecond, PerMinute: pick(20, 3), Minute: time.Duration(pick(2, 3)) * time.Second})
@@ -65,7 +66,12 @@ func TestFaultGraphFeed(t *testing.T) {
 	w.api.Throttle(3, time.Second)
 	w.api.SetFailures(0.03, 0.03)
 	w.extra = append(w.extra, "DEFENDER_OVERLAP=5s", "DEFENDER_HEC_ACK_TIMEOUT=20s")
+	hostileNoKills(t, w, "12 graph-alerts, hostile Graph, no kills", 3)
+	addBacklog(w, n)
 	kills := runsKilled(t, w, pick(1, 8), n)
+	if kills == 0 {
+		t.Error("no kill landed during the drain")
+	}
 	w.api.UpdatesPerCall(0)
 	time.Sleep(1500 * time.Millisecond) // every version is visible now
 	cmd, out := w.start(t, "run", "--once")
@@ -85,6 +91,41 @@ func TestFaultGraphFeed(t *testing.T) {
 	if st.ByStatus[429] == 0 || st.Violations > kills {
 		t.Errorf("429s %d (want some), calls before Retry-After %d (want at most one per kill, %d)", st.ByStatus[429], st.Violations, kills)
 	}
+}
+
+// hostileNoKills runs run --once three times while the API changes as it pages (updates per
+// call, as set), with new versions between the runs, then lets late versions show and runs
+// once more: nothing may be missing and nothing indexed twice (only kills may repeat).
+func hostileNoKills(t *testing.T, w *world, name string, updatesPerCall int) {
+	t.Helper()
+	started := time.Now()
+	for run := range 3 {
+		if run > 0 {
+			w.api.Update(pick(50, 500))
+		}
+		cmd, out := w.start(t, "run", "--once")
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("run %d: %v\n%s", run+1, err, lastLines(out.String(), 30))
+		}
+	}
+	w.api.UpdatesPerCall(0)
+	time.Sleep(1500 * time.Millisecond)
+	cmd, out := w.start(t, "run", "--once")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("settling run: %v\n%s", err, lastLines(out.String(), 30))
+	}
+	report(t, name, w, started)
+	if d := w.hec.Stats().Duplicates; d != 0 {
+		t.Errorf("%s: %d events indexed twice with no kill", name, d)
+	}
+	w.api.UpdatesPerCall(updatesPerCall)
+}
+
+// addBacklog adds n items updated over the last 3 seconds (inside the 5 s overlap: a real API
+// shows nothing that much older than what was read before): a drain for the kills to land in.
+func addBacklog(w *world, n int) {
+	now := time.Now()
+	w.api.AddAlerts(n, func(i int) time.Time { return now.Add(-3 * time.Second).Add(time.Duration(i) * 3 * time.Second / time.Duration(n)) })
 }
 
 // runsKilled starts run --once again and again, SIGKILLing each at a random moment once HEC
@@ -142,7 +183,12 @@ func TestFaultIncidentsFeed(t *testing.T) {
 	w.api.SetVisibilityDelay(func(r *mrand.Rand) time.Duration { return time.Duration(r.Int64N(int64(time.Second))) })
 	w.api.Throttle(2, time.Second)
 	w.api.SetFailures(0.03, 0.03)
+	hostileNoKills(t, w, "13 incidents, hostile XDR API, no kills", 2)
+	addBacklog(w, n)
 	kills := runsKilled(t, w, pick(1, 5), n*3)
+	if kills == 0 {
+		t.Error("no kill landed during the drain")
+	}
 	w.api.UpdatesPerCall(0)
 	time.Sleep(1500 * time.Millisecond)
 	cmd, out := w.start(t, "run", "--once")
