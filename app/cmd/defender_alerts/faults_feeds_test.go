@@ -125,7 +125,9 @@ func hostileNoKills(t *testing.T, w *world, name string, updatesPerCall int) {
 // shows nothing that much older than what was read before): a drain for the kills to land in.
 func addBacklog(w *world, n int) {
 	now := time.Now()
-	w.api.AddAlerts(n, func(i int) time.Time { return now.Add(-3 * time.Second).Add(time.Duration(i) * 3 * time.Second / time.Duration(n)) })
+	w.api.AddAlerts(n, func(i int) time.Time {
+		return now.Add(-3 * time.Second).Add(time.Duration(i) * 3 * time.Second / time.Duration(n))
+	})
 }
 
 // runsKilled starts run --once again and again, SIGKILLing each at a random moment once HEC
