@@ -262,6 +262,10 @@ func (r *raw) build() (*Config, error) {
 		return nil, r.errorf("Shape", r.Shape, "applies to HEC and splunkd; over syslog, "+r.names.name("SyslogFormat")+" chooses (cef and leef send detections)")
 	case len(c.Feeds) != 1 || c.Feeds[0] != DefaultFeed:
 		return nil, r.errorf("Shape", r.Shape, "applies to the endpoint-alerts feed alone (detections are made from Alert API alerts)")
+	case strings.EqualFold(strings.TrimSpace(r.HECSourcetype), FeedSourcetype(DefaultFeed)):
+		// Detections under the alerts' sourcetype would break every search and CIM mapping
+		// written for either.
+		return nil, r.errorf("HECSourcetype", r.HECSourcetype, "is the sourcetype of alerts, but "+r.names.name("Shape")+" is detection: unset it (detections get "+DetectionSourcetype+") or name another")
 	default:
 		c.Detections = true
 		c.base.detections = true
@@ -277,8 +281,10 @@ func (r *raw) build() (*Config, error) {
 		c.HEC = hec.Config{Host: r.HECHost, Source: r.HECSource, Index: r.HECIndex}
 		return r.finish(c)
 	}
-	if r.SyslogURL != "" {
-		return nil, r.errorf("SyslogURL", r.SyslogURL, "is set but "+r.names.name("EnvOutput")+" is not syslog: set "+r.names.name("EnvOutput")+"=syslog, or unset it")
+	for _, f := range [][2]string{{"SyslogURL", r.SyslogURL}, {"SyslogVendor", r.SyslogVendor}, {"SyslogProduct", r.SyslogProduct}, {"SyslogVersion", r.SyslogVersion}} {
+		if f[1] != "" {
+			return nil, r.errorf(f[0], f[1], "is set but "+r.names.name("EnvOutput")+" is not syslog: set "+r.names.name("EnvOutput")+"=syslog, or unset it")
+		}
 	}
 	if r.Output == "stdout" && strings.TrimSpace(r.HECURL) == "" {
 		// Events go to splunkd: HEC is not used, its metadata settings are.

@@ -176,6 +176,7 @@ func TestShapeDetection(t *testing.T) {
 		{name: "default shape", set: map[string]string{}, sourcetype: "ms:defender:atp:alerts"},
 		{name: "detection", set: map[string]string{"DEFENDER_SHAPE": "Detection"}, sourcetype: "ms:defender:atp:detections"},
 		{name: "detection, sourcetype set", set: map[string]string{"DEFENDER_SHAPE": "detection", "DEFENDER_HEC_SOURCETYPE": "old:detections"}, sourcetype: "old:detections"},
+		{name: "detection under the alerts' sourcetype", set: map[string]string{"DEFENDER_SHAPE": "detection", "DEFENDER_HEC_SOURCETYPE": "ms:defender:atp:alerts"}, wantErr: "DEFENDER_HEC_SOURCETYPE"},
 		{name: "not a shape", set: map[string]string{"DEFENDER_SHAPE": "detections"}, wantErr: "DEFENDER_SHAPE"},
 		{name: "graph feed", set: map[string]string{"DEFENDER_SHAPE": "detection", "DEFENDER_FEED": "graph-alerts"}, wantErr: "DEFENDER_SHAPE"},
 		{name: "syslog output", set: map[string]string{"DEFENDER_SHAPE": "detection", "DEFENDER_OUTPUT": "syslog", "DEFENDER_SYSLOG_URL": "tcp://127.0.0.1:6514"}, wantErr: "DEFENDER_SYSLOG_FORMAT"},

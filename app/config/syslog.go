@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
 
 	"ta-defender-alerts/app/syslog"
 )
@@ -55,8 +56,8 @@ func (r *raw) syslogConfig(c *Config) error {
 		max          int
 	}{{"SyslogVendor", r.SyslogVendor, 63}, {"SyslogProduct", r.SyslogProduct, 63}, {"SyslogVersion", r.SyslogVersion, 31}} {
 		v := strings.TrimSpace(f.value)
-		if strings.ContainsAny(v, "|\\^\t\r\n=") || len([]rune(v)) > f.max {
-			return r.errorf(f.field, f.value, fmt.Sprintf("must be at most %d characters without |, \\, ^, =, tabs or line breaks (CEF and LEEF headers)", f.max))
+		if strings.ContainsAny(v, "|\\^=") || strings.ContainsFunc(v, unicode.IsControl) || len([]rune(v)) > f.max {
+			return r.errorf(f.field, f.value, fmt.Sprintf("must be at most %d characters without |, \\, ^, =, tabs, line breaks or other control characters (CEF and LEEF headers)", f.max))
 		}
 		c.SyslogHeader[i] = v
 	}

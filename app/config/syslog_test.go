@@ -122,4 +122,20 @@ func TestSyslogHeaderSettings(t *testing.T) {
 			t.Errorf("%s=%q: err %v, want one naming %s", k, v, err, k)
 		}
 	}
+	// A control character (an escape, a DEL) would reach the receiver's header raw.
+	for _, v := range []string{"Con\x1btoso", "Con\x7ftoso", "Con\u0085toso"} {
+		setEnv(t, syslogEnv(map[string]string{"DEFENDER_SYSLOG_VENDOR": v}))
+		if _, err := FromEnv(); err == nil || !strings.Contains(err.Error(), "DEFENDER_SYSLOG_VENDOR") {
+			t.Errorf("vendor %q: err %v, want one naming DEFENDER_SYSLOG_VENDOR", v, err)
+		}
+	}
+	// The header settings apply to syslog alone: set with HEC, they would be ignored.
+	for _, k := range []string{"DEFENDER_SYSLOG_VENDOR", "DEFENDER_SYSLOG_PRODUCT", "DEFENDER_SYSLOG_PRODUCT_VERSION"} {
+		env := good()
+		env[k] = "Contoso"
+		setEnv(t, env)
+		if _, err := FromEnv(); err == nil || !strings.Contains(err.Error(), k) || !strings.Contains(err.Error(), "DEFENDER_OUTPUT") {
+			t.Errorf("%s with output hec: err %v, want one naming %s and DEFENDER_OUTPUT", k, err, k)
+		}
+	}
 }

@@ -26,27 +26,31 @@ func (s detectionSource) Read(ctx context.Context, w bridge.Window, emit func(br
 		before = w.Resume
 	}
 	var buf []byte
+	var ends []int
 	return s.src.Read(ctx, w, func(r bridge.Record, pos bridge.Position) error {
+		// Every detection is made before the first is sent: an alert goes whole as
+		// detections or whole as it came, never part of each.
 		ds, err := siem.Build(r.Data)
+		buf, ends = buf[:0], ends[:0]
+		for i := 0; err == nil && i < len(ds); i++ {
+			buf, err = ds[i].AppendJSON(buf)
+			ends = append(ends, len(buf))
+		}
 		if err != nil {
 			s.log.Warn("an alert cannot be made into detections; it is sent as it came", "alert_id", r.ID, "err", err)
 			before = pos
 			return emit(r, pos)
 		}
-		for i := range ds {
-			buf, err = ds[i].AppendJSON(buf[:0])
-			if err != nil {
-				s.log.Warn("an alert cannot be made into detections; it is sent as it came", "alert_id", r.ID, "err", err)
-				before = pos
-				return emit(r, pos)
-			}
-			rec, p := bridge.Record{ID: r.ID, Time: r.Time, Data: buf}, pos
-			if i < len(ds)-1 {
+		from := 0
+		for i, end := range ends {
+			rec, p := bridge.Record{ID: r.ID, Time: r.Time, Data: buf[from:end:end]}, pos
+			if i < len(ends)-1 {
 				rec.Nested, p = true, before
 			}
 			if err := emit(rec, p); err != nil {
 				return err
 			}
+			from = end
 		}
 		before = pos
 		return nil

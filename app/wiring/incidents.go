@@ -243,7 +243,8 @@ type recorder struct {
 	q         []added // records added, in order, not yet answered for
 	at        map[*bridge.Tag]int
 	lastSaved time.Time
-	broken    bool // an Add failed: nothing more is recorded (see Add)
+	broken    bool // an Add failed: nothing is recorded until every entry up to brokenAt is answered for (see Add)
+	brokenAt  int
 }
 
 type added struct {
@@ -256,15 +257,22 @@ type added struct {
 
 func (r *recorder) Add(ctx context.Context, rec bridge.Record, t *bridge.Tag) error {
 	r.mu.Lock()
-	r.at[t] = r.base + len(r.q)
+	at := r.base + len(r.q)
+	r.at[t] = at
 	r.q = append(r.q, added{id: rec.ID, t: rec.EventTime, alert: rec.Nested && rec.ID != "" && !rec.EventTime.IsZero(), tag: t})
 	r.mu.Unlock()
 	err := r.inner.Add(ctx, rec, t)
 	if err != nil {
 		// Whether the sink kept the record is not known, so the records an outcome covers
-		// (counted back from its last) can no longer be told apart: record nothing more.
+		// (counted back from its last) cannot be told apart: record nothing until every
+		// entry up to this one is answered for. Then the sink kept this record and the
+		// counts agree again. Had it dropped the record, the count of the batch around it
+		// leaves an earlier entry unanswered for good and recording stays off: alerts may
+		// be sent twice, never lost.
 		r.mu.Lock()
-		r.broken = true
+		if r.base <= at {
+			r.broken, r.brokenAt = true, max(r.brokenAt, at)
+		}
 		r.mu.Unlock()
 	}
 	return err
@@ -301,6 +309,9 @@ func (r *recorder) outcome(o bridge.Outcome) {
 		n++
 	}
 	r.q, r.base = r.q[n:], r.base+n
+	if r.broken && r.base > r.brokenAt {
+		r.broken = false
+	}
 	if time.Since(r.lastSaved) >= saveEvery {
 		r.lastSaved = time.Now()
 		go r.save()

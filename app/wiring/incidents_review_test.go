@@ -4,7 +4,7 @@ package wiring
 
 import (
 	"context"
-
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +67,7 @@ func TestRecorderForgetsAFailedBatch(t *testing.T) {
 	k := &errAfter{}
 	s := sentRecorder(k.open, sent, quiet)(func(bridge.Outcome) {})
 	r := s.(*recorder)
+	r.lastSaved = time.Now() // no save in the background to outlive the test
 	const n = 10000
 	for i := range n {
 		rec := bridge.Record{ID: "da" + string(rune('a'+i%26)), Time: time.Now(), EventTime: time.Now(), Nested: true, Data: []byte(`{}`)}
@@ -79,5 +80,98 @@ func TestRecorderForgetsAFailedBatch(t *testing.T) {
 	r.mu.Unlock()
 	if q > 10 {
 		t.Errorf("after one failed batch and %d confirmed ones, the recorder still holds %d entries (want ~0): it grows for the life of the process", n-1, q)
+	}
+}
+
+// hecLike is a sink that sends a batch once n records wait and the next arrives, as
+// hec.BatchSender does: the send of batch failSend fails, its outcome says so, and the Add
+// that set it off returns the error; keep says whether that Add's record stays queued.
+type hecLike struct {
+	n, failSend int
+	keep        bool
+	report      func(bridge.Outcome)
+	buf         []string
+	last        *bridge.Tag
+	batches     int
+	confirmed   map[string]bool
+}
+
+func (k *hecLike) open(report func(bridge.Outcome)) bridge.Sink { k.report = report; return k }
+
+func (k *hecLike) Add(ctx context.Context, r bridge.Record, t *bridge.Tag) error {
+	var err error
+	if len(k.buf) == k.n {
+		if err = k.send(); err != nil && !k.keep {
+			return err
+		}
+	}
+	k.buf, k.last = append(k.buf, r.ID), t
+	return err
+}
+
+func (k *hecLike) send() error {
+	k.batches++
+	o := bridge.Outcome{Last: k.last, N: len(k.buf)}
+	if k.batches == k.failSend {
+		o.Err = context.Canceled
+	} else {
+		for _, id := range k.buf {
+			k.confirmed[id] = true
+		}
+	}
+	k.buf = k.buf[:0]
+	k.report(o)
+	return o.Err
+}
+
+func (k *hecLike) Flush(context.Context) error {
+	if len(k.buf) == 0 {
+		return nil
+	}
+	return k.send()
+}
+
+// One failed Add (HEC down, the send cancelled) must not stop the recorder for the life of
+// the process: once the records around it are answered for, confirmed alerts are recorded
+// again, else every later incident update re-sends all its alerts. And whatever the sink did
+// with the failed Add's record, no alert is recorded that the sink did not confirm.
+func TestRecorderRecoversFromAFailedAdd(t *testing.T) {
+	for _, keep := range []bool{true, false} {
+		sent, err := checkpoint.OpenSent(t.TempDir()+"/x.sent", SentHorizon, SentLimit, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := &hecLike{n: 3, failSend: 3, keep: keep, confirmed: map[string]bool{}}
+		s := sentRecorder(k.open, sent, quiet)(func(bridge.Outcome) {})
+		s.(*recorder).lastSaved = time.Now() // no save in the background to outlive the test
+		at := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+		const n = 30
+		failed := 0
+		for i := range n {
+			rec := bridge.Record{ID: fmt.Sprintf("da%02d", i), Time: at, EventTime: at, Nested: true, Data: []byte(`{}`)}
+			if s.Add(context.Background(), rec, &bridge.Tag{}) != nil {
+				failed++
+			}
+		}
+		if err := s.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if failed != 1 {
+			t.Fatalf("keep=%v: %d Adds failed, want 1", keep, failed)
+		}
+		recorded := 0
+		for i := range n {
+			id := fmt.Sprintf("da%02d", i)
+			if sent.Has(id, at) {
+				recorded++
+				if !k.confirmed[id] {
+					t.Errorf("keep=%v: %s recorded as sent but never confirmed: an incident update would leave it out (lost)", keep, id)
+				}
+			}
+		}
+		// Batches 4 to 10 (records 9 to 29) were confirmed after the failure.
+		if keep && recorded < 21 {
+			t.Errorf("keep=%v: %d of the 21 alerts confirmed after the failed Add recorded: the recorder stopped for good", keep, recorded)
+		}
 	}
 }

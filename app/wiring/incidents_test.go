@@ -324,13 +324,18 @@ type batchesOf struct {
 	buf       []string
 	last      *bridge.Tag
 	batches   int
-	seen      map[string]int // confirmed records by id
+	seen      map[string]int // confirmed records by id (or by key, when set)
+	key       func(bridge.Record) string
 }
 
 func (k *batchesOf) open(report func(bridge.Outcome)) bridge.Sink { k.report = report; return k }
 
 func (k *batchesOf) Add(ctx context.Context, r bridge.Record, t *bridge.Tag) error {
-	k.buf, k.last = append(k.buf, r.ID), t
+	id := r.ID
+	if k.key != nil {
+		id = k.key(r)
+	}
+	k.buf, k.last = append(k.buf, id), t
 	if len(k.buf) == k.n {
 		return k.Flush(ctx)
 	}
