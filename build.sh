@@ -238,42 +238,56 @@ gobench() {
 }
 
 fuzz() {
-  local t=${FUZZTIME:-30s}
+  local t=${FUZZTIME:-30s} jobs=${FUZZJOBS:-1}
   # Every fuzz target in the tree, each for $FUZZTIME, all of them even when one fails; one
   # line per target, and a non-zero exit if any failed. Go keeps an input that failed in the
   # package's testdata/fuzz/<target>/: commit it, and it runs with every `go test` from then on.
-  local pkg name log rc start secs execs result failed=0 n=0 summary=""
-  log=$(mktemp)
+  # FUZZJOBS=k runs k targets at a time, sharing the CPUs between them (each still runs for
+  # the whole $FUZZTIME).
+  case "$jobs" in '' | *[!0-9]* | 0) echo "FUZZJOBS must be a number of targets, 1 or more" >&2; return 2 ;; esac
+  local workers=$(( $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2) / jobs ))
+  [ "$workers" -ge 1 ] || workers=1
+  local dir pkg name i=0 n=0 failed=0
+  dir=$(mktemp -d)
   while read -r pkg; do
     for name in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
       n=$((n + 1))
-      echo "== fuzz $pkg $name ($t)"
-      start=$(date +%s)
-      rc=0
-      go test -run '^$' -fuzz "^${name}\$" -fuzztime "$t" "$pkg" >"$log" 2>&1 || rc=$?
-      secs=$(($(date +%s) - start))
-      execs=$(grep -o 'execs: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
-      if [ "$rc" -eq 0 ]; then
-        result=ok
-      else
-        failed=$((failed + 1))
-        result="FAILED"
-        local kept
-        kept=$(grep -o 'testdata/fuzz/[^ ]*' "$log" | tail -1 || true)
-        [ -n "$kept" ] && result="FAILED (input kept in $(go list -f "{{.Dir}}" "$pkg")/$kept)"
-        tail -30 "$log"
-      fi
-      summary+=$(printf '%-52s %-28s %5ss %12s execs  %s' "${pkg#ta-defender-alerts/}" "$name" "$secs" "${execs:-?}" "$result")$'\n'
+      while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+      fuzz_one "$pkg" "$name" "$t" "$workers" "$dir/$(printf '%03d' "$n")" &
     done
   done < <(go list ./app/...)
-  rm -f "$log"
+  wait || true
   echo
-  echo "fuzz summary ($n targets, $t each):"
-  printf '%s' "$summary"
+  echo "fuzz summary ($n targets, $t each, $jobs at a time):"
+  for i in "$dir"/*.line; do
+    cat "$i"
+    grep -q ' ok$' "$i" || failed=$((failed + 1))
+  done
+  rm -rf "$dir"
   if [ "$failed" -gt 0 ]; then
     echo "fuzz: $failed of $n targets failed" >&2
     return 1
   fi
+}
+
+# fuzz_one runs one target and writes its summary line to $5.line (its log to $5.log).
+fuzz_one() {
+  local pkg=$1 name=$2 t=$3 workers=$4 out=$5 rc=0 start secs execs result kept
+  echo "== fuzz $pkg $name ($t)"
+  start=$(date +%s)
+  go test -run '^$' -fuzz "^${name}\$" -fuzztime "$t" -parallel "$workers" "$pkg" >"$out.log" 2>&1 || rc=$?
+  secs=$(($(date +%s) - start))
+  execs=$(grep -o 'execs: [0-9]*' "$out.log" | tail -1 | cut -d' ' -f2 || true)
+  if [ "$rc" -eq 0 ]; then
+    result=ok
+  else
+    result="FAILED"
+    kept=$(grep -o 'testdata/fuzz/[^ ]*' "$out.log" | tail -1 || true)
+    [ -n "$kept" ] && result="FAILED (input kept in $(go list -f "{{.Dir}}" "$pkg")/$kept)"
+    echo "== fuzz $name failed:"
+    tail -30 "$out.log"
+  fi
+  printf '%-52s %-28s %5ss %12s execs  %s\n' "${pkg#ta-defender-alerts/}" "$name" "$secs" "${execs:-?}" "$result" >"$out.line"
 }
 
 case "${1:-build}" in
@@ -300,7 +314,7 @@ case "${1:-build}" in
     echo "         acks: latency x window, 100k-alert goals, SIGKILLs, lost acks, a new alert when caught up"
     echo "  gobench  the Go micro-benchmarks (decoding, encoding + gzip, HEC over loopback)"
     echo "  faults   the full fault suite (SIGKILLs, HEC and API failures, a live tenant, an unwritable state folder, rsyslog restarts)"
-    echo "  fuzz   runs every fuzz target for FUZZTIME (default 30s) each"
+    echo "  fuzz   runs every fuzz target for FUZZTIME (default 30s) each, FUZZJOBS (default 1) at a time"
     ;;
   *) echo "build.sh: unknown command \"$1\" (try ./build.sh help)" >&2; exit 2 ;;
 esac
