@@ -244,6 +244,9 @@ fuzz() {
   # package's testdata/fuzz/<target>/: commit it, and it runs with every `go test` from then on.
   # FUZZJOBS=k runs k targets at a time, sharing the CPUs between them (each still runs for
   # the whole $FUZZTIME).
+  # FUZZMINIMIZE (default 10s) bounds the time spent shrinking each new input Go finds (60 s
+  # otherwise, during which a worker runs nothing new: the "0/sec" lines of large seeds).
+  # Go's execs figure counts what workers have reported back, so it is a lower bound.
   case "$jobs" in '' | *[!0-9]* | 0) echo "FUZZJOBS must be a number of targets, 1 or more" >&2; return 2 ;; esac
   local workers=$(( $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2) / jobs ))
   [ "$workers" -ge 1 ] || workers=1
@@ -275,7 +278,7 @@ fuzz_one() {
   local pkg=$1 name=$2 t=$3 workers=$4 out=$5 rc=0 start secs execs result kept
   echo "== fuzz $pkg $name ($t)"
   start=$(date +%s)
-  go test -run '^$' -fuzz "^${name}\$" -fuzztime "$t" -parallel "$workers" "$pkg" >"$out.log" 2>&1 || rc=$?
+  go test -run '^$' -fuzz "^${name}\$" -fuzztime "$t" -fuzzminimizetime "${FUZZMINIMIZE:-10s}" -parallel "$workers" "$pkg" >"$out.log" 2>&1 || rc=$?
   secs=$(($(date +%s) - start))
   execs=$(grep -o 'execs: [0-9]*' "$out.log" | tail -1 | cut -d' ' -f2 || true)
   if [ "$rc" -eq 0 ]; then
