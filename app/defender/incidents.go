@@ -165,7 +165,7 @@ func nestedAlert(raw []byte) (IncidentAlert, string) {
 		return a, "an alert must be a JSON object"
 	}
 	var idRaw, lutRaw []byte
-	var idEsc, lutEsc bool
+	var idEsc, lutEsc, twice bool
 	msg := members(raw, func(key []byte, kEsc bool, val []byte) {
 		if kEsc || len(val) == 0 {
 			return
@@ -173,17 +173,20 @@ func nestedAlert(raw []byte) (IncidentAlert, string) {
 		esc := val[0] == '"' && containsByte(val, '\\')
 		switch string(key) {
 		case "alertId":
-			if idRaw == nil {
-				idRaw, idEsc = val, esc
-			}
+			twice = twice || idRaw != nil
+			idRaw, idEsc = val, esc
 		case "lastUpdatedTime":
-			if lutRaw == nil {
-				lutRaw, lutEsc = val, esc
-			}
+			twice = twice || lutRaw != nil
+			lutRaw, lutEsc = val, esc
 		}
 	})
 	if msg != "" {
 		return a, msg
+	}
+	if twice {
+		// Readers disagree on which one counts (the first, the last, both): the alert's key
+		// would be a guess.
+		return a, `the alert names "alertId" or "lastUpdatedTime" twice`
 	}
 	if idRaw == nil || idRaw[0] != '"' {
 		return a, `the alert has no "alertId" string`

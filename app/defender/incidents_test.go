@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -334,8 +335,11 @@ func FuzzIncidentAlerts(f *testing.F) {
 			if !json.Valid(a.Raw) || !bytes.Contains(b, a.Raw) || a.ID == "" || a.LastUpdated.IsZero() {
 				t.Fatalf("alert %d: %q %v %q", i, a.ID, a.LastUpdated, a.Raw)
 			}
+			if !bytes.Contains(a.Raw, []byte(`\u`)) && repeatsName(a.Raw, "alertId", "lastUpdatedTime") {
+				t.Fatalf("alert %d names its key twice, yet was read as %q: the key is a guess", i, a.ID)
+			}
 		}
-		if hasDuplicateKeys(b) || hasCaseCollisions(b, "alerts", "alertId", "lastUpdatedTime") {
+		if hasDuplicateKeys(b) || repeatsName(b, "alerts") || hasCaseCollisions(b, "alerts", "alertId", "lastUpdatedTime") {
 			return
 		}
 		var want struct {
@@ -401,4 +405,34 @@ func FuzzDecodeIncidentPage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// repeatsName reports whether the JSON object obj names one of names more than once at its
+// top level (false for anything that is not an object encoding/json reads).
+func repeatsName(obj []byte, names ...string) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(obj, &m) != nil {
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		ks, _ := k.(string)
+		if seen[ks] && slices.Contains(names, ks) {
+			return true
+		}
+		seen[ks] = true
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return false
+		}
+	}
+	return false
 }

@@ -119,7 +119,8 @@ func delimiter(f string) (rune, error) {
 		return 0, leefErr("delimiter %q is not one character", f)
 	}
 	r, _ := utf8.DecodeRuneInString(f)
-	if r == '=' || r == '|' {
+	if r == '=' || r == '|' || r == 0 || r == utf8.RuneError {
+		// A NUL ends the line in C receivers; an invalid byte is no character at all.
 		return 0, leefErr("delimiter %q", f)
 	}
 	return r, nil
