@@ -23,6 +23,7 @@ type batchNote struct {
 	tickets   []json.RawMessage // one per time the destination took it
 	confirmed bool              // confirmed whole, nothing refused
 	refused   bool              // a record of it was refused: the chain ends before it
+	enc       []byte            // its checkpoint.Pending JSON while none of the above changes; nil: not made
 }
 
 // noteLocked files what an outcome says of its batch, records first … t.seq, and reports
@@ -40,7 +41,7 @@ func (p *Pump) noteLocked(o Outcome, first uint64) bool {
 		if e == nil || e.last != t.seq || len(e.tickets) == 0 {
 			return false
 		}
-		e.tickets = nil // the chain holds it as not proven, unless it is confirmed later
+		e.tickets, e.enc = nil, nil // the chain holds it as not proven, unless it is confirmed later
 		p.needDurable = true
 		return p.inChainLocked(first)
 	}
@@ -77,6 +78,7 @@ func (p *Pump) noteLocked(o Outcome, first uint64) bool {
 	} else {
 		e.confirmed = true
 	}
+	e.enc = nil
 	return p.inChainLocked(first)
 }
 
@@ -128,8 +130,15 @@ func (p *Pump) chainLocked() []checkpoint.Pending {
 		if e == nil || e.refused {
 			return out
 		}
-		out = append(out, checkpoint.Pending{N: e.n, Position: e.pos, Keys: e.keys, Tickets: e.tickets, Confirmed: e.confirmed,
-			Marshaled: true}) // positionJSON and the sink's tickets, checked by noteLocked
+		pe := checkpoint.Pending{N: e.n, Position: e.pos, Keys: e.keys, Tickets: e.tickets, Confirmed: e.confirmed,
+			Marshaled: true} // positionJSON and the sink's tickets, checked by noteLocked
+		if e.enc == nil {
+			// Made once per change of the batch, not at every save (a save comes before
+			// every request while up to a window of batches awaits acks).
+			e.enc = pe.AppendJSON(nil)
+		}
+		pe.Encoded = e.enc
+		out = append(out, pe)
 		next = e.last + 1
 	}
 }

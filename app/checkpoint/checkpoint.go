@@ -90,6 +90,10 @@ type Pending struct {
 	// Marshaled says Position and Tickets come from json.Marshal (valid, compact, escaped):
 	// Save writes them as they are instead of checking them again at every save.
 	Marshaled bool `json:"-"`
+	// Encoded, when Marshaled and not nil, is the batch's JSON as AppendJSON writes it,
+	// which Save copies instead of encoding the batch again: a pump keeps it while nothing
+	// in the batch changes (a batch is saved with every checkpoint until it is confirmed).
+	Encoded []byte `json:"-"`
 }
 
 // Held counts a run of refused alerts across runs, so that a refusal that goes on through

@@ -205,7 +205,7 @@ func FuzzParse(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := e.appendJSON(nil); string(got) != string(want) {
+			if got := e.AppendJSON(nil); string(got) != string(want) {
 				t.Fatalf("pending batch encoded as\n%s\nwant\n%s", got, want)
 			}
 		}

@@ -42,7 +42,7 @@ func (st *State) appendJSON(b []byte) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = st.Pending[i].appendJSON(b)
+			b = st.Pending[i].AppendJSON(b)
 		}
 		b = append(b, ']')
 	}
@@ -51,9 +51,12 @@ func (st *State) appendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
-// appendJSON encodes a pending batch as json.Marshal would: the pump saves them with every
-// checkpoint while batches await confirmation.
-func (e *Pending) appendJSON(b []byte) []byte {
+// AppendJSON encodes a pending batch as json.Marshal would (Encoded, if the batch has it):
+// the pump saves them with every checkpoint while batches await confirmation.
+func (e *Pending) AppendJSON(b []byte) []byte {
+	if e.Marshaled && e.Encoded != nil {
+		return append(b, e.Encoded...)
+	}
 	b = append(b, `{"n":`...)
 	b = strconv.AppendInt(b, int64(e.N), 10)
 	raw := appendRaw

@@ -32,6 +32,7 @@ type quickSlots struct {
 	seq  uint64 // the newest quick save's number
 	last int    // the slot it is in
 	buf  []byte
+	size [2]int64 // each file's length as written here; 0: not known (made by an earlier process)
 }
 
 // QuickPaths are the side files of quick saves.
@@ -74,7 +75,7 @@ func (s *Store) SaveQuick(st *State) error {
 	}
 	b = b[room-len(head):]
 	copy(b, head)
-	if err := writeQuick(q.f[slot], b); err != nil {
+	if err := writeQuick(q.f[slot], b, &q.size[slot]); err != nil {
 		return &FixError{fmt.Errorf("checkpoint %s cannot be written: %w", s.QuickPaths()[slot], err)}
 	}
 	q.seq++
@@ -82,12 +83,23 @@ func (s *Store) SaveQuick(st *State) error {
 	return nil
 }
 
-// writeQuick overwrites f with b.
-func writeQuick(f *os.File, b []byte) error {
+// writeQuick overwrites the start of f with b; *size is f's length. The header says how long
+// the document is, so bytes after it are never read: the file is cut only when it is of
+// unknown length or more than twice b, which saves a system call on most quick saves and
+// keeps the file within twice the largest save of the last ones.
+func writeQuick(f *os.File, b []byte, size *int64) error {
 	if _, err := f.WriteAt(b, 0); err != nil {
 		return err
 	}
-	return f.Truncate(int64(len(b)))
+	n := int64(len(b))
+	if *size == 0 || *size > 2*n {
+		if err := f.Truncate(n); err != nil {
+			return err
+		}
+		*size = n
+	}
+	*size = max(*size, n)
+	return nil
 }
 
 // loadQuick returns the newest whole quick save that follows the checkpoint whose bytes are
@@ -125,7 +137,7 @@ func (s *Store) closeQuick() {
 	for i, f := range s.quick.f {
 		if f != nil {
 			f.Close()
-			s.quick.f[i] = nil
+			s.quick.f[i], s.quick.size[i] = nil, 0
 		}
 	}
 }

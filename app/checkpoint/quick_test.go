@@ -1,6 +1,9 @@
 package checkpoint
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -226,4 +229,69 @@ func FuzzLoadQuick(f *testing.F) {
 			t.Fatalf("a loaded quick save does not parse back: %v", err)
 		}
 	})
+}
+
+// A pending batch's Encoded is what a save writes for it when the batch is Marshaled (the
+// pump's cache), and is ignored otherwise.
+func TestPendingEncodedIsWrittenAsItIs(t *testing.T) {
+	st := withPending()
+	cached := Pending{N: 9, Position: json.RawMessage(`{"page":9}`), Confirmed: true}
+	enc := cached.AppendJSON(nil)
+	st.Pending[1].Marshaled, st.Pending[1].Encoded = true, enc
+	got := st.appendJSON(nil)
+	if !bytes.Contains(got, enc) || bytes.Contains(got, []byte(`08:32:00Z`)) {
+		t.Fatalf("a Marshaled batch with Encoded not written from it:\n%s", got)
+	}
+	st.Pending[1].Marshaled = false
+	if got := st.appendJSON(nil); bytes.Contains(got, enc) || !bytes.Contains(got, []byte(`08:32:00Z`)) {
+		t.Fatalf("Encoded used for a batch not Marshaled:\n%s", got)
+	}
+}
+
+// Quick saves overwrite their files without cutting them each time: a smaller save after a
+// larger one loads as itself, from this process and the next, and a file stays within twice
+// the newest save.
+func TestQuickSavesThatShrink(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, "tenant1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	base := sample()
+	if err := s.Save(base); err != nil {
+		t.Fatal(err)
+	}
+	big := at(base, time.Second)
+	for i := range 2000 {
+		big.Delivered = append(big.Delivered, Key{fmt.Sprintf("da6370000000000%05d_1", i), big.Watermark})
+	}
+	small := at(base, 3*time.Second)
+	for i, st := range []*State{big, at(big, time.Second), small, at(base, 4*time.Second)} {
+		if err := s.SaveQuick(st); err != nil {
+			t.Fatal(err)
+		}
+		if i == 2 {
+			s = reopen(t, s, dir)
+			got, err := s.Load()
+			if err != nil || !got.Watermark.Equal(small.Watermark) || len(got.Delivered) != len(small.Delivered) {
+				t.Fatalf("after a small quick save over a large one: %+v, %v", got, err)
+			}
+		}
+	}
+	got, err := reopen(t, s, dir).Load()
+	if err != nil || !got.Watermark.Equal(base.Watermark.Add(4*time.Second)) {
+		t.Fatalf("newest quick save not loaded: %+v, %v", got, err)
+	}
+	newest, _ := os.ReadFile(s.QuickPaths()[s.quick.last])
+	_, doc, _ := bytes.Cut(newest, []byte("\n"))
+	for _, p := range s.QuickPaths() {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > 2*int64(len(newest))+200 || fi.Size() > 10_000 {
+			t.Errorf("%s is %d bytes after saves of about %d", filepath.Base(p), fi.Size(), len(doc))
+		}
+	}
 }

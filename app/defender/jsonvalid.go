@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // The JSON validator: it checks one value held whole in memory (an alert, or a member the
@@ -143,8 +144,11 @@ func timeValue(raw []byte, esc bool) (time.Time, bool) {
 	return t, err == nil
 }
 
+// unquote reads the JSON string raw (esc: it has a backslash) as encoding/json does, bytes
+// that are not UTF-8 becoming U+FFFD, so that an id reads the same here, in the checkpoint
+// and in Splunk.
 func unquote(raw []byte, esc bool) (string, bool) {
-	if !esc {
+	if !esc && utf8.Valid(raw[1:len(raw)-1]) {
 		return string(raw[1 : len(raw)-1]), true
 	}
 	var s string
