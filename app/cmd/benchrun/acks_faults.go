@@ -352,8 +352,26 @@ func (t *tail) String() string {
 // inCheckpoint reports whether the checkpoint, or one of its quick saves (written between
 // durable ones), holds id.
 func inCheckpoint(path, id string) bool {
-	for _, p := range []string{path, path + ".quick-a", path + ".quick-b"} {
-		if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(strconv.Quote(id))) {
+	for i, p := range []string{path, path + ".quick-a", path + ".quick-b"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if i > 0 {
+			// A quick save is a header line naming the document's length, the document, and
+			// perhaps bytes of older saves after it (the file is not cut every time).
+			head, doc, _ := bytes.Cut(b, []byte("\n"))
+			_, n, ok := bytes.Cut(head, []byte(" len "))
+			var size int
+			if !ok {
+				continue
+			}
+			if _, err := fmt.Sscanf(string(n), "%d", &size); err != nil || size > len(doc) {
+				continue
+			}
+			b = doc[:size]
+		}
+		if bytes.Contains(b, []byte(strconv.Quote(id))) {
 			return true
 		}
 	}

@@ -3,6 +3,9 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 )
@@ -76,5 +79,22 @@ func TestTailKeepsTheEnd(t *testing.T) {
 	s := tl.String()
 	if len(s) != tailMax || s[len(s)-7:] != "the end" {
 		t.Errorf("kept %d bytes ending %q, want %d ending \"the end\"", len(s), s[max(len(s)-7, 0):], tailMax)
+	}
+}
+
+// An id counts as confirmed from a quick save only where the save's header says its
+// document is, not from older bytes left after it.
+func TestInCheckpointReadsOnlyTheQuickSavesDocument(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cp.json")
+	doc := `{"delivered":[["new",""]]}`
+	quick := fmt.Sprintf("defender_alerts quick checkpoint after ab #2 len %d crc 00000000\n%s%s", len(doc), doc, `[["old",""]]}`)
+	if err := os.WriteFile(path+".quick-a", []byte(quick), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !inCheckpoint(path, "new") {
+		t.Error("an id in the quick save's document not found")
+	}
+	if inCheckpoint(path, "old") {
+		t.Error("an id after the quick save's document counted")
 	}
 }
