@@ -295,3 +295,59 @@ func TestQuickSavesThatShrink(t *testing.T) {
 		}
 	}
 }
+
+// TestQuickSaveOverLeftoverBytes: a quick save a little smaller than the one before it in its
+// file leaves that file's tail in place (cutting it at every save cost a syscall); the header's
+// length says where the document ends, so a restart loads the new save and ignores the tail.
+func TestQuickSaveOverLeftoverBytes(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, "tenant1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	base := sample()
+	if err := s.Save(base); err != nil {
+		t.Fatal(err)
+	}
+	withKeys := func(d time.Duration, n int) *State {
+		st := at(base, d)
+		st.Delivered = nil
+		for i := range n {
+			st.Delivered = append(st.Delivered, Key{fmt.Sprintf("da6370000000000%05d_1", i), st.Watermark})
+		}
+		return st
+	}
+	// Both files hold 2,000 keys, then both get 1,500: each is cut short by a quarter, not
+	// by half, so neither file is truncated.
+	for i, st := range []*State{withKeys(time.Second, 2000), withKeys(2*time.Second, 2000), withKeys(3*time.Second, 1500), withKeys(4*time.Second, 1500)} {
+		if err := s.SaveQuick(st); err != nil {
+			t.Fatalf("quick save %d: %v", i, err)
+		}
+	}
+	leftover := 0
+	for _, p := range s.QuickPaths() {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seq, n int
+		var sum uint32
+		head, _, _ := bytes.Cut(b, []byte("\n"))
+		i := bytes.Index(head, []byte(" #"))
+		if i < 0 {
+			t.Fatalf("%s: no header: %q", filepath.Base(p), head)
+		}
+		if _, err := fmt.Sscanf(string(head[i+2:]), "%d len %d crc %08x", &seq, &n, &sum); err != nil {
+			t.Fatalf("%s: header %q: %v", filepath.Base(p), head, err)
+		}
+		leftover += len(b) - (len(head) + 1 + n)
+	}
+	if leftover <= 0 {
+		t.Fatalf("no file kept a tail (%d bytes): the test does not exercise what it is meant to", leftover)
+	}
+	got, err := reopen(t, s, dir).Load()
+	if err != nil || !got.Watermark.Equal(base.Watermark.Add(4*time.Second)) || len(got.Delivered) != 1500 {
+		t.Fatalf("after quick saves over longer ones: %d keys at %v, %v; want 1500 at +4s", len(got.Delivered), got.Watermark, err)
+	}
+}

@@ -160,6 +160,19 @@ func TestDecodeEscapesAndOddShapes(t *testing.T) {
 	}
 }
 
+// TestDecodeEscapedNames: a member name written with escapes is the same name, as it is to
+// encoding/json (and to Splunk): the first "id", however spelled, is the alert's id.
+func TestDecodeEscapedNames(t *testing.T) {
+	page := `{"value":[{"\u0069d":"x","lastUpdat\u0065Time":"2024-05-01T10:00:00Z","id":"y"}]}`
+	got, err := decodeAll(t, strings.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].id != "x" || !got[0].lut.Equal(mustTime(t, "2024-05-01T10:00:00Z")) {
+		t.Fatalf("got %+v, want id x at 10:00:00", got)
+	}
+}
+
 func TestParseTime(t *testing.T) {
 	tests := []struct {
 		give string

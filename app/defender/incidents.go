@@ -91,9 +91,10 @@ type IncidentAlert struct {
 
 // IncidentAlerts returns the alerts nested in an incident's JSON (its "alerts" array), in
 // order, each with its alertId, lastUpdatedTime and exact bytes. An incident without alerts
-// (a merged one: "alerts" empty, null or absent) has none. Member names are matched exactly,
-// the first of a repeated name counting, as the page decoder does. An error names the
-// incident and the alert's place.
+// (a merged one: "alerts" empty, null or absent) has none. Member names are matched as
+// encoding/json reads them (escapes decoded); the incident's first "incidentId" and "alerts"
+// count, as the page decoder's first "id" does, and a nested alert naming "alertId" or
+// "lastUpdatedTime" twice is refused. An error names the incident and the alert's place.
 func IncidentAlerts(raw []byte) ([]IncidentAlert, error) {
 	var out []IncidentAlert
 	var incident string // the incident's id, for messages
@@ -109,10 +110,7 @@ func IncidentAlerts(raw []byte) ([]IncidentAlert, error) {
 	}
 	var alertsRaw []byte
 	sawID, sawAlerts := false, false
-	msg := members(raw, func(key []byte, kEsc bool, val []byte) {
-		if kEsc {
-			return
-		}
+	msg := members(raw, func(key, val []byte) {
 		switch string(key) {
 		case "incidentId":
 			if !sawID {
@@ -166,8 +164,8 @@ func nestedAlert(raw []byte) (IncidentAlert, string) {
 	}
 	var idRaw, lutRaw []byte
 	var idEsc, lutEsc, twice bool
-	msg := members(raw, func(key []byte, kEsc bool, val []byte) {
-		if kEsc || len(val) == 0 {
+	msg := members(raw, func(key, val []byte) {
+		if len(val) == 0 {
 			return
 		}
 		esc := val[0] == '"' && containsByte(val, '\\')
@@ -217,8 +215,8 @@ func containsByte(b []byte, c byte) bool {
 }
 
 // members checks that raw is exactly one JSON object and calls fn with each top-level member's
-// name (without quotes) and value.
-func members(raw []byte, fn func(key []byte, kEsc bool, val []byte)) string {
+// name (as memberName reads it) and value.
+func members(raw []byte, fn func(key, val []byte)) string {
 	i := skipWS(raw, 0)
 	if i >= len(raw) || raw[i] != '{' {
 		return "not a JSON object"
@@ -235,7 +233,7 @@ func members(raw []byte, fn func(key []byte, kEsc bool, val []byte)) string {
 			if m != "" {
 				return m
 			}
-			key := raw[i+1 : kEnd-1]
+			key := memberName(raw[i:kEnd], kEsc)
 			i = skipWS(raw, kEnd)
 			if i >= len(raw) || raw[i] != ':' {
 				return "want : after a member name"
@@ -245,7 +243,7 @@ func members(raw []byte, fn func(key []byte, kEsc bool, val []byte)) string {
 			if m != "" {
 				return m
 			}
-			fn(key, kEsc, raw[i:vEnd])
+			fn(key, raw[i:vEnd])
 			i = skipWS(raw, vEnd)
 			if i >= len(raw) {
 				return "object not closed"

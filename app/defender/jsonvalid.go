@@ -30,7 +30,7 @@ func parseAlert(raw []byte, dl *dialect) (f fields, msg string) {
 			if m != "" {
 				return f, m
 			}
-			key := raw[i+1 : kEnd-1]
+			key := memberName(raw[i:kEnd], kEsc)
 			i = skipWS(raw, kEnd)
 			if i >= len(raw) || raw[i] != ':' {
 				return f, "want : after a member name"
@@ -47,20 +47,18 @@ func parseAlert(raw []byte, dl *dialect) (f fields, msg string) {
 			if m != "" {
 				return f, m
 			}
-			if !kEsc {
-				switch string(key) {
-				case dl.id:
-					if idRaw == nil {
-						idRaw, idEsc = raw[vStart:vEnd], vEsc
-					}
-				case dl.updated:
-					if lutRaw == nil {
-						lutRaw, lutEsc = raw[vStart:vEnd], vEsc
-					}
-				case dl.created:
-					if crRaw == nil {
-						crRaw, crEsc = raw[vStart:vEnd], vEsc
-					}
+			switch string(key) {
+			case dl.id:
+				if idRaw == nil {
+					idRaw, idEsc = raw[vStart:vEnd], vEsc
+				}
+			case dl.updated:
+				if lutRaw == nil {
+					lutRaw, lutEsc = raw[vStart:vEnd], vEsc
+				}
+			case dl.created:
+				if crRaw == nil {
+					crRaw, crEsc = raw[vStart:vEnd], vEsc
 				}
 			}
 			i = skipWS(raw, vEnd)
@@ -156,6 +154,20 @@ func unquote(raw []byte, esc bool) (string, bool) {
 		return "", false
 	}
 	return s, true
+}
+
+// memberName returns a member's name from its quoted bytes: the bytes between the quotes, or,
+// when the name holds an escape (or bytes that are not UTF-8), the name as encoding/json reads
+// it, so that "alert\u0049d" is the same name as "alertId" here as it is to every other reader.
+// A name that cannot be read comes back as its quoted bytes, which match no name looked for.
+func memberName(quoted []byte, esc bool) []byte {
+	if !esc {
+		return quoted[1 : len(quoted)-1]
+	}
+	if s, ok := unquote(quoted, true); ok {
+		return []byte(s)
+	}
+	return quoted
 }
 
 func skipWS(b []byte, i int) int {
