@@ -281,11 +281,17 @@ fuzz_one() {
   go test -run '^$' -fuzz "^${name}\$" -fuzztime "$t" -fuzzminimizetime "${FUZZMINIMIZE:-10s}" -parallel "$workers" "$pkg" >"$out.log" 2>&1 || rc=$?
   secs=$(($(date +%s) - start))
   execs=$(grep -o 'execs: [0-9]*' "$out.log" | tail -1 | cut -d' ' -f2 || true)
+  kept=$(grep -o 'testdata/fuzz/[^ ]*' "$out.log" | tail -1 || true)
   if [ "$rc" -eq 0 ]; then
     result=ok
+  elif [ -z "$kept" ] && [ "$(grep -c '^    ' "$out.log")" -eq 1 ] && grep -q '^    context deadline exceeded$' "$out.log" &&
+    go test -count=1 -run "^${name}\$" "$pkg" >>"$out.log" 2>&1; then
+    # Go 1.26's fuzz coordinator can fail a target at the end of -fuzztime with a bare
+    # "context deadline exceeded" and no input (go.dev/issue/75804, fixed in Go 1.27): no
+    # input failed, and the target's seeds and kept inputs pass when run again.
+    result="Go's end-of-run deadline race (go.dev/issue/75804), no input failed: ok"
   else
     result="FAILED"
-    kept=$(grep -o 'testdata/fuzz/[^ ]*' "$out.log" | tail -1 || true)
     [ -n "$kept" ] && result="FAILED (input kept in $(go list -f "{{.Dir}}" "$pkg")/$kept)"
     echo "== fuzz $name failed:"
     tail -30 "$out.log"
