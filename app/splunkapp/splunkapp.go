@@ -19,6 +19,7 @@ import (
 	"ta-defender-alerts/app/bridge"
 	"ta-defender-alerts/app/config"
 	"ta-defender-alerts/app/defender"
+	"ta-defender-alerts/app/memlimit"
 	"ta-defender-alerts/app/modinput"
 	"ta-defender-alerts/app/netaddr"
 	"ta-defender-alerts/app/secret"
@@ -341,6 +342,9 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 		return err
 	}
 	log = log.With("feed", cfg.Feed)
+	if cfg.Output == "hec" {
+		memlimit.Set(os.LookupEnv, 1, cfg.HEC.MaxInFlight) // room for the stanza's window
+	}
 	cfg.Defender.OnRetryAfter = bridge.LogRetryAfter(log)
 	cfg.HEC.OnRetry = bridge.LogHECRetry(log)
 	cfg.Defender.GiveUpAfter, cfg.HEC.GiveUpAfter = runGiveUp, runGiveUp // a run must end, a throttled read too

@@ -5,10 +5,12 @@ import (
 	"context"
 	"os"
 	"os/signal"
+
+	"ta-defender-alerts/app/memlimit"
 )
 
 func main() {
-	setMemoryLimit(os.LookupEnv)
+	memlimit.Default(os.LookupEnv)
 	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

@@ -17,6 +17,7 @@ import (
 
 	"ta-defender-alerts/app/bridge"
 	"ta-defender-alerts/app/config"
+	"ta-defender-alerts/app/memlimit"
 	"ta-defender-alerts/app/metrics"
 	"ta-defender-alerts/app/retry"
 	"ta-defender-alerts/app/splunkapp"
@@ -168,7 +169,11 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 			}
 		}
 	}
-	setMemoryLimitFor(os.LookupEnv, len(cfg.Feeds))
+	inFlight := 0
+	if cfg.Output == "hec" {
+		inFlight = cfg.HEC.MaxInFlight
+	}
+	memlimit.Set(os.LookupEnv, len(cfg.Feeds), inFlight)
 	var runs []*feedRun
 	defer func() {
 		for _, r := range runs {
