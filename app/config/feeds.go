@@ -92,6 +92,15 @@ type perFeed struct {
 // whatever the feed.
 func (c *Config) InputName() string { return c.base.input }
 
+// HECWindow is the most HEC batches the input may hold in flight: 0 when it does not deliver to
+// HEC (syslog, or splunkd's stdout), whatever HEC settings it carries.
+func (c *Config) HECWindow() int {
+	if c.Output != "hec" {
+		return 0
+	}
+	return c.HEC.MaxInFlight
+}
+
 // ForFeed is the configuration of one of the input's feeds: its checkpoint (the input's name
 // for endpoint-alerts, so an upgrade resumes where it was; <input>.<feed> for the others), its
 // API's base URL override, its sourcetype unless one was set, its page size unless one was

@@ -203,3 +203,24 @@ func TestShapeDetection(t *testing.T) {
 		})
 	}
 }
+
+// HECWindow is the configured window only where the output is HEC.
+func TestHECWindow(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		output string
+		give   int
+		want   int
+	}{
+		{name: "hec", output: "hec", give: 256, want: 256},
+		{name: "hec default", output: "hec", give: 64, want: 64},
+		{name: "syslog", output: "syslog", give: 256, want: 0},
+		{name: "stdout", output: "stdout", give: 256, want: 0},
+	} {
+		c := &Config{Output: tc.output}
+		c.HEC.MaxInFlight = tc.give
+		if got := c.HECWindow(); got != tc.want {
+			t.Errorf("%s: HECWindow() = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}

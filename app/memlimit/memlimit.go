@@ -26,16 +26,19 @@ func Default(lookup func(string) (string, bool)) bool {
 const perFeedMemory = 40 << 20
 
 // perBatchMemory is what each batch a feed may hold in flight beyond hec.DefaultMaxInFlight
-// adds to the limit: a batch awaiting its ack keeps about 110 KiB live (its compressed body,
-// the positions of its alerts), and the collector needs room for twice its live heap. Without
-// it, DEFENDER_HEC_MAX_IN_FLIGHT=256 with acks after 3 s ran the garbage collector without
-// pause: 2.4 times the CPU of the same drain with the limit off (docs/benchmarks.md).
+// adds to the limit: a batch awaiting its ack keeps about 105 KiB live (its compressed body,
+// the positions of its alerts: 27.6 MiB live at 64, 47.6 MiB at 256), and the collector needs
+// room for twice its live heap. Without it, DEFENDER_HEC_MAX_IN_FLIGHT=256 with acks after 3 s
+// ran the garbage collector without pause: 2.4 times the CPU of the same drain at the default
+// window (docs/benchmarks.md).
 const perBatchMemory = 256 << 10
 
-// Set applies the limit for a process running feeds pumps, each with up to
-// maxInFlight HEC batches in flight (0: no HEC output), unless GOMEMLIMIT is set.
+// Set applies the limit for a process running feeds pumps, each with up to maxInFlight HEC
+// batches in flight (0: no HEC output; validated by the hec package: at most 256), unless
+// GOMEMLIMIT is set (an empty GOMEMLIMIT is unset, as the runtime reads it). It reports
+// whether it set one.
 func Set(lookup func(string) (string, bool), feeds, maxInFlight int) bool {
-	if _, set := lookup("GOMEMLIMIT"); set {
+	if v, set := lookup("GOMEMLIMIT"); set && v != "" {
 		return false
 	}
 	wide := int64(max(feeds, 1)) * int64(max(maxInFlight-hec.DefaultMaxInFlight, 0)) * perBatchMemory

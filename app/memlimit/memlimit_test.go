@@ -15,6 +15,7 @@ func TestMemoryLimit(t *testing.T) {
 		{env: map[string]string{}, want: defaultMemoryLimit},
 		{env: map[string]string{"GOMEMLIMIT": "200MiB"}, want: math.MaxInt64}, // the runtime's own, left alone
 		{env: map[string]string{"GOMEMLIMIT": "off"}, want: math.MaxInt64},
+		{env: map[string]string{"GOMEMLIMIT": ""}, want: defaultMemoryLimit}, // empty is unset, to the runtime too
 	} {
 		debug.SetMemoryLimit(math.MaxInt64)
 		Default(func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok })
@@ -40,6 +41,7 @@ func TestMemoryLimitFollowsTheWindow(t *testing.T) {
 		{2, 64, defaultMemoryLimit + perFeedMemory},
 		{3, 65, defaultMemoryLimit + 2*perFeedMemory + 3*perBatchMemory},
 	} {
+		debug.SetMemoryLimit(math.MaxInt64)
 		Set(none, tc.feeds, tc.inFlight)
 		if got := debug.SetMemoryLimit(-1); got != tc.want {
 			t.Errorf("%d feeds, %d batches in flight: limit %d MiB, want %d MiB", tc.feeds, tc.inFlight, got>>20, tc.want>>20)

@@ -342,9 +342,7 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 		return err
 	}
 	log = log.With("feed", cfg.Feed)
-	if cfg.Output == "hec" {
-		memlimit.Set(os.LookupEnv, 1, cfg.HEC.MaxInFlight) // room for the stanza's window
-	}
+	memlimit.Set(os.LookupEnv, 1, cfg.HECWindow()) // room for the stanza's window (stanzas run one at a time)
 	cfg.Defender.OnRetryAfter = bridge.LogRetryAfter(log)
 	cfg.HEC.OnRetry = bridge.LogHECRetry(log)
 	cfg.Defender.GiveUpAfter, cfg.HEC.GiveUpAfter = runGiveUp, runGiveUp // a run must end, a throttled read too

@@ -169,11 +169,7 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 			}
 		}
 	}
-	inFlight := 0
-	if cfg.Output == "hec" {
-		inFlight = cfg.HEC.MaxInFlight
-	}
-	memlimit.Set(os.LookupEnv, len(cfg.Feeds), inFlight)
+	memlimit.Set(os.LookupEnv, len(cfg.Feeds), cfg.HECWindow())
 	var runs []*feedRun
 	defer func() {
 		for _, r := range runs {
