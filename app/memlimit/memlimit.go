@@ -17,9 +17,7 @@ const defaultMemoryLimit = 54 << 20
 
 // Default applies defaultMemoryLimit unless GOMEMLIMIT is set (Go's own setting,
 // which the runtime has read: a size such as 200MiB, or off).
-func Default(lookup func(string) (string, bool)) bool {
-	return Set(lookup, 1, 0)
-}
+func Default(lookup func(string) (string, bool)) { Set(lookup, 1, 0) }
 
 // perFeedMemory is what each feed after the first adds to the limit: its own pump drains, with
 // its own batches in flight, at the same time as the others.
@@ -35,13 +33,11 @@ const perBatchMemory = 256 << 10
 
 // Set applies the limit for a process running feeds pumps, each with up to maxInFlight HEC
 // batches in flight (0: no HEC output; validated by the hec package: at most 256), unless
-// GOMEMLIMIT is set (an empty GOMEMLIMIT is unset, as the runtime reads it). It reports
-// whether it set one.
-func Set(lookup func(string) (string, bool), feeds, maxInFlight int) bool {
+// GOMEMLIMIT is set (an empty GOMEMLIMIT is unset, as the runtime reads it).
+func Set(lookup func(string) (string, bool), feeds, maxInFlight int) {
 	if v, set := lookup("GOMEMLIMIT"); set && v != "" {
-		return false
+		return
 	}
 	wide := int64(max(feeds, 1)) * int64(max(maxInFlight-hec.DefaultMaxInFlight, 0)) * perBatchMemory
 	debug.SetMemoryLimit(defaultMemoryLimit + int64(max(feeds-1, 0))*perFeedMemory + wide)
-	return true
 }
