@@ -61,8 +61,12 @@ func (p *Pump) saver() {
 	p.mu.Lock()
 	for p.dirty && p.saveErr == nil {
 		p.dirty = false
-		st := p.stateAt(p.front.at, false)
-		st.Pending = p.chainLocked()
+		st := p.stateInto(p.saveKeys[:0], p.front.at, false)
+		st.Pending = p.chainLocked(p.saveChain[:0])
+		p.saveKeys, p.saveChain = st.Delivered, st.Pending
+		if len(st.Delivered) == 0 {
+			st.Delivered = nil // written null, as before the buffer was kept
+		}
 		p.saveTaken++
 		id := p.saveTaken
 		save := p.cfg.Store.SaveQuick
@@ -96,7 +100,12 @@ func (p *Pump) committedLocked() {
 // stateAt builds the checkpoint with the records up to upTo delivered: done means the
 // window is finished.
 func (p *Pump) stateAt(upTo uint64, done bool) *checkpoint.State {
-	st := &checkpoint.State{Watermark: p.mark, Updated: p.cfg.Now().UTC()}
+	return p.stateInto(nil, upTo, done)
+}
+
+// stateInto is stateAt with the delivered keys appended to keys.
+func (p *Pump) stateInto(keys []checkpoint.Key, upTo uint64, done bool) *checkpoint.State {
+	st := &checkpoint.State{Watermark: p.mark, Updated: p.cfg.Now().UTC(), Delivered: keys}
 	keep := p.win.From
 	if done {
 		keep = p.floor

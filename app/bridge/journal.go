@@ -118,13 +118,12 @@ func (p *Pump) inChainLocked(first uint64) bool {
 	return false
 }
 
-// chainLocked is the checkpoint's chain: the batches noted, one right after the other from
-// the frontier on, up to the first gap or refusal.
-func (p *Pump) chainLocked() []checkpoint.Pending {
+// chainLocked appends to out the checkpoint's chain: the batches noted, one right after the
+// other from the frontier on, up to the first gap or refusal.
+func (p *Pump) chainLocked(out []checkpoint.Pending) []checkpoint.Pending {
 	if !p.pendingSafeLocked() {
-		return nil
+		return out
 	}
-	var out []checkpoint.Pending
 	for next := p.front.at + 1; ; {
 		e := p.journal[next]
 		if e == nil || e.refused {

@@ -93,7 +93,7 @@ func TestNoPendingWhileHeld(t *testing.T) {
 			for p.saving {
 				p.cond.Wait()
 			}
-			chain, saved := p.chainLocked(), p.stats.Commits-commits
+			chain, saved := p.chainLocked(nil), p.stats.Commits-commits
 			p.mu.Unlock()
 			if len(chain) != 0 || saved != 0 {
 				t.Errorf("pending batches %+v, %d saves; want none", chain, saved)

@@ -75,6 +75,10 @@ type Pump struct {
 	// durable ones, at least every durableEvery, and at once when a ticket was declared void.
 	lastDurable time.Time
 	needDurable bool
+	// The saver's lists, reused from one snapshot to the next (it takes one at a time, and
+	// the checkpoint keeps nothing of them after a save returns).
+	saveKeys  []checkpoint.Key
+	saveChain []checkpoint.Pending
 
 	skewWarned bool
 	skewLogged time.Duration

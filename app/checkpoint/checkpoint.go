@@ -198,6 +198,14 @@ func (s *Store) Load() (*State, error) {
 	return st, nil
 }
 
+// Peek reads the checkpoint at path as Load does, with the newest quick save that follows it,
+// without taking its lock: for tools that watch a running collector. A missing file gives
+// (nil, nil).
+func Peek(path string) (*State, error) {
+	s := &Store{path: path}
+	return s.Load()
+}
+
 // FixError is a checkpoint problem that only a person can solve (a file that cannot be read
 // or is corrupt, a folder that cannot be written): a collector stops on it and says so,
 // rather than trying again and again.
@@ -263,6 +271,7 @@ func (s *Store) Save(st *State) error {
 		return &FixError{err}
 	}
 	s.base = digest(b) // the quick saves before it are of another checkpoint now
+	s.quick.chained = false
 	return nil
 }
 

@@ -206,9 +206,18 @@ func FuzzLoadQuick(f *testing.F) {
 		f.Fatal(err)
 	}
 	good, _ := os.ReadFile(s.QuickPaths()[s.quick.last])
+	c := newChainSim(1)
+	for range 8 { // a whole save and deltas after it
+		if err := s.SaveQuick(c.step()); err != nil {
+			f.Fatal(err)
+		}
+	}
+	chain, _ := os.ReadFile(s.QuickPaths()[s.quick.last])
 	s.Close()
 	f.Add(good)
 	f.Add(good[:len(good)/2])
+	f.Add(chain)
+	f.Add(chain[:len(chain)-9])
 	f.Add([]byte("defender_alerts quick checkpoint after x #1 len -5 crc 00000000\n{}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := Open(dir, "tenant1")
@@ -248,9 +257,9 @@ func TestPendingEncodedIsWrittenAsItIs(t *testing.T) {
 	}
 }
 
-// Quick saves overwrite their files without cutting them each time: a smaller save after a
-// larger one loads as itself, from this process and the next, and a file stays within twice
-// the newest save.
+// Quick saves that shrink: a smaller save after a larger one loads as itself, from this
+// process and the next, and a file stays within four times the largest whole save in it plus
+// 64 KiB (deltas are appended to it until then).
 func TestQuickSavesThatShrink(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(dir, "tenant1")
@@ -267,7 +276,9 @@ func TestQuickSavesThatShrink(t *testing.T) {
 		big.Delivered = append(big.Delivered, Key{fmt.Sprintf("da6370000000000%05d_1", i), big.Watermark})
 	}
 	small := at(base, 3*time.Second)
+	largest := 0
 	for i, st := range []*State{big, at(big, time.Second), small, at(base, 4*time.Second)} {
+		largest = max(largest, len(st.appendJSON(nil)))
 		if err := s.SaveQuick(st); err != nil {
 			t.Fatal(err)
 		}
@@ -283,22 +294,19 @@ func TestQuickSavesThatShrink(t *testing.T) {
 	if err != nil || !got.Watermark.Equal(base.Watermark.Add(4*time.Second)) {
 		t.Fatalf("newest quick save not loaded: %+v, %v", got, err)
 	}
-	newest, _ := os.ReadFile(s.QuickPaths()[s.quick.last])
-	_, doc, _ := bytes.Cut(newest, []byte("\n"))
 	for _, p := range s.QuickPaths() {
 		fi, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if fi.Size() > 2*int64(len(newest))+200 || fi.Size() > 10_000 {
-			t.Errorf("%s is %d bytes after saves of about %d", filepath.Base(p), fi.Size(), len(doc))
+		if fi.Size() > 4*int64(largest)+64<<10+200 {
+			t.Errorf("%s is %d bytes after saves of at most %d", filepath.Base(p), fi.Size(), largest)
 		}
 	}
 }
 
-// TestQuickSaveOverLeftoverBytes: a quick save a little smaller than the one before it in its
-// file leaves that file's tail in place (cutting it at every save cost a syscall); the header's
-// length says where the document ends, so a restart loads the new save and ignores the tail.
+// A whole quick save cuts its file after it; and bytes an older chain left after it (a
+// process killed between the write and the cut) are never read as its deltas.
 func TestQuickSaveOverLeftoverBytes(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(dir, "tenant1")
@@ -306,48 +314,49 @@ func TestQuickSaveOverLeftoverBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	base := sample()
-	if err := s.Save(base); err != nil {
+	c := newChainSim(5)
+	if err := s.Save(&c.st); err != nil {
 		t.Fatal(err)
 	}
-	withKeys := func(d time.Duration, n int) *State {
-		st := at(base, d)
-		st.Delivered = nil
-		for i := range n {
-			st.Delivered = append(st.Delivered, Key{fmt.Sprintf("da6370000000000%05d_1", i), st.Watermark})
-		}
-		return st
-	}
-	// Both files hold 2,000 keys, then both get 1,500: each is cut short by a quarter, not
-	// by half, so neither file is truncated.
-	for i, st := range []*State{withKeys(time.Second, 2000), withKeys(2*time.Second, 2000), withKeys(3*time.Second, 1500), withKeys(4*time.Second, 1500)} {
-		if err := s.SaveQuick(st); err != nil {
-			t.Fatalf("quick save %d: %v", i, err)
-		}
-	}
-	leftover := 0
-	for _, p := range s.QuickPaths() {
-		b, err := os.ReadFile(p)
-		if err != nil {
+	for range 30 {
+		if err := s.SaveQuick(c.step()); err != nil {
 			t.Fatal(err)
 		}
-		var seq, n int
-		var sum uint32
-		head, _, _ := bytes.Cut(b, []byte("\n"))
-		i := bytes.Index(head, []byte(" #"))
-		if i < 0 {
-			t.Fatalf("%s: no header: %q", filepath.Base(p), head)
-		}
-		if _, err := fmt.Sscanf(string(head[i+2:]), "%d len %d crc %08x", &seq, &n, &sum); err != nil {
-			t.Fatalf("%s: header %q: %v", filepath.Base(p), head, err)
-		}
-		leftover += len(b) - (len(head) + 1 + n)
 	}
-	if leftover <= 0 {
-		t.Fatalf("no file kept a tail (%d bytes): the test does not exercise what it is meant to", leftover)
+	slot := s.quick.last
+	old, err := os.ReadFile(s.QuickPaths()[slot])
+	if err != nil || !bytes.Contains(old, []byte(deltaMagic)) {
+		t.Fatalf("no deltas after 30 quick saves (%v): the test does not exercise what it is meant to", err)
 	}
-	got, err := reopen(t, s, dir).Load()
-	if err != nil || !got.Watermark.Equal(base.Watermark.Add(4*time.Second)) || len(got.Delivered) != 1500 {
-		t.Fatalf("after quick saves over longer ones: %d keys at %v, %v; want 1500 at +4s", len(got.Delivered), got.Watermark, err)
+	// Two whole saves (a durable save in between ends each chain): the second is in slot again.
+	var last *State
+	for range 2 {
+		st := c.step()
+		if err := s.Save(st); err != nil {
+			t.Fatal(err)
+		}
+		last = c.step()
+		if err := s.SaveQuick(last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.quick.last != slot {
+		t.Fatalf("the second whole save went to slot %d, want %d", s.quick.last, slot)
+	}
+	now, _ := os.ReadFile(s.QuickPaths()[slot])
+	if bytes.Contains(now, []byte(deltaMagic)) || int64(len(now)) != s.quick.full {
+		t.Fatalf("a whole save of %d bytes left a file of %d with deltas: not cut", s.quick.full, len(now))
+	}
+	// As if killed before the cut: the old chain's deltas right after the new save.
+	stale := old[bytes.Index(old, []byte(deltaMagic)):]
+	if err := os.WriteFile(s.QuickPaths()[slot], append(now, stale...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Peek(s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := encoded(t, got), encoded(t, last); g != w {
+		t.Fatalf("with an older chain's bytes after the newest save: loaded\n%s\nwant\n%s", g, w)
 	}
 }

@@ -8,7 +8,6 @@ package main
 // bin/standin in its own process, and prints a Markdown table.
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
@@ -17,11 +16,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"ta-defender-alerts/app/checkpoint"
 )
 
 // crashTable kills the product f.kills times during one drain, spread over the alerts (each
@@ -349,30 +349,24 @@ func (t *tail) String() string {
 	return string(t.b)
 }
 
-// inCheckpoint reports whether the checkpoint, or one of its quick saves (written between
-// durable ones), holds id.
+// inCheckpoint reports whether the checkpoint, with the newest quick save that follows it
+// (written between durable ones), holds id as confirmed: among the delivered keys, or the
+// keys of a pending batch confirmed whole (one only sent and awaiting its ack is not).
 func inCheckpoint(path, id string) bool {
-	for i, p := range []string{path, path + ".quick-a", path + ".quick-b"} {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		if i > 0 {
-			// A quick save is a header line naming the document's length, the document, and
-			// perhaps bytes of older saves after it (the file is not cut every time).
-			head, doc, _ := bytes.Cut(b, []byte("\n"))
-			_, n, ok := bytes.Cut(head, []byte(" len "))
-			var size int
-			if !ok {
-				continue
-			}
-			if _, err := fmt.Sscanf(string(n), "%d", &size); err != nil || size > len(doc) {
-				continue
-			}
-			b = doc[:size]
-		}
-		if bytes.Contains(b, []byte(strconv.Quote(id))) {
+	st, err := checkpoint.Peek(path)
+	if err != nil || st == nil {
+		return false
+	}
+	for _, k := range st.Delivered {
+		if k.ID == id {
 			return true
+		}
+	}
+	for _, p := range st.Pending {
+		for _, k := range p.Keys {
+			if p.Confirmed && k.ID == id {
+				return true
+			}
 		}
 	}
 	return false

@@ -3,11 +3,13 @@
 package main
 
 import (
-	"fmt"
+	"encoding/json"
 	"os"
-	"path/filepath"
 	"slices"
 	"testing"
+	"time"
+
+	"ta-defender-alerts/app/checkpoint"
 )
 
 func TestParseWindows(t *testing.T) {
@@ -82,19 +84,42 @@ func TestTailKeepsTheEnd(t *testing.T) {
 	}
 }
 
-// An id counts as confirmed from a quick save only where the save's header says its
-// document is, not from older bytes left after it.
-func TestInCheckpointReadsOnlyTheQuickSavesDocument(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "cp.json")
-	doc := `{"delivered":[["new",""]]}`
-	quick := fmt.Sprintf("defender_alerts quick checkpoint after ab #2 len %d crc 00000000\n%s%s", len(doc), doc, `[["old",""]]}`)
-	if err := os.WriteFile(path+".quick-a", []byte(quick), 0o600); err != nil {
+// An id counts as confirmed from the checkpoint or its newest quick save, delivered or in a
+// pending batch confirmed whole; not from a batch only sent, nor from a quick save that
+// follows another checkpoint.
+func TestInCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	s, err := checkpoint.Open(dir, "bench")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if !inCheckpoint(path, "new") {
-		t.Error("an id in the quick save's document not found")
+	defer s.Close()
+	t0 := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	st := &checkpoint.State{Watermark: t0, Delivered: []checkpoint.Key{{ID: "durable", LastUpdate: t0}}}
+	if err := s.Save(st); err != nil {
+		t.Fatal(err)
 	}
-	if inCheckpoint(path, "old") {
-		t.Error("an id after the quick save's document counted")
+	st.Delivered = append(st.Delivered, checkpoint.Key{ID: "quick", LastUpdate: t0})
+	st.Window = &checkpoint.Window{From: t0, To: t0.Add(time.Hour), Position: json.RawMessage(`{}`)}
+	st.Pending = []checkpoint.Pending{
+		{N: 1, Position: json.RawMessage(`{}`), Keys: []checkpoint.Key{{ID: "acked", LastUpdate: t0}}, Confirmed: true},
+		{N: 1, Position: json.RawMessage(`{}`), Keys: []checkpoint.Key{{ID: "sent", LastUpdate: t0}}, Tickets: []json.RawMessage{json.RawMessage(`{}`)}},
+	}
+	if err := s.SaveQuick(st); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]bool{"durable": true, "quick": true, "acked": true, "sent": false, "never": false} {
+		if got := inCheckpoint(s.Path(), id); got != want {
+			t.Errorf("inCheckpoint(%q) = %v, want %v", id, got, want)
+		}
+	}
+	// Another checkpoint put in place: the quick save no longer follows it.
+	other := &checkpoint.State{Watermark: t0.Add(time.Minute)}
+	b, _ := json.Marshal(other)
+	if err := os.WriteFile(s.Path(), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if inCheckpoint(s.Path(), "quick") {
+		t.Error("an id of a quick save that follows another checkpoint counted")
 	}
 }
