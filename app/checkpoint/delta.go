@@ -27,7 +27,8 @@ import (
 const deltaMagic = "defender_alerts quick delta"
 
 // deltaBody is a delta's document. Pending and Delivered are runs, two numbers each: (i, n)
-// takes entries i … i+n-1 of the previous save's list, (-1, n) the next n entries of State's.
+// takes entries i … i+n-1 of the previous save's list (each run after the one before it),
+// (-1, n) the next n entries of State's.
 type deltaBody struct {
 	Pending   []int           `json:"pending"`
 	Delivered []int           `json:"delivered"`
@@ -79,7 +80,7 @@ func applyRuns[T any](ops []int, prev, fresh []T) ([]T, bool) {
 		return nil, false
 	}
 	var out []T
-	used := 0
+	used, next := 0, 0 // next: where the next run from prev may start (runs only go forward)
 	for k := 0; k < len(ops); k += 2 {
 		i, n := ops[k], ops[k+1]
 		switch {
@@ -91,8 +92,11 @@ func applyRuns[T any](ops []int, prev, fresh []T) ([]T, bool) {
 			}
 			out = append(out, fresh[used:used+n]...)
 			used += n
-		case i >= 0 && i <= len(prev)-n:
+		case i >= next && i <= len(prev)-n:
+			// Each entry of prev is taken once at most, so a list never outgrows prev and
+			// fresh together, whatever a file says.
 			out = append(out, prev[i:i+n]...)
+			next = i + n
 		default:
 			return nil, false
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -21,6 +22,11 @@ type chainSim struct {
 	st    State
 	next  int
 	clock time.Time
+	// reuse: each state handed out reuses the lists of the one before, as the pump's saver
+	// does (a state is then good only until the next step).
+	reuse bool
+	keys  []Key
+	chain []Pending
 }
 
 func newChainSim(seed uint64) *chainSim {
@@ -80,16 +86,31 @@ func (c *chainSim) step() *State {
 		if len(st.Delivered) > 40 {
 			st.Delivered = append([]Key(nil), st.Delivered[c.r.IntN(10):]...)
 		}
-	default: // a ticket is void: the batch is sent again
+	default: // a ticket is void: the batch is sent again; and a later version of an alert
 		i := c.r.IntN(len(st.Pending))
 		p := st.Pending[i]
 		p.Tickets = nil
 		st.Pending[i] = c.encode(p)
+		if len(st.Delivered) > 0 {
+			k := st.Delivered[c.r.IntN(len(st.Delivered))]
+			k.LastUpdate = k.LastUpdate.Add(time.Second)
+			if c.r.IntN(2) == 0 {
+				st.Delivered = append(st.Delivered, k) // both versions in the overlap
+			} else {
+				st.Delivered[c.r.IntN(len(st.Delivered))].LastUpdate = k.LastUpdate // same id, other time
+			}
+		}
 	}
 	st.Watermark = st.Watermark.Add(time.Millisecond)
 	out := *st
-	out.Pending = append([]Pending(nil), st.Pending...)
-	out.Delivered = append([]Key(nil), st.Delivered...)
+	if c.reuse {
+		out.Pending = append(c.chain[:0], st.Pending...)
+		out.Delivered = append(c.keys[:0], st.Delivered...)
+		c.chain, c.keys = out.Pending, out.Delivered
+	} else {
+		out.Pending = append([]Pending(nil), st.Pending...)
+		out.Delivered = append([]Key(nil), st.Delivered...)
+	}
 	return &out
 }
 
@@ -115,6 +136,7 @@ func TestQuickDeltasRoundTrip(t *testing.T) {
 			}
 			defer s.Close()
 			c := newChainSim(seed)
+			c.reuse = seed%2 == 0
 			if err := s.Save(&c.st); err != nil {
 				t.Fatal(err)
 			}
@@ -211,6 +233,19 @@ func TestQuickDeltaCutShort(t *testing.T) {
 			t.Fatalf("cut %d bytes from the last delta: loaded\n%s\nwant\n%s", cut, g, w)
 		}
 	}
+	// A delta whose document changed (still valid JSON, of the right chain) is not read.
+	k := bytes.LastIndex(b, []byte(`"watermark":"2`))
+	if k < len(b)-lastLen {
+		t.Fatal("no watermark in the last delta")
+	}
+	changed := append([]byte(nil), b...)
+	changed[k+len(`"watermark":"`)] = '3'
+	if err := os.WriteFile(path, changed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Peek(filepath.Join(dir, FileName("tenant1"))); err != nil || encoded(t, got) != prev {
+		t.Fatalf("a delta with a byte changed was read (%v)", err)
+	}
 	// A delta of the right chain after a damaged one is not read.
 	i := bytes.LastIndex(b[:len(b)-1], []byte("\n"+deltaMagic)) + 1
 	j := bytes.LastIndex(b[:i-1], []byte("\n"+deltaMagic)) + 1
@@ -260,16 +295,18 @@ func TestRuns(t *testing.T) {
 		want string // "" refused
 	}{
 		{[]int{-1, 1}, "[9]"},
-		{[]int{1, 2, -1, 1, 0, 1}, "[2 3 9 1]"},
-		{nil, ""},      // the new entry not taken
-		{[]int{0}, ""}, // half a run
+		{[]int{0, 1, -1, 1, 2, 1}, "[1 9 3]"},
+		{[]int{1, 2, -1, 1, 0, 1}, ""}, // a run back: an entry could be taken twice
+		{nil, ""},                      // the new entry not taken
+		{[]int{0}, ""},                 // half a run
 		{[]int{0, 0}, ""},
 		{[]int{2, 2}, ""}, // past the end
 		{[]int{3, 1, -1, 1}, ""},
 		{[]int{-2, 1}, ""},
-		{[]int{0, 1, -1, 2}, ""},  // two new of one
-		{[]int{-1, 1, -1, 1}, ""}, // the same
-		{[]int{0, 3}, ""},         // the new entry not taken
+		{[]int{0, 1, -1, 2}, ""},       // two new of one
+		{[]int{-1, 1, -1, 1}, ""},      // the same
+		{[]int{0, 3}, ""},              // the new entry not taken
+		{[]int{0, 3, 0, 3, -1, 1}, ""}, // prev twice
 	} {
 		got, ok := applyRuns(tc.ops, []int{1, 2, 3}, []int{9})
 		if (tc.want == "") == ok || (ok && fmt.Sprint(got) != tc.want) {
@@ -321,4 +358,88 @@ func BenchmarkQuickSaveChain(b *testing.B) {
 	}
 	b.ReportMetric(float64(written)/float64(b.N), "B/save")
 	b.ReportMetric(float64(whole), "B/whole")
+}
+
+// A whole quick save whose header was torn so as to give the save before it the new number
+// is refused: the checksum covers the header.
+func TestQuickWholeSaveHeaderChecked(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, "tenant1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := sample()
+	if err := s.Save(base); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveQuick(at(base, time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	p := s.QuickPaths()[s.quick.last]
+	b, _ := os.ReadFile(p)
+	forged := bytes.Replace(b, []byte(" #1 len "), []byte(" #7 len "), 1)
+	if bytes.Equal(forged, b) {
+		t.Fatalf("no save #1 in %q", b[:80])
+	}
+	if err := os.WriteFile(p, forged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Peek(s.Path())
+	if err != nil || !got.Watermark.Equal(base.Watermark) {
+		t.Fatalf("a whole save with its number changed was read: %v %v", got, err)
+	}
+	// One written before deltas (its checksum over the document alone) is still read.
+	_, doc, _ := bytes.Cut(b, []byte("\n"))
+	old := fmt.Sprintf("%s after %s #1 len %d crc %08x\n", quickMagic, s.base, len(doc), crc32.Checksum(doc, castagnoli))
+	if err := os.WriteFile(p, append([]byte(old), doc...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err = Peek(s.Path())
+	if err != nil || !got.Watermark.Equal(base.Watermark.Add(time.Second)) {
+		t.Fatalf("a quick save of the format before deltas not read: %v %v", got, err)
+	}
+}
+
+// After a Load (every drain starts with one), the next quick save is whole: the save it
+// would follow may not be the one loaded.
+func TestQuickSaveAfterLoadIsWhole(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, "tenant1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := newChainSim(2)
+	if err := s.Save(&c.st); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if err := s.SaveQuick(c.step()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !s.quick.chained || s.quick.end == s.quick.full {
+		t.Fatal("no delta after five quick saves: the test does not exercise what it is meant to")
+	}
+	if _, err := s.Load(); err != nil {
+		t.Fatal(err)
+	}
+	last := s.quick.last
+	if err := s.SaveQuick(c.step()); err != nil {
+		t.Fatal(err)
+	}
+	if s.quick.last == last || s.quick.end != s.quick.full {
+		t.Fatalf("the quick save after a Load was a delta (slot %d → %d, end %d, whole %d)", last, s.quick.last, s.quick.end, s.quick.full)
+	}
+}
+
+// A file of deltas that each take the previous list over and over is refused, not loaded
+// into an ever longer list.
+func TestQuickDeltaRunsCannotRepeat(t *testing.T) {
+	prev := make([]Key, 1000)
+	ops := []int{0, 1000, 0, 1000}
+	if got, ok := applyRuns(ops, prev, nil); ok {
+		t.Fatalf("runs taking the previous list twice accepted: %d keys", len(got))
+	}
 }

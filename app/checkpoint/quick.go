@@ -104,7 +104,11 @@ func (s *Store) SaveQuick(st *State) error {
 		}
 		q.f[slot] = f
 	}
-	head := fmt.Sprintf("%s after %s #%d len %d crc %08x\n", quickMagic, s.base, q.seq+1, len(doc), crc32.Checksum(doc, castagnoli))
+	// The checksum covers the header too: a write torn inside it must not give an older
+	// document the new save's number. (Saves before deltas had "crc", over the document only.)
+	head := fmt.Sprintf("%s after %s #%d len %d", quickMagic, s.base, q.seq+1, len(doc))
+	sum := crc32.Update(crc32.Checksum([]byte(head), castagnoli), castagnoli, doc)
+	head += fmt.Sprintf(" sum %08x\n", sum)
 	if len(head) > room {
 		return &FixError{fmt.Errorf("checkpoint %s: quick save header too long", s.QuickPaths()[slot])}
 	}
@@ -164,9 +168,23 @@ func (s *Store) loadQuick(main []byte) *State {
 		}
 		var seq uint64
 		var n int
+		var kind string
 		var sum uint32
-		if _, err := fmt.Sscanf(string(head[len(want):]), "%d len %d crc %08x", &seq, &n, &sum); err != nil ||
-			n < 0 || n > len(rest) || crc32.Checksum(rest[:n], castagnoli) != sum {
+		if _, err := fmt.Sscanf(string(head[len(want):]), "%d len %d %s %08x", &seq, &n, &kind, &sum); err != nil ||
+			n < 0 || n > len(rest) {
+			continue
+		}
+		switch kind {
+		case "sum":
+			prefix := head[:bytes.LastIndex(head, []byte(" sum "))]
+			if crc32.Update(crc32.Checksum(prefix, castagnoli), castagnoli, rest[:n]) != sum {
+				continue
+			}
+		case "crc": // written by a version before deltas: the document alone
+			if crc32.Checksum(rest[:n], castagnoli) != sum {
+				continue
+			}
+		default:
 			continue
 		}
 		st, err := Parse(rest[:n])
