@@ -192,7 +192,7 @@ func (s *Store) Load() (*State, error) {
 		return nil, &FixError{fmt.Errorf("checkpoint %s %w", s.path, err)}
 	}
 	s.base = digest(b)
-	if q := s.loadQuick(b); q != nil {
+	if q := s.loadQuick(); q != nil {
 		return q, nil
 	}
 	return st, nil

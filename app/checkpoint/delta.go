@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"hash/crc32"
 	"strconv"
 	"unsafe"
 )
@@ -147,7 +146,7 @@ func (q *quickSlots) appendDelta(b []byte, st *State, encs [][]byte, base string
 	b = append(b, "}\n"...)
 	doc := b[start+room:]
 	head := fmt.Sprintf("%s after %s #%d on #%d len %d", deltaMagic, base, seq, seq-1, len(doc))
-	sum := crc32.Update(crc32.Checksum([]byte(head), castagnoli), castagnoli, doc)
+	sum := sealSum([]byte(head), doc)
 	head += fmt.Sprintf(" crc %08x\n", sum)
 	if len(head) > room {
 		return append(b[:start], append([]byte(head), doc...)...)
@@ -184,7 +183,7 @@ func nextDelta(b []byte, base string, seq uint64, prev *State) (st *State, size 
 	}
 	head := line[:bytes.LastIndex(line, []byte(" crc "))]
 	doc := rest[:n]
-	if crc32.Update(crc32.Checksum(head, castagnoli), castagnoli, doc) != sum {
+	if sealSum(head, doc) != sum {
 		return nil, 0, false
 	}
 	var body deltaBody

@@ -28,6 +28,12 @@ const quickMagic = "defender_alerts quick checkpoint"
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// sealSum is the checksum of a quick save or delta: its header up to the sum, then its
+// document.
+func sealSum(head, doc []byte) uint32 {
+	return crc32.Update(crc32.Checksum(head, castagnoli), castagnoli, doc)
+}
+
 // quickSlots holds the two side files, opened at the first quick save.
 type quickSlots struct {
 	f    [2]*os.File
@@ -107,7 +113,7 @@ func (s *Store) SaveQuick(st *State) error {
 	// The checksum covers the header too: a write torn inside it must not give an older
 	// document the new save's number. (Saves before deltas had "crc", over the document only.)
 	head := fmt.Sprintf("%s after %s #%d len %d", quickMagic, s.base, q.seq+1, len(doc))
-	sum := crc32.Update(crc32.Checksum([]byte(head), castagnoli), castagnoli, doc)
+	sum := sealSum([]byte(head), doc)
 	head += fmt.Sprintf(" sum %08x\n", sum)
 	if len(head) > room {
 		return &FixError{fmt.Errorf("checkpoint %s: quick save header too long", s.QuickPaths()[slot])}
@@ -150,11 +156,11 @@ func writeQuick(f *os.File, b []byte, size *int64) error {
 	return nil
 }
 
-// loadQuick returns the newest whole quick save that follows the checkpoint whose bytes are
-// main, else nil (none, another checkpoint's, or torn): in each file, the full save at its
+// loadQuick returns the newest whole quick save that follows the checkpoint whose digest is
+// s.base, else nil (none, another checkpoint's, or torn): in each file, the full save at its
 // start and then each delta that follows on (delta.go).
-func (s *Store) loadQuick(main []byte) *State {
-	base := digest(main)
+func (s *Store) loadQuick() *State {
+	base := s.base
 	want := quickMagic + " after " + base + " #"
 	var best *State
 	for i, path := range s.QuickPaths() {
@@ -177,7 +183,7 @@ func (s *Store) loadQuick(main []byte) *State {
 		switch kind {
 		case "sum":
 			prefix := head[:bytes.LastIndex(head, []byte(" sum "))]
-			if crc32.Update(crc32.Checksum(prefix, castagnoli), castagnoli, rest[:n]) != sum {
+			if sealSum(prefix, rest[:n]) != sum {
 				continue
 			}
 		case "crc": // written by a version before deltas: the document alone
