@@ -3,14 +3,14 @@ package defendertest
 import (
 	"bytes"
 	_ "embed"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
 )
 
 // The template is Microsoft's documented example alert (with evidence), from
-// shared/samples/microsoft-docs/mde_alert_get_by_id.verbatim.json.
+// shared/samples/microsoft-docs/mde_alert_get_by_id.verbatim.json, with "@NAME@" where a value
+// varies from one alert to the next (see entities.go).
 //
 //go:embed testdata/alert_template.json
 var templateJSON []byte
@@ -41,33 +41,29 @@ func (a *alert) visible(now time.Time) (Version, bool) {
 	return Version{}, false
 }
 
-// template parts: the compacted example alert cut at the fields that vary.
-var tmplParts = func() [][]byte {
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, templateJSON); err != nil {
-		panic(err)
-	}
-	s := buf.Bytes()
-	var parts [][]byte
-	for _, cut := range [][]byte{
-		[]byte(`"da637472900382838869_1364969609"`), // id
-		[]byte(`1126093`),                        // incidentId
-		[]byte(`"New"`),                          // status
-		[]byte(`(C&C) server.`),                  // end of the description: notes go after it
-		[]byte(`"2021-01-26T20:33:57.7220239Z"`), // alertCreationTime
-		[]byte(`"2021-01-26T20:31:32.9562661Z"`), // firstEventTime
-		[]byte(`"2021-01-26T20:31:33.0577322Z"`), // lastEventTime
-		[]byte(`"2021-01-26T20:33:59.2Z"`),       // lastUpdateTime
-	} {
-		i := bytes.Index(s, cut)
-		if i < 0 {
-			panic("template field not found: " + string(cut))
-		}
-		parts = append(parts, s[:i])
-		s = s[i+len(cut):]
-	}
-	return append(parts, s)
-}()
+// endpointTmpl is the example alert cut at its "@NAME@" values.
+var endpointTmpl = compileTmpl(templateJSON)
+
+// A detector's alerts in the endpoint rendering: its title, category, detection source,
+// detector id, MITRE techniques and threat family ("": null). The first is the example's.
+type detector struct {
+	title, category, source, id, mitre, family string
+}
+
+var detectors = []detector{
+	{"Low-reputation arbitrary code executed by signed executable", "Execution", "WindowsDefenderAtp", "17e10bbc-3a68-474a-8aad-faef14d43952", `["T1064","T1085","T1220"]`, ""},
+	{"Suspicious PowerShell command line", "Execution", "WindowsDefenderAtp", "4b3c2a19-8e7d-4f60-a5b4-c3d2e1f0a9b8", `["T1059.001"]`, ""},
+	{"Possible ransomware activity in the file system", "Ransomware", "WindowsDefenderAv", "9d8c7b6a-5f4e-4d3c-b2a1-0f9e8d7c6b5a", `["T1486","T1490"]`, "Lockbit"},
+	{"Credential theft attempt from LSASS memory", "CredentialAccess", "WindowsDefenderAtp", "2e1f0a9b-8c7d-4e6f-a5b4-d3c2b1a0f9e8", `["T1003.001"]`, ""},
+	{"New scheduled task set to run a script", "Persistence", "WindowsDefenderAtp", "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d", `["T1053.005"]`, ""},
+	{"Emotet malware was detected", "Malware", "WindowsDefenderAv", "c5d4e3f2-a1b0-4c9d-8e7f-6a5b4c3d2e1f", `[]`, "Emotet"},
+}
+
+// endpointSeverities are the Alert API's severity values.
+var endpointSeverities = []string{"Informational", "Low", "Medium", "High"}
+
+// description is the example's, to which notes are added.
+const description = "Binaries signed by Microsoft can be used to run low-reputation arbitrary code. This technique hides the execution of malicious code within a trusted process. As a result, the trusted process might exhibit suspicious behaviors, such as opening a listening port or connecting to a command-and-control (C&C) server."
 
 // notes vary alert sizes (2–5 KB, as real alerts with evidence are) with text that reads
 // like an alert's and does not repeat itself wholesale.
@@ -96,29 +92,53 @@ func appendNotes(dst []byte, n int, seed int) []byte {
 
 // render appends the alert's JSON in version v.
 func render(dst []byte, a *alert, v Version) []byte {
-	appendTime := func(dst []byte, t time.Time) []byte {
-		dst = append(dst, '"')
-		dst = append(dst, FormatTime(t)...)
-		return append(dst, '"')
+	h := uint32(a.incident-1000) * 2654435761
+	det := &detectors[int(h>>8)%len(detectors)]
+	e := entitiesOf(a)
+	quoteTime := func(dst []byte, t time.Time) []byte {
+		return append(append(append(dst, '"'), FormatTime(t)...), '"')
 	}
-	dst = append(dst, tmplParts[0]...)
-	dst = strconv.AppendQuote(dst, a.id)
-	dst = append(dst, tmplParts[1]...)
-	dst = strconv.AppendInt(dst, int64(a.incident), 10)
-	dst = append(dst, tmplParts[2]...)
-	dst = strconv.AppendQuote(dst, v.Status)
-	dst = append(dst, tmplParts[3]...)
-	dst = append(dst, "(C&C) server."...)
-	dst = appendNotes(dst, a.pad, a.incident)
-	dst = append(dst, tmplParts[4]...)
-	dst = appendTime(dst, a.created)
-	dst = append(dst, tmplParts[5]...)
-	dst = appendTime(dst, a.created.Add(-2*time.Minute))
-	dst = append(dst, tmplParts[6]...)
-	dst = appendTime(dst, a.created.Add(-time.Minute))
-	dst = append(dst, tmplParts[7]...)
-	dst = appendTime(dst, v.LastUpdate)
-	return append(dst, tmplParts[8]...)
+	return endpointTmpl.render(dst, func(dst []byte, name string) []byte {
+		switch name {
+		case "ID":
+			return strconv.AppendQuote(dst, a.id)
+		case "INCIDENT":
+			return strconv.AppendInt(dst, int64(a.incident), 10)
+		case "SEVERITY":
+			return plainQuote(dst, endpointSeverities[int(h>>16)%len(endpointSeverities)])
+		case "STATUS":
+			return strconv.AppendQuote(dst, v.Status)
+		case "DETECTION":
+			return plainQuote(dst, det.source)
+		case "DETECTOR":
+			return plainQuote(dst, det.id)
+		case "CATEGORY":
+			return plainQuote(dst, det.category)
+		case "THREAT":
+			if det.family == "" {
+				return append(dst, "null"...)
+			}
+			return plainQuote(dst, det.family)
+		case "TITLE":
+			return plainQuote(dst, det.title)
+		case "MITRE":
+			return append(dst, det.mitre...)
+		case "DESCRIPTION":
+			// The notes are plain ASCII without quotes or backslashes: no escaping needed.
+			return append(appendNotes(append(append(dst, '"'), description...), a.pad, a.incident), '"')
+		case "CREATED":
+			return quoteTime(dst, a.created)
+		case "FIRSTEVENT":
+			return quoteTime(dst, a.created.Add(-2*time.Minute))
+		case "LASTEVENT":
+			return quoteTime(dst, a.created.Add(-time.Minute))
+		case "LASTUPDATE":
+			return quoteTime(dst, v.LastUpdate)
+		case "CMD":
+			return plainQuote(dst, `rundll32.exe  c:\\temp\\`+e.fileName()+`,RepeatAfterMe`)
+		}
+		return e.value(dst, name)
+	})
 }
 
 // FormatTime writes times the way the API does: UTC, trailing zeros of the fraction dropped.

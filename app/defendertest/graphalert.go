@@ -60,7 +60,7 @@ type tmpl struct {
 	names []string
 }
 
-var placeholder = regexp.MustCompile(`"@[A-Z]+@"`)
+var placeholder = regexp.MustCompile(`"@[A-Z0-9]+@"`)
 
 func compileTmpl(js []byte) tmpl {
 	var buf bytes.Buffer
@@ -172,6 +172,7 @@ func plainQuote(dst []byte, s string) []byte {
 // after unknownFutureValue read unknownFutureValue.
 func renderGraph(dst []byte, a *alert, v Version, allEnums bool) []byte {
 	g := graphView(a, v)
+	e := entitiesOf(a)
 	enum := func(dst []byte, s string) []byte {
 		if afterUnknownFuture[s] && !allEnums {
 			s = "unknownFutureValue"
@@ -237,7 +238,12 @@ func renderGraph(dst []byte, a *alert, v Version, allEnums bool) []byte {
 				if i > 0 {
 					dst = append(dst, ',')
 				}
-				dst = evidenceTmpls[k].render(dst, func(dst []byte, _ string) []byte { return quoteTime(dst, a.created) })
+				dst = evidenceTmpls[k].render(dst, func(dst []byte, name string) []byte {
+					if name == "CREATED" {
+						return quoteTime(dst, a.created)
+					}
+					return e.value(dst, name)
+				})
 			}
 			return append(dst, ']')
 		}

@@ -1,0 +1,123 @@
+package defendertest
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// What an alert names that differs from one alert to the next in a real tenant: the device it
+// was raised on, the user, the file it found, process ids. Both renderings (the Alert API's
+// and Graph's) take them from here, so the two feeds carry the same variety and neither
+// compresses better for being made of one example repeated: hashes and device ids are hex
+// that gzip cannot shrink much, as in real alerts.
+
+// Counts of distinct things in the stand-in's tenant: alerts on the same device, by the same
+// user or for the same malware sample share them, as real alerts do.
+const (
+	tenantDevices = 5000
+	tenantUsers   = 3000
+	tenantFiles   = 800
+)
+
+type entities struct {
+	device, user, file int
+	pid, ppid          int
+}
+
+// mix is splitmix64's finaliser: a well-spread 64-bit value from a counter.
+func mix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// entitiesOf derives an alert's entities from its number (stable for the alert).
+func entitiesOf(a *alert) entities {
+	h := mix(uint64(a.incident))
+	return entities{
+		device: int(h % tenantDevices),
+		user:   int((h >> 16) % tenantUsers),
+		file:   int((h >> 32) % tenantFiles),
+		pid:    int((h>>8)%60000) + 400,
+		ppid:   int((h>>24)%60000) + 400,
+	}
+}
+
+// appendHex appends n lowercase hex digits derived from kind and seed: the same pair always
+// gives the same digits (a device's id, a file's hash).
+func appendHex(dst []byte, kind, seed uint64, n int) []byte {
+	const digits = "0123456789abcdef"
+	var x uint64
+	for i := 0; i < n; i++ {
+		if i%16 == 0 {
+			x = mix(kind<<56 ^ seed<<8 ^ uint64(i/16))
+		}
+		dst = append(dst, digits[x>>60])
+		x <<= 4
+	}
+	return dst
+}
+
+// Kinds of hex, so a device id and a file hash from the same number differ.
+const (
+	hexDevice = iota + 1
+	hexSHA1
+	hexSHA256
+)
+
+func (e entities) appendDeviceID(dst []byte) []byte {
+	return appendHex(dst, hexDevice, uint64(e.device), 40)
+}
+
+func (e entities) dnsName() string { return fmt.Sprintf("ws%05d.emea.contoso.com", e.device) }
+
+func (e entities) userName() string { return "user" + strconv.Itoa(e.user) }
+
+func (e entities) upn() string { return e.userName() + "@contoso.com" }
+
+// fileName is the sample's name: a few names, as malware reuses them.
+func (e entities) fileName() string {
+	return [...]string{"suspicious.dll", "update.dll", "helper32.dll", "msvcrt_x.dll", "loader.dll"}[e.file%5]
+}
+
+func (e entities) appendSHA1(dst []byte) []byte {
+	return appendHex(dst, hexSHA1, uint64(e.file), 40)
+}
+
+func (e entities) appendSHA256(dst []byte) []byte {
+	return appendHex(dst, hexSHA256, uint64(e.file), 64)
+}
+
+// ip is an address in the documentation ranges (RFC 5737).
+func (e entities) ip() string {
+	return fmt.Sprintf("198.51.100.%d", e.device%250+1)
+}
+
+// value appends the JSON value of an entity placeholder of the templates; an unknown name
+// is a bug in a template.
+func (e entities) value(dst []byte, name string) []byte {
+	switch name {
+	case "DEVICE":
+		return append(e.appendDeviceID(append(dst, '"')), '"')
+	case "DNS":
+		return plainQuote(dst, e.dnsName())
+	case "USER":
+		return plainQuote(dst, e.userName())
+	case "UPN":
+		return plainQuote(dst, e.upn())
+	case "PID":
+		return strconv.AppendInt(dst, int64(e.pid), 10)
+	case "PPID":
+		return strconv.AppendInt(dst, int64(e.ppid), 10)
+	case "SHA1":
+		return append(e.appendSHA1(append(dst, '"')), '"')
+	case "SHA256":
+		return append(e.appendSHA256(append(dst, '"')), '"')
+	case "FILE":
+		return plainQuote(dst, e.fileName())
+	case "IP":
+		return plainQuote(dst, e.ip())
+	}
+	panic("defendertest: unknown placeholder " + name)
+}
