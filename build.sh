@@ -208,7 +208,7 @@ package_check() {
 # skips it); then the same against each API list order (BENCH_ORDERS at BENCH_ORDER_SIZES;
 # BENCH_ORDERS= skips them); then the indexer acknowledgement section (BENCH_ACKS=0 skips it):
 # ack latency x window on BENCH_ACK_SIZE alerts (BENCH_ACK_LATENCIES, BENCH_ACK_WINDOWS), the
-# goal rows on BENCH_ACK_GOAL_SIZE, BENCH_ACK_KILLS SIGKILLs during a drain, lost acks, and a
+# goal rows on BENCH_ACK_GOAL_SIZE in BENCH_ACK_GOAL_ROUNDS rounds, BENCH_ACK_KILLS SIGKILLs during a drain, lost acks, and a
 # caught-up daemon polling every BENCH_ACK_POLL (BENCH_ACK_PARTS picks among
 # latency,goals,crash,lost,caughtup).
 bench() {
@@ -221,7 +221,7 @@ bench() {
     -acks="${BENCH_ACKS:-1}" -ack-parts "${BENCH_ACK_PARTS:-latency,goals,crash,lost,caughtup}" \
     -ack-size "${BENCH_ACK_SIZE:-20000}" -ack-goal-size "${BENCH_ACK_GOAL_SIZE:-100000}" \
     -ack-latencies "${BENCH_ACK_LATENCIES:-300ms,1s,3s}" -ack-windows "${BENCH_ACK_WINDOWS:-fixed:1,fixed:8,adaptive:64}" \
-    -ack-kills "${BENCH_ACK_KILLS:-8}" -ack-poll "${BENCH_ACK_POLL:-5s}" \
+    -ack-goal-rounds "${BENCH_ACK_GOAL_ROUNDS:-3}" -ack-kills "${BENCH_ACK_KILLS:-8}" -ack-poll "${BENCH_ACK_POLL:-5s}" \
     ${BENCH_OUT:+-out "$BENCH_OUT"}
 }
 

@@ -26,6 +26,7 @@ type ackFlags struct {
 	size, goalSize int
 	latencies      string
 	goalLatencies  string
+	goalRounds     int
 	windows        string
 	kills          int
 	p99, tail      float64 // the tail's shape, as multiples of the median
@@ -44,6 +45,7 @@ func (f *ackFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.goalSize, "ack-goal-size", 100000, "alerts for the goal rows")
 	fs.StringVar(&f.latencies, "ack-latencies", "300ms,1s,3s", "median ack latencies of the latency x window table")
 	fs.StringVar(&f.goalLatencies, "ack-goal-latencies", "1s,3s", "median ack latencies of the goal rows")
+	fs.IntVar(&f.goalRounds, "ack-goal-rounds", 3, "rounds of the goal rows (acks off, then each latency); the CPU ratio is judged on the medians")
 	fs.StringVar(&f.windows, "ack-windows", "fixed:1,fixed:8,adaptive:64", "windows of the latency table: fixed:N, adaptive:N (upper bound) or default")
 	fs.IntVar(&f.kills, "ack-kills", 8, "SIGKILLs during the crash drain")
 	fs.Float64Var(&f.p99, "ack-p99", 3, "the ack latency's 99th percentile, as a multiple of its median")
@@ -252,47 +254,6 @@ func latencyTable(bin string, f *ackFlags, knows bool) (string, bool) {
 				num(r.st, "hec_requests"), num(r.st, "ack_ids"), num(r.st, "duplicates"), r.missing)
 			fmt.Fprintf(os.Stderr, "done: acks after %v, window %s\n", lat, w.label(knows))
 		}
-	}
-	return b.String(), good
-}
-
-// goalTable: the goal rows at the default settings, with acks off in the same run for
-// the CPU ratio.
-func goalTable(bin string, f *ackFlags) (string, bool) {
-	lats, err := durations(f.goalLatencies)
-	if err != nil {
-		fail(fmt.Errorf("-ack-goal-latencies: %w", err))
-	}
-	good := true
-	off, err := drain(bin, f.goalSize, []string{"-ack=false"}, []string{"DEFENDER_HEC_ACK=off"})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "benchrun:", err)
-		good = false
-	}
-	offPA := float64(off.m.cpu.Microseconds()) / float64(off.n)
-	var b strings.Builder
-	b.WriteString("| acks | alerts/s | goal | peak RSS MiB (goal < 64) | CPU µs/alert | CPU vs acks off (goal ≤ 1.1×) | wall s | duplicates | missing |\n")
-	b.WriteString("|---|---:|---|---:|---:|---:|---:|---:|---:|\n")
-	fmt.Fprintf(&b, "| off | %.0f | | %.1f | %.1f | 1.00× | %.1f | %d | %d |\n", float64(off.n)/off.m.wall.Seconds(), mib(off.m.rssKiB),
-		offPA, off.m.wall.Seconds(), num(off.st, "duplicates"), off.missing)
-	good = good && off.missing == 0
-	fmt.Fprintf(os.Stderr, "done: goal, acks off\n")
-	for _, lat := range lats {
-		r, err := drain(bin, f.goalSize, f.standinLatency(lat), nil)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "benchrun:", err)
-			good = false
-		}
-		good = good && r.missing == 0
-		rate := float64(r.n) / r.m.wall.Seconds()
-		goal := 3000.0
-		if lat <= time.Second {
-			goal = 5000
-		}
-		pa := float64(r.m.cpu.Microseconds()) / float64(r.n)
-		fmt.Fprintf(&b, "| after %v | %.0f | ≥ %.0f %s | %.1f %s | %.1f | %.2f× %s | %.1f | %d | %d |\n", lat, rate, goal, met(rate >= goal),
-			mib(r.m.rssKiB), met(mib(r.m.rssKiB) < 64), pa, pa/offPA, met(pa <= 1.1*offPA), r.m.wall.Seconds(), num(r.st, "duplicates"), r.missing)
-		fmt.Fprintf(os.Stderr, "done: goal, acks after %v\n", lat)
 	}
 	return b.String(), good
 }

@@ -123,3 +123,24 @@ func TestInCheckpoint(t *testing.T) {
 		t.Error("an id of a quick save that follows another checkpoint counted")
 	}
 }
+
+func TestMedian(t *testing.T) {
+	for _, tt := range []struct {
+		give []float64
+		want float64
+	}{
+		{nil, 0},
+		{[]float64{3}, 3},
+		{[]float64{5, 1, 3}, 3},
+		{[]float64{4, 1, 3, 2}, 2.5},
+		{[]float64{2, 9, 9}, 9},
+	} {
+		give := slices.Clone(tt.give)
+		if got := median(tt.give); got != tt.want {
+			t.Errorf("median(%v) = %v, want %v", tt.give, got, tt.want)
+		}
+		if !slices.Equal(give, tt.give) {
+			t.Errorf("median reordered its input: %v, was %v", tt.give, give)
+		}
+	}
+}
