@@ -132,7 +132,7 @@ func main() {
 	orderSizes := flag.String("order-sizes", "25000,100000", "backlog sizes for -orders")
 	feeds := flag.String("feeds", "", "also run these feeds against endpoint-alerts on the same alerts, acks off (graph-alerts)")
 	feedSize := flag.Int("feed-size", 100000, "alerts for -feeds")
-	feedRounds := flag.Int("feed-rounds", 2, "rounds of -feeds (the feeds alternate)")
+	feedRounds := flag.Int("feed-rounds", 3, "rounds of -feeds (the feeds alternate)")
 	var acks ackFlags
 	acks.register(flag.CommandLine)
 	flag.Parse()
