@@ -20,6 +20,7 @@ const (
 )
 
 type entities struct {
+	n                  int // the alert's number
 	device, user, file int
 	pid, ppid          int
 }
@@ -35,13 +36,18 @@ func mix(x uint64) uint64 {
 // entitiesOf derives an alert's entities from its number (stable for the alert).
 func entitiesOf(a *alert) entities {
 	h := mix(uint64(a.incident))
-	return entities{
+	e := entities{
+		n:      a.incident,
 		device: int(h % tenantDevices),
 		user:   int((h >> 16) % tenantUsers),
 		file:   int((h >> 32) % tenantFiles),
-		pid:    int((h>>8)%60000) + 400,
-		ppid:   int((h>>24)%60000) + 400,
+		pid:    4 * (int((h>>8)%15000) + 100), // Windows process ids are multiples of 4
+		ppid:   4 * (int((h>>24)%15000) + 100),
 	}
+	if e.ppid == e.pid {
+		e.ppid += 4
+	}
+	return e
 }
 
 // appendHex appends n lowercase hex digits derived from kind and seed: the same pair always
@@ -64,6 +70,8 @@ const (
 	hexDevice = iota + 1
 	hexSHA1
 	hexSHA256
+	hexAADUser
+	hexMessage
 )
 
 func (e entities) appendDeviceID(dst []byte) []byte {
@@ -75,6 +83,19 @@ func (e entities) dnsName() string { return fmt.Sprintf("ws%05d.emea.contoso.com
 func (e entities) userName() string { return "user" + strconv.Itoa(e.user) }
 
 func (e entities) upn() string { return e.userName() + "@contoso.com" }
+
+// appendGUID appends a GUID made from kind and seed.
+func appendGUID(dst []byte, kind, seed uint64) []byte {
+	var h [32]byte
+	appendHex(h[:0], kind, seed, 32)
+	for i, part := range [...][2]int{{0, 8}, {8, 12}, {12, 16}, {16, 20}, {20, 32}} {
+		if i > 0 {
+			dst = append(dst, '-')
+		}
+		dst = append(dst, h[part[0]:part[1]]...)
+	}
+	return dst
+}
 
 // fileName is the sample's name: a few names, as malware reuses them.
 func (e entities) fileName() string {
@@ -106,6 +127,14 @@ func (e entities) value(dst []byte, name string) []byte {
 		return plainQuote(dst, e.userName())
 	case "UPN":
 		return plainQuote(dst, e.upn())
+	case "SID":
+		return plainQuote(dst, "S-1-5-21-3623811015-3361044348-30300820-"+strconv.Itoa(1100+e.user))
+	case "AADUSER":
+		return append(appendGUID(append(dst, '"'), hexAADUser, uint64(e.user)), '"')
+	case "MESSAGE": // an e-mail's network message id: one per alert
+		return append(appendGUID(append(dst, '"'), hexMessage, uint64(e.n)), '"')
+	case "DISPLAY":
+		return plainQuote(dst, "User "+strconv.Itoa(e.user))
 	case "PID":
 		return strconv.AppendInt(dst, int64(e.pid), 10)
 	case "PPID":

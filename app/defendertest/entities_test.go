@@ -33,7 +33,12 @@ func gzipRatio(t *testing.T, b []byte) float64 {
 	return float64(len(b)) / float64(z.Len())
 }
 
-var hexRE = regexp.MustCompile(`^[0-9a-f]+$`)
+var (
+	hexRE  = regexp.MustCompile(`^[0-9a-f]+$`)
+	guidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+	// leftRE finds a placeholder left in the output, spelled as the templates' or not.
+	leftRE = regexp.MustCompile(`"@[A-Za-z0-9_]+@"`)
+)
 
 // Both renderings vary per alert the way real alerts do (devices, users, files, detectors),
 // and neither compresses far better than the other: the feeds bench compares their CPU.
@@ -41,6 +46,7 @@ func TestRenderedAlertsVary(t *testing.T) {
 	as, v := sampleAlerts(300)
 	var ep, gr []byte
 	devices, files, titles, sev := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
+	users := map[string]bool{}
 	gdevices := map[string]bool{}
 	for _, a := range as {
 		one := render(nil, a, v)
@@ -49,13 +55,14 @@ func TestRenderedAlertsVary(t *testing.T) {
 			LastUpdateTime                                  time.Time
 			Evidence                                        []struct {
 				EntityType, Sha1, Sha256, FileName string
-				ProcessID                          *int
+				AadUserID, UserSid                 string
+				ProcessID, ParentProcessID         *int
 			}
 		}
 		if err := json.Unmarshal(one, &m); err != nil {
 			t.Fatalf("endpoint alert %s is not JSON: %v\n%s", a.id, err, one)
 		}
-		if placeholder.Match(one) {
+		if leftRE.Match(one) {
 			t.Fatalf("endpoint alert %s keeps a placeholder: %s", a.id, one)
 		}
 		if m.ID != a.id || !m.LastUpdateTime.Equal(v.LastUpdate) {
@@ -66,11 +73,21 @@ func TestRenderedAlertsVary(t *testing.T) {
 		}
 		devices[m.MachineID], titles[m.Title], sev[m.Severity] = true, true, true
 		for _, e := range m.Evidence {
-			if e.EntityType == "File" {
+			switch {
+			case e.EntityType == "File":
 				if len(e.Sha1) != 40 || len(e.Sha256) != 64 || !hexRE.MatchString(e.Sha1+e.Sha256) || e.FileName == "" {
 					t.Fatalf("file evidence %+v", e)
 				}
 				files[e.Sha256] = true
+			case e.EntityType == "User":
+				if !guidRE.MatchString(e.AadUserID) || !strings.HasPrefix(e.UserSid, "S-1-5-21-") {
+					t.Fatalf("user evidence %+v", e)
+				}
+				users[e.AadUserID] = true
+			case e.EntityType == "Process":
+				if e.ProcessID == nil || e.ParentProcessID == nil || *e.ProcessID%4 != 0 || *e.ProcessID == *e.ParentProcessID {
+					t.Fatalf("process evidence %+v", e)
+				}
 			}
 		}
 		ep = append(ep, one...)
@@ -78,25 +95,40 @@ func TestRenderedAlertsVary(t *testing.T) {
 		g := renderGraph(nil, a, v, true)
 		var gm struct {
 			Evidence []struct {
+				Type        string `json:"@odata.type"`
 				MdeDeviceID string `json:"mdeDeviceId"`
+				ProcessID   *int   `json:"processId"`
+				FileDetails *struct {
+					Sha1, FileName string
+				}
 			}
 		}
 		if err := json.Unmarshal(g, &gm); err != nil {
 			t.Fatalf("graph alert %s is not JSON: %v\n%s", a.id, err, g)
 		}
-		if placeholder.Match(g) {
+		if leftRE.Match(g) {
 			t.Fatalf("graph alert %s keeps a placeholder: %s", a.id, g)
 		}
 		for _, e := range gm.Evidence {
 			if e.MdeDeviceID != "" {
 				gdevices[e.MdeDeviceID] = true
 			}
+			switch e.Type {
+			case "#microsoft.graph.security.processEvidence":
+				if e.ProcessID == nil {
+					t.Fatalf("graph alert %s: process evidence without a numeric processId", a.id)
+				}
+			case "#microsoft.graph.security.fileEvidence":
+				if e.FileDetails == nil || len(e.FileDetails.Sha1) != 40 || !strings.HasSuffix(e.FileDetails.FileName, ".dll") {
+					t.Fatalf("graph alert %s: file evidence %+v", a.id, e.FileDetails)
+				}
+			}
 		}
 		gr = append(gr, g...)
 	}
-	if len(devices) < 250 || len(files) < 200 || len(titles) != len(detectors) || len(sev) != 4 {
-		t.Errorf("endpoint alerts vary too little: %d devices, %d files, %d titles, %d severities of 300 alerts",
-			len(devices), len(files), len(titles), len(sev))
+	if len(devices) < 250 || len(files) < 200 || len(users) < 250 || len(titles) != len(detectors) || len(sev) != 4 {
+		t.Errorf("endpoint alerts vary too little: %d devices, %d files, %d users, %d titles, %d severities of 300 alerts",
+			len(devices), len(files), len(users), len(titles), len(sev))
 	}
 	if len(gdevices) < 100 {
 		t.Errorf("graph evidence names %d devices in 300 alerts", len(gdevices))

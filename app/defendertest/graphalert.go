@@ -65,7 +65,7 @@ var placeholder = regexp.MustCompile(`"@[A-Z0-9]+@"`)
 func compileTmpl(js []byte) tmpl {
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, js); err != nil {
-		panic("defendertest: a Graph template is not JSON: " + err.Error())
+		panic("defendertest: a template is not JSON: " + err.Error())
 	}
 	b := buf.Bytes()
 	var t tmpl
@@ -163,7 +163,8 @@ func graphView(a *alert, v Version) gview {
 	return g
 }
 
-// plainQuote quotes a string the stand-in made, which holds nothing JSON must escape.
+// plainQuote quotes a string the stand-in made, which holds nothing JSON must escape, or
+// holds it escaped already (a path's backslashes written as \\).
 func plainQuote(dst []byte, s string) []byte {
 	return append(append(append(dst, '"'), s...), '"')
 }

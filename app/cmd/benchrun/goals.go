@@ -35,7 +35,9 @@ func goalTable(bin string, f *ackFlags) (string, bool) {
 			good = false
 		}
 		offPA := float64(off.m.cpu.Microseconds()) / float64(off.n)
-		offs = append(offs, offPA)
+		if err == nil {
+			offs = append(offs, offPA) // a failed run's figures stay out of the medians
+		}
 		fmt.Fprintf(&b, "| %d | off | %.0f | | %.1f | %.1f | 1.00× | %.1f | %d | %d |\n", round, float64(off.n)/off.m.wall.Seconds(),
 			mib(off.m.rssKiB), offPA, off.m.wall.Seconds(), num(off.st, "duplicates"), off.missing)
 		good = good && off.missing == 0
@@ -53,17 +55,23 @@ func goalTable(bin string, f *ackFlags) (string, bool) {
 				goal = 5000
 			}
 			pa := float64(r.m.cpu.Microseconds()) / float64(r.n)
-			ons[i] = append(ons[i], pa)
+			if err == nil {
+				ons[i] = append(ons[i], pa)
+			}
 			fmt.Fprintf(&b, "| %d | after %v | %.0f | ≥ %.0f %s | %.1f %s | %.1f | %.2f× | %.1f | %d | %d |\n", round, lat, rate, goal, met(rate >= goal),
 				mib(r.m.rssKiB), met(mib(r.m.rssKiB) < 64), pa, pa/offPA, r.m.wall.Seconds(), num(r.st, "duplicates"), r.missing)
 			fmt.Fprintf(os.Stderr, "done: goal round %d, acks after %v\n", round, lat)
 		}
 	}
 	offMed := median(offs)
-	fmt.Fprintf(&b, "\nCPU per alert, the median of %d rounds: acks off %.1f µs", rounds, offMed)
+	fmt.Fprintf(&b, "\nCPU per alert, the median of the rounds that ran to the end: acks off %.1f µs (%d)", offMed, len(offs))
 	for i, lat := range lats {
 		m := median(ons[i])
-		fmt.Fprintf(&b, "; acks after %v %.1f µs, **%.2f×** %s", lat, m, m/offMed, met(m <= 1.1*offMed))
+		verdict := "n/a"
+		if offMed > 0 && m > 0 {
+			verdict = fmt.Sprintf("**%.2f×** %s", m/offMed, met(m <= 1.1*offMed))
+		}
+		fmt.Fprintf(&b, "; acks after %v %.1f µs (%d), %s", lat, m, len(ons[i]), verdict)
 	}
 	b.WriteString(" (goal ≤ 1.1× acks off).\n")
 	return b.String(), good
