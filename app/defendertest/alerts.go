@@ -45,25 +45,29 @@ func (a *alert) visible(now time.Time) (Version, bool) {
 var endpointTmpl = compileTmpl(templateJSON)
 
 // A detector's alerts in the endpoint rendering: its title, category, detection source,
-// detector id, MITRE techniques and threat family ("": null). The first is the example's.
+// detector id, MITRE techniques, threat family ("": null) and description. The first is the
+// example's.
 type detector struct {
-	title, category, source, id, mitre, family string
+	title, category, source, id, mitre, family, description string
 }
 
 var detectors = []detector{
-	{"Low-reputation arbitrary code executed by signed executable", "Execution", "WindowsDefenderAtp", "17e10bbc-3a68-474a-8aad-faef14d43952", `["T1064","T1085","T1220"]`, ""},
-	{"Suspicious PowerShell command line", "Execution", "WindowsDefenderAtp", "4b3c2a19-8e7d-4f60-a5b4-c3d2e1f0a9b8", `["T1059.001"]`, ""},
-	{"Possible ransomware activity in the file system", "Ransomware", "WindowsDefenderAv", "9d8c7b6a-5f4e-4d3c-b2a1-0f9e8d7c6b5a", `["T1486","T1490"]`, "Lockbit"},
-	{"Credential theft attempt from LSASS memory", "CredentialAccess", "WindowsDefenderAtp", "2e1f0a9b-8c7d-4e6f-a5b4-d3c2b1a0f9e8", `["T1003.001"]`, ""},
-	{"New scheduled task set to run a script", "Persistence", "WindowsDefenderAtp", "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d", `["T1053.005"]`, ""},
-	{"Emotet malware was detected", "Malware", "WindowsDefenderAv", "c5d4e3f2-a1b0-4c9d-8e7f-6a5b4c3d2e1f", `[]`, "Emotet"},
+	{"Low-reputation arbitrary code executed by signed executable", "Execution", "WindowsDefenderAtp", "17e10bbc-3a68-474a-8aad-faef14d43952", `["T1064","T1085","T1220"]`, "",
+		"Binaries signed by Microsoft can be used to run low-reputation arbitrary code. This technique hides the execution of malicious code within a trusted process. As a result, the trusted process might exhibit suspicious behaviors, such as opening a listening port or connecting to a command-and-control (C&C) server."},
+	{"Suspicious PowerShell command line", "Execution", "WindowsDefenderAtp", "4b3c2a19-8e7d-4f60-a5b4-c3d2e1f0a9b8", `["T1059.001"]`, "",
+		"PowerShell ran with arguments that hide what it does: an encoded command, a hidden window and a policy bypass. Attackers use such command lines to download and start further tools."},
+	{"Possible ransomware activity in the file system", "Ransomware", "WindowsDefenderAv", "9d8c7b6a-5f4e-4d3c-b2a1-0f9e8d7c6b5a", `["T1486","T1490"]`, "Lockbit",
+		"A process renamed and rewrote many user files in a short time and deleted volume shadow copies, as ransomware does before it asks for payment."},
+	{"Credential theft attempt from LSASS memory", "CredentialAccess", "WindowsDefenderAtp", "2e1f0a9b-8c7d-4e6f-a5b4-d3c2b1a0f9e8", `["T1003.001"]`, "",
+		"A process opened the memory of the Local Security Authority process, where Windows keeps the credentials of signed-in users. Reading it lets an attacker reuse those credentials on other devices."},
+	{"New scheduled task set to run a script", "Persistence", "WindowsDefenderAtp", "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d", `["T1053.005"]`, "",
+		"A scheduled task was created that starts a script from a user-writable folder at every sign-in, a common way to keep malware running across restarts."},
+	{"Emotet malware was detected", "Malware", "WindowsDefenderAv", "c5d4e3f2-a1b0-4c9d-8e7f-6a5b4c3d2e1f", `[]`, "Emotet",
+		"Microsoft Defender Antivirus found Emotet, a banking trojan that spreads through malicious e-mail attachments and loads other malware."},
 }
 
 // endpointSeverities are the Alert API's severity values.
 var endpointSeverities = []string{"Informational", "Low", "Medium", "High"}
-
-// description is the example's, to which notes are added.
-const description = "Binaries signed by Microsoft can be used to run low-reputation arbitrary code. This technique hides the execution of malicious code within a trusted process. As a result, the trusted process might exhibit suspicious behaviors, such as opening a listening port or connecting to a command-and-control (C&C) server."
 
 // notes vary alert sizes (2–5 KB, as real alerts with evidence are) with text that reads
 // like an alert's and does not repeat itself wholesale.
@@ -124,8 +128,9 @@ func render(dst []byte, a *alert, v Version) []byte {
 		case "MITRE":
 			return append(dst, det.mitre...)
 		case "DESCRIPTION":
-			// The notes are plain ASCII without quotes or backslashes: no escaping needed.
-			return append(appendNotes(append(append(dst, '"'), description...), a.pad, a.incident), '"')
+			// The descriptions and notes are plain ASCII without quotes or backslashes: no
+			// escaping needed.
+			return append(appendNotes(append(append(dst, '"'), det.description...), a.pad, a.incident), '"')
 		case "CREATED":
 			return quoteTime(dst, a.created)
 		case "FIRSTEVENT":

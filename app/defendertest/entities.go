@@ -3,6 +3,7 @@ package defendertest
 import (
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // What an alert names that differs from one alert to the next in a real tenant: the device it
@@ -72,6 +73,7 @@ const (
 	hexSHA256
 	hexAADUser
 	hexMessage
+	hexVM
 )
 
 func (e entities) appendDeviceID(dst []byte) []byte {
@@ -133,6 +135,11 @@ func (e entities) value(dst []byte, name string) []byte {
 		return append(appendGUID(append(dst, '"'), hexAADUser, uint64(e.user)), '"')
 	case "MESSAGE": // an e-mail's network message id: one per alert
 		return append(appendGUID(append(dst, '"'), hexMessage, uint64(e.n)), '"')
+	case "VMID": // a device's virtual machine id
+		return append(appendGUID(append(dst, '"'), hexVM, uint64(e.device)), '"')
+	case "FIRSTSEEN": // when the device was onboarded: a day in 2024, with a time of day
+		d := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(e.device%366)*24*time.Hour + time.Duration(e.device*7919%86400)*time.Second)
+		return append(append(append(dst, '"'), FormatTime(d)...), '"')
 	case "DISPLAY":
 		return plainQuote(dst, "User "+strconv.Itoa(e.user))
 	case "PID":

@@ -38,17 +38,18 @@ type service struct {
 	source, detection, title, category string
 	share                              int
 	evidence                           []string
+	description                        string // plain ASCII, nothing JSON must escape
 }
 
 var services = []service{
-	{"microsoftDefenderForEndpoint", "antivirus", "Suspicious execution of hidden file", "DefenseEvasion", 40, []string{"device", "file", "process", "registryKey"}},
-	{"microsoftDefenderForOffice365", "microsoftDefenderForOffice365", "Email messages containing malicious URL removed after delivery", "InitialAccess", 20, []string{"mailbox", "analyzedMessage", "url"}},
-	{"microsoftDefenderForIdentity", "microsoftDefenderForIdentity", "Suspected brute-force attack (Kerberos, NTLM)", "CredentialAccess", 10, []string{"user", "device", "ip"}},
-	{"microsoftDefenderForCloudApps", "cloudAppSecurity", "Impossible travel activity", "InitialAccess", 10, []string{"user", "ip", "cloudApplication"}},
-	{"azureAdIdentityProtection", "azureAdIdentityProtection", "Unfamiliar sign-in properties", "InitialAccess", 5, []string{"user", "ip"}},
-	{"dataLossPrevention", "microsoftDataLossPrevention", "DLP policy match for document in SharePoint", "Exfiltration", 5, []string{"user", "file"}},
-	{"microsoft365Defender", "microsoft365Defender", "Suspicious activity by an AI agent", "Execution", 3, []string{"aiAgent", "user"}},
-	{"microsoftDefenderForCloud", "microsoftDefenderForServers", "Suspicious process executed on a virtual machine", "Execution", 7, []string{"azureResource", "process", "ip"}},
+	{"microsoftDefenderForEndpoint", "antivirus", "Suspicious execution of hidden file", "DefenseEvasion", 40, []string{"device", "file", "process", "registryKey"}, "A hidden file was run from a temporary folder by a process that does not usually start programs, a way to evade defenses."},
+	{"microsoftDefenderForOffice365", "microsoftDefenderForOffice365", "Email messages containing malicious URL removed after delivery", "InitialAccess", 20, []string{"mailbox", "analyzedMessage", "url"}, "Messages with a link to a phishing site were delivered to mailboxes and later removed by automated investigation."},
+	{"microsoftDefenderForIdentity", "microsoftDefenderForIdentity", "Suspected brute-force attack (Kerberos, NTLM)", "CredentialAccess", 10, []string{"user", "device", "ip"}, "Many failed Kerberos and NTLM authentications against several accounts came from one device in a short time."},
+	{"microsoftDefenderForCloudApps", "cloudAppSecurity", "Impossible travel activity", "InitialAccess", 10, []string{"user", "ip", "cloudApplication"}, "The same user signed in from two countries within a time too short to travel between them."},
+	{"azureAdIdentityProtection", "azureAdIdentityProtection", "Unfamiliar sign-in properties", "InitialAccess", 5, []string{"user", "ip"}, "A sign-in used properties (browser, location, network) not seen for this user before."},
+	{"dataLossPrevention", "microsoftDataLossPrevention", "DLP policy match for document in SharePoint", "Exfiltration", 5, []string{"user", "file"}, "A document stored in SharePoint matched a data loss prevention policy for financial data."},
+	{"microsoft365Defender", "microsoft365Defender", "Suspicious activity by an AI agent", "Execution", 3, []string{"aiAgent", "user"}, "An AI agent called tools in an order that matches known prompt-injection abuse."},
+	{"microsoftDefenderForCloud", "microsoftDefenderForServers", "Suspicious process executed on a virtual machine", "Execution", 7, []string{"azureResource", "process", "ip"}, "A process with a suspicious command line was started on a virtual machine by a service account."},
 }
 
 // afterUnknownFuture are enum members added after unknownFutureValue, hidden without Prefer.
@@ -207,7 +208,7 @@ func renderGraph(dst []byte, a *alert, v Version, allEnums bool) []byte {
 			return plainQuote(dst, g.svc.category)
 		case "DESCRIPTION":
 			// The notes are plain ASCII without quotes or backslashes: no escaping needed.
-			dst = append(append(append(dst, `"An alert raised by `...), g.svc.source...), '.')
+			dst = append(append(dst, '"'), g.svc.description...)
 			return append(appendNotes(dst, a.pad, a.incident), '"')
 		case "ASSIGNED":
 			if g.assignedTo == "" {
