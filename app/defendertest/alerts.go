@@ -99,9 +99,6 @@ func render(dst []byte, a *alert, v Version) []byte {
 	h := uint32(a.incident-1000) * 2654435761
 	det := &detectors[int(h>>8)%len(detectors)]
 	e := entitiesOf(a)
-	quoteTime := func(dst []byte, t time.Time) []byte {
-		return append(append(append(dst, '"'), FormatTime(t)...), '"')
-	}
 	return endpointTmpl.render(dst, func(dst []byte, name string) []byte {
 		switch name {
 		case "ID":
@@ -148,6 +145,11 @@ func render(dst []byte, a *alert, v Version) []byte {
 
 // FormatTime writes times the way the API does: UTC, trailing zeros of the fraction dropped.
 func FormatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.9999999Z") }
+
+// quoteTime appends t as FormatTime writes it, as a JSON string.
+func quoteTime(dst []byte, t time.Time) []byte {
+	return append(append(append(dst, '"'), FormatTime(t)...), '"')
+}
 
 // AlertID makes an id of the API's shape.
 func AlertID(n int) string {

@@ -76,40 +76,34 @@ const (
 	hexVM
 )
 
-func (e entities) appendDeviceID(dst []byte) []byte {
-	return appendHex(dst, hexDevice, uint64(e.device), 40)
-}
-
 func (e entities) dnsName() string { return fmt.Sprintf("ws%05d.emea.contoso.com", e.device) }
 
 func (e entities) userName() string { return "user" + strconv.Itoa(e.user) }
 
 func (e entities) upn() string { return e.userName() + "@contoso.com" }
 
-// appendGUID appends a GUID made from kind and seed.
-func appendGUID(dst []byte, kind, seed uint64) []byte {
+// quotedHex appends, quoted, n hex digits made from kind and seed.
+func quotedHex(dst []byte, kind uint64, seed, n int) []byte {
+	return append(appendHex(append(dst, '"'), kind, uint64(seed), n), '"')
+}
+
+// quotedGUID appends, quoted, a GUID made from kind and seed.
+func quotedGUID(dst []byte, kind uint64, seed int) []byte {
 	var h [32]byte
-	appendHex(h[:0], kind, seed, 32)
+	appendHex(h[:0], kind, uint64(seed), 32)
+	dst = append(dst, '"')
 	for i, part := range [...][2]int{{0, 8}, {8, 12}, {12, 16}, {16, 20}, {20, 32}} {
 		if i > 0 {
 			dst = append(dst, '-')
 		}
 		dst = append(dst, h[part[0]:part[1]]...)
 	}
-	return dst
+	return append(dst, '"')
 }
 
 // fileName is the sample's name: a few names, as malware reuses them.
 func (e entities) fileName() string {
 	return [...]string{"suspicious.dll", "update.dll", "helper32.dll", "msvcrt_x.dll", "loader.dll"}[e.file%5]
-}
-
-func (e entities) appendSHA1(dst []byte) []byte {
-	return appendHex(dst, hexSHA1, uint64(e.file), 40)
-}
-
-func (e entities) appendSHA256(dst []byte) []byte {
-	return appendHex(dst, hexSHA256, uint64(e.file), 64)
 }
 
 // ip is an address in the documentation ranges (RFC 5737).
@@ -122,7 +116,7 @@ func (e entities) ip() string {
 func (e entities) value(dst []byte, name string) []byte {
 	switch name {
 	case "DEVICE":
-		return append(e.appendDeviceID(append(dst, '"')), '"')
+		return quotedHex(dst, hexDevice, e.device, 40)
 	case "DNS":
 		return plainQuote(dst, e.dnsName())
 	case "USER":
@@ -132,14 +126,14 @@ func (e entities) value(dst []byte, name string) []byte {
 	case "SID":
 		return plainQuote(dst, "S-1-5-21-3623811015-3361044348-30300820-"+strconv.Itoa(1100+e.user))
 	case "AADUSER":
-		return append(appendGUID(append(dst, '"'), hexAADUser, uint64(e.user)), '"')
+		return quotedGUID(dst, hexAADUser, e.user)
 	case "MESSAGE": // an e-mail's network message id: one per alert
-		return append(appendGUID(append(dst, '"'), hexMessage, uint64(e.n)), '"')
+		return quotedGUID(dst, hexMessage, e.n)
 	case "VMID": // a device's virtual machine id
-		return append(appendGUID(append(dst, '"'), hexVM, uint64(e.device)), '"')
+		return quotedGUID(dst, hexVM, e.device)
 	case "FIRSTSEEN": // when the device was onboarded: a day in 2024, with a time of day
 		d := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(e.device%366)*24*time.Hour + time.Duration(e.device*7919%86400)*time.Second)
-		return append(append(append(dst, '"'), FormatTime(d)...), '"')
+		return quoteTime(dst, d)
 	case "DISPLAY":
 		return plainQuote(dst, "User "+strconv.Itoa(e.user))
 	case "PID":
@@ -147,9 +141,9 @@ func (e entities) value(dst []byte, name string) []byte {
 	case "PPID":
 		return strconv.AppendInt(dst, int64(e.ppid), 10)
 	case "SHA1":
-		return append(e.appendSHA1(append(dst, '"')), '"')
+		return quotedHex(dst, hexSHA1, e.file, 40)
 	case "SHA256":
-		return append(e.appendSHA256(append(dst, '"')), '"')
+		return quotedHex(dst, hexSHA256, e.file, 64)
 	case "FILE":
 		return plainQuote(dst, e.fileName())
 	case "IP":

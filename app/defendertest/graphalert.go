@@ -181,9 +181,6 @@ func renderGraph(dst []byte, a *alert, v Version, allEnums bool) []byte {
 		}
 		return plainQuote(dst, s)
 	}
-	quoteTime := func(dst []byte, t time.Time) []byte {
-		return append(append(append(dst, '"'), FormatTime(t)...), '"')
-	}
 	return graphAlertTmpl.render(dst, func(dst []byte, name string) []byte {
 		switch name {
 		case "ID":

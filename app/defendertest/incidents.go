@@ -193,10 +193,6 @@ func viewIncident(a *alert, v Version) incidentView {
 	return iv
 }
 
-func quoteTime(dst []byte, t time.Time) []byte {
-	return append(append(append(dst, '"'), FormatTime(t)...), '"')
-}
-
 // renderIncident appends the incident's JSON in version v, its alerts as of v.
 func renderIncident(dst []byte, a *alert, v Version) []byte {
 	iv := viewIncident(a, v)
