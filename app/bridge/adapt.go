@@ -55,6 +55,11 @@ func HECSink(c *hec.Client, linger time.Duration) OpenSink {
 			}
 			report(Outcome{Last: last, N: b.Len(), Pending: true, Ticket: raw})
 		})
+		s.OnTaken(func(b *hec.Batch) {
+			if last, _ := b.Tag.(*Tag); last != nil {
+				report(Outcome{Last: last, N: b.Len(), Taken: true})
+			}
+		})
 		return hecSink{s: s, c: c}
 	}
 }

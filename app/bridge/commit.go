@@ -16,7 +16,12 @@ func (p *Pump) stageLocked() {
 		return // inside an earlier window whose run is held: its checkpoint stays (a failure stopped the release)
 	}
 	if t := p.tags.at(p.front.at); t != nil && t.gen == p.gen {
-		p.win.Position = positionJSON(t.pos)
+		if t.pos != nil {
+			p.win.Position = positionJSON(t.pos)
+		}
+		// Else its position was let go (forgetPositions): the one saved before is earlier,
+		// and resuming from it skips the versions delivered since (the checkpoint's keys)
+		// or, below the next window's start, sends them again. Nothing is lost.
 	} else {
 		p.win.Position = nil // the frontier is the end of the earlier window: this one starts
 	}

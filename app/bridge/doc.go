@@ -46,6 +46,12 @@
 // (delivery stops). A run still held when a window ends is settled by the next window, or,
 // at the end of the drain, carried in the checkpoint to the next drain.
 //
+// The frontier stops inside a batch only before a refused end, so the pump keeps every
+// record's position until the sink says the destination took the batch whole (Taken); then
+// only the last record's. (A later send of it that refuses its end after all leaves the
+// frontier at a record without a position: the checkpoint keeps an earlier one, and a
+// resume reads again from there.)
+//
 // # Saves coalesce
 //
 // Each move of the frontier stages the state up to it and starts the saver unless it runs.

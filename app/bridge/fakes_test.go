@@ -202,3 +202,43 @@ func TestCloseWaitsForALateSave(t *testing.T) {
 		}
 	}
 }
+
+// A batch HEC took whole lets go of its records' positions but the last (a long ack wait
+// holds hundreds of bytes for each otherwise). Should a request that sends it again after a
+// lost ack refuse its end after all, the frontier stops at a record without a position: the
+// checkpoint keeps the earlier one, so the next run reads from there and loses nothing.
+func TestTakenBatchesLetTheirPositionsGo(t *testing.T) {
+	dir := t.TempDir()
+	store, err := checkpoint.Open(dir, "tenant1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var kept []int
+	sink := &scripted{onFlush: func(s *scripted) error {
+		s.report(Outcome{Last: s.tags[4], N: 5, Sent: 1})       // 1 … 5 indexed
+		s.report(Outcome{Last: s.tags[14], N: 10, Taken: true}) // 6 … 15 taken whole
+		for i, tg := range s.tags[5:15] {
+			if tg.pos != nil {
+				kept = append(kept, i+6)
+			}
+		}
+		// Its ack lost, it is sent again, and that request refuses 14 and 15.
+		s.report(Outcome{Last: s.tags[14], N: 10, Sent: 3, Rejected: []Rejected{
+			{ID: "a14", Index: 8, Code: 6, Refused: 2}, {ID: "a15", Index: 9, Code: 6, Refused: 2}}})
+		s.report(Outcome{Last: s.tags[19], N: 5, Err: errors.New("HEC is down")})
+		return nil
+	}}
+	p := New(Config{Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Start: time.Hour,
+		DeadLetter: DeadLetterPath(dir, "tenant1")}, listSource{n: 20}, sink.open)
+	if err := p.Drain(context.Background()); err == nil {
+		t.Fatal("the drain did not fail")
+	}
+	if len(kept) != 1 || kept[0] != 15 {
+		t.Errorf("records of the taken batch that kept their position: %v, want only its last, 15", kept)
+	}
+	st, err := store.Load()
+	if err != nil || st == nil || st.Window == nil || string(st.Window.Position) != "5" {
+		t.Fatalf("checkpoint %+v (%v), want the window at position 5, the last one known before the refused end", st, err)
+	}
+}

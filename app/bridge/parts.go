@@ -85,10 +85,17 @@ type Tag struct {
 // may report a batch Pending more than once (sent again: a new ticket, and either one
 // confirms it), always before its final Outcome, which it reports as usual. A Pending
 // outcome has no Err and no Rejected; it never moves the checkpoint by itself.
+//
+// With Taken set (and nothing else but Last and N), the outcome is not final either: the
+// destination took every record of the batch in one request, so that request refused none,
+// and the pump may let go of the positions of the records before Last (the frontier stops
+// inside a batch only before a refused end). Sinks whose batches wait long for their
+// confirmation report it to keep that memory small.
 type Outcome struct {
 	Last    *Tag
 	N       int
 	Pending bool
+	Taken   bool
 	Ticket  json.RawMessage // (Pending) the sink's, opaque to the pump: saved with the checkpoint
 	// Void (with Pending): the destination forgot where the batch's earlier tickets were
 	// taken (HEC restarted): they prove nothing, and the batch is being sent again.

@@ -160,6 +160,12 @@ func (p *Pump) report(o Outcome) {
 	if t != nil && t.gen != p.gen {
 		return // a batch of a window this pump already gave up on
 	}
+	if o.Taken {
+		if t != nil {
+			p.tags.forgetPositions(t.seq-uint64(o.N)+1, t.seq)
+		}
+		return
+	}
 	if o.Pending {
 		// Taken, not confirmed: only the journal hears of it. The report returns once the
 		// checkpoint holding it is on disk, so that a sink that waits for it before sending
@@ -260,6 +266,16 @@ func (b *tagBuf) dropBefore(seq uint64) {
 		clear(b.buf[:k]) // the array keeps its front until append moves it: let those tags go now
 		b.buf = b.buf[k:]
 		b.first += k
+	}
+}
+
+// forgetPositions lets go of the positions of records first … last-1 (hundreds of bytes
+// each, held for as long as acks take): last keeps its own.
+func (b *tagBuf) forgetPositions(first, last uint64) {
+	for s := max(first, b.first); s < last; s++ {
+		if t := b.at(s); t != nil {
+			t.pos = nil
+		}
 	}
 }
 

@@ -27,6 +27,7 @@ type BatchSender struct {
 	timerGen uint64 // the current timer's number: one that fired as it was stopped does nothing
 	err      error  // a fatal Submit error, reported by every later Add or Flush
 	ticket   func(*Batch, Ticket)
+	taken    func(*Batch)
 }
 
 // OnTicket asks to be told, for every batch HEC takes whole in one request with an ack id,
@@ -36,6 +37,16 @@ type BatchSender struct {
 func (s *BatchSender) OnTicket(f func(b *Batch, t Ticket)) {
 	s.mu.Lock()
 	s.ticket = f
+	s.mu.Unlock()
+}
+
+// OnTaken asks to be told of every batch HEC takes whole in one request with an ack id, once
+// its reply shows it: that request refused none of its records, and only the ack is awaited.
+// (A batch sent again, its ack lost, may still have records refused by the new request.) f
+// is called from the sending goroutines and must not block. Call it before the first Add.
+func (s *BatchSender) OnTaken(f func(b *Batch)) {
+	s.mu.Lock()
+	s.taken = f
 	s.mu.Unlock()
 }
 
@@ -127,7 +138,7 @@ func (s *BatchSender) flushLocked(ctx context.Context) (*Batch, error) {
 }
 
 func (s *BatchSender) submitLocked(ctx context.Context, b *Batch) error {
-	b.onTicket = s.ticket
+	b.onTicket, b.onTaken = s.ticket, s.taken
 	if err := s.c.Submit(ctx, b, s.done); err != nil {
 		if isFatal(err) {
 			s.err = err // nothing more can go; a cancelled context only ends this call

@@ -235,6 +235,9 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 			// forgot the channel, this batch is among those voided (else it would wait on the
 			// new channel, where its id is another batch's).
 			w := c.enlist(ep, p.b, *r.AckID, answered, sent, g)
+			if p.whole() && p.b.onTaken != nil {
+				p.b.onTaken(p.b)
+			}
 			if serial {
 				// The ticket is told before the channel takes another request (if the
 				// predicted one was not right, or the balancer set its cookie only now): a

@@ -35,6 +35,7 @@ type Batch struct {
 	// Tag is the caller's, carried to the Outcome (e.g. the checkpoint position it completes).
 	Tag      any
 	onTicket func(*Batch, Ticket)
+	onTaken  func(*Batch)
 }
 
 // Len is the number of records.
