@@ -29,9 +29,10 @@ type Config struct {
 	DeadLetter string
 	// MaxAhead bounds how many records reading may run ahead of the first one the sink has
 	// not answered for: while one batch waits (a lost ack, a retry), later ones confirm and
-	// leave the sink's window, but the pump keeps every record's tag and position until the
-	// checkpoint can pass them. Default 65,536 (about 30 MiB of them at worst: a lost ack
-	// with acks after 1 s holds the checkpoint about 10 s while some 60,000 alerts are read).
+	// leave the sink's window, but the pump keeps every record's tag until the checkpoint
+	// can pass them (and its position until the destination takes its batch whole: Taken).
+	// Default 65,536 (about 30 MiB of them at worst, positions and all: a lost ack with acks
+	// after 1 s holds the checkpoint about 10 s while some 60,000 alerts are read).
 	// It counts from the first record not answered for, not from the checkpoint: a held run
 	// of refused records (a few batches at most) sits between them, and only later answers
 	// release it. See Sink for what a sink must do so that the wait always ends.
