@@ -19,9 +19,11 @@ func (p *Pump) stageLocked() {
 		if t.pos != nil {
 			p.win.Position = positionJSON(t.pos)
 		}
-		// Else its position was let go (forgetPositions): the one saved before is earlier,
-		// and resuming from it skips the versions delivered since (the checkpoint's keys)
-		// or, below the next window's start, sends them again. Nothing is lost.
+		// Else it has none: let go (forgetPositions, its batch's end refused by a later
+		// send), or none given by the source. The one staged before is earlier (or the
+		// window's start), and resuming from it skips the versions delivered since (the
+		// checkpoint's keys) or, below the next window's start, sends them again. Nothing
+		// is lost.
 	} else {
 		p.win.Position = nil // the frontier is the end of the earlier window: this one starts
 	}

@@ -111,6 +111,10 @@ type Outcome struct {
 	Err    error
 }
 
+// Final reports whether o is a batch's final outcome: not a Pending or Taken report, which
+// only tell of a batch still waiting for its confirmation.
+func (o Outcome) Final() bool { return !o.Pending && !o.Taken }
+
 // Rejected is a record the destination refused as malformed, for the dead-letter file.
 type Rejected struct {
 	ID       string // the record's ID

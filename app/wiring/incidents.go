@@ -281,9 +281,10 @@ func (r *recorder) Add(ctx context.Context, rec bridge.Record, t *bridge.Tag) er
 func (r *recorder) Flush(ctx context.Context) error { return r.inner.Flush(ctx) }
 
 // outcome records the nested alerts of a confirmed batch: the N records up to Last. A failed
-// batch's are answered for without being recorded.
+// batch's are answered for without being recorded; a batch taken but not yet confirmed
+// (Pending, Taken) is not answered for yet.
 func (r *recorder) outcome(o bridge.Outcome) {
-	if o.Pending || o.Last == nil {
+	if !o.Final() || o.Last == nil {
 		return
 	}
 	refused := map[string]bool{}

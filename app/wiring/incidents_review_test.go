@@ -175,3 +175,43 @@ func TestRecorderRecoversFromAFailedAdd(t *testing.T) {
 		}
 	}
 }
+
+// takenThenFailed is a sink whose every batch (a record each) HEC takes whole (Taken) and
+// then never acknowledges: the batch fails.
+type takenThenFailed struct{ report func(bridge.Outcome) }
+
+func (k *takenThenFailed) open(report func(bridge.Outcome)) bridge.Sink {
+	k.report = report
+	return k
+}
+func (k *takenThenFailed) Add(_ context.Context, _ bridge.Record, t *bridge.Tag) error {
+	k.report(bridge.Outcome{Last: t, N: 1, Taken: true})
+	k.report(bridge.Outcome{Last: t, N: 1, Err: context.DeadlineExceeded}) // the ack never came
+	return nil
+}
+func (k *takenThenFailed) Flush(context.Context) error { return nil }
+
+// A batch HEC took whole is not delivered until its ack comes: the recorder must not count
+// its nested alerts as sent on the Taken report, or an incident read again after the ack
+// failed would leave them out, and they would never reach Splunk.
+func TestRecorderWaitsForTheAckNotTheTaking(t *testing.T) {
+	sent, err := checkpoint.OpenSent(t.TempDir()+"/x.sent", SentHorizon, SentLimit, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &takenThenFailed{}
+	s := sentRecorder(k.open, sent, quiet)(func(bridge.Outcome) {})
+	s.(*recorder).lastSaved = time.Now() // no save in the background to outlive the test
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	for i := range 3 {
+		rec := bridge.Record{ID: fmt.Sprint("da", i), Time: at, EventTime: at, Nested: true, Data: []byte(`{}`)}
+		if err := s.Add(context.Background(), rec, &bridge.Tag{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		if id := fmt.Sprint("da", i); sent.Has(id, at) {
+			t.Errorf("alert %s counts as sent although its batch was never acknowledged: an incident read again would leave it out", id)
+		}
+	}
+}
