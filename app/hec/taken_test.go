@@ -20,7 +20,7 @@ func TestOnTakenToldOfBatchesTakenWhole(t *testing.T) {
 		name      string
 		ack       bool
 		refuse    string // a record HEC refuses as malformed
-		wantTaken []int  // the first alert of each batch told, in order
+		wantTaken []int  // the first alert of each batch told, sorted
 	}{
 		{name: "acks on", ack: true, wantTaken: []int{0, 5}},
 		{name: "acks on, a record refused", ack: true, refuse: `"title":"Suspicious activity 7"`, wantTaken: []int{0}},
