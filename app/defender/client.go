@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"ta-defender-alerts/app/retry"
@@ -25,6 +26,8 @@ type Client struct {
 
 	mu    sync.Mutex
 	stats Stats
+	// noLinks: the API refused a proof query (links.go), so drains read by filter pages only.
+	noLinks atomic.Bool
 }
 
 // Stats counts a client's work since it was made.

@@ -58,6 +58,7 @@ type pageDecoder struct {
 	// more: the reply named a next page (@odata.nextLink). Graph may end a page short of
 	// $top with more to come, so such a reply is never taken as the whole of its query.
 	more bool
+	next string // the link itself, when it is a string
 }
 
 func newPageDecoder() *pageDecoder { return newDecoder(endpointAlerts) }
@@ -77,7 +78,7 @@ type fields struct {
 // the call), its id, lastUpdateTime and alertCreationTime. It returns the number of alerts. A reply that ends
 // early gives io.ErrUnexpectedEOF; bad JSON gives *decodeError; fn's error is returned as is.
 func (d *pageDecoder) decode(r io.Reader, fn func(raw []byte, f fields) error) (int, error) {
-	d.r, d.pos, d.end, d.base, d.eof, d.rerr, d.more = r, 0, 0, 0, false, nil, false
+	d.r, d.pos, d.end, d.base, d.eof, d.rerr, d.more, d.next = r, 0, 0, 0, false, nil, false, ""
 	defer func() { d.r = nil }()
 	n := 0
 	if err := d.expect('{', -1); err != nil {
@@ -117,8 +118,14 @@ func (d *pageDecoder) decode(r io.Reader, fn func(raw []byte, f fields) error) (
 					return n, err
 				}
 				d.more = c != 'n' // a link, not null
-			}
-			if err := d.skipValue(); err != nil {
+				if c == '"' {
+					if d.next, err = d.readString("a bad @odata.nextLink"); err != nil {
+						return n, err
+					}
+				} else if err := d.skipValue(); err != nil {
+					return n, err
+				}
+			} else if err := d.skipValue(); err != nil {
 				return n, err
 			}
 		}
@@ -212,17 +219,22 @@ func (d *pageDecoder) readKey() (string, error) {
 	if c != '"' {
 		return "", d.errAt(-1, fmt.Sprintf("want a member name, found %q", c))
 	}
+	return d.readString("bad member name")
+}
+
+// readString reads the JSON string at d.pos; bad names the fault if it is not one.
+func (d *pageDecoder) readString(bad string) (string, error) {
 	size, err := d.spanString()
 	if err != nil {
 		return "", err
 	}
 	raw := d.buf[d.pos-size : d.pos]
 	if end, esc, msg := validString(raw, 0); msg != "" || end != len(raw) {
-		return "", d.errAt(-1, "bad member name")
+		return "", d.errAt(-1, bad)
 	} else if esc {
 		var s string
 		if json.Unmarshal(raw, &s) != nil {
-			return "", d.errAt(-1, "bad member name")
+			return "", d.errAt(-1, bad)
 		}
 		return s, nil
 	}

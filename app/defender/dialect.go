@@ -35,6 +35,7 @@ type dialect struct {
 	expand   string // $expand on page queries; "" for none
 	maxTop   int    // the largest $top the client asks for
 	maxSkip  int    // the largest $skip the client relies on (0: no limit)
+	follow   bool   // @odata.nextLink is followed within a window (links.go)
 	headers  [][2]string
 	limits   Limits // the client-side quota by default
 	clouds   map[Cloud]cloudHosts
@@ -99,6 +100,7 @@ var graphAlerts = &dialect{
 	// probe skips at most that), and a probe that would skip further proves nothing.
 	maxTop:  500,
 	maxSkip: 500,
+	follow:  true,
 	// Enum members added after unknownFutureValue come back only when asked for.
 	headers: [][2]string{{"Prefer", "include-unknown-enum-members"}},
 	// 150 calls a minute per app and tenant for the security alert entity; no hourly quota.

@@ -67,6 +67,9 @@ func (d *drain) byLastUpdate(ctx context.Context) (bool, error) {
 			return false, d.tieThenBelow(ctx, low)
 		}
 		d.setPage(Cursor{Upper: low, Inclusive: true, Done: atL})
+		if r.next != "" && d.dl.follow && !d.noLinks && !d.c.noLinks.Load() {
+			return d.follow(ctx, r.next)
+		}
 		return false, nil
 	}
 	// Not listed by lastUpdateTime (or a version became visible late in the range).

@@ -20,9 +20,10 @@ const (
 )
 
 type reply struct {
-	n         int  // versions in the reply
-	noCreated bool // one in range had no alertCreationTime
-	more      bool // the reply named a next page (@odata.nextLink)
+	n         int    // versions in the reply
+	noCreated bool   // one in range had no alertCreationTime
+	more      bool   // the reply named a next page (@odata.nextLink)
+	next      string // that page's link
 }
 
 // short reports whether the reply held everything its query matched: fewer than top
@@ -36,7 +37,11 @@ func (d *drain) read(ctx context.Context, filter string, skip int, in func(it it
 		return reply{}, &APIError{kind: permanent, api: d.dl.label, Message: fmt.Sprintf("reading %s would need $skip=%d, past the %d this API is relied on to honour", filter, skip, d.dl.maxSkip),
 			Hint: "more versions share one update and creation time than $skip can reach; nothing past them was committed: please report this"}
 	}
-	q := d.dl.query(filter, d.size, skip, true)
+	return d.readQuery(ctx, d.dl.query(filter, d.size, skip, true), in, tr)
+}
+
+// readQuery is read with the query already encoded (a page's, or a next page's link).
+func (d *drain) readQuery(ctx context.Context, q string, in func(it item) bool, tr track) (reply, error) {
 	var r reply
 	attempt := 0
 	err := d.c.get(ctx, q, func(body io.Reader) error {
@@ -59,11 +64,19 @@ func (d *drain) read(ctx context.Context, filter string, skip int, in func(it it
 			if !in(it) {
 				return nil // outside the query's range: a later query owns it
 			}
+			if len(d.items) == 0 && d.chain != nil && tr == trackAt {
+				// A linked page: its first version must lie at or below the last page's
+				// lowest, and the versions the link may have passed over lie between them.
+				inOrder = d.chain.first(it.lut)
+			}
 			if inOrder && len(d.items) > 0 {
 				prev := d.items[len(d.items)-1]
 				switch tr {
 				case trackAt:
 					inOrder = it.lut <= prev.lut
+					if !inOrder && d.chain != nil {
+						d.chain.broken = true
+					}
 				case trackKey:
 					inOrder = !ahead(d.key.Key, d.key.Asc, it, prev)
 				}
@@ -136,7 +149,7 @@ func (d *drain) read(ctx context.Context, filter string, skip int, in func(it it
 			}
 			return d.handOn(raw, f.id, f.lut, it.created, progress)
 		})
-		r.n, r.more = n, d.dec.more
+		r.n, r.more, r.next = n, d.dec.more, d.dec.next
 		clear(d.replyIDs)
 		return err
 	})

@@ -132,7 +132,10 @@ type Position struct {
 	KeyAt  *KeyCursor `json:"key_at,omitempty"`
 	Handed Versions   `json:"handed,omitempty"`
 	Claim  *Claim     `json:"claim,omitempty"` // nil: a position written before Claim existed
-	lazy   claimSnap  // a position taken during a drain: its claim, folded when needed
+	// Gaps: At was reached along next links (links.go), which may have passed over versions in
+	// these spans; a resumed drain proves them before it trusts At.
+	Gaps []Span    `json:"gaps,omitempty"`
+	lazy claimSnap // a position taken during a drain: its claim, folded when needed
 }
 
 // claimOf is the position's claim: Claim as read, or the one a drain's position folds.
@@ -181,6 +184,20 @@ func (p Position) appendJSON(b []byte) []byte {
 	if c := p.claimOf(); c != nil {
 		b = append(b, `,"claim":`...)
 		b = c.appendJSON(b)
+	}
+	if len(p.Gaps) > 0 {
+		b = append(b, `,"gaps":[`...)
+		for i, g := range p.Gaps {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"lo":`...)
+			b = appendTimeJSON(b, g.Lo)
+			b = append(b, `,"hi":`...)
+			b = appendTimeJSON(b, g.Hi)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
 	}
 	return append(b, '}')
 }

@@ -89,6 +89,9 @@ func (p *Progress) Position() Position {
 	if len(d.handed) > 0 {
 		pos.Handed = d.handed[:len(d.handed):len(d.handed)]
 	}
+	if c := d.chain; c != nil && len(c.gaps) > 0 {
+		pos.Gaps = c.gaps[:len(c.gaps):len(c.gaps)]
+	}
 	if d.tie == nil && !d.legacy {
 		if d.clog == nil {
 			d.claimReset(d.claim)
@@ -111,6 +114,11 @@ type WindowStats struct {
 	Unordered bool   // the API did not list by newest lastUpdateTime: see By
 	By        string // what the rest of the window was read along, when not lastUpdateTime
 	TieGroups int    // timestamps shared by a full page of alerts, read apart
+	Links     int    // pages read along @odata.nextLink (links.go)
+	Proofs    int    // queries proving what the links may have passed over
+	// LinkFallbacks counts chains of links dropped (a link refused or out of order, a proof
+	// that came back full): the window went on by filter pages.
+	LinkFallbacks int
 }
 
 type key struct {
@@ -175,6 +183,10 @@ type drain struct {
 	pageKeys []pageKey     // handed on during the page in flight, covered by at or keyAt
 	items    []item        // the page in flight's distinct versions in range, in reply order
 	replyIDs map[string]struct{}
+
+	chain      *chain // the run of linked pages being read (links.go)
+	noLinks    bool   // a chain failed: this drain reads by filter pages only
+	resumeGaps []Span // the checkpoint's Gaps, proven before anything else
 }
 
 // ReadWindow hands every alert version with lastUpdateTime in [w.From, w.To) to fn, at most
@@ -220,6 +232,14 @@ func (d *drain) resume(p *Position) error {
 	if p.Key != nil && !validKey(p.Key.Key) {
 		return bad("names an unknown key " + strconv.Quote(p.Key.Key))
 	}
+	if len(p.Gaps) > 0 && (p.Tie != nil || p.Key != nil || p.KeyAt != nil) {
+		return bad("was reached along next links and along another key")
+	}
+	for _, g := range p.Gaps {
+		if g.Lo.After(g.Hi) || g.Hi.After(p.Page.Upper) || g.Lo.Before(d.from) {
+			return bad("has a gap outside its window")
+		}
+	}
 	d.page = p.Page.clone()
 	if p.Tie != nil {
 		t := p.Tie.clone()
@@ -237,6 +257,11 @@ func (d *drain) resume(p *Position) error {
 	d.keyAt = d.key.clone()
 	if d.tie != nil {
 		return nil // progress inside a tie group is in Tie and Handed
+	}
+	if len(p.Gaps) > 0 { // reached along links: proven by its gaps, not by a claim
+		d.at = p.At.clone()
+		d.resumeGaps = slices.Clone(p.Gaps)
+		return nil
 	}
 	if pc := p.claimOf(); pc != nil {
 		c := *pc
@@ -281,6 +306,12 @@ func (d *drain) resume(p *Position) error {
 }
 
 func (d *drain) run(ctx context.Context) error {
+	if gaps := d.resumeGaps; gaps != nil {
+		d.resumeGaps = nil
+		if err := d.resumeChain(ctx, gaps); err != nil {
+			return err
+		}
+	}
 	if d.tie != nil { // resumed inside a tie group
 		if err := d.tieGroup(ctx, d.page.Upper); err != nil {
 			return err

@@ -145,6 +145,9 @@ func (s *Server) parseGraph(raw string) (query, *refusal) {
 			if err != nil {
 				return bad("BadRequest", "%v", err)
 			}
+			if s.opt.GraphRefuseOr && f.root.has("or") {
+				return bad("BadRequest", "Invalid filter clause: the operator 'or' is not supported for this resource.")
+			}
 			q.clauses, q.pred = f.lastUpdateRange(), f.predicate()
 			link = append(link, "$filter="+strings.ReplaceAll(url.QueryEscape(v[0]), "+", "%20"))
 		default:

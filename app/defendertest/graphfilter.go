@@ -276,6 +276,19 @@ func (f graphFilter) predicate() func(*alert, Version) bool {
 	return func(a *alert, v Version) bool { return f.root.eval(graphView(a, v)) }
 }
 
+// has reports whether the filter uses op anywhere.
+func (n *fnode) has(op string) bool {
+	if n.op == op {
+		return true
+	}
+	for _, k := range n.kids {
+		if k.has(op) {
+			return true
+		}
+	}
+	return false
+}
+
 func (n *fnode) eval(g gview) bool {
 	switch n.op {
 	case "and":

@@ -52,6 +52,10 @@ type Options struct {
 	// GraphMaxSkip, when set, answers a GraphMode $skip above it with an empty page, as an API
 	// with an undocumented $skip limit might (the legacy security alerts API allowed 500).
 	GraphMaxSkip int
+	// GraphRefuseOr answers a GraphMode $filter that joins comparisons with "or" with a 400,
+	// as an API whose filter support is narrower than OData's might (Graph's "support varies
+	// by resource").
+	GraphRefuseOr bool
 	// SkipTokenLifetime is how long (on the Now clock) the $skiptoken of a GraphMode
 	// @odata.nextLink is honoured (default 10m; Microsoft documents none); then it is a 400.
 	SkipTokenLifetime time.Duration

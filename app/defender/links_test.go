@@ -1,0 +1,213 @@
+package defender_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"ta-defender-alerts/app/defender"
+	"ta-defender-alerts/app/defendertest"
+)
+
+// graphWorld is a Graph stand-in holding n alerts of the last day (newest first, as Graph
+// lists them) and a graph-alerts client reading it.
+func graphWorld(t *testing.T, n int, seed uint64) (*defendertest.Server, *defender.Client, defender.Window) {
+	t.Helper()
+	now := time.Now().UTC()
+	srv := newServer(t, defendertest.Options{Mode: defendertest.GraphMode, Seed: seed})
+	srv.AddAlerts(n, spread(now, n))
+	c := newClient(t, srv, func(c *defender.Config) { c.Feed = defender.FeedGraphAlerts })
+	return srv, c, defender.Window{From: now.Add(-25 * time.Hour), To: now}
+}
+
+// Each case does something to the tenant when the drain has handed on its n-th alert (the
+// first page holds 500): what it does, and what the drain must then show.
+func TestLinksFollowedWithoutLoss(t *testing.T) {
+	cases := []struct {
+		name string
+		at   int
+		do   func(srv *defendertest.Server, firstPage []string)
+		// want checks the drain's counts.
+		want func(st defender.WindowStats) error
+	}{
+		{"quiet tenant", 0, nil, func(st defender.WindowStats) error {
+			// Ten pages of 500: the tenth names a link to an empty one.
+			if st.Links != 10 || st.LinkFallbacks != 0 || st.Pages != 11+st.Proofs || st.Probes != 1 || st.Proofs > 2 {
+				return fmt.Errorf("want 1 page and its probe, then 10 links and at most 2 proofs")
+			}
+			return nil
+		}},
+		// An alert of the first page changes before its link is read: a link that counts by
+		// position then starts one alert late, and only the proof reads the one passed over.
+		{"an alert of the first page changes before its link", 500, func(srv *defendertest.Server, page []string) {
+			srv.UpdateAt(page[:1], time.Now().UTC())
+		}, func(st defender.WindowStats) error {
+			if st.Links != 9 || st.LinkFallbacks != 0 || st.Proofs == 0 {
+				return fmt.Errorf("want the links followed and proven")
+			}
+			return nil
+		}},
+		{"three change", 500, func(srv *defendertest.Server, page []string) {
+			srv.UpdateAt(page[100:103], time.Now().UTC())
+		}, nil},
+		// The link's $skiptoken expires: the rest is read by filter pages.
+		{"the skip tokens expire", 1200, func(srv *defendertest.Server, _ []string) {
+			srv.ExpireSkipTokens()
+		}, func(st defender.WindowStats) error {
+			if st.LinkFallbacks != 1 {
+				return fmt.Errorf("want one fall-back to filter pages")
+			}
+			return nil
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, c, w := graphWorld(t, 5000, 7)
+			l := newLedger()
+			var first []string
+			n := 0
+			run := drainRun{from: w.From, to: w.To, start: time.Now()}
+			st, err := c.ReadWindow(context.Background(), defender.Window{From: w.From, To: w.To, Delivered: l.delivered},
+				func(a defender.Alert, _ *defender.Progress) error {
+					v := version{a.ID, a.LastUpdate.UTC()}
+					run.read = append(run.read, v)
+					l.seen[v]++
+					if n++; n <= 500 {
+						first = append(first, a.ID)
+					}
+					if n == tc.at && tc.do != nil {
+						tc.do(srv, first)
+					}
+					return nil
+				})
+			if err != nil {
+				t.Fatal(err)
+			}
+			run.end, run.stats = time.Now(), st
+			t.Logf("%+v", st)
+			check(t, srv, []drainRun{run}, l)
+			if tc.want != nil {
+				if err := tc.want(st); err != nil {
+					t.Errorf("%v: %+v", err, st)
+				}
+			}
+		})
+	}
+}
+
+// Alerts change all the time while the links are followed (five updates a call): across
+// seeds, nothing is missed or read twice, and the calls stay near one a page.
+func TestLinksUnderConstantChange(t *testing.T) {
+	for seed := range uint64(6) {
+		srv, c, w := graphWorld(t, 5000, seed)
+		srv.UpdatesPerCall(5)
+		l := newLedger()
+		r, err := drainWindow(t, c, time.Now, w.From, w.To, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, srv, []drainRun{r}, l)
+		if r.stats.Links == 0 || r.stats.Calls > 16 {
+			t.Errorf("seed %d: %+v; want the links followed, in at most 16 calls", seed, r.stats)
+		}
+	}
+}
+
+// A drain stopped along a chain of links resumes from its last position: the position names
+// the chain's gaps, the resumed drain proves them and goes on from the position, so it hands
+// on again only what came after that position and a few alerts at the gaps' edges.
+func TestLinksResume(t *testing.T) {
+	for _, stopAt := range []int{700, 1499, 3100} {
+		t.Run(fmt.Sprint(stopAt), func(t *testing.T) {
+			_, c, w := graphWorld(t, 5000, 3)
+			seen := map[version]int{}
+			const batch = 300
+			saved := crashEvery(t, c, w, stopAt, batch, seen, nil)
+			var p defender.Position
+			if err := json.Unmarshal(saved, &p); err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Gaps) == 0 {
+				t.Fatalf("the position taken along the links names no gaps: %s", saved)
+			}
+			st, err := resumeStats(c, w, saved, seen)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(seen) != 5000 {
+				t.Errorf("read %d distinct, want 5000", len(seen))
+			}
+			after := stopAt % batch
+			if dups := repeats(seen); dups < after || dups > after+2*len(p.Gaps) {
+				t.Errorf("%d repeated after the resume, want %d (after the last position) and at most 2 for each of its %d gaps", dups, after, len(p.Gaps))
+			}
+			if st.LinkFallbacks != 0 {
+				t.Errorf("the resume fell back to filter pages: %+v", st)
+			}
+		})
+	}
+}
+
+// A resumed drain whose gaps no longer prove (more than a page of alerts in them now) reads
+// from the saved bound again: repeats, nothing lost.
+func TestLinksResumeUnproven(t *testing.T) {
+	srv, c, w := graphWorld(t, 5000, 4)
+	seen := map[version]int{}
+	saved := crashEvery(t, c, w, 1200, 300, seen, nil)
+	var p defender.Position
+	if err := json.Unmarshal(saved, &p); err != nil || len(p.Gaps) == 0 {
+		t.Fatalf("no gaps in %s (%v)", saved, err)
+	}
+	g := p.Gaps[0] // 600 alerts show up late inside a gap
+	srv.AddAlerts(600, func(i int) time.Time { return g.Lo.Add(time.Duration(i+1) * g.Hi.Sub(g.Lo) / 602) })
+	st, err := resumeStats(c, w, saved, seen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 5600 || st.LinkFallbacks != 1 {
+		t.Errorf("read %d distinct (want 5600), %+v", len(seen), st)
+	}
+}
+
+// A link is followed only to the API's own host and path: the bearer token goes nowhere else.
+func TestLinkQueryStaysOnTheAPI(t *testing.T) {
+	srv, c, _ := graphWorld(t, 0, 1)
+	for link, want := range map[string]bool{
+		srv.URL + "/v1.0/security/alerts_v2?$skiptoken=abc":                true,
+		"https://elsewhere.example/v1.0/security/alerts_v2?$skiptoken=abc": false,
+		srv.URL + "/v1.0/security/incidents?$skiptoken=abc":                false,
+		srv.URL + "/v1.0/security/alerts_v2":                               false,
+		"not a url\x7f":                                                    false,
+	} {
+		if _, ok := defender.LinkQuery(c, link); ok != want {
+			t.Errorf("%q followed: %v, want %v", link, ok, want)
+		}
+	}
+}
+
+// A proof refused by the API (a filter it does not take) stops link following in the client:
+// later windows read by filter pages, and nothing is lost.
+func TestLinksOffWhenProofRefused(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	srv := newServer(t, defendertest.Options{Mode: defendertest.GraphMode, Seed: 5, GraphRefuseOr: true})
+	srv.AddAlerts(5000, spread(now, 5000))
+	c := newClient(t, srv, func(c *defender.Config) { c.Feed = defender.FeedGraphAlerts })
+	l := newLedger()
+	var runs []drainRun
+	for i, w := range []defender.Window{{From: now.Add(-25 * time.Hour), To: now.Add(-12 * time.Hour)}, {From: now.Add(-12 * time.Hour), To: now}} {
+		r, err := drainWindow(t, c, time.Now, w.From, w.To, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, r)
+		if want := 1 - i; r.stats.LinkFallbacks != want {
+			t.Errorf("window %d: %+v; want %d fall-backs", i, r.stats, want)
+		}
+	}
+	check(t, srv, runs, l)
+	if runs[1].stats.Links != 0 {
+		t.Errorf("links followed after the API refused a proof: %+v", runs[1].stats)
+	}
+}
