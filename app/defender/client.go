@@ -28,6 +28,8 @@ type Client struct {
 	stats Stats
 	// noLinks: the API refused a proof query (links.go), so drains read by filter pages only.
 	noLinks atomic.Bool
+	// byUpdate: a proven page showed that the API lists by update time (links.go).
+	byUpdate atomic.Bool
 }
 
 // Stats counts a client's work since it was made.

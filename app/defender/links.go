@@ -51,10 +51,13 @@ type Span struct {
 
 // chain is a run of linked pages since the last proven bound.
 type chain struct {
-	low    int64  // the lowest update time read along the chain (the last page's lowest)
-	gaps   []Span // not yet proven; positions hold views, so it is only appended to
-	broken bool   // a linked page came out of order
-	near   int    // versions read at the gaps' edges: a proof reads them again
+	top    time.Time        // the chain's query reads update times up to it
+	prev   map[key]struct{} // the versions of the last linked page
+	low    int64            // the lowest update time read along the chain (the last page's lowest)
+	gaps   []Span           // not yet proven; positions hold views, so it is only appended to
+	base   Cursor           // the progress when the page in flight began (Position.ChainAt)
+	broken bool             // a linked page came out of order
+	near   int              // versions read at the gaps' edges: a proof reads them again
 }
 
 // first checks a linked page's first version against the last page's lowest, and records the
@@ -69,6 +72,52 @@ func (c *chain) first(lut int64) bool {
 		c.gaps = append(c.gaps, g)
 	}
 	return true
+}
+
+// repeat reports whether a version on a linked page was handed on by this chain already.
+func (c *chain) repeat(d *drain, k key) bool {
+	if _, ok := c.prev[k]; ok {
+		return true
+	}
+	_, ok := d.seen[k]
+	return ok
+}
+
+// above reports whether a version lies above c's bound (a proven range).
+func (it item) above(c Cursor) bool {
+	u := c.Upper.UnixNano()
+	return it.lut > u || it.lut == u && !c.Inclusive
+}
+
+// inChain is what a linked page may list: the chain's query range. A version above the proven
+// bound that is not a repeat breaks the chain's order, and is handed on rather than taken for
+// proven.
+func (d *drain) inChain(it item) bool {
+	t := time.Unix(0, it.lut).UTC()
+	return !t.Before(d.from) && !t.After(d.chain.top)
+}
+
+// listsByUpdate reports whether the API has shown that it lists by update time, not creation
+// time: a proven page (d.items, in reply order) newest update first, with at least one pair
+// listed against their creation order. A listing by creation time can pass the first page's
+// probe and then list an old alert updated since far down, out of update order and above
+// the bound the links' proofs have moved, where no filter page would look again. Evidence
+// seen once holds for the client.
+func (d *drain) listsByUpdate() bool {
+	if d.c.byUpdate.Load() {
+		return true
+	}
+	for i := 1; i < len(d.items); i++ {
+		a, b := d.items[i-1], d.items[i]
+		if a.lut < b.lut {
+			return false
+		}
+		if a.created != 0 && b.created != 0 && a.created < b.created {
+			d.c.byUpdate.Store(true)
+			return true
+		}
+	}
+	return false
 }
 
 // linkQuery returns the query of a next link that names this client's API and path, and false
@@ -88,16 +137,28 @@ func (d *drain) linkQuery(link string) (string, bool) {
 
 // follow reads the rest of the window along the page's next links: done when the window is.
 // The page before link was proven and set as the bound.
-func (d *drain) follow(ctx context.Context, link string) (bool, error) {
+func (d *drain) follow(ctx context.Context, link string, top time.Time) (bool, error) {
 	q, ok := d.linkQuery(link)
 	if !ok {
 		d.noLinks = true
 		return false, nil
 	}
-	d.chain = &chain{low: d.page.Upper.UnixNano()}
+	d.chain = &chain{top: top, low: d.page.Upper.UnixNano()}
 	defer func() { d.chain = nil }()
+	followed := map[string]bool{q: true}
+	idle := 0 // linked pages in a row that handed on nothing
 	for {
-		r, err := d.readQuery(ctx, q, d.inPage, trackAt)
+		// A page starts the hand-over's claim afresh (a resume trusts its progress by it, as
+		// for any page), and what earlier pages handed on becomes a repeat: a version listed
+		// late can move the listing down, so that a page begins with the last one's end.
+		d.chain.base = d.at.clone()
+		d.claimReset(Claim{})
+		for _, pk := range d.pageKeys {
+			d.seen[pk.k] = pk.created
+		}
+		d.pageKeys = d.pageKeys[:0]
+		handed := d.st.Alerts + d.st.Delivered
+		r, err := d.readQuery(ctx, q, d.inChain, trackAt)
 		if err != nil {
 			if d.refused(ctx, err) {
 				return false, d.fallBack()
@@ -111,6 +172,18 @@ func (d *drain) follow(ctx context.Context, link string) (bool, error) {
 		if n := len(d.items); n > 0 {
 			d.chain.low = d.items[n-1].lut
 			d.chain.near += ties(d.items, 0) + ties(d.items, n-1)
+			d.chain.prev = make(map[key]struct{}, n)
+			for _, it := range d.items {
+				d.chain.prev[key{it.id, it.lut}] = struct{}{}
+			}
+		}
+		// A chain that hands nothing on for a few pages (a link that left the window, or goes
+		// round in a circle) is not followed further.
+		if idle++; d.st.Alerts+d.st.Delivered > handed {
+			idle = 0
+		}
+		if idle > 3 {
+			return false, d.fallBack()
 		}
 		end := r.next == ""
 		if end || len(d.chain.gaps) >= chainGaps || d.chain.near >= d.size/2 {
@@ -126,11 +199,15 @@ func (d *drain) follow(ctx context.Context, link string) (bool, error) {
 			}
 			d.setPage(d.at.clone())
 			d.chain.gaps, d.chain.near = nil, 0
+			// A retried reply may end above where a cut-off one had got to: the next gap
+			// starts no higher than the proven bound.
+			d.chain.low = min(d.chain.low, d.page.Upper.UnixNano())
 		}
 		next, ok := d.linkQuery(r.next)
-		if !ok || next == q {
+		if !ok || followed[next] {
 			return false, d.fallBack()
 		}
+		followed[next] = true
 		q = next
 	}
 }
@@ -245,10 +322,29 @@ func (d *drain) fallBack() error {
 	return nil
 }
 
-// resumeChain proves the gaps of a checkpoint taken along a chain: if they hold, everything
-// down to its progress was handed on before the stop, and the bound moves there.
-func (d *drain) resumeChain(ctx context.Context, gaps []Span) error {
-	d.chain = &chain{low: d.at.Upper.UnixNano(), gaps: gaps}
+// chainFault says what is wrong with a position taken along a chain ("" if nothing).
+func chainFault(p *Position, from time.Time) string {
+	if len(p.Gaps) == 0 {
+		return ""
+	}
+	if p.Tie != nil || p.Key != nil || p.KeyAt != nil || p.ChainAt == nil ||
+		p.ChainAt.Upper.After(p.Page.Upper) || p.At.Upper.After(p.ChainAt.Upper) {
+		return "was reached along next links but does not say where its page began"
+	}
+	for _, g := range p.Gaps {
+		if g.Lo.After(g.Hi) || g.Lo.Before(from) { // (above Page it is proven already)
+			return "has a gap outside its window"
+		}
+	}
+	return ""
+}
+
+// resumeChain proves the gaps of a checkpoint taken along a chain. If they hold, everything
+// down to where the page in flight began (base) was handed on before the stop, and the bound
+// moves there; the progress within that page is then trusted by its claim, as any page's is.
+// If not, the drain reads again from the saved proven bound: repeats, no loss.
+func (d *drain) resumeChain(ctx context.Context, gaps []Span, base Cursor) error {
+	d.chain = &chain{top: d.page.Upper, low: base.Upper.UnixNano(), gaps: gaps, base: base}
 	defer func() { d.chain = nil }()
 	ok, err := d.prove(ctx, gaps, false)
 	if err != nil {
@@ -256,9 +352,18 @@ func (d *drain) resumeChain(ctx context.Context, gaps []Span) error {
 	}
 	if !ok {
 		d.st.LinkFallbacks++
-		d.commit() // read again from the proven bound: repeats, no loss
+		d.trustAt, d.trustClaim, d.restored = nil, nil, nil
+		d.commit()
 		return nil
 	}
-	d.setPage(d.at.clone())
+	// The proof's versions are an exact record (handed on now, or repeats of the gaps'
+	// edges): not part of what the first page's drop must match.
+	if d.restored == nil {
+		d.restored = make(map[key]struct{}, len(d.items))
+	}
+	for _, it := range d.items {
+		d.restored[key{it.id, it.lut}] = struct{}{}
+	}
+	d.page = base.clone()
 	return nil
 }

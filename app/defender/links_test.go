@@ -3,7 +3,9 @@ package defender_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"testing"
 	"time"
 
@@ -11,13 +13,22 @@ import (
 	"ta-defender-alerts/app/defendertest"
 )
 
-// graphWorld is a Graph stand-in holding n alerts of the last day (newest first, as Graph
-// lists them) and a graph-alerts client reading it.
+// graphWorld is a Graph stand-in holding n alerts of the last day, every 20th updated since
+// it was created (as analysts do), listed newest update first, and a graph-alerts client
+// reading it.
 func graphWorld(t *testing.T, n int, seed uint64) (*defendertest.Server, *defender.Client, defender.Window) {
+	return graphWorldRevisit(t, n, seed, 20)
+}
+
+// graphWorldRevisit is graphWorld with every revisit-th alert updated since (0: none).
+func graphWorldRevisit(t *testing.T, n int, seed uint64, revisit int) (*defendertest.Server, *defender.Client, defender.Window) {
 	t.Helper()
 	now := time.Now().UTC()
 	srv := newServer(t, defendertest.Options{Mode: defendertest.GraphMode, Seed: seed})
 	srv.AddAlerts(n, spread(now, n))
+	if revisit > 0 {
+		srv.Revisit(revisit, now.Add(-time.Minute))
+	}
 	c := newClient(t, srv, func(c *defender.Config) { c.Feed = defender.FeedGraphAlerts })
 	return srv, c, defender.Window{From: now.Add(-25 * time.Hour), To: now}
 }
@@ -52,6 +63,19 @@ func TestLinksFollowedWithoutLoss(t *testing.T) {
 		{"three change", 500, func(srv *defendertest.Server, page []string) {
 			srv.UpdateAt(page[100:103], time.Now().UTC())
 		}, nil},
+		// Alerts show up late above the progress: the listing moves down, and the next
+		// linked page begins with the end of the last one, which is not handed on twice.
+		// (They are visible from now on only: a later window's overlap reads them.)
+		{"alerts show up late above the progress", 700, func(srv *defendertest.Server, page []string) {
+			srv.SetVisibilityDelay(func(*mrand.Rand) time.Duration { return time.Hour })
+			srv.AddAlerts(3, func(int) time.Time { return time.Now().UTC().Add(-time.Hour) })
+			srv.SetVisibilityDelay(nil)
+		}, func(st defender.WindowStats) error {
+			if st.LinkFallbacks != 0 || st.Repeats == 0 {
+				return fmt.Errorf("want the links followed, and the repeats dropped")
+			}
+			return nil
+		}},
 		// The link's $skiptoken expires: the rest is read by filter pages.
 		{"the skip tokens expire", 1200, func(srv *defendertest.Server, _ []string) {
 			srv.ExpireSkipTokens()
@@ -193,6 +217,7 @@ func TestLinksOffWhenProofRefused(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
 	srv := newServer(t, defendertest.Options{Mode: defendertest.GraphMode, Seed: 5, GraphRefuseOr: true})
 	srv.AddAlerts(5000, spread(now, 5000))
+	srv.Revisit(20, now.Add(-time.Minute))
 	c := newClient(t, srv, func(c *defender.Config) { c.Feed = defender.FeedGraphAlerts })
 	l := newLedger()
 	var runs []drainRun
@@ -210,4 +235,111 @@ func TestLinksOffWhenProofRefused(t *testing.T) {
 	if runs[1].stats.Links != 0 {
 		t.Errorf("links followed after the API refused a proof: %+v", runs[1].stats)
 	}
+}
+
+// A linked page that comes out of order, and a stop part-way through it: the position taken
+// before the stop claims what its page handed on in order, and the resumed drain, once the
+// gaps hold, checks that claim against the page read again (as after any page) instead of
+// trusting the progress; nothing is lost.
+func TestLinksResumeInsideAPageOutOfOrder(t *testing.T) {
+	for _, stopAt := range []int{640, 780, 990} {
+		t.Run(fmt.Sprint(stopAt), func(t *testing.T) {
+			srv, c, w := graphWorld(t, 5000, 9)
+			seen := map[version]int{}
+			errStop := errors.New("crash")
+			var saved []byte
+			n := 0
+			_, err := c.ReadWindow(context.Background(), w, func(a defender.Alert, p *defender.Progress) error {
+				seen[version{a.ID, a.LastUpdate}]++
+				if n++; n == 550 {
+					srv.SetOrder(defendertest.Shuffled) // the next linked pages come in any order
+				}
+				if n%20 == 0 {
+					var err error
+					if saved, err = json.Marshal(p.Position()); err != nil {
+						return err
+					}
+				}
+				if n == stopAt {
+					return errStop
+				}
+				return nil
+			})
+			if !errors.Is(err, errStop) {
+				t.Fatalf("err = %v", err)
+			}
+			st, err := resumeStats(c, w, saved, seen)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(seen) != 5000 {
+				t.Errorf("read %d distinct, want 5000 (%+v)", len(seen), st)
+			}
+		})
+	}
+}
+
+// A tenant whose alerts were never updated gives no sign of how the API lists (creation and
+// update order agree): links are not followed, and the calls are the filter pages' and probes'.
+func TestLinksNeedASignOfTheOrder(t *testing.T) {
+	srv, c, w := graphWorldRevisit(t, 3000, 12, 0)
+	l := newLedger()
+	r, err := drainWindow(t, c, time.Now, w.From, w.To, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, srv, []drainRun{r}, l)
+	if r.stats.Links != 0 || r.stats.Probes < 6 {
+		t.Errorf("%+v: want filter pages and their probes only", r.stats)
+	}
+}
+
+// Links that lead nowhere new (each answers its query's first page again, under a new
+// token) are given up after a few pages: the drain ends, complete.
+func TestLinksThatGoRoundAreLeft(t *testing.T) {
+	srv, c, w := graphWorld(t, 3000, 2)
+	l := newLedger()
+	n := 0
+	run := drainRun{from: w.From, to: w.To, start: time.Now()}
+	st, err := c.ReadWindow(context.Background(), defender.Window{From: w.From, To: w.To, Delivered: l.delivered},
+		func(a defender.Alert, _ *defender.Progress) error {
+			v := version{a.ID, a.LastUpdate.UTC()}
+			run.read = append(run.read, v)
+			l.seen[v]++
+			if n++; n == 600 {
+				srv.LinksRestart(true)
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.end, run.stats = time.Now(), st
+	check(t, srv, []drainRun{run}, l)
+	if st.LinkFallbacks == 0 || st.Links > 8 {
+		t.Errorf("%+v: want the links left after a few pages", st)
+	}
+}
+
+// An API that lists by creation time, not update time, with three old alerts updated to the
+// middle of the window: the first page's probe holds (the updates lie far below it), and no
+// page shows an alert listed against its creation order. Followed, the links would list those
+// alerts in the last three pages, out of update order and above the bound the first proof
+// moved: the first would end the chain, the other two would be lost. Links are not followed
+// on such a listing, and nothing is lost.
+func TestLinksNotTrustedOnAListingByCreation(t *testing.T) {
+	srv, c, w := graphWorldRevisit(t, 6000, 11, 0)
+	srv.SetOrder(defendertest.NewestCreatedFirst)
+	ids := srv.IDs() // oldest first
+	now := time.Now().UTC()
+	for i, id := range []string{ids[1400], ids[900], ids[400]} { // listed 4,600th, 5,100th, 5,600th
+		srv.UpdateAt([]string{id}, now.Add(-12*time.Hour).Add(time.Duration(i)*time.Second))
+	}
+	l := newLedger()
+	r, err := drainWindow(t, c, time.Now, w.From, w.To, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", r.stats)
+	check(t, srv, []drainRun{r}, l)
 }

@@ -32,6 +32,7 @@ func (d *drain) inPage(it item) bool {
 // byLastUpdate reads the page below the proven bound and proves it: done when the window is.
 func (d *drain) byLastUpdate(ctx context.Context) (bool, error) {
 	base := d.pageFilter()
+	top := d.page.Upper
 	r, err := d.read(ctx, base, 0, d.inPage, trackAt)
 	trusted := d.trusted
 	d.trustAt, d.trusted, d.restored = nil, false, nil
@@ -67,8 +68,8 @@ func (d *drain) byLastUpdate(ctx context.Context) (bool, error) {
 			return false, d.tieThenBelow(ctx, low)
 		}
 		d.setPage(Cursor{Upper: low, Inclusive: true, Done: atL})
-		if r.next != "" && d.dl.follow && !d.noLinks && !d.c.noLinks.Load() {
-			return d.follow(ctx, r.next)
+		if r.next != "" && d.dl.follow && !d.noLinks && !d.c.noLinks.Load() && d.listsByUpdate() {
+			return d.follow(ctx, r.next, top)
 		}
 		return false, nil
 	}

@@ -64,6 +64,14 @@ func (d *drain) readQuery(ctx context.Context, q string, in func(it item) bool, 
 			if !in(it) {
 				return nil // outside the query's range: a later query owns it
 			}
+			if d.chain != nil && tr == trackAt {
+				// Along links, a version handed on before is a repeat (a version listed late
+				// moves the listing down), not a sign of the order.
+				if d.chain.repeat(d, keyOf(f.id, f.lut)) {
+					d.st.Repeats++
+					return nil
+				}
+			}
 			if len(d.items) == 0 && d.chain != nil && tr == trackAt {
 				// A linked page: its first version must lie at or below the last page's
 				// lowest, and the versions the link may have passed over lie between them.
@@ -144,7 +152,7 @@ func (d *drain) readQuery(ctx context.Context, q string, in func(it item) bool, 
 					}
 				}
 			}
-			if d.proven(it.id, it.lut, it.created) {
+			if d.proven(it.id, it.lut, it.created) && (d.chain == nil || tr != trackAt || !it.above(d.page)) {
 				return nil
 			}
 			return d.handOn(raw, f.id, f.lut, it.created, progress)

@@ -134,8 +134,11 @@ type Position struct {
 	Claim  *Claim     `json:"claim,omitempty"` // nil: a position written before Claim existed
 	// Gaps: At was reached along next links (links.go), which may have passed over versions in
 	// these spans; a resumed drain proves them before it trusts At.
-	Gaps []Span    `json:"gaps,omitempty"`
-	lazy claimSnap // a position taken during a drain: its claim, folded when needed
+	Gaps []Span `json:"gaps,omitempty"`
+	// ChainAt is where the linked page in flight began (the progress at its start): with Gaps
+	// proven, everything down to it was handed on; At and Claim then cover that page alone.
+	ChainAt *Cursor   `json:"chain_at,omitempty"`
+	lazy    claimSnap // a position taken during a drain: its claim, folded when needed
 }
 
 // claimOf is the position's claim: Claim as read, or the one a drain's position folds.
@@ -198,6 +201,10 @@ func (p Position) appendJSON(b []byte) []byte {
 			b = append(b, '}')
 		}
 		b = append(b, ']')
+	}
+	if p.ChainAt != nil {
+		b = append(b, `,"chain_at":`...)
+		b = p.ChainAt.appendJSON(b)
 	}
 	return append(b, '}')
 }

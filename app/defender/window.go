@@ -91,6 +91,8 @@ func (p *Progress) Position() Position {
 	}
 	if c := d.chain; c != nil && len(c.gaps) > 0 {
 		pos.Gaps = c.gaps[:len(c.gaps):len(c.gaps)]
+		b := c.base.view()
+		pos.ChainAt = &b
 	}
 	if d.tie == nil && !d.legacy {
 		if d.clog == nil {
@@ -184,9 +186,10 @@ type drain struct {
 	items    []item        // the page in flight's distinct versions in range, in reply order
 	replyIDs map[string]struct{}
 
-	chain      *chain // the run of linked pages being read (links.go)
-	noLinks    bool   // a chain failed: this drain reads by filter pages only
-	resumeGaps []Span // the checkpoint's Gaps, proven before anything else
+	chain      *chain  // the run of linked pages being read (links.go)
+	noLinks    bool    // a chain failed: this drain reads by filter pages only
+	resumeGaps []Span  // the checkpoint's Gaps, proven before anything else
+	resumeBase *Cursor // and its ChainAt
 }
 
 // ReadWindow hands every alert version with lastUpdateTime in [w.From, w.To) to fn, at most
@@ -232,13 +235,8 @@ func (d *drain) resume(p *Position) error {
 	if p.Key != nil && !validKey(p.Key.Key) {
 		return bad("names an unknown key " + strconv.Quote(p.Key.Key))
 	}
-	if len(p.Gaps) > 0 && (p.Tie != nil || p.Key != nil || p.KeyAt != nil) {
-		return bad("was reached along next links and along another key")
-	}
-	for _, g := range p.Gaps {
-		if g.Lo.After(g.Hi) || g.Hi.After(p.Page.Upper) || g.Lo.Before(d.from) {
-			return bad("has a gap outside its window")
-		}
+	if msg := chainFault(p, d.from); msg != "" {
+		return bad(msg)
 	}
 	d.page = p.Page.clone()
 	if p.Tie != nil {
@@ -258,10 +256,10 @@ func (d *drain) resume(p *Position) error {
 	if d.tie != nil {
 		return nil // progress inside a tie group is in Tie and Handed
 	}
-	if len(p.Gaps) > 0 { // reached along links: proven by its gaps, not by a claim
-		d.at = p.At.clone()
+	if len(p.Gaps) > 0 { // reached along links: its gaps are proven first (resumeChain)
 		d.resumeGaps = slices.Clone(p.Gaps)
-		return nil
+		base := p.ChainAt.clone()
+		d.resumeBase = &base
 	}
 	if pc := p.claimOf(); pc != nil {
 		c := *pc
@@ -308,7 +306,7 @@ func (d *drain) resume(p *Position) error {
 func (d *drain) run(ctx context.Context) error {
 	if gaps := d.resumeGaps; gaps != nil {
 		d.resumeGaps = nil
-		if err := d.resumeChain(ctx, gaps); err != nil {
+		if err := d.resumeChain(ctx, gaps, *d.resumeBase); err != nil {
 			return err
 		}
 	}

@@ -113,6 +113,9 @@ func (s *Server) parseGraph(raw string) (query, *refusal) {
 		if !ok || !s.opt.Now().Before(st.expires) {
 			return bad("invalidRequest", "The $skiptoken is invalid or has expired. Run the query again.")
 		}
+		if s.linksRestart {
+			st.q.skip = 0 // a broken link: its query's first page again
+		}
 		return st.q, nil
 	}
 	q := query{top: s.opt.GraphPageSize}

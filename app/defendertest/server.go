@@ -116,6 +116,7 @@ type Server struct {
 
 	order          Order
 	ignoreSkip     bool
+	linksRestart   bool
 	pretty         bool
 	fail500        float64
 	cutRate        float64
@@ -236,6 +237,10 @@ func (s *Server) SetOrder(o Order) { s.mu.Lock(); s.order = o; s.mu.Unlock() }
 // IgnoreSkip makes the API answer every query as if $skip were 0 (a broken server: no client
 // can prove a group larger than a page complete through it, and must say so).
 func (s *Server) IgnoreSkip(on bool) { s.mu.Lock(); s.ignoreSkip = on; s.mu.Unlock() }
+
+// LinksRestart makes every GraphMode $skiptoken answer its query's first page again, as a
+// broken link would, each time with a new token (so a client sees no link twice).
+func (s *Server) LinksRestart(on bool) { s.mu.Lock(); s.linksRestart = on; s.mu.Unlock() }
 
 // Pretty makes the API send its pages pretty-printed (indented, a newline between tokens),
 // as JSON may arrive through a tool or proxy that reformats it: the same values, other bytes.
