@@ -111,8 +111,10 @@ func (s *Server) parseGraph(raw string) (query, *refusal) {
 	if tok, given := vals["$skiptoken"]; given {
 		st, ok := s.skips[tok[0]]
 		if !ok || !s.opt.Now().Before(st.expires) {
+			s.stats.LinksExpired++
 			return bad("invalidRequest", "The $skiptoken is invalid or has expired. Run the query again.")
 		}
+		s.stats.Links++
 		if s.linksRestart {
 			st.q.skip = 0 // a broken link: its query's first page again
 		}

@@ -152,6 +152,8 @@ type Stats struct {
 	CutOff         int
 	AlertsReturned int
 	BytesOut       int64 // alert page bytes sent
+	// GraphMode: calls that followed a nextLink's $skiptoken, and those refused as expired.
+	Links, LinksExpired int
 }
 
 // New starts a stand-in on a loopback port.

@@ -93,6 +93,51 @@ func TestFaultGraphFeed(t *testing.T) {
 	}
 }
 
+// Scenario 12b: the graph-alerts feed following @odata.nextLink. Graph lists newest update
+// first and some alerts were updated after they were created (the sign the collector needs
+// before it follows links), alerts change while it pages (a link that counts by position then
+// passes alerts over), versions show late, skip tokens expire within a second, 429s, failures
+// and cut-off replies: without kills nothing missing and nothing twice, then SIGKILLs mid-drain
+// (along the links) and a last run: nothing missing.
+func TestFaultGraphFeedLinks(t *testing.T) {
+	started := time.Now()
+	n := pick(3000, 20000)
+	w := feedWorld(t, n, "graph-alerts", defendertest.Options{Mode: defendertest.GraphMode, TokenLifetime: time.Second,
+		SkipTokenLifetime: 800 * time.Millisecond, PerMinute: pick(40, 20), Minute: 2 * time.Second})
+	w.api.Revisit(20, time.Now().Add(-time.Second))
+	w.api.UpdatesPerCall(3)
+	w.api.SetVisibilityDelay(func(r *mrand.Rand) time.Duration { return time.Duration(r.Int64N(int64(time.Second))) })
+	w.api.Throttle(2, time.Second)
+	w.api.SetFailures(0.02, 0.02)
+	w.extra = append(w.extra, "DEFENDER_OVERLAP=5s", "DEFENDER_HEC_ACK_TIMEOUT=20s")
+	hostileNoKills(t, w, "12b graph-alerts along links, no kills", 3)
+	// A backlog of the last 3 s (inside the overlap), every 20th alert updated a second after
+	// it was created: the sign each new process needs before it follows links.
+	now := time.Now()
+	ids := w.api.AddAlerts(n, func(i int) time.Time {
+		return now.Add(-3 * time.Second).Add(time.Duration(i) * 2 * time.Second / time.Duration(n))
+	})
+	for i := 0; i < len(ids); i += 20 {
+		w.api.UpdateAt(ids[i:i+1], now.Add(-3*time.Second).Add(time.Duration(i)*2*time.Second/time.Duration(n)+time.Second))
+	}
+	kills := runsKilled(t, w, pick(1, 6), n)
+	w.api.UpdatesPerCall(0)
+	time.Sleep(1500 * time.Millisecond) // every version is visible now
+	cmd, out := w.start(t, "run", "--once")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("final run: %v\n%s", err, out)
+	}
+	report(t, fmt.Sprintf("12b graph-alerts along links, %d kills", kills), w, started)
+	st := w.api.Stats()
+	line := fmt.Sprintf("FAULT    Graph along links: %d calls, %d followed links, %d expired, 429 %d, cut-offs %d",
+		st.APICalls, st.Links, st.LinksExpired, st.ByStatus[429], st.CutOff)
+	fmt.Println(line)
+	t.Log(line)
+	if st.Links == 0 {
+		t.Error("no link was followed: the scenario did not test what it is for")
+	}
+}
+
 // hostileNoKills runs run --once three times while the API changes as it pages (updates per
 // call, as set), with new versions between the runs, then lets late versions show and runs
 // once more: nothing may be missing and nothing indexed twice (only kills may repeat).
