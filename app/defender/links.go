@@ -52,6 +52,7 @@ type Span struct {
 // chain is a run of linked pages since the last proven bound.
 type chain struct {
 	top    time.Time        // the chain's query reads update times up to it
+	head   map[key]struct{} // the versions of the page the first link came with
 	prev   map[key]struct{} // the versions of the last linked page
 	low    int64            // the lowest update time read along the chain (the last page's lowest)
 	gaps   []Span           // not yet proven; positions hold views, so it is only appended to
@@ -60,11 +61,13 @@ type chain struct {
 	near   int              // versions read at the gaps' edges: a proof reads them again
 }
 
-// first checks a linked page's first version against the last page's lowest, and records the
-// gap between them.
-func (c *chain) first(lut int64) bool {
+// inOrder checks a version of a linked page against the one before it (none: the last page's
+// lowest), and records the gap between the pages at the page's first version.
+func (c *chain) inOrder(items []item, lut int64) bool {
+	if n := len(items); n > 0 {
+		return lut <= items[n-1].lut
+	}
 	if lut > c.low {
-		c.broken = true
 		return false
 	}
 	g := Span{time.Unix(0, lut).UTC(), time.Unix(0, c.low).UTC()}
@@ -74,9 +77,24 @@ func (c *chain) first(lut int64) bool {
 	return true
 }
 
+// breakChain ends the chain part-way through a linked page that came out of order: the order
+// the chain rested on is gone, so its earlier pages may have missed versions the proofs do
+// not read. The progress goes back to the last proven bound (what the chain handed on stays
+// listed as handed), positions no longer name the chain's gaps, and a resume reads from that
+// bound again. The rest of the reply hands on only versions above the bound (no filter page
+// reads those again); the fall-back reads the rest.
+func (d *drain) breakChain() {
+	d.chain.broken = true
+	d.chain.gaps = nil
+	d.commit()
+}
+
 // repeat reports whether a version on a linked page was handed on by this chain already.
 func (c *chain) repeat(d *drain, k key) bool {
 	if _, ok := c.prev[k]; ok {
+		return true
+	}
+	if _, ok := c.head[k]; ok {
 		return true
 	}
 	_, ok := d.seen[k]
@@ -143,7 +161,9 @@ func (d *drain) follow(ctx context.Context, link string, top time.Time) (bool, e
 		d.noLinks = true
 		return false, nil
 	}
-	d.chain = &chain{top: top, low: d.page.Upper.UnixNano()}
+	// The page the link came with is proven and dropped from seen, but a link that starts
+	// early (versions listed late above it) or goes back lists its versions again.
+	d.chain = &chain{top: top, low: d.page.Upper.UnixNano(), head: keysOf(d.items)}
 	defer func() { d.chain = nil }()
 	followed := map[string]bool{q: true}
 	idle := 0 // linked pages in a row that handed on nothing
@@ -172,10 +192,7 @@ func (d *drain) follow(ctx context.Context, link string, top time.Time) (bool, e
 		if n := len(d.items); n > 0 {
 			d.chain.low = d.items[n-1].lut
 			d.chain.near += ties(d.items, 0) + ties(d.items, n-1)
-			d.chain.prev = make(map[key]struct{}, n)
-			for _, it := range d.items {
-				d.chain.prev[key{it.id, it.lut}] = struct{}{}
-			}
+			d.chain.prev = keysOf(d.items)
 		}
 		// A chain that hands nothing on for a few pages (a link that left the window, or goes
 		// round in a circle) is not followed further.
@@ -210,6 +227,14 @@ func (d *drain) follow(ctx context.Context, link string, top time.Time) (bool, e
 		followed[next] = true
 		q = next
 	}
+}
+
+func keysOf(items []item) map[key]struct{} {
+	m := make(map[key]struct{}, len(items))
+	for _, it := range items {
+		m[key{it.id, it.lut}] = struct{}{}
+	}
+	return m
 }
 
 // ties counts the versions that share items[i]'s update time (items are newest first).

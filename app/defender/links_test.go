@@ -76,6 +76,17 @@ func TestLinksFollowedWithoutLoss(t *testing.T) {
 			}
 			return nil
 		}},
+		// Alerts show up late at the top after the first page was proven and before its link
+		// is read: the link starts among the first page's alerts, which are not handed on
+		// twice.
+		{"alerts show up late before the first link", 1, func(srv *defendertest.Server, _ []string) {
+			srv.ShowOnNextLink(2, func(int) time.Time { return time.Now().UTC().Add(-time.Minute) })
+		}, func(st defender.WindowStats) error {
+			if st.LinkFallbacks != 0 || st.Repeats < 2 {
+				return fmt.Errorf("want the links followed, and the repeats dropped")
+			}
+			return nil
+		}},
 		// The link's $skiptoken expires: the rest is read by filter pages.
 		{"the skip tokens expire", 1200, func(srv *defendertest.Server, _ []string) {
 			srv.ExpireSkipTokens()
@@ -90,35 +101,48 @@ func TestLinksFollowedWithoutLoss(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, c, w := graphWorld(t, 5000, 7)
 			l := newLedger()
-			var first []string
-			n := 0
-			run := drainRun{from: w.From, to: w.To, start: time.Now()}
-			st, err := c.ReadWindow(context.Background(), defender.Window{From: w.From, To: w.To, Delivered: l.delivered},
-				func(a defender.Alert, _ *defender.Progress) error {
-					v := version{a.ID, a.LastUpdate.UTC()}
-					run.read = append(run.read, v)
-					l.seen[v]++
-					if n++; n <= 500 {
-						first = append(first, a.ID)
-					}
-					if n == tc.at && tc.do != nil {
-						tc.do(srv, first)
-					}
-					return nil
-				})
-			if err != nil {
-				t.Fatal(err)
-			}
-			run.end, run.stats = time.Now(), st
-			t.Logf("%+v", st)
+			run := drainActingAt(t, c, w, l, tc.at, func(first []string) {
+				if tc.do != nil {
+					tc.do(srv, first)
+				}
+			})
+			t.Logf("%+v", run.stats)
 			check(t, srv, []drainRun{run}, l)
 			if tc.want != nil {
-				if err := tc.want(st); err != nil {
-					t.Errorf("%v: %+v", err, st)
+				if err := tc.want(run.stats); err != nil {
+					t.Errorf("%v: %+v", err, run.stats)
 				}
 			}
 		})
 	}
+}
+
+// drainActingAt drains w into l, and calls do (with the ids of the first 500 alerts handed on)
+// when the at-th alert is handed on. Nothing is dropped as delivered before: a version handed
+// on twice within the drain shows in the ledger.
+func drainActingAt(t *testing.T, c *defender.Client, w defender.Window, l *ledger, at int, do func(first []string)) drainRun {
+	t.Helper()
+	var first []string
+	n := 0
+	run := drainRun{from: w.From, to: w.To, start: time.Now()}
+	st, err := c.ReadWindow(context.Background(), defender.Window{From: w.From, To: w.To},
+		func(a defender.Alert, _ *defender.Progress) error {
+			v := version{a.ID, a.LastUpdate.UTC()}
+			run.read = append(run.read, v)
+			l.seen[v]++
+			if n++; n <= 500 {
+				first = append(first, a.ID)
+			}
+			if n == at {
+				do(first)
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.end, run.stats = time.Now(), st
+	return run
 }
 
 // Alerts change all the time while the links are followed (five updates a call): across
@@ -299,23 +323,9 @@ func TestLinksNeedASignOfTheOrder(t *testing.T) {
 func TestLinksThatGoRoundAreLeft(t *testing.T) {
 	srv, c, w := graphWorld(t, 3000, 2)
 	l := newLedger()
-	n := 0
-	run := drainRun{from: w.From, to: w.To, start: time.Now()}
-	st, err := c.ReadWindow(context.Background(), defender.Window{From: w.From, To: w.To, Delivered: l.delivered},
-		func(a defender.Alert, _ *defender.Progress) error {
-			v := version{a.ID, a.LastUpdate.UTC()}
-			run.read = append(run.read, v)
-			l.seen[v]++
-			if n++; n == 600 {
-				srv.LinksRestart(true)
-			}
-			return nil
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run.end, run.stats = time.Now(), st
+	run := drainActingAt(t, c, w, l, 600, func([]string) { srv.LinksRestart(true) })
 	check(t, srv, []drainRun{run}, l)
+	st := run.stats
 	if st.LinkFallbacks == 0 || st.Links > 8 {
 		t.Errorf("%+v: want the links left after a few pages", st)
 	}
@@ -342,4 +352,93 @@ func TestLinksNotTrustedOnAListingByCreation(t *testing.T) {
 	}
 	t.Logf("%+v", r.stats)
 	check(t, srv, []drainRun{r}, l)
+}
+
+// The API lists by update time for the first page (which shows it: an old alert updated a
+// moment ago comes first), then by creation time. Three old alerts updated to four hours ago
+// then come far down, out of update order, below the versions the links passed between the
+// pages. A stop while the page that breaks the order is handed on must not leave a position
+// that trusts the links before it: the resumed drain reads from the first page's bound again,
+// and nothing is lost.
+func TestLinksBrokenThenStopped(t *testing.T) {
+	for _, stopAt := range []int{2650, 2800, 2950} {
+		t.Run(fmt.Sprint(stopAt), func(t *testing.T) {
+			srv, c, w := graphWorldRevisit(t, 6000, 13, 0)
+			ids := srv.IDs() // oldest first
+			now := time.Now().UTC()
+			srv.UpdateAt(ids[100:101], now.Add(-30*time.Second))
+			for i, id := range []string{ids[3400], ids[2900], ids[2400]} { // 2,600th, 3,100th and 3,600th by creation
+				srv.UpdateAt([]string{id}, now.Add(-4*time.Hour).Add(time.Duration(i)*time.Second))
+			}
+			seen := map[version]int{}
+			errStop := errors.New("crash")
+			var saved []byte
+			n := 0
+			_, err := c.ReadWindow(context.Background(), w, func(a defender.Alert, p *defender.Progress) error {
+				seen[version{a.ID, a.LastUpdate}]++
+				if n++; n == 1 {
+					srv.SetOrder(defendertest.NewestCreatedFirst)
+				}
+				var err error
+				if saved, err = json.Marshal(p.Position()); err != nil {
+					return err
+				}
+				if n == stopAt {
+					return errStop
+				}
+				return nil
+			})
+			if !errors.Is(err, errStop) {
+				t.Fatalf("err = %v", err)
+			}
+			st, err := resumeStats(c, w, saved, seen)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(seen) != 6000 {
+				t.Errorf("read %d distinct, want 6000 (%+v)", len(seen), st)
+			}
+		})
+	}
+}
+
+// Eleven alerts share one update time across the boundary of two linked pages, and the drain
+// stops twice while handing on the second page's share of them: once along the links, once
+// soon after its resume. The second resume must still trust the first's progress (the ids
+// handed on by the page before are not part of the page's claim), so only a few alerts at the
+// gaps' edges are handed on again.
+func TestLinksStoppedTwiceInATie(t *testing.T) {
+	now := time.Now().UTC()
+	const n = 5000
+	srv := newServer(t, defendertest.Options{Mode: defendertest.GraphMode, Seed: 14})
+	at := spread(now, n)
+	ids := srv.AddAlerts(n, func(i int) time.Time {
+		if i >= n-1005 && i <= n-995 { // the 997th to 1,007th newest, with the update below
+			return at(n - 1005)
+		}
+		return at(i)
+	})
+	srv.UpdateAt(ids[100:101], now.Add(-30*time.Second)) // a sign of the order (see listsByUpdate)
+	c := newClient(t, srv, func(c *defender.Config) { c.Feed = defender.FeedGraphAlerts })
+	w := defender.Window{From: now.Add(-25 * time.Hour), To: now}
+	seen := map[version]int{}
+	saved := crashEvery(t, c, w, 1003, 1, seen, nil)
+	var p defender.Position
+	if err := json.Unmarshal(saved, &p); err != nil || p.ChainAt == nil || len(p.ChainAt.Done) == 0 {
+		t.Fatalf("the position does not stop inside a tie along links: %s (%v)", saved, err)
+	}
+	w.Resume = &p
+	saved = crashEvery(t, c, w, 5, 1, seen, nil)
+	w.Resume = nil
+	st, err := resumeStats(c, w, saved, seen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != n {
+		t.Errorf("read %d distinct, want %d", len(seen), n)
+	}
+	t.Logf("%d handed on again; the last resume: %+v", repeats(seen), st)
+	if d := repeats(seen); d > 20 {
+		t.Errorf("%d handed on again after two stops (%+v), want a few at the gaps' edges", d, st)
+	}
 }

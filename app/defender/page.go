@@ -71,20 +71,24 @@ func (d *drain) readQuery(ctx context.Context, q string, in func(it item) bool, 
 					d.st.Repeats++
 					return nil
 				}
-			}
-			if len(d.items) == 0 && d.chain != nil && tr == trackAt {
-				// A linked page: its first version must lie at or below the last page's
-				// lowest, and the versions the link may have passed over lie between them.
-				inOrder = d.chain.first(it.lut)
+				// A linked page's first version must lie at or below the last page's lowest
+				// (the versions the link may have passed over lie between them), and the
+				// rest go on newest first.
+				if !d.chain.broken && !d.chain.inOrder(d.items, it.lut) {
+					d.breakChain()
+				}
+				if d.chain.broken {
+					if !it.above(d.page) {
+						return nil
+					}
+					return d.handOn(raw, f.id, f.lut, it.created, false)
+				}
 			}
 			if inOrder && len(d.items) > 0 {
 				prev := d.items[len(d.items)-1]
 				switch tr {
 				case trackAt:
 					inOrder = it.lut <= prev.lut
-					if !inOrder && d.chain != nil {
-						d.chain.broken = true
-					}
 				case trackKey:
 					inOrder = !ahead(d.key.Key, d.key.Asc, it, prev)
 				}

@@ -3,10 +3,14 @@ package defender
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
+	"strconv"
 	"time"
 )
 
-// The checkpointed position of a drain and its hand-written JSON encoding.
+// The checkpointed position of a drain, its hand-written JSON encoding, and a drain's resume
+// from it.
 
 // Cursor bounds the part of a window still to read along one time, newest first: versions
 // newer than Upper are done; so are those at Upper when Inclusive is false, or whose id is in
@@ -273,4 +277,101 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// resume sets the drain up to continue from a checkpoint's position (nil: from the start).
+func (d *drain) resume(p *Position) error {
+	d.at = d.page.clone()
+	if p == nil {
+		return nil
+	}
+	bad := func(what string) error {
+		return fmt.Errorf("the saved position %s; the checkpoint is inconsistent", what)
+	}
+	if p.Page.Upper.After(d.to) || p.Page.Upper.Before(d.from) || p.At.Upper.After(p.Page.Upper) {
+		return bad("lies outside its window")
+	}
+	if p.Tie != nil && !p.Page.Inclusive {
+		return bad("reads a tie group at a time it also marks done")
+	}
+	if p.KeyAt != nil && (p.Key == nil || p.KeyAt.Key != p.Key.Key || p.KeyAt.Asc != p.Key.Asc) {
+		return bad("has page progress along another key than its own")
+	}
+	if p.Key != nil && !validKey(p.Key.Key) {
+		return bad("names an unknown key " + strconv.Quote(p.Key.Key))
+	}
+	if msg := chainFault(p, d.from); msg != "" {
+		return bad(msg)
+	}
+	d.page = p.Page.clone()
+	if p.Tie != nil {
+		t := p.Tie.clone()
+		d.tie = &t
+	}
+	d.key = p.Key.clone()
+	for _, v := range p.Handed {
+		k := keyOf(v.ID, v.LastUpdate)
+		if _, ok := d.seen[k]; !ok {
+			d.seen[k] = 0
+			d.handed = append(d.handed, AlertVersion{v.ID, v.LastUpdate.UTC()})
+		}
+	}
+	d.at = d.page.clone()
+	d.keyAt = d.key.clone()
+	if d.tie != nil {
+		return nil // progress inside a tie group is in Tie and Handed
+	}
+	if len(p.Gaps) > 0 { // reached along links: its gaps are proven first (resumeChain)
+		d.resumeGaps = slices.Clone(p.Gaps)
+		base := p.ChainAt.clone()
+		d.resumeBase = &base
+	}
+	if pc := p.claimOf(); pc != nil {
+		c := *pc
+		d.claimReset(c)
+		d.trustClaim = &c
+	} else {
+		d.legacy = true
+	}
+	if len(p.Handed) > 0 {
+		d.restored = make(map[key]struct{}, len(p.Handed))
+		for _, v := range p.Handed {
+			d.restored[keyOf(v.ID, v.LastUpdate)] = struct{}{}
+		}
+	}
+	if d.key == nil {
+		at := p.At.clone()
+		d.at = at.clone()
+		d.trustAt = &at
+		if at.Inclusive { // the ids listed at its bound were handed on, in any order
+			// Along links, the ids listed there before the page in flight began were the
+			// page before's: never part of this page's claim.
+			var before []string
+			if ca := p.ChainAt; ca != nil && ca.Inclusive && ca.Upper.Equal(at.Upper) {
+				before = ca.Done
+			}
+			for _, id := range at.Done {
+				if k := keyOf(id, at.Upper); !d.proven(id, k.t, 0) {
+					if _, ok := d.seen[k]; !ok {
+						d.seen[k] = 0
+						d.handed = append(d.handed, AlertVersion{id, at.Upper.UTC()})
+						if d.trustClaim != nil {
+							if !slices.Contains(before, id) {
+								d.claimSub(k)       // now Handed's: a later resume must not count it twice
+								d.trustClaim.sub(k) // an exact record: not part of what the drop must match
+							}
+							if d.restored == nil {
+								d.restored = map[key]struct{}{}
+							}
+							d.restored[k] = struct{}{}
+						}
+					}
+				}
+			}
+		}
+	} else if p.KeyAt != nil {
+		d.keyAt = p.KeyAt.clone()
+		d.trustKey = p.KeyAt.clone()
+	}
+	return nil
 }

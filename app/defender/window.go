@@ -2,9 +2,7 @@ package defender
 
 import (
 	"context"
-	"fmt"
 	"slices"
-	"strconv"
 	"time"
 )
 
@@ -213,94 +211,6 @@ func (c *Client) ReadWindow(ctx context.Context, w Window, fn func(Alert, *Progr
 	st := d.st
 	st.Calls = c.Stats().Calls - before
 	return st, err
-}
-
-func (d *drain) resume(p *Position) error {
-	d.at = d.page.clone()
-	if p == nil {
-		return nil
-	}
-	bad := func(what string) error {
-		return fmt.Errorf("the saved position %s; the checkpoint is inconsistent", what)
-	}
-	if p.Page.Upper.After(d.to) || p.Page.Upper.Before(d.from) || p.At.Upper.After(p.Page.Upper) {
-		return bad("lies outside its window")
-	}
-	if p.Tie != nil && !p.Page.Inclusive {
-		return bad("reads a tie group at a time it also marks done")
-	}
-	if p.KeyAt != nil && (p.Key == nil || p.KeyAt.Key != p.Key.Key || p.KeyAt.Asc != p.Key.Asc) {
-		return bad("has page progress along another key than its own")
-	}
-	if p.Key != nil && !validKey(p.Key.Key) {
-		return bad("names an unknown key " + strconv.Quote(p.Key.Key))
-	}
-	if msg := chainFault(p, d.from); msg != "" {
-		return bad(msg)
-	}
-	d.page = p.Page.clone()
-	if p.Tie != nil {
-		t := p.Tie.clone()
-		d.tie = &t
-	}
-	d.key = p.Key.clone()
-	for _, v := range p.Handed {
-		k := keyOf(v.ID, v.LastUpdate)
-		if _, ok := d.seen[k]; !ok {
-			d.seen[k] = 0
-			d.handed = append(d.handed, AlertVersion{v.ID, v.LastUpdate.UTC()})
-		}
-	}
-	d.at = d.page.clone()
-	d.keyAt = d.key.clone()
-	if d.tie != nil {
-		return nil // progress inside a tie group is in Tie and Handed
-	}
-	if len(p.Gaps) > 0 { // reached along links: its gaps are proven first (resumeChain)
-		d.resumeGaps = slices.Clone(p.Gaps)
-		base := p.ChainAt.clone()
-		d.resumeBase = &base
-	}
-	if pc := p.claimOf(); pc != nil {
-		c := *pc
-		d.claimReset(c)
-		d.trustClaim = &c
-	} else {
-		d.legacy = true
-	}
-	if len(p.Handed) > 0 {
-		d.restored = make(map[key]struct{}, len(p.Handed))
-		for _, v := range p.Handed {
-			d.restored[keyOf(v.ID, v.LastUpdate)] = struct{}{}
-		}
-	}
-	if d.key == nil {
-		at := p.At.clone()
-		d.at = at.clone()
-		d.trustAt = &at
-		if at.Inclusive { // the ids listed at its bound were handed on, in any order
-			for _, id := range at.Done {
-				if k := keyOf(id, at.Upper); !d.proven(id, k.t, 0) {
-					if _, ok := d.seen[k]; !ok {
-						d.seen[k] = 0
-						d.handed = append(d.handed, AlertVersion{id, at.Upper.UTC()})
-						if d.trustClaim != nil {
-							d.claimSub(k)       // now Handed's: a later resume must not count it twice
-							d.trustClaim.sub(k) // an exact record: not part of what the drop must match
-							if d.restored == nil {
-								d.restored = map[key]struct{}{}
-							}
-							d.restored[k] = struct{}{}
-						}
-					}
-				}
-			}
-		}
-	} else if p.KeyAt != nil {
-		d.keyAt = p.KeyAt.clone()
-		d.trustKey = p.KeyAt.clone()
-	}
-	return nil
 }
 
 func (d *drain) run(ctx context.Context) error {

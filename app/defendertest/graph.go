@@ -115,6 +115,12 @@ func (s *Server) parseGraph(raw string) (query, *refusal) {
 			return bad("invalidRequest", "The $skiptoken is invalid or has expired. Run the query again.")
 		}
 		s.stats.Links++
+		for _, l := range s.onLink {
+			for _, id := range s.addAlertsLocked(l.n, l.at) {
+				s.byID[id].versions[0].VisibleAt = s.opt.Now()
+			}
+		}
+		s.onLink = nil
 		if s.linksRestart {
 			st.q.skip = 0 // a broken link: its query's first page again
 		}

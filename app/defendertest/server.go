@@ -117,6 +117,7 @@ type Server struct {
 	order          Order
 	ignoreSkip     bool
 	linksRestart   bool
+	onLink         []lateAlerts // shown just before the next $skiptoken is answered
 	pretty         bool
 	fail500        float64
 	cutRate        float64
@@ -239,6 +240,20 @@ func (s *Server) SetOrder(o Order) { s.mu.Lock(); s.order = o; s.mu.Unlock() }
 // IgnoreSkip makes the API answer every query as if $skip were 0 (a broken server: no client
 // can prove a group larger than a page complete through it, and must say so).
 func (s *Server) IgnoreSkip(on bool) { s.mu.Lock(); s.ignoreSkip = on; s.mu.Unlock() }
+
+type lateAlerts struct {
+	n  int
+	at func(i int) time.Time
+}
+
+// ShowOnNextLink makes n more alerts (lastUpdateTime from at(i)) visible just before the next
+// GraphMode $skiptoken is answered: after the page that named the link and any calls between,
+// as versions that show up late do.
+func (s *Server) ShowOnNextLink(n int, at func(i int) time.Time) {
+	s.mu.Lock()
+	s.onLink = append(s.onLink, lateAlerts{n, at})
+	s.mu.Unlock()
+}
 
 // LinksRestart makes every GraphMode $skiptoken answer its query's first page again, as a
 // broken link would, each time with a new token (so a client sees no link twice).

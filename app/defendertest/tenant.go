@@ -12,6 +12,10 @@ import (
 func (s *Server) AddAlerts(n int, at func(i int) time.Time) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.addAlertsLocked(n, at)
+}
+
+func (s *Server) addAlertsLocked(n int, at func(i int) time.Time) []string {
 	if s.opt.Mode == IncidentsMode {
 		return s.addIncidentsLocked(n, at, nil)
 	}
