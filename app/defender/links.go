@@ -33,9 +33,17 @@ import (
 // pages from the last proven bound, where versions handed on already are dropped as repeats.
 // Nothing rests on a link, so none of these can skip a version.
 //
-// A checkpoint taken along a chain records its gaps (Position.Gaps). A resumed drain proves
-// them first: if that holds, everything down to the saved progress was handed on before the
-// stop; if not, it reads from the saved proven bound again (repeats, no loss).
+// A checkpoint taken along a chain trusts none of it: its progress is the last proven bound,
+// and it lists what the chain handed on since (Position.Handed, at most chainGaps pages:
+// about 4,000 versions). A resumed drain reads from that bound by filter pages, where those
+// versions are repeats, and follows links again below them. So a stop costs a few calls, and
+// rests on no link or order the stopped process saw.
+//
+// What the proofs rest on: the API lists by update time for the whole chain. A proven page
+// must show it first (listsByUpdate), and every linked page is checked against it; a break
+// reads everything since the last proof again. Pages before that proof are not read again:
+// an API that listed them in update order and then changed its order could have passed
+// over versions there.
 //
 // Per 100,000 alerts in pages of 500: one page and its probe, 199 linked pages and 25 proofs,
 // about 226 calls where filter pages take 401.
@@ -53,10 +61,9 @@ type Span struct {
 type chain struct {
 	top    time.Time        // the chain's query reads update times up to it
 	head   map[key]struct{} // the versions of the page the first link came with
-	prev   map[key]struct{} // the versions of the last linked page
+	at     Cursor           // how far the chain has read: the proven bound once its gaps prove
 	low    int64            // the lowest update time read along the chain (the last page's lowest)
-	gaps   []Span           // not yet proven; positions hold views, so it is only appended to
-	base   Cursor           // the progress when the page in flight began (Position.ChainAt)
+	gaps   []Span           // not yet proven
 	broken bool             // a linked page came out of order
 	near   int              // versions read at the gaps' edges: a proof reads them again
 }
@@ -78,27 +85,34 @@ func (c *chain) inOrder(items []item, lut int64) bool {
 }
 
 // breakChain ends the chain part-way through a linked page that came out of order: the order
-// the chain rested on is gone, so its earlier pages may have missed versions the proofs do
-// not read. The progress goes back to the last proven bound (what the chain handed on stays
-// listed as handed), positions no longer name the chain's gaps, and a resume reads from that
-// bound again. The rest of the reply hands on only versions above the bound (no filter page
-// reads those again); the fall-back reads the rest.
+// the chain rested on is gone, so its pages since the last proof may have missed versions the
+// proofs would not read. The rest of the reply hands on only versions above the proven bound
+// (no filter page reads those again); the fall-back reads the rest from that bound.
 func (d *drain) breakChain() {
 	d.chain.broken = true
 	d.chain.gaps = nil
-	d.commit()
 }
 
-// repeat reports whether a version on a linked page was handed on by this chain already.
+// repeat reports whether a version on a linked page was handed on by this chain already (it
+// is in seen until a proof covers it) or came on the page before the first link.
 func (c *chain) repeat(d *drain, k key) bool {
-	if _, ok := c.prev[k]; ok {
-		return true
-	}
 	if _, ok := c.head[k]; ok {
 		return true
 	}
 	_, ok := d.seen[k]
 	return ok
+}
+
+// advance moves the chain's progress down to (id, lut), as advanceAt does the page's.
+func (c *chain) advance(id string, lut int64) {
+	t := time.Unix(0, lut).UTC()
+	switch {
+	case t.Before(c.at.Upper) || t.Equal(c.at.Upper) && !c.at.Inclusive:
+		c.at.Upper, c.at.Inclusive = t, true
+		c.at.Done = append(c.at.Done[:0], id)
+	case t.Equal(c.at.Upper):
+		c.at.Done = append(c.at.Done, id)
+	}
 }
 
 // above reports whether a version lies above c's bound (a proven range).
@@ -163,20 +177,14 @@ func (d *drain) follow(ctx context.Context, link string, top time.Time) (bool, e
 	}
 	// The page the link came with is proven and dropped from seen, but a link that starts
 	// early (versions listed late above it) or goes back lists its versions again.
-	d.chain = &chain{top: top, low: d.page.Upper.UnixNano(), head: keysOf(d.items)}
+	// Versions handed on along the chain go to seen and Handed (handOn without progress):
+	// a repeat when a version listed late moves the listing down, so that a page begins with
+	// the last one's end, and what a checkpoint lists until a proof covers them.
+	d.chain = &chain{top: top, low: d.page.Upper.UnixNano(), head: keysOf(d.items), at: d.page.clone()}
 	defer func() { d.chain = nil }()
 	followed := map[string]bool{q: true}
 	idle := 0 // linked pages in a row that handed on nothing
 	for {
-		// A page starts the hand-over's claim afresh (a resume trusts its progress by it, as
-		// for any page), and what earlier pages handed on becomes a repeat: a version listed
-		// late can move the listing down, so that a page begins with the last one's end.
-		d.chain.base = d.at.clone()
-		d.claimReset(Claim{})
-		for _, pk := range d.pageKeys {
-			d.seen[pk.k] = pk.created
-		}
-		d.pageKeys = d.pageKeys[:0]
 		handed := d.st.Alerts + d.st.Delivered
 		r, err := d.readQuery(ctx, q, d.inChain, trackAt)
 		if err != nil {
@@ -192,7 +200,6 @@ func (d *drain) follow(ctx context.Context, link string, top time.Time) (bool, e
 		if n := len(d.items); n > 0 {
 			d.chain.low = d.items[n-1].lut
 			d.chain.near += ties(d.items, 0) + ties(d.items, n-1)
-			d.chain.prev = keysOf(d.items)
 		}
 		// A chain that hands nothing on for a few pages (a link that left the window, or goes
 		// round in a circle) is not followed further.
@@ -214,7 +221,7 @@ func (d *drain) follow(ctx context.Context, link string, top time.Time) (bool, e
 			if end {
 				return true, nil
 			}
-			d.setPage(d.at.clone())
+			d.setPage(d.chain.at.clone())
 			d.chain.gaps, d.chain.near = nil, 0
 			// A retried reply may end above where a cut-off one had got to: the next gap
 			// starts no higher than the proven bound.
@@ -253,15 +260,11 @@ func ties(items []item, i int) int {
 func (d *drain) prove(ctx context.Context, gaps []Span, tail bool) (bool, error) {
 	spans := slices.Clone(gaps)
 	if tail {
-		spans = append(spans, Span{d.from, d.at.Upper})
+		spans = append(spans, Span{d.from, d.chain.at.Upper})
 	}
 	spans = mergeSpans(spans, d.from, d.page.Upper)
 	if len(spans) == 0 {
 		return true, nil
-	}
-	// What the chain handed on is a repeat here, not a version to hand on again.
-	for _, pk := range d.pageKeys {
-		d.seen[pk.k] = pk.created
 	}
 	var f strings.Builder
 	for i, s := range spans {
@@ -344,51 +347,5 @@ func (d *drain) fallBack() error {
 	d.noLinks = true
 	d.chain = nil
 	d.commit()
-	return nil
-}
-
-// chainFault says what is wrong with a position taken along a chain ("" if nothing).
-func chainFault(p *Position, from time.Time) string {
-	if len(p.Gaps) == 0 {
-		return ""
-	}
-	if p.Tie != nil || p.Key != nil || p.KeyAt != nil || p.ChainAt == nil ||
-		p.ChainAt.Upper.After(p.Page.Upper) || p.At.Upper.After(p.ChainAt.Upper) {
-		return "was reached along next links but does not say where its page began"
-	}
-	for _, g := range p.Gaps {
-		if g.Lo.After(g.Hi) || g.Lo.Before(from) { // (above Page it is proven already)
-			return "has a gap outside its window"
-		}
-	}
-	return ""
-}
-
-// resumeChain proves the gaps of a checkpoint taken along a chain. If they hold, everything
-// down to where the page in flight began (base) was handed on before the stop, and the bound
-// moves there; the progress within that page is then trusted by its claim, as any page's is.
-// If not, the drain reads again from the saved proven bound: repeats, no loss.
-func (d *drain) resumeChain(ctx context.Context, gaps []Span, base Cursor) error {
-	d.chain = &chain{top: d.page.Upper, low: base.Upper.UnixNano(), gaps: gaps, base: base}
-	defer func() { d.chain = nil }()
-	ok, err := d.prove(ctx, gaps, false)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		d.st.LinkFallbacks++
-		d.trustAt, d.trustClaim, d.restored = nil, nil, nil
-		d.commit()
-		return nil
-	}
-	// The proof's versions are an exact record (handed on now, or repeats of the gaps'
-	// edges): not part of what the first page's drop must match.
-	if d.restored == nil {
-		d.restored = make(map[key]struct{}, len(d.items))
-	}
-	for _, it := range d.items {
-		d.restored[key{it.id, it.lut}] = struct{}{}
-	}
-	d.page = base.clone()
 	return nil
 }

@@ -163,9 +163,9 @@ func TestLinksUnderConstantChange(t *testing.T) {
 	}
 }
 
-// A drain stopped along a chain of links resumes from its last position: the position names
-// the chain's gaps, the resumed drain proves them and goes on from the position, so it hands
-// on again only what came after that position and a few alerts at the gaps' edges.
+// A drain stopped along a chain of links resumes from its last position: the position's
+// progress is the last proven bound and it lists what the links handed on since, so the
+// resumed drain reads from that bound and hands on again only what came after the position.
 func TestLinksResume(t *testing.T) {
 	for _, stopAt := range []int{700, 1499, 3100} {
 		t.Run(fmt.Sprint(stopAt), func(t *testing.T) {
@@ -177,8 +177,8 @@ func TestLinksResume(t *testing.T) {
 			if err := json.Unmarshal(saved, &p); err != nil {
 				t.Fatal(err)
 			}
-			if len(p.Gaps) == 0 {
-				t.Fatalf("the position taken along the links names no gaps: %s", saved)
+			if len(p.Handed) == 0 || !p.At.Upper.Equal(p.Page.Upper) {
+				t.Fatalf("the position taken along the links lists nothing handed on, or trusts progress past its proven bound: %s", saved)
 			}
 			st, err := resumeStats(c, w, saved, seen)
 			if err != nil {
@@ -188,8 +188,8 @@ func TestLinksResume(t *testing.T) {
 				t.Errorf("read %d distinct, want 5000", len(seen))
 			}
 			after := stopAt % batch
-			if dups := repeats(seen); dups < after || dups > after+2*len(p.Gaps) {
-				t.Errorf("%d repeated after the resume, want %d (after the last position) and at most 2 for each of its %d gaps", dups, after, len(p.Gaps))
+			if dups := repeats(seen); dups != after {
+				t.Errorf("%d repeated after the resume, want %d (after the last position)", dups, after)
 			}
 			if st.LinkFallbacks != 0 {
 				t.Errorf("the resume fell back to filter pages: %+v", st)
@@ -198,25 +198,36 @@ func TestLinksResume(t *testing.T) {
 	}
 }
 
-// A resumed drain whose gaps no longer prove (more than a page of alerts in them now) reads
-// from the saved bound again: repeats, nothing lost.
-func TestLinksResumeUnproven(t *testing.T) {
+// Alerts show up late, after a stop along the links, in the spans the links had read: the
+// resumed drain reads from the last proven bound, so it hands them on (a resume trusted the
+// links' progress once, and these were lost).
+func TestLinksResumeReadsFromTheProvenBound(t *testing.T) {
 	srv, c, w := graphWorld(t, 5000, 4)
 	seen := map[version]int{}
 	saved := crashEvery(t, c, w, 1200, 300, seen, nil)
 	var p defender.Position
-	if err := json.Unmarshal(saved, &p); err != nil || len(p.Gaps) == 0 {
-		t.Fatalf("no gaps in %s (%v)", saved, err)
+	if err := json.Unmarshal(saved, &p); err != nil || len(p.Handed) == 0 {
+		t.Fatalf("nothing handed on along links in %s (%v)", saved, err)
 	}
-	g := p.Gaps[0] // 600 alerts show up late inside a gap
-	srv.AddAlerts(600, func(i int) time.Time { return g.Lo.Add(time.Duration(i+1) * g.Hi.Sub(g.Lo) / 602) })
+	lo := p.Page.Upper // 600 alerts show up late between the lowest version handed on and it
+	for _, v := range p.Handed {
+		lo = minTime(lo, v.LastUpdate)
+	}
+	srv.AddAlerts(600, func(i int) time.Time { return lo.Add(time.Duration(i+1) * p.Page.Upper.Sub(lo) / 602) })
 	st, err := resumeStats(c, w, saved, seen)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(seen) != 5600 || st.LinkFallbacks != 1 {
-		t.Errorf("read %d distinct (want 5600), %+v", len(seen), st)
+	if len(seen) != 5600 || repeats(seen) != 0 {
+		t.Errorf("read %d distinct (want 5600), %d twice (want 0); %+v", len(seen), repeats(seen), st)
 	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // A link is followed only to the API's own host and path: the bearer token goes nowhere else.
@@ -357,11 +368,11 @@ func TestLinksNotTrustedOnAListingByCreation(t *testing.T) {
 // The API lists by update time for the first page (which shows it: an old alert updated a
 // moment ago comes first), then by creation time. Three old alerts updated to four hours ago
 // then come far down, out of update order, below the versions the links passed between the
-// pages. A stop while the page that breaks the order is handed on must not leave a position
-// that trusts the links before it: the resumed drain reads from the first page's bound again,
-// and nothing is lost.
+// pages (the first breaks the chain on the fifth linked page). A stop before or after that
+// page must not leave a position that trusts the links: the resumed drain reads from the
+// first page's bound again, and nothing is lost or handed on twice.
 func TestLinksBrokenThenStopped(t *testing.T) {
-	for _, stopAt := range []int{2650, 2800, 2950} {
+	for _, stopAt := range []int{2550, 2650, 2800, 2950} {
 		t.Run(fmt.Sprint(stopAt), func(t *testing.T) {
 			srv, c, w := graphWorldRevisit(t, 6000, 13, 0)
 			ids := srv.IDs() // oldest first
@@ -379,9 +390,11 @@ func TestLinksBrokenThenStopped(t *testing.T) {
 				if n++; n == 1 {
 					srv.SetOrder(defendertest.NewestCreatedFirst)
 				}
-				var err error
-				if saved, err = json.Marshal(p.Position()); err != nil {
-					return err
+				if n%10 == 0 || n == stopAt {
+					var err error
+					if saved, err = json.Marshal(p.Position()); err != nil {
+						return err
+					}
 				}
 				if n == stopAt {
 					return errStop
@@ -395,8 +408,8 @@ func TestLinksBrokenThenStopped(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(seen) != 6000 {
-				t.Errorf("read %d distinct, want 6000 (%+v)", len(seen), st)
+			if len(seen) != 6000 || repeats(seen) != 0 {
+				t.Errorf("read %d distinct (want 6000), %d twice (want 0); %+v", len(seen), repeats(seen), st)
 			}
 		})
 	}
@@ -424,8 +437,8 @@ func TestLinksStoppedTwiceInATie(t *testing.T) {
 	seen := map[version]int{}
 	saved := crashEvery(t, c, w, 1003, 1, seen, nil)
 	var p defender.Position
-	if err := json.Unmarshal(saved, &p); err != nil || p.ChainAt == nil || len(p.ChainAt.Done) == 0 {
-		t.Fatalf("the position does not stop inside a tie along links: %s (%v)", saved, err)
+	if err := json.Unmarshal(saved, &p); err != nil || len(p.Handed) < 500 {
+		t.Fatalf("the position does not stop along links: %s (%v)", saved, err)
 	}
 	w.Resume = &p
 	saved = crashEvery(t, c, w, 5, 1, seen, nil)

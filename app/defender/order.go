@@ -68,7 +68,9 @@ func (d *drain) byLastUpdate(ctx context.Context) (bool, error) {
 			return false, d.tieThenBelow(ctx, low)
 		}
 		d.setPage(Cursor{Upper: low, Inclusive: true, Done: atL})
-		if r.next != "" && d.dl.follow && !d.noLinks && !d.c.noLinks.Load() && d.listsByUpdate() {
+		// Links start only where nothing handed on lies below the bound (a resumed drain
+		// reads past what its checkpoint lists by filter pages, where those are repeats).
+		if r.next != "" && d.dl.follow && !d.noLinks && !d.c.noLinks.Load() && len(d.seen) == 0 && d.listsByUpdate() {
 			return d.follow(ctx, r.next, top)
 		}
 		return false, nil

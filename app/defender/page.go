@@ -128,8 +128,10 @@ func (d *drain) readQuery(ctx context.Context, q string, in func(it item) bool, 
 				// The checkpoint's progress: the ids it lists at its bound were handed on (an
 				// exact record); what lies ahead of the bound was, if the API still lists in
 				// this order, which the page's proof will tell (trusted).
-				switch tr {
-				case trackAt:
+				switch {
+				case tr == trackAt && d.chain != nil:
+					d.chain.advance(f.id, it.lut) // handed on without progress (links.go)
+				case tr == trackAt:
 					d.advanceAt(f.id, f.lut)
 					progress = true
 					if c := d.trustAt; c != nil {
@@ -142,7 +144,7 @@ func (d *drain) readQuery(ctx context.Context, q string, in func(it item) bool, 
 							d.drop(it) // (and it is in seen: handOn drops it)
 						}
 					}
-				case trackKey:
+				case tr == trackKey:
 					d.advanceKey(it)
 					progress = true
 					if c := d.trustKey; c != nil && c.covers(it) {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 )
@@ -136,11 +135,10 @@ type Position struct {
 	KeyAt  *KeyCursor `json:"key_at,omitempty"`
 	Handed Versions   `json:"handed,omitempty"`
 	Claim  *Claim     `json:"claim,omitempty"` // nil: a position written before Claim existed
-	// Gaps: At was reached along next links (links.go), which may have passed over versions in
-	// these spans; a resumed drain proves them before it trusts At.
-	Gaps []Span `json:"gaps,omitempty"`
-	// ChainAt is where the linked page in flight began (the progress at its start): with Gaps
-	// proven, everything down to it was handed on; At and Claim then cover that page alone.
+	// Gaps and ChainAt are read, never written: earlier builds wrote them along next links
+	// (links.go), with At and Claim that a resume then trusted. Such a position resumes from
+	// Page, trusting only Handed.
+	Gaps    []Span    `json:"gaps,omitempty"`
 	ChainAt *Cursor   `json:"chain_at,omitempty"`
 	lazy    claimSnap // a position taken during a drain: its claim, folded when needed
 }
@@ -191,24 +189,6 @@ func (p Position) appendJSON(b []byte) []byte {
 	if c := p.claimOf(); c != nil {
 		b = append(b, `,"claim":`...)
 		b = c.appendJSON(b)
-	}
-	if len(p.Gaps) > 0 {
-		b = append(b, `,"gaps":[`...)
-		for i, g := range p.Gaps {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"lo":`...)
-			b = appendTimeJSON(b, g.Lo)
-			b = append(b, `,"hi":`...)
-			b = appendTimeJSON(b, g.Hi)
-			b = append(b, '}')
-		}
-		b = append(b, ']')
-	}
-	if p.ChainAt != nil {
-		b = append(b, `,"chain_at":`...)
-		b = p.ChainAt.appendJSON(b)
 	}
 	return append(b, '}')
 }
@@ -300,9 +280,6 @@ func (d *drain) resume(p *Position) error {
 	if p.Key != nil && !validKey(p.Key.Key) {
 		return bad("names an unknown key " + strconv.Quote(p.Key.Key))
 	}
-	if msg := chainFault(p, d.from); msg != "" {
-		return bad(msg)
-	}
 	d.page = p.Page.clone()
 	if p.Tie != nil {
 		t := p.Tie.clone()
@@ -321,10 +298,8 @@ func (d *drain) resume(p *Position) error {
 	if d.tie != nil {
 		return nil // progress inside a tie group is in Tie and Handed
 	}
-	if len(p.Gaps) > 0 { // reached along links: its gaps are proven first (resumeChain)
-		d.resumeGaps = slices.Clone(p.Gaps)
-		base := p.ChainAt.clone()
-		d.resumeBase = &base
+	if len(p.Gaps) > 0 || p.ChainAt != nil {
+		return nil // progress along next links, as earlier builds wrote it: read from Page again
 	}
 	if pc := p.claimOf(); pc != nil {
 		c := *pc
@@ -344,22 +319,14 @@ func (d *drain) resume(p *Position) error {
 		d.at = at.clone()
 		d.trustAt = &at
 		if at.Inclusive { // the ids listed at its bound were handed on, in any order
-			// Along links, the ids listed there before the page in flight began were the
-			// page before's: never part of this page's claim.
-			var before []string
-			if ca := p.ChainAt; ca != nil && ca.Inclusive && ca.Upper.Equal(at.Upper) {
-				before = ca.Done
-			}
 			for _, id := range at.Done {
 				if k := keyOf(id, at.Upper); !d.proven(id, k.t, 0) {
 					if _, ok := d.seen[k]; !ok {
 						d.seen[k] = 0
 						d.handed = append(d.handed, AlertVersion{id, at.Upper.UTC()})
 						if d.trustClaim != nil {
-							if !slices.Contains(before, id) {
-								d.claimSub(k)       // now Handed's: a later resume must not count it twice
-								d.trustClaim.sub(k) // an exact record: not part of what the drop must match
-							}
+							d.claimSub(k)       // now Handed's: a later resume must not count it twice
+							d.trustClaim.sub(k) // an exact record: not part of what the drop must match
 							if d.restored == nil {
 								d.restored = map[key]struct{}{}
 							}

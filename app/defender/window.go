@@ -87,11 +87,6 @@ func (p *Progress) Position() Position {
 	if len(d.handed) > 0 {
 		pos.Handed = d.handed[:len(d.handed):len(d.handed)]
 	}
-	if c := d.chain; c != nil && len(c.gaps) > 0 {
-		pos.Gaps = c.gaps[:len(c.gaps):len(c.gaps)]
-		b := c.base.view()
-		pos.ChainAt = &b
-	}
 	if d.tie == nil && !d.legacy {
 		if d.clog == nil {
 			d.claimReset(d.claim)
@@ -184,10 +179,8 @@ type drain struct {
 	items    []item        // the page in flight's distinct versions in range, in reply order
 	replyIDs map[string]struct{}
 
-	chain      *chain  // the run of linked pages being read (links.go)
-	noLinks    bool    // a chain failed: this drain reads by filter pages only
-	resumeGaps []Span  // the checkpoint's Gaps, proven before anything else
-	resumeBase *Cursor // and its ChainAt
+	chain   *chain // the run of linked pages being read (links.go)
+	noLinks bool   // a chain failed: this drain reads by filter pages only
 }
 
 // ReadWindow hands every alert version with lastUpdateTime in [w.From, w.To) to fn, at most
@@ -214,12 +207,6 @@ func (c *Client) ReadWindow(ctx context.Context, w Window, fn func(Alert, *Progr
 }
 
 func (d *drain) run(ctx context.Context) error {
-	if gaps := d.resumeGaps; gaps != nil {
-		d.resumeGaps = nil
-		if err := d.resumeChain(ctx, gaps, *d.resumeBase); err != nil {
-			return err
-		}
-	}
 	if d.tie != nil { // resumed inside a tie group
 		if err := d.tieGroup(ctx, d.page.Upper); err != nil {
 			return err
