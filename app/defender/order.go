@@ -32,7 +32,7 @@ func (d *drain) inPage(it item) bool {
 // byLastUpdate reads the page below the proven bound and proves it: done when the window is.
 func (d *drain) byLastUpdate(ctx context.Context) (bool, error) {
 	base := d.pageFilter()
-	top := d.page.Upper
+	top := d.page // the page's query reads below it
 	r, err := d.read(ctx, base, 0, d.inPage, trackAt)
 	trusted := d.trusted
 	d.trustAt, d.trusted, d.restored = nil, false, nil
