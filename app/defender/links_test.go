@@ -478,3 +478,50 @@ func TestLinksStoppedTwiceInATie(t *testing.T) {
 		t.Errorf("%d handed on again after two stops (%+v), want 0", d, st)
 	}
 }
+
+// Positions taken along links list what the chain handed on (Handed), and their JSON shares one
+// encoding of that list: written in any order, before and after the proofs replace the list,
+// each position's list reads back as its own.
+func TestPositionsAlongLinksWriteTheirOwnHanded(t *testing.T) {
+	_, c, w := graphWorld(t, 5000, 21)
+	var ps []defender.Position
+	n := 0
+	_, err := c.ReadWindow(context.Background(), w, func(_ defender.Alert, p *defender.Progress) error {
+		if n++; n%7 == 0 {
+			ps = append(ps, p.Position())
+			if n%91 == 0 { // some written at once, the rest later and backwards
+				if _, err := json.Marshal(ps[len(ps)-1]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := 0
+	for i := len(ps) - 1; i >= 0; i-- {
+		b, err := json.Marshal(ps[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct{ Handed json.RawMessage }
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(ps[i].Handed)
+		if len(ps[i].Handed) == 0 {
+			want = nil
+		}
+		if string(got.Handed) != string(want) {
+			t.Fatalf("position %d writes handed %.200s…, want %.200s…", i, got.Handed, want)
+		}
+		if len(ps[i].Handed) > 1000 {
+			long++
+		}
+	}
+	if long == 0 {
+		t.Errorf("no position along the links listed more than 1,000 versions: the case is not tested")
+	}
+}

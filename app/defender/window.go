@@ -86,6 +86,10 @@ func (p *Progress) Position() Position {
 	}
 	if len(d.handed) > 0 {
 		pos.Handed = d.handed[:len(d.handed):len(d.handed)]
+		if d.hc == nil {
+			d.hc = &handedJSON{}
+		}
+		pos.hc = d.hc
 	}
 	if d.tie == nil && !d.legacy {
 		if d.clog == nil {
@@ -158,7 +162,8 @@ type drain struct {
 	keyAt *KeyCursor // set when key is
 	// handed lists versions handed on that nothing above covers (Position.Handed).
 	handed Versions
-	shared bool // a Position holds views of at, keyAt or handed: replace their lists, never reuse
+	hc     *handedJSON // handed's JSON, for positions (handedjson.go)
+	shared bool        // a Position holds views of at, keyAt or handed: replace their lists, never reuse
 
 	// claim sums the versions at or keyAt covers (Position.Claim).
 	claim  Claim
@@ -258,7 +263,7 @@ func (d *drain) commit() {
 		}
 		handed = append(handed, AlertVersion{k.id, time.Unix(0, k.t).UTC()})
 	}
-	d.handed = handed
+	d.handed, d.hc = handed, nil
 }
 
 // proven reports whether the proven cursors cover a version (created 0: unknown).
