@@ -13,6 +13,18 @@ type handedJSON struct {
 	ends []int      // ends[i] is len(b) after version i
 }
 
+// handedRef is a position's share of the cache: its list as the drain gave it (the first
+// element's address and the length). A list a caller replaced is written without the cache.
+type handedRef struct {
+	c     *handedJSON
+	first *AlertVersion
+	n     int
+}
+
+func (r handedRef) holds(vs Versions) bool {
+	return r.c != nil && len(vs) == r.n && len(vs) > 0 && &vs[0] == r.first
+}
+
 // appendTo appends vs, a prefix of the list the cache is for, as a JSON array.
 func (h *handedJSON) appendTo(b []byte, vs Versions) []byte {
 	h.mu.Lock()

@@ -64,7 +64,7 @@ type Span struct {
 type chain struct {
 	top    Cursor           // the chain's query reads what it does not cover
 	head   map[key]struct{} // the versions of the page the first link came with
-	edge   map[key]struct{} // the versions of the last linked page before the latest proof
+	edge   map[key]struct{} // what the chain had handed on when the latest proof covered it
 	at     Cursor           // how far the chain has read: the proven bound once its gaps prove
 	low    int64            // the lowest update time read along the chain (the last page's lowest)
 	gaps   []Span           // not yet proven
@@ -218,10 +218,6 @@ func (d *drain) follow(ctx context.Context, link string, top Cursor) (bool, erro
 		}
 		end := r.next == ""
 		if end || len(d.chain.gaps) >= chainGaps || d.chain.near >= d.size/2 {
-			var edge map[key]struct{}
-			if !end {
-				edge = keysOf(d.items) // before the proof's reply replaces d.items
-			}
 			ok, err := d.prove(ctx, d.chain.gaps, end)
 			if err != nil {
 				return false, err
@@ -231,6 +227,12 @@ func (d *drain) follow(ctx context.Context, link string, top Cursor) (bool, erro
 			}
 			if end {
 				return true, nil
+			}
+			// What the proof covers leaves seen: a link that goes back (versions listed late
+			// above) may list it again, so it stays a repeat until the next proof.
+			edge := make(map[key]struct{}, len(d.seen))
+			for k := range d.seen {
+				edge[k] = struct{}{}
 			}
 			d.setPage(d.chain.at.clone())
 			d.chain.gaps, d.chain.near, d.chain.edge = nil, 0, edge

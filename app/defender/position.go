@@ -138,10 +138,10 @@ type Position struct {
 	// Gaps and ChainAt are read, never written: earlier builds wrote them along next links
 	// (links.go), with At and Claim that a resume then trusted. Such a position resumes from
 	// Page, trusting only Handed.
-	Gaps    []Span      `json:"gaps,omitempty"`
-	ChainAt *Cursor     `json:"chain_at,omitempty"`
-	lazy    claimSnap   // a position taken during a drain: its claim, folded when needed
-	hc      *handedJSON // and Handed's JSON, shared with the drain's other positions
+	Gaps    []Span    `json:"gaps,omitempty"`
+	ChainAt *Cursor   `json:"chain_at,omitempty"`
+	lazy    claimSnap // a position taken during a drain: its claim, folded when needed
+	hc      handedRef // and Handed's JSON, shared with the drain's other positions
 }
 
 // claimOf is the position's claim: Claim as read, or the one a drain's position folds.
@@ -185,8 +185,8 @@ func (p Position) appendJSON(b []byte) []byte {
 	}
 	if len(p.Handed) > 0 {
 		b = append(b, `,"handed":`...)
-		if p.hc != nil {
-			b = p.hc.appendTo(b, p.Handed)
+		if p.hc.holds(p.Handed) {
+			b = p.hc.c.appendTo(b, p.Handed)
 		} else {
 			b = p.Handed.appendJSON(b)
 		}

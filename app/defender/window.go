@@ -69,7 +69,8 @@ type Window struct {
 type Progress struct{ d *drain }
 
 // Position returns the drain's position. It is cheap (no copying): the lists it holds are
-// views that the drain never writes over, so a caller may take one after every alert.
+// views that the drain never writes over, so a caller may take one after every alert (and
+// must not write into them either).
 func (p *Progress) Position() Position {
 	d := p.d
 	d.shared = true
@@ -89,7 +90,7 @@ func (p *Progress) Position() Position {
 		if d.hc == nil {
 			d.hc = &handedJSON{}
 		}
-		pos.hc = d.hc
+		pos.hc = handedRef{d.hc, &pos.Handed[0], len(pos.Handed)}
 	}
 	if d.tie == nil && !d.legacy {
 		if d.clog == nil {
