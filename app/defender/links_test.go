@@ -3,7 +3,6 @@ package defender_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"strings"
@@ -293,28 +292,11 @@ func TestLinksResumeAfterTheOrderBreaks(t *testing.T) {
 		t.Run(fmt.Sprint(stopAt), func(t *testing.T) {
 			srv, c, w := graphWorld(t, 5000, 9)
 			seen := map[version]int{}
-			errStop := errors.New("crash")
-			var saved []byte
-			n := 0
-			first, err := c.ReadWindow(context.Background(), w, func(a defender.Alert, p *defender.Progress) error {
-				seen[version{a.ID, a.LastUpdate}]++
-				if n++; n == 550 {
+			saved, first := crashActing(t, c, w, stopAt, 20, seen, func(_ defender.Alert, n int) {
+				if n == 550 {
 					srv.SetOrder(defendertest.Shuffled) // the next linked pages come in any order
 				}
-				if n%20 == 0 {
-					var err error
-					if saved, err = json.Marshal(p.Position()); err != nil {
-						return err
-					}
-				}
-				if n == stopAt {
-					return errStop
-				}
-				return nil
 			})
-			if !errors.Is(err, errStop) {
-				t.Fatalf("err = %v", err)
-			}
 			if stopAt > 1000 && (first.Links == 0 || first.LinkFallbacks != 1) || stopAt < 1000 && first.LinkFallbacks != 0 {
 				t.Fatalf("%+v: not the case this test is for", first)
 			}
@@ -398,31 +380,15 @@ func TestLinksBrokenThenStopped(t *testing.T) {
 				srv.UpdateAt([]string{id}, now.Add(-3*time.Hour).Add(time.Duration(i)*time.Second))
 			}
 			seen := map[version]int{}
-			errStop := errors.New("crash")
-			var saved []byte
-			n := 0
-			var p0 defender.Position
-			first, err := c.ReadWindow(context.Background(), w, func(a defender.Alert, p *defender.Progress) error {
-				seen[version{a.ID, a.LastUpdate}]++
-				if n++; n == 1 {
+			// Every stop is a multiple of 10: the position at the stop is saved.
+			saved, first := crashActing(t, c, w, stopAt, 10, seen, func(_ defender.Alert, n int) {
+				if n == 1 {
 					srv.SetOrder(defendertest.NewestCreatedFirst)
 				}
-				if n == stopAt {
-					p0 = p.Position()
-				}
-				if n%10 == 0 || n == stopAt {
-					var err error
-					if saved, err = json.Marshal(p.Position()); err != nil {
-						return err
-					}
-				}
-				if n == stopAt {
-					return errStop
-				}
-				return nil
 			})
-			if !errors.Is(err, errStop) {
-				t.Fatalf("err = %v", err)
+			var p0 defender.Position
+			if err := json.Unmarshal(saved, &p0); err != nil {
+				t.Fatal(err)
 			}
 			if first.Links < 2 || first.Proofs != 0 || stopAt < 1600 && (len(p0.Handed) < 500 || first.LinkFallbacks != 0) ||
 				stopAt > 1600 && first.LinkFallbacks != 1 {

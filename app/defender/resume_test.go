@@ -22,15 +22,26 @@ func crashAt(t *testing.T, c *defender.Client, w defender.Window, stop int, seen
 // saved after each batch (nil if none was confirmed before the stop).
 func crashEvery(t *testing.T, c *defender.Client, w defender.Window, stop, every int, seen map[version]int, got *[]version) []byte {
 	t.Helper()
-	errStop := errors.New("crash")
-	var saved []byte
-	n := 0
-	_, err := c.ReadWindow(context.Background(), w, func(a defender.Alert, p *defender.Progress) error {
-		seen[version{a.ID, a.LastUpdate}]++
+	saved, _ := crashActing(t, c, w, stop, every, seen, func(a defender.Alert, _ int) {
 		if got != nil {
 			*got = append(*got, version{a.ID, a.LastUpdate})
 		}
+	})
+	return saved
+}
+
+// crashActing is crashEvery that calls act with each alert and its number (from 1) before the
+// position is saved, and also returns the stopped drain's counts.
+func crashActing(t *testing.T, c *defender.Client, w defender.Window, stop, every int, seen map[version]int,
+	act func(a defender.Alert, n int)) ([]byte, defender.WindowStats) {
+	t.Helper()
+	errStop := errors.New("crash")
+	var saved []byte
+	n := 0
+	st, err := c.ReadWindow(context.Background(), w, func(a defender.Alert, p *defender.Progress) error {
+		seen[version{a.ID, a.LastUpdate}]++
 		n++
+		act(a, n)
 		if n%every == 0 {
 			var err error
 			if saved, err = json.Marshal(p.Position()); err != nil {
@@ -45,7 +56,7 @@ func crashEvery(t *testing.T, c *defender.Client, w defender.Window, stop, every
 	if !errors.Is(err, errStop) {
 		t.Fatalf("stop at %d: err = %v", stop, err)
 	}
-	return saved
+	return saved, st
 }
 
 // resumeFrom reads w again from the saved position (nil: from the start), counting what it
