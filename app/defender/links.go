@@ -54,7 +54,7 @@ import (
 // alert against 32.3 at 4, before positions shared one encoding of the list (handedjson.go);
 // the lists now cost about 0.6 µs an alert, so 8 (25 fewer calls per 100,000) is worth
 // measuring again.
-const chainGaps = 4
+const chainGaps = 8
 
 // Span is the closed range of update times [Lo, Hi].
 type Span struct {
@@ -64,14 +64,14 @@ type Span struct {
 
 // chain is a run of linked pages since the last proven bound.
 type chain struct {
-	top    Cursor           // the chain's query reads what it does not cover
-	head   map[key]struct{} // the versions of the page the first link came with
-	edge   map[key]struct{} // what the chain had handed on when the latest proof covered it
-	at     Cursor           // how far the chain has read: the proven bound once its gaps prove
-	low    int64            // the lowest update time read along the chain (the last page's lowest)
-	gaps   []Span           // not yet proven
-	broken bool             // a linked page came out of order
-	near   int              // versions read at the gaps' edges: a proof reads them again
+	top    Cursor             // the chain's query reads what it does not cover
+	head   map[key]struct{}   // the versions of the page the first link came with
+	edges  []map[key]struct{} // what the chain had handed on when each of its last few proofs covered it
+	at     Cursor             // how far the chain has read: the proven bound once its gaps prove
+	low    int64              // the lowest update time read along the chain (the last page's lowest)
+	gaps   []Span             // not yet proven
+	broken bool               // a linked page came out of order
+	near   int                // versions read at the gaps' edges: a proof reads them again
 }
 
 // inOrder checks a version of a linked page against the one before it (none: the last page's
@@ -99,17 +99,38 @@ func (d *drain) breakChain() {
 	d.chain.gaps = nil
 }
 
+// chainEdges is how many proofs back a chain remembers what it handed on: a link that goes
+// back further (more than about chainEdges*chainGaps pages of versions listed late above it)
+// hands those versions on again. Nothing is lost; each proof's set costs about 50 bytes a
+// version (2,000 versions at chainGaps 4).
+const chainEdges = 4
+
 // repeat reports whether a version on a linked page was handed on by this chain already (it
-// is in seen until a proof covers it) or came on the page before the first link.
+// is in seen until a proof covers it, then in edges) or came on the page before the first link.
 func (c *chain) repeat(d *drain, k key) bool {
 	if _, ok := c.head[k]; ok {
 		return true
 	}
-	if _, ok := c.edge[k]; ok { // proven, so no longer in seen: a link may still go back to it
-		return true
+	for _, e := range c.edges { // proven, so no longer in seen: a link may still go back to it
+		if _, ok := e[k]; ok {
+			return true
+		}
 	}
 	_, ok := d.seen[k]
 	return ok
+}
+
+// proven records what the chain had handed on (seen) when a proof covered it, keeping the
+// last chainEdges proofs' sets.
+func (c *chain) proven(seen map[key]int64) {
+	edge := make(map[key]struct{}, len(seen))
+	for k := range seen {
+		edge[k] = struct{}{}
+	}
+	if len(c.edges) == chainEdges {
+		c.edges = slices.Delete(c.edges, 0, 1)
+	}
+	c.edges = append(c.edges, edge)
 }
 
 // advance moves the chain's progress down to (id, lut), as advanceAt does the page's.
@@ -231,13 +252,10 @@ func (d *drain) follow(ctx context.Context, link string, top Cursor) (bool, erro
 				return true, nil
 			}
 			// What the proof covers leaves seen: a link that goes back (versions listed late
-			// above) may list it again, so it stays a repeat until the next proof.
-			edge := make(map[key]struct{}, len(d.seen))
-			for k := range d.seen {
-				edge[k] = struct{}{}
-			}
+			// above) may list it again, so it stays a repeat for the next few proofs.
+			d.chain.proven(d.seen)
 			d.setPage(d.chain.at.clone())
-			d.chain.gaps, d.chain.near, d.chain.edge = nil, 0, edge
+			d.chain.gaps, d.chain.near = nil, 0
 			// A retried reply may end above where a cut-off one had got to: the next gap
 			// starts no higher than the proven bound.
 			d.chain.low = min(d.chain.low, d.page.Upper.UnixNano())
