@@ -3,6 +3,7 @@ package defender
 import (
 	"context"
 	"errors"
+	"math"
 	"net/url"
 	"slices"
 	"strings"
@@ -35,8 +36,9 @@ import (
 //
 // A checkpoint taken along a chain trusts none of it: its progress is the last proven bound,
 // and it lists what the chain handed on since (Position.Handed, about chainGaps pages:
-// 2,000 versions). A resumed drain reads from that bound by filter pages, where those
-// versions are repeats, and follows links again below them. So a stop costs a few calls, and
+// 2,000 versions, up to a page more when taken during a proof's reply). A resumed drain
+// reads from that bound by filter pages, where those versions are repeats, and follows links
+// again below them. So a stop costs a few calls, and
 // rests on no link or order the stopped process saw.
 //
 // What the proofs rest on: the API lists by update time for the whole chain. A proven page
@@ -50,11 +52,10 @@ import (
 
 // chainGaps is how many gaps a proof reads at most (the query grows by about 100 bytes a gap).
 // It also bounds what a checkpoint lists along a chain (Handed): about chainGaps pages, each
-// saved with every batch the pump confirms. At 8 the bench measured graph-alerts at 35.8 µs an
-// alert against 32.3 at 4, before positions shared one encoding of the list (handedjson.go);
-// the lists now cost about 0.6 µs an alert, so 8 (25 fewer calls per 100,000) is worth
-// measuring again.
-const chainGaps = 8
+// saved with every batch the pump confirms. Measured on the same day (docs/benchmarks.md): at 8,
+// 227 calls per 100,000 alerts and 23.1 µs of CPU an alert; at 4, 252 calls and 23.2 µs. The
+// CPU is the same (the lists cost what the calls save), so 4 keeps checkpoints half as long.
+const chainGaps = 4
 
 // Span is the closed range of update times [Lo, Hi].
 type Span struct {
@@ -72,6 +73,7 @@ type chain struct {
 	gaps   []Span             // not yet proven
 	broken bool               // a linked page came out of order
 	near   int                // versions read at the gaps' edges: a proof reads them again
+	floor  int64              // the lowest update time of any version in head, edges or seen
 }
 
 // inOrder checks a version of a linked page against the one before it (none: the last page's
@@ -101,13 +103,16 @@ func (d *drain) breakChain() {
 
 // chainEdges is how many proofs back a chain remembers what it handed on: a link that goes
 // back further (more than about chainEdges*chainGaps pages of versions listed late above it)
-// hands those versions on again. Nothing is lost; each proof's set costs about 50 bytes a
-// version (2,000 versions at chainGaps 4).
+// hands those versions on again. Nothing is lost; each proof's set holds about chainGaps
+// pages (2,000 versions, some 100 KB).
 const chainEdges = 4
 
 // repeat reports whether a version on a linked page was handed on by this chain already (it
 // is in seen until a proof covers it, then in edges) or came on the page before the first link.
 func (c *chain) repeat(d *drain, k key) bool {
+	if k.t < c.floor {
+		return false // below all of them: most of a linked page, so it costs no look-up
+	}
 	if _, ok := c.head[k]; ok {
 		return true
 	}
@@ -210,7 +215,13 @@ func (d *drain) follow(ctx context.Context, link string, top Cursor) (bool, erro
 	// Versions handed on along the chain go to seen and Handed (handOn without progress):
 	// a repeat when a version listed late moves the listing down, so that a page begins with
 	// the last one's end, and what a checkpoint lists until a proof covers them.
-	d.chain = &chain{top: top, low: d.page.Upper.UnixNano(), head: keysOf(d.items), at: d.page.clone()}
+	d.chain = &chain{top: top, low: d.page.Upper.UnixNano(), head: keysOf(d.items), at: d.page.clone(), floor: math.MaxInt64}
+	for _, it := range d.items {
+		d.chain.floor = min(d.chain.floor, it.lut)
+	}
+	for k := range d.seen { // none: a chain starts with seen empty
+		d.chain.floor = min(d.chain.floor, k.t)
+	}
 	defer func() { d.chain = nil }()
 	followed := map[string]bool{q: true}
 	idle := 0 // linked pages in a row that handed on nothing
