@@ -101,10 +101,10 @@ func (d *drain) breakChain() {
 	d.chain.gaps = nil
 }
 
-// chainEdges is how many proofs back a chain remembers what it handed on: a link that goes
-// back further (more than about chainEdges*chainGaps pages of versions listed late above it)
-// hands those versions on again. Nothing is lost; each proof's set holds about chainGaps
-// pages (2,000 versions, some 100 KB).
+// chainEdges bounds how far back a chain remembers what it handed on: the sets of the last
+// proofs, together at most about chainEdges*chainGaps pages (8,000 versions, some 1 MB). A link
+// that goes back further (that many versions listed late above it) hands on again at most the
+// rest of that page, and the chain is dropped. Nothing is lost.
 const chainEdges = 4
 
 // repeat reports whether a version on a linked page was handed on by this chain already (it
@@ -126,14 +126,25 @@ func (c *chain) repeat(d *drain, k key) bool {
 }
 
 // proven records what the chain had handed on (seen) when a proof covered it, keeping the
-// last chainEdges proofs' sets.
-func (c *chain) proven(seen map[key]int64) {
-	edge := make(map[key]struct{}, len(seen))
+// latest proofs' sets up to chainEdges*chainGaps pages of versions (a proof may come every
+// page when versions tie at the pages' edges).
+func (c *chain) proven(seen map[key]int64, size int) {
+	n := len(seen)
+	for _, e := range c.edges {
+		n += len(e)
+	}
+	var edge map[key]struct{}
+	for len(c.edges) > 0 && n > chainEdges*chainGaps*size {
+		n -= len(c.edges[0])
+		edge = c.edges[0] // reused: no more than the bound is held at once
+		c.edges = slices.Delete(c.edges, 0, 1)
+	}
+	if edge == nil {
+		edge = make(map[key]struct{}, len(seen))
+	}
+	clear(edge)
 	for k := range seen {
 		edge[k] = struct{}{}
-	}
-	if len(c.edges) == chainEdges {
-		c.edges = slices.Delete(c.edges, 0, 1)
 	}
 	c.edges = append(c.edges, edge)
 }
@@ -264,7 +275,7 @@ func (d *drain) follow(ctx context.Context, link string, top Cursor) (bool, erro
 			}
 			// What the proof covers leaves seen: a link that goes back (versions listed late
 			// above) may list it again, so it stays a repeat for the next few proofs.
-			d.chain.proven(d.seen)
+			d.chain.proven(d.seen, d.size)
 			d.setPage(d.chain.at.clone())
 			d.chain.gaps, d.chain.near = nil, 0
 			// A retried reply may end above where a cut-off one had got to: the next gap

@@ -101,13 +101,14 @@ func TestLinksFollowedWithoutLoss(t *testing.T) {
 		}},
 		// So many alerts show up late at the top after a proof (the 16th linked page, alerts
 		// 8,001 to 8,500, ends with one) that the next link, counting by position, goes back
-		// 5,000 alerts, to those an earlier proof covered (the one after alert 4,500): they
-		// are still repeats.
-		{"alerts show up late two proofs back", 10000, 8600, func(srv *defendertest.Server, _ []string) {
+		// 5,000 alerts, to those the proofs before it covered (alerts 4,001 on): they are still
+		// repeats. Four linked pages of nothing but repeats then end the chain, and filter
+		// pages read the rest.
+		{"alerts show up late, a link goes back past earlier proofs", 10000, 8600, func(srv *defendertest.Server, _ []string) {
 			srv.ShowOnNextLink(5000, func(int) time.Time { return time.Now().UTC().Add(-time.Minute) })
 		}, func(st defender.WindowStats) error {
-			if st.Repeats < 500 || st.Proofs < 2 {
-				return fmt.Errorf("want two proofs, and the alerts the link went back to dropped as repeats")
+			if st.Repeats < 2000 || st.Proofs < 4 || st.LinkFallbacks != 1 {
+				return fmt.Errorf("want four proofs, the four linked pages the link went back to dropped as repeats, and one fall-back")
 			}
 			return nil
 		}},
