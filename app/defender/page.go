@@ -48,7 +48,7 @@ func (d *drain) readQuery(ctx context.Context, q string, in func(it item) bool, 
 		attempt++
 		if attempt > 1 { // a retried reply repeats what the cut-off one handed on
 			for _, pk := range d.pageKeys {
-				d.addSeen(pk.k, pk.created)
+				d.seen[pk.k] = pk.created
 			}
 		}
 		d.dropped = Claim{}
@@ -231,8 +231,7 @@ func (d *drain) advanceKey(it item) {
 // page's progress cursor covers it.
 func (d *drain) handOn(raw []byte, id string, t time.Time, created int64, progress bool) error {
 	k := keyOf(id, t)
-	// Along links seen holds only what the chain handed on, none of it below the chain's floor.
-	if len(d.seen) > 0 && (d.chain == nil || k.t >= d.chain.floor) {
+	if len(d.seen) > 0 {
 		if _, ok := d.seen[k]; ok {
 			d.st.Repeats++
 			return nil
@@ -248,7 +247,7 @@ func (d *drain) handOn(raw []byte, id string, t time.Time, created int64, progre
 	if progress {
 		d.pageKeys = append(d.pageKeys, pageKey{k, created})
 	} else {
-		d.addSeen(k, created)
+		d.seen[k] = created
 		d.handed = append(d.handed, AlertVersion{id, t})
 	}
 	d.st.Alerts++
