@@ -3,6 +3,7 @@ package defender
 import (
 	"context"
 	"errors"
+	"math"
 	"net/url"
 	"slices"
 	"strings"
@@ -35,8 +36,9 @@ import (
 //
 // A checkpoint taken along a chain trusts none of it: its progress is the last proven bound,
 // and it lists what the chain handed on since (Position.Handed, about chainGaps pages:
-// 2,000 versions). A resumed drain reads from that bound by filter pages, where those
-// versions are repeats, and follows links again below them. So a stop costs a few calls, and
+// 2,000 versions, up to a page more when taken during a proof's reply). A resumed drain
+// reads from that bound by filter pages, where those versions are repeats, and follows links
+// again below them. So a stop costs a few calls, and
 // rests on no link or order the stopped process saw.
 //
 // What the proofs rest on: the API lists by update time for the whole chain. A proven page
@@ -50,10 +52,9 @@ import (
 
 // chainGaps is how many gaps a proof reads at most (the query grows by about 100 bytes a gap).
 // It also bounds what a checkpoint lists along a chain (Handed): about chainGaps pages, each
-// saved with every batch the pump confirms. At 8 the bench measured graph-alerts at 35.8 µs an
-// alert against 32.3 at 4, before positions shared one encoding of the list (handedjson.go);
-// the lists now cost about 0.6 µs an alert, so 8 (25 fewer calls per 100,000) is worth
-// measuring again.
+// saved with every batch the pump confirms. Measured on the same day (docs/benchmarks.md): at 8,
+// 227 calls per 100,000 alerts and 23.1 µs of CPU an alert; at 4, 252 calls and 23.2 µs. The
+// CPU is the same (the lists cost what the calls save), so 4 keeps checkpoints half as long.
 const chainGaps = 4
 
 // Span is the closed range of update times [Lo, Hi].
@@ -64,14 +65,15 @@ type Span struct {
 
 // chain is a run of linked pages since the last proven bound.
 type chain struct {
-	top    Cursor           // the chain's query reads what it does not cover
-	head   map[key]struct{} // the versions of the page the first link came with
-	edge   map[key]struct{} // what the chain had handed on when the latest proof covered it
-	at     Cursor           // how far the chain has read: the proven bound once its gaps prove
-	low    int64            // the lowest update time read along the chain (the last page's lowest)
-	gaps   []Span           // not yet proven
-	broken bool             // a linked page came out of order
-	near   int              // versions read at the gaps' edges: a proof reads them again
+	top    Cursor             // the chain's query reads what it does not cover
+	head   map[key]struct{}   // the versions of the page the first link came with
+	edges  []map[key]struct{} // what the chain had handed on when each of its last few proofs covered it
+	at     Cursor             // how far the chain has read: the proven bound once its gaps prove
+	low    int64              // the lowest update time read along the chain (the last page's lowest)
+	gaps   []Span             // not yet proven
+	broken bool               // a linked page came out of order
+	near   int                // versions read at the gaps' edges: a proof reads them again
+	floor  int64              // the lowest update time of any version in head, edges or seen
 }
 
 // inOrder checks a version of a linked page against the one before it (none: the last page's
@@ -99,17 +101,52 @@ func (d *drain) breakChain() {
 	d.chain.gaps = nil
 }
 
+// chainEdges bounds how far back a chain remembers what it handed on: the sets of the last
+// proofs, together at most about chainEdges*chainGaps pages (8,000 versions, some 1 MB). A link
+// that goes back further (that many versions listed late above it) hands on again at most the
+// rest of that page, and the chain is dropped. Nothing is lost.
+const chainEdges = 4
+
 // repeat reports whether a version on a linked page was handed on by this chain already (it
-// is in seen until a proof covers it) or came on the page before the first link.
+// is in seen until a proof covers it, then in edges) or came on the page before the first link.
 func (c *chain) repeat(d *drain, k key) bool {
+	if k.t < c.floor {
+		return false // below all of them: most of a linked page, so it costs no look-up
+	}
 	if _, ok := c.head[k]; ok {
 		return true
 	}
-	if _, ok := c.edge[k]; ok { // proven, so no longer in seen: a link may still go back to it
-		return true
+	for _, e := range c.edges { // proven, so no longer in seen: a link may still go back to it
+		if _, ok := e[k]; ok {
+			return true
+		}
 	}
 	_, ok := d.seen[k]
 	return ok
+}
+
+// proven records what the chain had handed on (seen) when a proof covered it, keeping the
+// latest proofs' sets up to chainEdges*chainGaps pages of versions (a proof may come every
+// page when versions tie at the pages' edges).
+func (c *chain) proven(seen map[key]int64, size int) {
+	n := len(seen)
+	for _, e := range c.edges {
+		n += len(e)
+	}
+	var edge map[key]struct{}
+	for len(c.edges) > 0 && n > chainEdges*chainGaps*size {
+		n -= len(c.edges[0])
+		edge = c.edges[0] // reused: no more than the bound is held at once
+		c.edges = slices.Delete(c.edges, 0, 1)
+	}
+	if edge == nil {
+		edge = make(map[key]struct{}, len(seen))
+	}
+	clear(edge)
+	for k := range seen {
+		edge[k] = struct{}{}
+	}
+	c.edges = append(c.edges, edge)
 }
 
 // advance moves the chain's progress down to (id, lut), as advanceAt does the page's.
@@ -189,7 +226,13 @@ func (d *drain) follow(ctx context.Context, link string, top Cursor) (bool, erro
 	// Versions handed on along the chain go to seen and Handed (handOn without progress):
 	// a repeat when a version listed late moves the listing down, so that a page begins with
 	// the last one's end, and what a checkpoint lists until a proof covers them.
-	d.chain = &chain{top: top, low: d.page.Upper.UnixNano(), head: keysOf(d.items), at: d.page.clone()}
+	d.chain = &chain{top: top, low: d.page.Upper.UnixNano(), head: keysOf(d.items), at: d.page.clone(), floor: math.MaxInt64}
+	for _, it := range d.items {
+		d.chain.floor = min(d.chain.floor, it.lut)
+	}
+	for k := range d.seen { // none: a chain starts with seen empty
+		d.chain.floor = min(d.chain.floor, k.t)
+	}
 	defer func() { d.chain = nil }()
 	followed := map[string]bool{q: true}
 	idle := 0 // linked pages in a row that handed on nothing
@@ -231,13 +274,10 @@ func (d *drain) follow(ctx context.Context, link string, top Cursor) (bool, erro
 				return true, nil
 			}
 			// What the proof covers leaves seen: a link that goes back (versions listed late
-			// above) may list it again, so it stays a repeat until the next proof.
-			edge := make(map[key]struct{}, len(d.seen))
-			for k := range d.seen {
-				edge[k] = struct{}{}
-			}
+			// above) may list it again, so it stays a repeat for the next few proofs.
+			d.chain.proven(d.seen, d.size)
 			d.setPage(d.chain.at.clone())
-			d.chain.gaps, d.chain.near, d.chain.edge = nil, 0, edge
+			d.chain.gaps, d.chain.near = nil, 0
 			// A retried reply may end above where a cut-off one had got to: the next gap
 			// starts no higher than the proven bound.
 			d.chain.low = min(d.chain.low, d.page.Upper.UnixNano())

@@ -48,7 +48,7 @@ func (d *drain) readQuery(ctx context.Context, q string, in func(it item) bool, 
 		attempt++
 		if attempt > 1 { // a retried reply repeats what the cut-off one handed on
 			for _, pk := range d.pageKeys {
-				d.seen[pk.k] = pk.created
+				d.addSeen(pk.k, pk.created)
 			}
 		}
 		d.dropped = Claim{}
@@ -231,7 +231,8 @@ func (d *drain) advanceKey(it item) {
 // page's progress cursor covers it.
 func (d *drain) handOn(raw []byte, id string, t time.Time, created int64, progress bool) error {
 	k := keyOf(id, t)
-	if len(d.seen) > 0 {
+	// Along links seen holds only what the chain handed on, none of it below the chain's floor.
+	if len(d.seen) > 0 && (d.chain == nil || k.t >= d.chain.floor) {
 		if _, ok := d.seen[k]; ok {
 			d.st.Repeats++
 			return nil
@@ -247,7 +248,7 @@ func (d *drain) handOn(raw []byte, id string, t time.Time, created int64, progre
 	if progress {
 		d.pageKeys = append(d.pageKeys, pageKey{k, created})
 	} else {
-		d.seen[k] = created
+		d.addSeen(k, created)
 		d.handed = append(d.handed, AlertVersion{id, t})
 	}
 	d.st.Alerts++

@@ -235,6 +235,14 @@ func (d *drain) run(ctx context.Context) error {
 
 // --- the proven cursors ---
 
+// addSeen lists k as handed on; along links it lowers the chain's floor (chain.repeat).
+func (d *drain) addSeen(k key, created int64) {
+	d.seen[k] = created
+	if d.chain != nil {
+		d.chain.floor = min(d.chain.floor, k.t)
+	}
+}
+
 func (d *drain) setPage(c Cursor) { d.page, d.tie = c, nil; d.commit() }
 func (d *drain) setTie(c Cursor)  { d.tie = &c; d.commit() }
 func (d *drain) setKey(k *KeyCursor) {
@@ -252,7 +260,7 @@ func (d *drain) commit() {
 	d.shared = false
 	for _, pk := range d.pageKeys {
 		if _, ok := d.seen[pk.k]; !ok && !d.proven(pk.k.id, pk.k.t, pk.created) {
-			d.seen[pk.k] = pk.created
+			d.addSeen(pk.k, pk.created)
 		}
 	}
 	d.pageKeys = d.pageKeys[:0]
