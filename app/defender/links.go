@@ -38,8 +38,8 @@ import (
 // and it lists what the chain handed on since (Position.Handed, about chainGaps pages:
 // 2,000 versions, up to a page more when taken during a proof's reply). A resumed drain
 // reads from that bound by filter pages, where those versions are repeats, and follows links
-// again below them. So a stop costs a few calls, and
-// rests on no link or order the stopped process saw.
+// again below them. So a stop costs a few calls, and rests on no link or order the stopped
+// process saw.
 //
 // What the proofs rest on: the API lists by update time for the whole chain. A proven page
 // must show it first (listsByUpdate), and every linked page is checked against it; a break
