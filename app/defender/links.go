@@ -234,6 +234,9 @@ func (d *drain) follow(ctx context.Context, link string, top Cursor) (bool, erro
 			// starts no higher than the proven bound.
 			d.chain.low = min(d.chain.low, d.page.Upper.UnixNano())
 		}
+		if linkedPageRead != nil {
+			linkedPageRead(d)
+		}
 		next, ok := d.linkQuery(r.next)
 		if !ok || followed[next] {
 			return false, d.fallBack()
@@ -242,6 +245,9 @@ func (d *drain) follow(ctx context.Context, link string, top Cursor) (bool, erro
 		q = next
 	}
 }
+
+// linkedPageRead, when set (by the package's tests), sees the drain after each linked page.
+var linkedPageRead func(*drain)
 
 func keysOf(items []item) map[key]struct{} {
 	m := make(map[key]struct{}, len(items))

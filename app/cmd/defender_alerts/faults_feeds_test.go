@@ -203,9 +203,7 @@ func runsKilled(t *testing.T, w *world, kills, n int) int {
 				break
 			}
 			if time.Now().After(deadline) {
-				_ = cmd.Process.Signal(syscall.SIGKILL)
-				<-exited
-				t.Fatalf("run --once neither exited nor indexed %d more in 2 minutes: it stalled\n%s", target-before, lastLines(out.String(), 30))
+				stalled(t, cmd, exited, out, fmt.Sprintf("run --once neither exited nor indexed %d more in 2 minutes", target-before))
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -86,9 +87,7 @@ func faultSIGKILL(t *testing.T, order defendertest.Order, n, kills int) {
 		}
 		if !killed {
 			if !ended {
-				_ = cmd.Process.Signal(syscall.SIGKILL)
-				<-exited
-				t.Fatalf("run --once neither exited nor indexed %d more alerts in 2 minutes: it stalled\n%s", target-before, out)
+				stalled(t, cmd, exited, out, fmt.Sprintf("run --once neither exited nor indexed %d more alerts in 2 minutes", target-before))
 			}
 			break
 		}
@@ -440,4 +439,27 @@ func TestFaultAPIOrders(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stalled ends a run that made no progress: SIGQUIT first, so that the Go runtime writes every
+// goroutine's stack to the run's output, then SIGKILL if it has not gone in 10 s. The whole
+// output goes to a file kept after the test (its path is in the failure), and the failure
+// shows its last lines.
+func stalled(t *testing.T, cmd *exec.Cmd, exited <-chan error, out *bytes.Buffer, what string) {
+	t.Helper()
+	_ = cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		<-exited
+	}
+	f, err := os.CreateTemp("", "stalled-*.log")
+	path := "(not kept: " + fmt.Sprint(err) + ")"
+	if err == nil {
+		_, _ = f.Write(out.Bytes())
+		_ = f.Close()
+		path = f.Name()
+	}
+	t.Fatalf("%s: it stalled; whole output with goroutine stacks in %s\n%s", what, path, lastLines(out.String(), 60))
 }
