@@ -1,6 +1,7 @@
 package defender
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"time"
@@ -152,6 +153,11 @@ func (d *drain) doneDownTo(tie *time.Time, lo time.Time) {
 // parts cuts s, known to hold at least a page, into parts of about three quarters of a page
 // each, at the quantiles of sample (the values a full reply showed), oldest first.
 func (d *drain) parts(ctx context.Context, s span, tie *time.Time, sample []int64) ([]span, error) {
+	if tie == nil {
+		if ps, ok := topParts(s, sample); ok {
+			return ps, nil
+		}
+	}
 	n, err := d.estimate(ctx, d.spanFilter(s, tie))
 	if err != nil {
 		return nil, err
@@ -223,4 +229,27 @@ func (d *drain) estimate(ctx context.Context, filter string) (int, error) {
 		}
 	}
 	return hi, nil
+}
+
+// topParts cuts s for a full reply that came newest update first (sample in reply order): it
+// holds the span's newest versions, not a sample of all of them, so quantiles of it would cut
+// its own short range into many parts, each read by a call (64 calls for a page of 500). The
+// parts are instead the reply's range cut at its middle (two parts of about half a page) and
+// the rest of the span below it, read next: about three calls a page. false when the reply was
+// not in that order, or its lower half lies at one time.
+func topParts(s span, sample []int64) ([]span, bool) {
+	n := len(sample)
+	if n < 2 || !slices.IsSortedFunc(sample, func(a, b int64) int { return cmp.Compare(b, a) }) {
+		return nil, false
+	}
+	low := time.Unix(0, sample[n-1]).UTC().Truncate(TimeResolution)
+	mid := time.Unix(0, sample[n/2]).UTC().Truncate(TimeResolution)
+	if !low.Before(mid) || !s.has(low) || !s.has(mid) {
+		return nil, false
+	}
+	out := make([]span, 0, 3)
+	if s.lo.IsZero() || s.lo.Before(low) {
+		out = append(out, span{s.lo, low})
+	}
+	return append(out, span{low, mid}, span{mid, s.hi}), true
 }

@@ -42,3 +42,6 @@ func init() {
 		}
 	}
 }
+
+// MaxRereads is how many times in a row a page whose probe failed is read again.
+const MaxRereads = maxRereads

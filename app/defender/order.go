@@ -1,6 +1,7 @@
 package defender
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"time"
@@ -63,6 +64,7 @@ func (d *drain) byLastUpdate(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	if ok {
+		d.reread = 0
 		if k == 0 { // all at one time
 			d.setPage(Cursor{Upper: low, Inclusive: true})
 			return false, d.tieThenBelow(ctx, low)
@@ -80,6 +82,15 @@ func (d *drain) byLastUpdate(ctx context.Context) (bool, error) {
 		d.commit() // the checkpoint's progress rested on that order: read the page again
 		return false, nil
 	}
+	// A page in update order, from an API that has shown it lists by update time: a version
+	// most likely became visible late in its range (both APIs show versions late). The page
+	// is read again, where the late one now is (what was handed on is a repeat), up to
+	// maxRereads times in a row, before the rest of the window is read as in no order.
+	if d.reread < maxRereads && d.inUpdateOrder() {
+		d.reread++
+		d.commit()
+		return false, nil
+	}
 	kc, err := d.otherKey(ctx, base)
 	if err != nil {
 		return false, err
@@ -92,6 +103,17 @@ func (d *drain) byLastUpdate(ctx context.Context) (bool, error) {
 	sample := lutSample(d.items)
 	d.commit()
 	return true, d.bisect(ctx, nil, span{d.from, hiOf(d.page)}, sample)
+}
+
+// maxRereads is how many times in a row a page in update order whose probe failed is read
+// again. Each costs a page and a probe; bisecting the rest of the window costs about three
+// calls a page (bisect.go).
+const maxRereads = 3
+
+// inUpdateOrder reports whether the page in flight came newest update first, from an API that
+// has shown it lists by update time (listsByUpdate).
+func (d *drain) inUpdateOrder() bool {
+	return slices.IsSortedFunc(d.items, func(a, b item) int { return cmp.Compare(b.lut, a.lut) }) && d.listsByUpdate()
 }
 
 func hiOf(c Cursor) time.Time {

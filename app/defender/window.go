@@ -187,6 +187,7 @@ type drain struct {
 
 	chain   *chain // the run of linked pages being read (links.go)
 	noLinks bool   // a chain failed: this drain reads by filter pages only
+	reread  int    // pages in a row read again after their probe failed (order.go)
 }
 
 // ReadWindow hands every alert version with lastUpdateTime in [w.From, w.To) to fn, at most
