@@ -230,8 +230,22 @@ bench() {
 # FAULTS_RUN picks scenarios (a go test -run pattern, e.g. 'TestFaultAck|TestFaultLost');
 # FAULTS_FULL=0 runs their quick form, as ./build.sh test does. app/syslog's TestFaultRsyslog
 # (a real rsyslogd, restarted mid-run) runs only here, and says so when rsyslog is missing.
+# On a failure it also prints what the failing tests said, and keeps the whole output in a file
+# it names (a stalled run's goroutine stacks are in a file the failure names).
 faults() {
-  FAULTS_FULL=${FAULTS_FULL:-1} go test -count=1 -timeout 60m -v -run "${FAULTS_RUN:-^TestFault}" ./app/cmd/defender_alerts ./app/syslog | grep -E '^(FAULT |--- FAIL|FAIL|ok)'
+  local log rc
+  log=$(mktemp "${TMPDIR:-/tmp}/faults-XXXXXX")
+  set +e
+  FAULTS_FULL=${FAULTS_FULL:-1} go test -count=1 -timeout 60m -v -run "${FAULTS_RUN:-^TestFault}" ./app/cmd/defender_alerts ./app/syslog 2>&1 |
+    tee "$log" | grep -E '^(FAULT |--- FAIL|FAIL|ok)'
+  rc=${PIPESTATUS[0]}
+  set -e
+  if [ "$rc" -ne 0 ]; then
+    echo "faults: failed (exit $rc); what the failing tests said (the whole output is in $log):"
+    grep -E '^ +[A-Za-z0-9_]+_test\.go:[0-9]+: |^panic: ' "$log" | grep -v '_test\.go:[0-9]*: FAULT ' | head -40
+    return "$rc"
+  fi
+  rm -f "$log"
 }
 
 gobench() {
