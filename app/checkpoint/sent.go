@@ -31,11 +31,18 @@ type Sent struct {
 	limit   int           // most items kept; the oldest go first
 	now     func() time.Time
 
-	saving sync.Mutex // one Save at a time, so an older one never lands last
-	mu     sync.Mutex
-	base   []sentEntry      // sorted by hash, one per hash
-	delta  map[uint64]int64 // changes since base was rebuilt
-	dirty  bool
+	mu    sync.Mutex
+	base  []sentEntry      // sorted by hash, one per hash
+	delta map[uint64]int64 // changes since base was rebuilt
+	dirty bool             // base and delta differ from the file
+
+	// The journal (sentjournal.go) and the batches taken but not confirmed, by ticket hash:
+	// this process's, and an earlier one's until ForgetEarlier.
+	journal    *os.File
+	journalErr error // a write failed: nothing more is appended until Save starts it over
+	journaled  bool  // frames were appended since the journal was started over
+	taken      map[uint64][]sentEntry
+	earlier    map[uint64][]sentEntry
 }
 
 type sentEntry struct {
@@ -49,29 +56,35 @@ const (
 	deltaMerge = 1 << 16 // the map is folded into the array when it grows past this
 )
 
-// SentPath is where the Sent memory of the input whose checkpoint s is lives.
+// SentPath is where the Sent memory of the input whose checkpoint s is lives (its journal is
+// the same name with ".journal" added).
 func (s *Store) SentPath() string { return strings.TrimSuffix(s.path, ".json") + ".sent" }
 
-// OpenSent loads the memory at path (an absent file is an empty memory). A file that cannot be
-// read whole (cut short, altered) is an error that names it: the caller may remove it, which
-// costs only versions sent again.
+// OpenSent loads the memory at path (an absent file is an empty memory), then replays its
+// journal, which it keeps open: Close it. A file that cannot be read whole (cut short,
+// altered) is an error that names it: the caller may remove it, which costs only alerts sent
+// again.
 func OpenSent(path string, horizon time.Duration, limit int, now func() time.Time) (*Sent, error) {
 	if now == nil {
 		now = time.Now
 	}
-	m := &Sent{path: path, horizon: horizon, limit: limit, now: now, delta: map[uint64]int64{}}
+	m := &Sent{path: path, horizon: horizon, limit: limit, now: now, delta: map[uint64]int64{},
+		taken: map[uint64][]sentEntry{}, earlier: map[uint64][]sentEntry{}}
 	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return m, nil
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
 		return nil, fmt.Errorf("the memory of alerts sent, %s, cannot be read: %w", path, err)
+	default:
+		base, err := parseSent(b)
+		if err != nil {
+			return nil, fmt.Errorf("the memory of alerts sent, %s, cannot be read (%w); removing it costs only alerts sent again", path, err)
+		}
+		m.base = base
 	}
-	base, err := parseSent(b)
-	if err != nil {
-		return nil, fmt.Errorf("the memory of alerts sent, %s, cannot be read (%w); removing it costs only alerts sent again", path, err)
+	if err := m.openJournal(); err != nil {
+		return nil, err
 	}
-	m.base = base
 	return m, nil
 }
 
@@ -126,17 +139,8 @@ func (m *Sent) find(h uint64) (int, bool) {
 	})
 }
 
-// Record notes the version of id at t as delivered: call it only once its event is confirmed.
-func (m *Sent) Record(id string, t time.Time) {
-	h, ns := sentHash(id), t.UnixNano()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.delta[h] = ns
-	m.dirty = true
-	if len(m.delta) > deltaMerge {
-		m.mergeLocked()
-	}
-}
+// Record notes the version of id at t as delivered, like Confirm.
+func (m *Sent) Record(id string, t time.Time) error { return m.Confirm([]Version{{id, t}}) }
 
 // Len is the number of items remembered.
 func (m *Sent) Len() int {
@@ -192,30 +196,30 @@ func (m *Sent) mergeLocked() {
 	}
 }
 
-// Save writes the memory if it changed since the last save: atomically, readable only by
-// the owner.
+// Save writes the memory if it changed since the last save, atomically, readable only by
+// the owner, then starts the journal over. It holds the memory meanwhile, so that nothing
+// recorded between the two writes is lost with the old journal.
 func (m *Sent) Save() error {
-	m.saving.Lock()
-	defer m.saving.Unlock()
 	m.mu.Lock()
-	if !m.dirty {
-		m.mu.Unlock()
+	defer m.mu.Unlock()
+	if !m.dirty && !m.journaled {
 		return nil
 	}
-	m.mergeLocked()
-	b := make([]byte, 0, len(sentMagic)+len(m.base)*sentBytes+4)
-	b = append(b, sentMagic...)
-	for _, e := range m.base {
-		b = binary.LittleEndian.AppendUint64(b, e.h)
-		b = binary.LittleEndian.AppendUint64(b, uint64(e.t))
+	if m.dirty {
+		m.mergeLocked()
+		b := make([]byte, 0, len(sentMagic)+len(m.base)*sentBytes+4)
+		b = append(b, sentMagic...)
+		for _, e := range m.base {
+			b = binary.LittleEndian.AppendUint64(b, e.h)
+			b = binary.LittleEndian.AppendUint64(b, uint64(e.t))
+		}
+		b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+		if err := writeAtomic(m.path, b); err != nil {
+			return &FixError{err}
+		}
+		m.dirty = false
 	}
-	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
-	m.dirty = false
-	m.mu.Unlock()
-	if err := writeAtomic(m.path, b); err != nil {
-		m.mu.Lock()
-		m.dirty = true
-		m.mu.Unlock()
+	if err := m.restartJournalLocked(); err != nil {
 		return &FixError{err}
 	}
 	return nil

@@ -133,6 +133,7 @@ func (c *Collector) Close() {
 		if err := c.sent.Save(); err != nil {
 			c.log.Warn("the memory of incident alerts sent cannot be saved; after a restart, alerts already sent may be sent again", "err", err)
 		}
+		c.sent.Close()
 	}
 	c.Store.Close()
 }
