@@ -151,7 +151,8 @@ func (d *drain) doneDownTo(tie *time.Time, lo time.Time) {
 }
 
 // parts cuts s, known to hold at least a page, into parts of about three quarters of a page
-// each, at the quantiles of sample (the values a full reply showed), oldest first.
+// each, at the quantiles of sample (the values a full reply showed), oldest first; a sample
+// that came newest first is the span's top only, and is cut by topParts instead.
 func (d *drain) parts(ctx context.Context, s span, tie *time.Time, sample []int64) ([]span, error) {
 	if tie == nil {
 		if ps, ok := topParts(s, sample); ok {

@@ -137,13 +137,23 @@ func (d *drain) listsByUpdate() bool {
 	if d.c.byUpdate.Load() {
 		return true
 	}
+	if d.pageShowsUpdateOrder() {
+		d.c.byUpdate.Store(true)
+		return true
+	}
+	return false
+}
+
+// pageShowsUpdateOrder reports whether the page in d.items is newest-update-first and, by a
+// pair listed against creation order, not by creation. It remembers nothing: only a page
+// whose count probe held may teach the client (listsByUpdate).
+func (d *drain) pageShowsUpdateOrder() bool {
 	for i := 1; i < len(d.items); i++ {
 		a, b := d.items[i-1], d.items[i]
 		if a.lut < b.lut {
 			return false
 		}
 		if a.created != 0 && b.created != 0 && a.created < b.created {
-			d.c.byUpdate.Store(true)
 			return true
 		}
 	}

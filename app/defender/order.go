@@ -111,9 +111,12 @@ func (d *drain) byLastUpdate(ctx context.Context) (bool, error) {
 const maxRereads = 3
 
 // inUpdateOrder reports whether the page in flight came newest update first, from an API that
-// has shown it lists by update time (listsByUpdate).
+// has shown it lists by update time (listsByUpdate) or whose page shows it.
 func (d *drain) inUpdateOrder() bool {
-	return slices.IsSortedFunc(d.items, func(a, b item) int { return cmp.Compare(b.lut, a.lut) }) && d.listsByUpdate()
+	// Not listsByUpdate: this page failed its probe, so it must not teach the client that the
+	// API lists by update (that lets links be followed without proof).
+	return slices.IsSortedFunc(d.items, func(a, b item) int { return cmp.Compare(b.lut, a.lut) }) &&
+		(d.c.byUpdate.Load() || d.pageShowsUpdateOrder())
 }
 
 func hiOf(c Cursor) time.Time {

@@ -19,7 +19,10 @@ import (
 //
 // The drain pages by lastUpdateTime, newest first, each page below the last one's lowest time,
 // and after each full page probes (lowest, upper]: one small call per full page. If a probe
-// finds more, the API lists by something else: the same page is tried against the other keys
+// finds more on a page that came newest first from an API that lists that way, a version
+// became visible late: the page is read again (up to maxRereads times in a row; what was
+// handed on is then a repeat). Otherwise the API lists by something else: the same page is
+// tried against the other keys
 // it is sorted by (alertCreationTime, id, lastUpdateTime ascending) with the same kind of
 // probe, and the rest of the window is paged along the first key a probe confirms. If none
 // holds (no stable order), the rest is cut into lastUpdateTime ranges small enough to come
