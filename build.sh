@@ -207,11 +207,13 @@ package_check() {
 # raw relay, and prints the table (BENCH_SIZES, default 10000,100000,1000000; BENCH_SIZES=
 # skips it); then the same against each API list order (BENCH_ORDERS at BENCH_ORDER_SIZES;
 # BENCH_ORDERS= skips them); then graph-alerts against endpoint-alerts (BENCH_FEEDS, in
-# BENCH_FEED_ROUNDS rounds; BENCH_FEEDS= skips it); then the indexer acknowledgement section
-# (BENCH_ACKS=0 skips it): ack latency x window on BENCH_ACK_SIZE alerts (BENCH_ACK_LATENCIES,
-# BENCH_ACK_WINDOWS), the goal rows on BENCH_ACK_GOAL_SIZE in BENCH_ACK_GOAL_ROUNDS rounds,
-# BENCH_ACK_KILLS SIGKILLs during a drain, lost acks, and a caught-up daemon polling every
-# BENCH_ACK_POLL (BENCH_ACK_PARTS picks among latency,goals,crash,lost,caughtup).
+# BENCH_FEED_ROUNDS rounds, the stand-in and the product on CPUs of their own where the
+# machine allows: BENCH_FEED_PIN=auto, on or off; BENCH_FEEDS= skips it); then the indexer
+# acknowledgement section (BENCH_ACKS=0 skips it): ack latency x window on BENCH_ACK_SIZE
+# alerts (BENCH_ACK_LATENCIES, BENCH_ACK_WINDOWS), the goal rows on BENCH_ACK_GOAL_SIZE in
+# BENCH_ACK_GOAL_ROUNDS rounds, BENCH_ACK_KILLS SIGKILLs during a drain, lost acks, and a
+# caught-up daemon polling every BENCH_ACK_POLL (BENCH_ACK_PARTS picks among
+# latency,goals,crash,lost,caughtup).
 bench() {
   build
   go build -trimpath -o bin/standin ./app/cmd/standin
@@ -219,6 +221,7 @@ bench() {
   go run ./app/cmd/benchrun -bin bin -sizes "${BENCH_SIZES-10000,100000,1000000}" \
     -orders "${BENCH_ORDERS-lastupdate,created,id,shuffled}" -order-sizes "${BENCH_ORDER_SIZES:-25000,100000}" \
     -feeds "${BENCH_FEEDS-graph-alerts}" -feed-size "${BENCH_FEED_SIZE:-100000}" -feed-rounds "${BENCH_FEED_ROUNDS:-3}" \
+    -feed-pin "${BENCH_FEED_PIN:-auto}" \
     -acks="${BENCH_ACKS:-1}" -ack-parts "${BENCH_ACK_PARTS:-latency,goals,crash,lost,caughtup}" \
     -ack-size "${BENCH_ACK_SIZE:-20000}" -ack-goal-size "${BENCH_ACK_GOAL_SIZE:-100000}" \
     -ack-latencies "${BENCH_ACK_LATENCIES:-300ms,1s,3s}" -ack-windows "${BENCH_ACK_WINDOWS:-fixed:1,fixed:8,adaptive:64}" \

@@ -22,6 +22,7 @@ import (
 	"ta-defender-alerts/app/memlimit"
 	"ta-defender-alerts/app/modinput"
 	"ta-defender-alerts/app/netaddr"
+	"ta-defender-alerts/app/procs"
 	"ta-defender-alerts/app/secret"
 	"ta-defender-alerts/app/splunkd"
 	"ta-defender-alerts/app/version"
@@ -343,6 +344,7 @@ func runStanza(ctx context.Context, in *modinput.Input, st modinput.Stanza, even
 	}
 	log = log.With("feed", cfg.Feed)
 	memlimit.Set(os.LookupEnv, 1, cfg.HECWindow()) // room for the stanza's window (stanzas run one at a time)
+	procs.Set(os.LookupEnv, 1)
 	cfg.Defender.OnRetryAfter = bridge.LogRetryAfter(log)
 	cfg.HEC.OnRetry = bridge.LogHECRetry(log)
 	cfg.Defender.GiveUpAfter, cfg.HEC.GiveUpAfter = runGiveUp, runGiveUp // a run must end, a throttled read too

@@ -27,7 +27,13 @@ type standin struct {
 }
 
 func startStandin(bin string, n int, ack bool, extra ...string) (*standin, error) {
-	s := &standin{cmd: exec.Command(bin, append([]string{"-alerts", strconv.Itoa(n), "-ack=" + strconv.FormatBool(ack)}, extra...)...)}
+	return startStandinOn(nil, bin, n, ack, extra...)
+}
+
+// startStandinOn starts the stand-in behind a command prefix (pin.go).
+func startStandinOn(prefix []string, bin string, n int, ack bool, extra ...string) (*standin, error) {
+	name, args := command(prefix, bin, append([]string{"-alerts", strconv.Itoa(n), "-ack=" + strconv.FormatBool(ack)}, extra...)...)
+	s := &standin{cmd: exec.Command(name, args...)}
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -60,6 +66,17 @@ func (s *standin) stats() (map[string]any, error) {
 
 func (s *standin) stop() { _ = s.cmd.Process.Signal(syscall.SIGTERM); _ = s.cmd.Wait() }
 
+// cpu is the CPU time the stand-in used, once stopped.
+func (s *standin) cpu() time.Duration {
+	if s.cmd.ProcessState == nil {
+		return 0
+	}
+	if ru, ok := s.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return 0
+}
+
 type measure struct {
 	wall, cpu time.Duration
 	rssKiB    int64
@@ -67,7 +84,13 @@ type measure struct {
 }
 
 func runMeasured(name string, env []string, args ...string) (measure, error) {
-	cmd := exec.Command(name, args...)
+	return runMeasuredOn(nil, name, env, args...)
+}
+
+// runMeasuredOn runs the program behind a command prefix (pin.go).
+func runMeasuredOn(prefix []string, name string, env []string, args ...string) (measure, error) {
+	cmdName, cmdArgs := command(prefix, name, args...)
+	cmd := exec.Command(cmdName, cmdArgs...)
 	cmd.Env = env
 	var errb tail
 	cmd.Stderr = &errb
@@ -133,6 +156,7 @@ func main() {
 	feeds := flag.String("feeds", "", "also run these feeds against endpoint-alerts on the same alerts, acks off (graph-alerts)")
 	feedSize := flag.Int("feed-size", 100000, "alerts for -feeds")
 	feedRounds := flag.Int("feed-rounds", 3, "rounds of -feeds (the feeds alternate)")
+	feedPin := flag.String("feed-pin", "auto", "-feeds: the stand-in on CPU 0 and the product on the others (auto: where Linux, 2 CPUs and taskset allow; on; off)")
 	var acks ackFlags
 	acks.register(flag.CommandLine)
 	flag.Parse()
@@ -202,7 +226,7 @@ func main() {
 	var feedTable string
 	feedsOK := true
 	if *feeds != "" {
-		feedTable, feedsOK = renderFeeds(runFeeds(*bin, *feeds, *feedSize, *feedRounds))
+		feedTable, feedsOK = renderFeeds(runFeeds(*bin, *feeds, *feedSize, *feedRounds, *feedPin))
 		fmt.Print("\n" + feedTable)
 	}
 	var ackDoc string

@@ -19,6 +19,7 @@ import (
 	"ta-defender-alerts/app/config"
 	"ta-defender-alerts/app/memlimit"
 	"ta-defender-alerts/app/metrics"
+	"ta-defender-alerts/app/procs"
 	"ta-defender-alerts/app/retry"
 	"ta-defender-alerts/app/splunkapp"
 	"ta-defender-alerts/app/version"
@@ -170,6 +171,7 @@ func collect(ctx context.Context, once bool, stderr io.Writer) int {
 		}
 	}
 	memlimit.Set(os.LookupEnv, len(cfg.Feeds), cfg.HECWindow())
+	procs.Set(os.LookupEnv, len(cfg.Feeds))
 	var runs []*feedRun
 	defer func() {
 		for _, r := range runs {
