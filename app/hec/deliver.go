@@ -317,13 +317,22 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 				return c.isolate(p, out, herr), nil
 			}
 			out.Rejected = append(out.Rejected, c.reject(p.b, p.lo+k, herr))
+			var more []part
 			if k > 0 {
-				out.Sent = sent // the records before k were indexed
+				if c.prefixProved() {
+					out.Sent = sent // the records before k were indexed, and HTTP's word is the proof
+				} else {
+					// A 400 carries no ack id: nothing proves the records before k were
+					// indexed. They go again on their own, for an ack (Splunk may then hold
+					// them twice).
+					more = append(more, part{p.b, p.lo, p.lo + k})
+					out.Resent += k
+				}
 			}
 			if p.lo+k+1 < p.hi {
-				return []part{{p.b, p.lo + k + 1, p.hi}}, nil
+				more = append(more, part{p.b, p.lo + k + 1, p.hi})
 			}
-			return nil, nil
+			return more, nil
 		case kindMalformed, kindTooLarge:
 			return c.isolate(p, out, herr), nil
 		default:
@@ -331,6 +340,18 @@ func (c *Client) sendPart(ctx context.Context, d *delivery, p part) ([]part, err
 			return nil, herr
 		}
 	}
+}
+
+// prefixProved reports whether the records a partial refusal (HTTP 400 with an invalid event
+// number) names as before the refused one count as indexed: only where acks are off, chosen
+// (ack mode off) or learned from every reply so far. With acks, nothing but an ack proves them.
+func (c *Client) prefixProved() bool {
+	if c.cfg.Ack == AckOff {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cfg.Ack != AckOn && c.acks == 0 && !c.acksChanged
 }
 
 // isolate splits a part in two to find the record HEC refuses, or rejects a single record.
