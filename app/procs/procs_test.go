@@ -17,7 +17,9 @@ func TestSet(t *testing.T) {
 		{env: map[string]string{}, feeds: 3, start: 8, want: 3},
 		{env: map[string]string{}, feeds: 3, start: 2, want: 2},                  // never more than the default
 		{env: map[string]string{"GOMAXPROCS": "6"}, feeds: 1, start: 6, want: 6}, // the admin's, left alone
-		{env: map[string]string{"GOMAXPROCS": ""}, feeds: 2, start: 8, want: 2},  // empty is unset
+		{env: map[string]string{"GOMAXPROCS": ""}, feeds: 2, start: 8, want: 2},  // what the runtime ignores, Set does too
+		{env: map[string]string{"GOMAXPROCS": "0"}, feeds: 2, start: 8, want: 2},
+		{env: map[string]string{"GOMAXPROCS": "many"}, feeds: 1, start: 8, want: 1},
 	} {
 		runtime.GOMAXPROCS(tc.start)
 		Set(func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }, tc.feeds)

@@ -119,6 +119,13 @@ func env(s *standin, state string, ack bool) []string {
 		"DEFENDER_CLIENT_SECRET=bench-secret", "DEFENDER_API_URL=" + s.urls.API, "DEFENDER_LOGIN_URL=" + s.urls.API,
 		"DEFENDER_HEC_URL=" + s.urls.HEC, "DEFENDER_HEC_TOKEN=8a3f2b1c-4d5e-6f70-8192-a3b4c5d6e7f8",
 		"DEFENDER_STATE_DIR=" + state, "DEFENDER_START=30d", "DEFENDER_LOG_LEVEL=warn"}
+	// Go's own settings pass through, for runs that compare them (GOMAXPROCS=2 against the
+	// product's one processor per feed).
+	for _, k := range []string{"GOMAXPROCS", "GOMEMLIMIT", "GOGC"} {
+		if v, ok := os.LookupEnv(k); ok {
+			e = append(e, k+"="+v)
+		}
+	}
 	// The stand-in acknowledges at once; poll for acks often, as a fast Splunk would deserve.
 	e = append(e, "DEFENDER_HEC_ACK_INTERVAL=50ms")
 	if ack {

@@ -5,18 +5,17 @@ package main
 import (
 	"fmt"
 	"os/exec"
-	"runtime"
 	"strconv"
+	"strings"
 )
 
 // Pinning for the feeds part (-feed-pin). The stand-in serving the Graph feed works about
 // three times as hard as for the endpoint feed (it filters and renders 500-alert pages 250
 // times: 30 s of CPU against 11 s for 100,000 alerts), and on a small machine it shares the
-// product's cores: the product's own work then costs it more CPU time (caches and cores taken
-// in turn), the more so the harder the stand-in works. A production collector's APIs are on
-// other machines. With pinning on, the stand-in runs on the first CPU and the product on the
-// others, so each feed's CPU is the product's work alone; off, both share every CPU (as in the
-// other parts of the bench).
+// product's cores. A production collector's APIs are on other machines. With pinning on, the
+// stand-in runs on the first CPU the bench may use and the product on the others, so each
+// feed's CPU is the product's work alone, on fewer CPUs (on 2 CPUs: one, whatever GOMAXPROCS
+// says); off, both share every CPU (as in the other parts of the bench).
 
 type pinning struct {
 	on               bool
@@ -24,8 +23,8 @@ type pinning struct {
 	about            string   // for the report
 }
 
-// feedPinning reads the -feed-pin setting: auto (on where it can be: Linux, 2 CPUs or more,
-// taskset installed), on (fail where it cannot be), off.
+// feedPinning reads the -feed-pin setting: auto (on where it can be: Linux, 2 CPUs or more
+// allowed to the bench, taskset installed), on (fail where it cannot be), off.
 func feedPinning(mode string) (pinning, error) {
 	switch mode {
 	case "off":
@@ -35,22 +34,23 @@ func feedPinning(mode string) (pinning, error) {
 		return pinning{}, fmt.Errorf("-feed-pin %q: want auto, on or off", mode)
 	}
 	taskset, err := exec.LookPath("taskset")
-	n := runtime.NumCPU()
-	if runtime.GOOS != "linux" || n < 2 || err != nil {
-		why := fmt.Sprintf("pinning needs Linux, 2 CPUs and taskset (here %s, %d CPUs, taskset: %v)", runtime.GOOS, n, err == nil)
+	cpus := allowedCPUs() // nil where it cannot tell
+	if len(cpus) < 2 || err != nil {
+		why := fmt.Sprintf("pinning needs Linux, 2 CPUs the bench may use and taskset (here %d CPUs known, taskset: %v)", len(cpus), err == nil)
 		if mode == "on" {
 			return pinning{}, fmt.Errorf("-feed-pin on: %s", why)
 		}
 		return pinning{about: "not pinned: " + why}, nil
 	}
-	others := "1"
-	if n > 2 {
-		others = "1-" + strconv.Itoa(n-1)
+	others := make([]string, len(cpus)-1)
+	for i, c := range cpus[1:] {
+		others[i] = strconv.Itoa(c)
 	}
+	list := strings.Join(others, ",")
 	return pinning{on: true,
-		standin: []string{taskset, "-c", "0"},
-		product: []string{taskset, "-c", others},
-		about:   fmt.Sprintf("pinned: the stand-in on CPU 0, the product on CPU %s (of %d)", others, n),
+		standin: []string{taskset, "-c", strconv.Itoa(cpus[0])},
+		product: []string{taskset, "-c", list},
+		about:   fmt.Sprintf("pinned: the stand-in on CPU %d, the product on CPU %s (of %d the bench may use)", cpus[0], list, len(cpus)),
 	}, nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,8 +26,17 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
+	// collect sets GOMAXPROCS to one per feed (app/procs); tests that call it here keep the
+	// test process's own, and the processes they start (w.env) the product's default.
+	if _, set := os.LookupEnv("GOMAXPROCS"); !set {
+		os.Setenv("GOMAXPROCS", strconv.Itoa(runtime.GOMAXPROCS(0)))
+		testsOwnProcs = true
+	}
 	os.Exit(m.Run())
 }
+
+// testsOwnProcs: TestMain set GOMAXPROCS for this process alone.
+var testsOwnProcs bool
 
 const (
 	tenant   = "6c2a4e1b-3f0d-4a8e-9b7c-2d5e8f1a0b3c"
@@ -71,6 +82,9 @@ func newWorldOpts(t *testing.T, n int, ack bool, opt defendertest.Options) *worl
 func (w *world) env() []string {
 	env := []string{"DEFENDER_ALERTS_BE_MAIN=1"}
 	for _, e := range os.Environ() {
+		if testsOwnProcs && strings.HasPrefix(e, "GOMAXPROCS=") {
+			continue
+		}
 		if !strings.HasPrefix(e, "DEFENDER_") && !strings.HasPrefix(e, "HTTPS_PROXY") && !strings.HasPrefix(e, "HTTP_PROXY") {
 			env = append(env, e)
 		}
