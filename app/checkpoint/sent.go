@@ -40,9 +40,12 @@ type Sent struct {
 	// this process's, and an earlier one's until ForgetEarlier.
 	journal    *os.File
 	journalErr error // a write failed: nothing more is appended until Save starts it over
-	journaled  bool  // frames were appended since the journal was started over
-	taken      map[uint64][]sentEntry
-	earlier    map[uint64][]sentEntry
+	// Restarted names the journal when OpenSent found its start damaged (cut short or zeros,
+	// as a power cut can leave a new file) and started it over: the caller warns.
+	Restarted string
+	journaled bool // frames were appended since the journal was started over
+	taken     map[uint64][]sentEntry
+	earlier   map[uint64][]sentEntry
 }
 
 type sentEntry struct {

@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -62,6 +63,18 @@ func (m *Sent) openJournal() error {
 			f.Close()
 			return fmt.Errorf("the journal of alerts sent, %s, cannot be written: %w", path, err)
 		}
+	case cutHeader(b):
+		// Made, and its first write cut short or lost (a power cut: the header is not
+		// synced): it held nothing yet. Started over; forgetting costs only alerts sent again.
+		if err := f.Truncate(0); err != nil {
+			f.Close()
+			return fmt.Errorf("the journal of alerts sent, %s, has a damaged start and cannot be started over: %w", path, err)
+		}
+		if _, err := f.WriteAt([]byte(journalMagic), 0); err != nil {
+			f.Close()
+			return fmt.Errorf("the journal of alerts sent, %s, cannot be written: %w", path, err)
+		}
+		m.Restarted = path
 	case len(b) < len(journalMagic) || string(b[:len(journalMagic)]) != journalMagic:
 		f.Close()
 		return fmt.Errorf("the journal of alerts sent, %s, cannot be read (not a journal); removing it costs only alerts sent again", path)
@@ -80,6 +93,15 @@ func (m *Sent) openJournal() error {
 	}
 	m.journal = f
 	return nil
+}
+
+// cutHeader reports whether b is a journal's header cut short, or zeros where it should be.
+func cutHeader(b []byte) bool {
+	if len(b) < len(journalMagic) && string(b) == journalMagic[:len(b)] {
+		return true
+	}
+	n := min(len(b), len(journalMagic))
+	return bytes.Count(b[:n], []byte{0}) == n
 }
 
 // replay applies the whole frames at the start of b and returns their length. Tickets

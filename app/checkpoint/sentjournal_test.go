@@ -111,6 +111,39 @@ func TestSentJournalCutShort(t *testing.T) {
 	}
 }
 
+// A journal whose start a power cut left cut short or as zeros held nothing that can be read:
+// it is started over (the caller warns), not an input that cannot start until someone deletes
+// it. Another file in its place stays an error.
+func TestSentJournalDamagedStart(t *testing.T) {
+	at := time.Unix(1_800_000_000, 0)
+	for name, start := range map[string][]byte{
+		"cut":        []byte(journalMagic[:7]),
+		"zeros":      make([]byte, 4096),
+		"zero bytes": make([]byte, 3),
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "x.sent")
+			if err := os.WriteFile(journalPath(path), start, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			m, err := OpenSent(path, 0, 0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Restarted != journalPath(path) {
+				t.Errorf("Restarted = %q, want the journal's path", m.Restarted)
+			}
+			if err := m.Record("da1", at); err != nil {
+				t.Fatal(err)
+			}
+			back, err := OpenSent(path, 0, 0, nil)
+			if err != nil || !back.Has("da1", at) || back.Restarted != "" {
+				t.Fatalf("after the start over: %v, has %v, restarted %q", err, err == nil && back.Has("da1", at), back.Restarted)
+			}
+		})
+	}
+}
+
 func FuzzParseFrame(f *testing.F) {
 	f.Add(appendFrame(nil, 'C', 0, []sentEntry{{1, 2}}))
 	f.Add(appendFrame(nil, 'T', 7, []sentEntry{{1, 2}, {3, 4}}))

@@ -107,6 +107,9 @@ func New(cfg *config.Config, log *slog.Logger, out *Stdout) (*Collector, error) 
 			c.Store.Close()
 			return nil, err
 		}
+		if c.sent.Restarted != "" {
+			log.Warn("the journal of incident alerts sent had a damaged start (a power cut?) and was started over; alerts it held may be sent again once", "path", c.sent.Restarted)
+		}
 		c.Incidents = &IncidentStats{}
 		src = incidentSource{src: src, sent: c.sent, alertSourcetype: cfg.NestedSourcetype, log: log, stats: c.Incidents}
 		open = sentRecorder(open, c.sent, log)
