@@ -43,6 +43,7 @@ type Sent struct {
 	// Restarted names the journal when OpenSent found its start damaged (cut short or zeros,
 	// as a power cut can leave a new file) and started it over: the caller warns.
 	Restarted string
+	closed    bool // Close was called: Save writes nothing more
 	journaled bool // frames were appended since the journal was started over
 	taken     map[uint64][]sentEntry
 	earlier   map[uint64][]sentEntry
@@ -205,7 +206,7 @@ func (m *Sent) mergeLocked() {
 func (m *Sent) Save() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !m.dirty && !m.journaled {
+	if m.closed || (!m.dirty && !m.journaled) { // closed: the files may be another process's now
 		return nil
 	}
 	if m.dirty {

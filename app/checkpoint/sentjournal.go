@@ -292,6 +292,7 @@ func (m *Sent) restartJournalLocked() error {
 func (m *Sent) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.closed = true
 	if m.journal == nil {
 		return nil
 	}

@@ -144,6 +144,28 @@ func TestSentJournalDamagedStart(t *testing.T) {
 	}
 }
 
+// A Save after Close (a late background save) writes nothing: the files may be another
+// process's by then.
+func TestSentSaveAfterCloseWritesNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.sent")
+	m, err := OpenSent(path, 0, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Record("da1", time.Unix(1_800_000_000, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("Save after Close wrote the memory's file (%v)", err)
+	}
+}
+
 func FuzzParseFrame(f *testing.F) {
 	f.Add(appendFrame(nil, 'C', 0, []sentEntry{{1, 2}}))
 	f.Add(appendFrame(nil, 'T', 7, []sentEntry{{1, 2}, {3, 4}}))
