@@ -348,7 +348,8 @@ func TestRefusalAcrossPollsStops(t *testing.T) {
 // Rare bad alerts that are the last ones read wait in the checkpoint for what follows: a
 // newer alert indexed after them shows Splunk is fine (they go to the dead-letter file then);
 // with nothing newer, they go there after quietDrains polls. Alerts before them are committed
-// and never sent twice, and a run sent again on every poll counts once (two batches refused
+// and sent twice at most once (with acks, those sharing the first refused one's request), and a
+// run sent again on every poll counts once (two batches refused
 // whole, sent three times, are not six batches: no stop).
 func TestLastAlertsRefusedAreCarried(t *testing.T) {
 	for _, tc := range []struct {
@@ -399,8 +400,12 @@ func TestLastAlertsRefusedAreCarried(t *testing.T) {
 			if tc.newer {
 				want++
 			}
-			if hs := r.hec.Stats(); hs.Distinct != want || hs.Duplicates != 0 {
-				t.Errorf("indexed %d (want %d), duplicates %d (want 0)", hs.Distinct, want, hs.Duplicates)
+			// The rig has acks: the good alerts sharing a batch with the first refused one
+			// were taken by a 400 that has no ack id, so they are sent once more for an ack
+			// (hec, ca5092c); nothing else twice.
+			prefix := (30 - tc.bad) % 10
+			if hs := r.hec.Stats(); hs.Distinct != want || hs.Duplicates != prefix {
+				t.Errorf("indexed %d (want %d), duplicates %d (want %d)", hs.Distinct, want, hs.Duplicates, prefix)
 			}
 		})
 	}
