@@ -25,8 +25,8 @@ type Rejected struct {
 type Outcome struct {
 	Batch    *Batch
 	Rejected []Rejected
-	// Resent counts records sent again after a reply or an ack was lost: Splunk may hold
-	// them twice.
+	// Resent counts records sent again after a reply or an ack was lost, or, with acks,
+	// taken by a partial refusal (a 400 has no ack id): Splunk may hold them twice.
 	Resent     int
 	AckLatency time.Duration // from the first send to the last ack, when acks are on
 	// Sent is when the last request that indexed records of the batch was sent (0 if none
@@ -43,7 +43,7 @@ type Stats struct {
 	Batches     int // batches confirmed
 	Records     int // records confirmed (indexed)
 	Rejected    int
-	Resent      int // records sent again after a lost reply or ack
+	Resent      int // records sent again after a lost reply or ack, or a partial refusal with acks
 	AckTimeouts int // batches re-sent because their ack did not come within AckTimeout
 	AckOverdue  int // batches re-sent because their ack was overdue (later ones were acked, or it was alone in flight)
 	Retries     int // requests repeated after a retryable failure

@@ -12,14 +12,14 @@ import (
 // GOMAXPROCS holds a number of processors (the runtime ignores any other value, and so does Set).
 //
 // A feed's pump spends its time waiting on the APIs, on HEC and on its rate limit; its work
-// (decoding, compressing) runs in bursts of one page. Measured on a 2-core machine whose other
-// core ran the stand-ins (docs/benchmarks.md, stop 38), the same drains took no more CPU with
-// one processor than with two, and often less (the graph-alerts feed, a page every 0.4 s at
+// (decoding, compressing) runs in bursts of one page. Measured on a 2-core machine shared with
+// the stand-ins (docs/benchmarks.md, stop 38), the same drains took about the same CPU with one
+// processor as with two, or less (the graph-alerts feed, a page every 0.4 s at
 // Graph's rate limit, 2.34 to 2.49 s of CPU for 100,000 alerts against 2.73 to 3.22 s), in the
 // same wall time. It also keeps a collector beside splunkd on a forwarder to a core a feed.
 func Set(lookup func(string) (string, bool), feeds int) {
 	if v, set := lookup("GOMAXPROCS"); set {
-		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 && v[0] != '+' { // as the runtime reads it
 			return
 		}
 	}

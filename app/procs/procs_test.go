@@ -20,6 +20,7 @@ func TestSet(t *testing.T) {
 		{env: map[string]string{"GOMAXPROCS": ""}, feeds: 2, start: 8, want: 2},  // what the runtime ignores, Set does too
 		{env: map[string]string{"GOMAXPROCS": "0"}, feeds: 2, start: 8, want: 2},
 		{env: map[string]string{"GOMAXPROCS": "many"}, feeds: 1, start: 8, want: 1},
+		{env: map[string]string{"GOMAXPROCS": "+4"}, feeds: 1, start: 8, want: 1},
 	} {
 		runtime.GOMAXPROCS(tc.start)
 		Set(func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }, tc.feeds)
