@@ -68,13 +68,19 @@ func (s *standin) stop() { _ = s.cmd.Process.Signal(syscall.SIGTERM); _ = s.cmd.
 
 // cpu is the CPU time the stand-in used, once stopped.
 func (s *standin) cpu() time.Duration {
-	if s.cmd.ProcessState == nil {
-		return 0
+	cpu, _ := usage(s.cmd.ProcessState)
+	return cpu
+}
+
+// usage is an ended process's CPU time (user and system) and peak RSS (0s if unknown).
+func usage(ps *os.ProcessState) (cpu time.Duration, rssKiB int64) {
+	if ps == nil {
+		return 0, 0
 	}
-	if ru, ok := s.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Maxrss
 	}
-	return 0
+	return 0, 0
 }
 
 type measure struct {
@@ -97,12 +103,7 @@ func runMeasuredOn(prefix []string, name string, env []string, args ...string) (
 	start := time.Now()
 	err := cmd.Run()
 	m := measure{wall: time.Since(start), log: errb.String()}
-	if cmd.ProcessState != nil {
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			m.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-			m.rssKiB = ru.Maxrss
-		}
-	}
+	m.cpu, m.rssKiB = usage(cmd.ProcessState)
 	if err != nil {
 		last := m.log
 		if len(last) > 2000 {
@@ -163,7 +164,7 @@ func main() {
 	feeds := flag.String("feeds", "", "also run these feeds against endpoint-alerts on the same alerts, acks off (graph-alerts)")
 	feedSize := flag.Int("feed-size", 100000, "alerts for -feeds")
 	feedRounds := flag.Int("feed-rounds", 3, "rounds of -feeds (the feeds alternate)")
-	feedPin := flag.String("feed-pin", "auto", "-feeds: the stand-in on CPU 0 and the product on the others (auto: where Linux, 2 CPUs and taskset allow; on; off)")
+	feedPin := flag.String("feed-pin", "auto", "-feeds: the stand-in on one CPU and the product on the others (auto: where Linux, 2 CPUs and taskset allow; on; off)")
 	var acks ackFlags
 	acks.register(flag.CommandLine)
 	flag.Parse()

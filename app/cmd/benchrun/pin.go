@@ -18,7 +18,6 @@ import (
 // says); off, both share every CPU (as in the other parts of the bench).
 
 type pinning struct {
-	on               bool
 	standin, product []string // command prefixes (taskset -c …), nil when off
 	about            string   // for the report
 }
@@ -47,7 +46,7 @@ func feedPinning(mode string) (pinning, error) {
 		others[i] = strconv.Itoa(c)
 	}
 	list := strings.Join(others, ",")
-	return pinning{on: true,
+	return pinning{
 		standin: []string{taskset, "-c", strconv.Itoa(cpus[0])},
 		product: []string{taskset, "-c", list},
 		about:   fmt.Sprintf("pinned: the stand-in on CPU %d, the product on CPU %s (of %d the bench may use)", cpus[0], list, len(cpus)),
