@@ -176,3 +176,32 @@ func FuzzParseFrame(f *testing.F) {
 		}
 	})
 }
+
+// Whatever a journal file holds, opening it fails with an error or replays what it can, and
+// what it recorded after opening is read back by the next open.
+func FuzzOpenJournal(f *testing.F) {
+	f.Add([]byte(journalMagic))
+	f.Add(append([]byte(journalMagic), appendFrame(nil, 'C', 0, []sentEntry{{1, 2}})...))
+	f.Add([]byte(journalMagic[:5]))
+	f.Add(make([]byte, 40))
+	at := time.Unix(1_800_000_000, 0)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(t.TempDir(), "x.sent")
+		if err := os.WriteFile(journalPath(path), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		m, err := OpenSent(path, 0, 0, nil)
+		if err != nil {
+			return
+		}
+		if err := m.Record("da-fuzz", at); err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+		back, err := OpenSent(path, 0, 0, nil)
+		if err != nil || !back.Has("da-fuzz", at) {
+			t.Fatalf("a version recorded after opening %q was lost: %v", b, err)
+		}
+		back.Close()
+	})
+}
